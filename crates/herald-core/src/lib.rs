@@ -1,1 +1,19 @@
-//! herald-core
+//! Herald's domain, without I/O: what a CloudEvent must look like, how events map to NATS
+//! subjects, what a subscription is, how filters match, and how long to wait between attempts.
+//!
+//! This crate must not depend on an async runtime, on HTTP, gRPC or NATS crates, or read clocks,
+//! files or the network: callers pass time and bytes in. Everything here is unit-testable with
+//! plain values.
+
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod network;
+pub mod retry;
+pub mod subject;
+pub mod subscription;
+
+pub use error::ErrorCode;
+pub use event::{Event, EventError, MessageId};
+pub use filter::Filter;
+pub use subscription::{Sink, Subscription, SubscriptionId};

@@ -1,0 +1,263 @@
+//! The NATS subject scheme: where each event lives in JetStream and how a subscription's
+//! filters become server-side filter subjects.
+//!
+//! An event is stored on `herald.events.<partition>.<type tokens>`:
+//! - `<partition>` is a decimal in `0..PARTITIONS`, the FNV-1a hash of the event's ordering key
+//!   (the `partitionkey` extension) modulo [`PARTITIONS`]; events without a key use the hash of
+//!   their message id, spreading them evenly. Ordered delivery consumes one partition at a time.
+//! - `<type tokens>` is the event type split on `.`, each part encoded with [`encode_token`], so
+//!   `com.shop.order.created` is stored on `herald.events.3.com.shop.order.created`. A prefix
+//!   filter that ends on a dot (`com.shop.`) becomes `herald.events.*.com.shop.>`, and JetStream
+//!   hands the consumer only those events.
+//!
+//! This module is pure: it builds strings; `herald-nats` uses them.
+
+use std::collections::BTreeSet;
+
+use crate::filter::Filter;
+
+#[cfg(test)]
+mod tests;
+
+/// The root of every subject Herald uses.
+pub const ROOT: &str = "herald";
+
+/// Subjects of the events stream: `herald.events.>`.
+pub const EVENTS_WILDCARD: &str = "herald.events.>";
+
+/// The number of ordering partitions of the events stream. Part of the subject scheme: changing
+/// it moves keys between partitions.
+pub const PARTITIONS: u32 = 16;
+
+/// Longest subject accepted for an event, in bytes; longer event types are refused at ingest.
+pub const MAX_SUBJECT_LEN: usize = 1024;
+
+/// Returns the partition of an ordering key.
+pub fn partition_of(key: &str) -> u32 {
+    // FNV-1a, 32 bit: tiny, stable across versions and languages, documented for producers.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % PARTITIONS
+}
+
+/// Returns the subject an event of type `event_type` in `partition` is stored on, or `None` when
+/// the encoded subject would exceed [`MAX_SUBJECT_LEN`].
+pub fn event_subject(partition: u32, event_type: &str) -> Option<String> {
+    let mut subject = format!("{ROOT}.events.{partition}");
+    for token in event_type.split('.') {
+        subject.push('.');
+        encode_token_into(token, &mut subject);
+    }
+    (subject.len() <= MAX_SUBJECT_LEN).then_some(subject)
+}
+
+/// Recovers the event type from an event subject.
+pub fn event_type_of(subject: &str) -> Option<String> {
+    let rest = subject.strip_prefix("herald.events.")?;
+    let (_partition, type_tokens) = rest.split_once('.')?;
+    let mut event_type = String::with_capacity(type_tokens.len());
+    for (index, token) in type_tokens.split('.').enumerate() {
+        if index > 0 {
+            event_type.push('.');
+        }
+        event_type.push_str(&decode_token(token)?);
+    }
+    Some(event_type)
+}
+
+/// Encodes one dot-free part of an event type as a NATS subject token.
+///
+/// ASCII letters, digits and `-` stand for themselves; every other byte is written `_HH` (two
+/// upper-case hex digits); the empty part is the lone token `_`. The encoding is reversible and
+/// never produces `.`, `*`, `>` or whitespace, which NATS reserves.
+pub fn encode_token(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    encode_token_into(part, &mut out);
+    out
+}
+
+fn encode_token_into(part: &str, out: &mut String) {
+    if part.is_empty() {
+        out.push('_');
+        return;
+    }
+    for byte in part.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            out.push(char::from(byte));
+        } else {
+            out.push('_');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 0xf)]));
+        }
+    }
+}
+
+/// Decodes a token written by [`encode_token`].
+pub fn decode_token(token: &str) -> Option<String> {
+    if token == "_" {
+        return Some(String::new());
+    }
+    let bytes = token.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'_' {
+            let hex = std::str::from_utf8(bytes.get(index + 1..index + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Derives the narrowest complete set of JetStream filter subjects for a subscription's filters.
+///
+/// Complete means every event the filters can match is on one of the subjects; the dispatcher
+/// still evaluates the filters on what it receives. Type `exact` and `prefix` filters at the top
+/// level or under `all` narrow the set; an `any` of type filters yields one subject per branch.
+/// Everything else leaves the whole stream. The result has no overlapping subjects, which
+/// JetStream refuses in a consumer's `filter_subjects`.
+pub fn filter_subjects(filters: &[Filter]) -> Vec<String> {
+    let scope = scope_of_all(filters);
+    let patterns = match scope {
+        TypeScope::Unconstrained => return vec![EVENTS_WILDCARD.to_owned()],
+        TypeScope::OneOf(patterns) => patterns,
+    };
+    let mut subjects: BTreeSet<String> = BTreeSet::new();
+    for pattern in patterns {
+        match pattern {
+            TypePattern::Exact(event_type) => {
+                let subject = event_subject(0, &event_type).map(|s| wildcard_partition(&s));
+                match subject {
+                    Some(subject) => subjects.insert(subject),
+                    // Too long to store: no event can have this type; keep the set complete
+                    // without a subject JetStream would refuse.
+                    None => continue,
+                };
+            }
+            TypePattern::Prefix(prefix) => {
+                let Some((complete, _partial)) = prefix.rsplit_once('.') else {
+                    return vec![EVENTS_WILDCARD.to_owned()];
+                };
+                let mut subject = format!("{ROOT}.events.*");
+                for token in complete.split('.') {
+                    subject.push('.');
+                    encode_token_into(token, &mut subject);
+                }
+                subject.push_str(".>");
+                if subject.len() > MAX_SUBJECT_LEN {
+                    continue;
+                }
+                subjects.insert(subject);
+            }
+        }
+    }
+    let subjects = remove_overlaps(subjects);
+    if subjects.is_empty() {
+        return vec![EVENTS_WILDCARD.to_owned()];
+    }
+    subjects
+}
+
+fn wildcard_partition(subject: &str) -> String {
+    let rest = subject
+        .strip_prefix("herald.events.")
+        .expect("an event subject should hold");
+    let (_partition, tokens) = rest.split_once('.').expect("an event subject should hold");
+    format!("{ROOT}.events.*.{tokens}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TypePattern {
+    Exact(String),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TypeScope {
+    /// Any event type may match.
+    Unconstrained,
+    /// Only types matching one of these patterns may match.
+    OneOf(Vec<TypePattern>),
+}
+
+fn scope_of_all(filters: &[Filter]) -> TypeScope {
+    // All must match, so any constrained member bounds the whole; pick the narrowest one:
+    // fewest patterns, exact types before prefixes.
+    filters
+        .iter()
+        .filter_map(|filter| match scope_of(filter) {
+            TypeScope::Unconstrained => None,
+            TypeScope::OneOf(patterns) => Some(patterns),
+        })
+        .min_by_key(|patterns| {
+            let num_prefixes = patterns
+                .iter()
+                .filter(|p| matches!(p, TypePattern::Prefix(_)));
+            (patterns.len(), num_prefixes.count())
+        })
+        .map_or(TypeScope::Unconstrained, TypeScope::OneOf)
+}
+
+fn scope_of(filter: &Filter) -> TypeScope {
+    match filter {
+        Filter::Exact(attributes) => match attributes.get("type") {
+            Some(event_type) => TypeScope::OneOf(vec![TypePattern::Exact(event_type.clone())]),
+            None => TypeScope::Unconstrained,
+        },
+        Filter::Prefix(attributes) => match attributes.get("type") {
+            Some(prefix) => TypeScope::OneOf(vec![TypePattern::Prefix(prefix.clone())]),
+            None => TypeScope::Unconstrained,
+        },
+        Filter::All(filters) => scope_of_all(filters),
+        Filter::Any(filters) => {
+            let mut union = Vec::new();
+            for filter in filters {
+                match scope_of(filter) {
+                    TypeScope::Unconstrained => return TypeScope::Unconstrained,
+                    TypeScope::OneOf(patterns) => union.extend(patterns),
+                }
+            }
+            TypeScope::OneOf(union)
+        }
+        Filter::Suffix(_) | Filter::Not(_) => TypeScope::Unconstrained,
+    }
+}
+
+/// Drops every subject that another subject of the set already covers.
+fn remove_overlaps(subjects: BTreeSet<String>) -> Vec<String> {
+    let all: Vec<String> = subjects.into_iter().collect();
+    all.iter()
+        .filter(|candidate| {
+            !all.iter()
+                .any(|other| other != *candidate && subject_covers(other, candidate))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Returns true when every subject matched by `narrow` is matched by `wide`.
+pub fn subject_covers(wide: &str, narrow: &str) -> bool {
+    let wide_tokens: Vec<&str> = wide.split('.').collect();
+    let narrow_tokens: Vec<&str> = narrow.split('.').collect();
+    for (index, wide_token) in wide_tokens.iter().enumerate() {
+        if *wide_token == ">" {
+            return narrow_tokens.len() > index;
+        }
+        let Some(narrow_token) = narrow_tokens.get(index) else {
+            return false;
+        };
+        let token_covered =
+            *wide_token == "*" && *narrow_token != ">" || wide_token == narrow_token;
+        if !token_covered {
+            return false;
+        }
+    }
+    wide_tokens.len() == narrow_tokens.len()
+}

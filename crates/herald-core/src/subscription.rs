@@ -1,0 +1,265 @@
+//! Subscriptions: who receives which events, where, and with which signing secret.
+//!
+//! The serde form of [`Subscription`] is Herald's storage format in the subscriptions KV bucket
+//! (one JSON document per key, the key being the subscription id). Fields are only ever added,
+//! with defaults, so older documents keep loading.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::filter::{self, Filter};
+use crate::network::{self, NetworkPolicy};
+
+#[cfg(test)]
+mod tests;
+
+/// Longest sink URL accepted, in bytes.
+pub const MAX_SINK_LEN: usize = 2048;
+
+/// A subscription: deliver events matching `filters` to `sink`, signed with `secret`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub sink: Sink,
+    /// All must match; an empty list matches every event.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    pub secret: WebhookSecret,
+    #[serde(default)]
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("sink", &self.sink)
+            .field("filters", &self.filters)
+            .field("description", &self.description)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a subscription was refused: the field at fault and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SubscriptionError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl SubscriptionError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> SubscriptionError {
+        SubscriptionError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<filter::FilterError> for SubscriptionError {
+    fn from(error: filter::FilterError) -> SubscriptionError {
+        SubscriptionError {
+            field: error.path,
+            reason: error.reason,
+        }
+    }
+}
+
+impl Subscription {
+    /// Checks the parts that are not checked by their own constructors.
+    pub fn validate(&self) -> Result<(), SubscriptionError> {
+        filter::validate(&self.filters)?;
+        if self.description.len() > 1024 {
+            return Err(SubscriptionError::new(
+                "description",
+                "must be at most 1024 bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A subscription id: `sub_` followed by a ULID.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SubscriptionId(String);
+
+impl SubscriptionId {
+    const PREFIX: &'static str = "sub_";
+
+    /// Wraps a freshly generated ULID.
+    pub fn from_ulid(ulid: ulid::Ulid) -> SubscriptionId {
+        SubscriptionId(format!("{}{ulid}", Self::PREFIX))
+    }
+
+    /// Parses an id given by a caller.
+    pub fn parse(text: &str) -> Result<SubscriptionId, SubscriptionError> {
+        let valid = text
+            .strip_prefix(Self::PREFIX)
+            .is_some_and(|rest| ulid::Ulid::from_string(rest).is_ok());
+        if valid {
+            Ok(SubscriptionId(text.to_owned()))
+        } else {
+            Err(SubscriptionError::new(
+                "id",
+                format!("`{text}` is not a subscription id (sub_<ULID>)"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for SubscriptionId {
+    type Error = SubscriptionError;
+    fn try_from(text: String) -> Result<SubscriptionId, SubscriptionError> {
+        SubscriptionId::parse(&text)
+    }
+}
+
+impl From<SubscriptionId> for String {
+    fn from(id: SubscriptionId) -> String {
+        id.0
+    }
+}
+
+/// Where deliveries go: an absolute `http` or `https` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sink(url::Url);
+
+impl Sink {
+    /// Parses a sink URL, refusing what can never be delivered to.
+    pub fn parse(text: &str) -> Result<Sink, SubscriptionError> {
+        let error = |reason: &str| SubscriptionError::new("sink", reason);
+        if text.is_empty() {
+            return Err(error("must not be empty"));
+        }
+        if text.len() > MAX_SINK_LEN {
+            return Err(error("must be at most 2048 bytes"));
+        }
+        let url = url::Url::parse(text).map_err(|err| error(&format!("not a valid URL: {err}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(error("scheme must be http or https"));
+        }
+        if url.host().is_none() {
+            return Err(error("must name a host"));
+        }
+        if url.fragment().is_some() {
+            return Err(error("must not have a fragment"));
+        }
+        Ok(Sink(url))
+    }
+
+    /// Checks a sink against the network policy when its host is an IP literal; names are
+    /// checked when they are resolved, at every delivery.
+    pub fn check_policy(&self, policy: &NetworkPolicy) -> Result<(), SubscriptionError> {
+        let ip: Option<IpAddr> = match self.0.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(range) = ip.and_then(|ip| policy.denied_range(ip)) {
+            return Err(SubscriptionError::new(
+                "sink",
+                format!("{range} addresses are not allowed as delivery targets"),
+            ));
+        }
+        if self.0.host_str() == Some("localhost") && !policy.allows(network::Range::Loopback) {
+            return Err(SubscriptionError::new(
+                "sink",
+                "loopback addresses are not allowed as delivery targets",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Returns the host (and port), safe to log: the path and query may carry tokens.
+    pub fn authority(&self) -> String {
+        match (self.0.host_str(), self.0.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => String::new(),
+        }
+    }
+}
+
+impl TryFrom<String> for Sink {
+    type Error = SubscriptionError;
+    fn try_from(text: String) -> Result<Sink, SubscriptionError> {
+        Sink::parse(&text)
+    }
+}
+
+impl From<Sink> for String {
+    fn from(sink: Sink) -> String {
+        sink.0.into()
+    }
+}
+
+/// A Standard Webhooks secret (`whsec_<base64>`), never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    pub fn parse(text: &str) -> Result<WebhookSecret, SubscriptionError> {
+        herald_signing::Secret::parse(text)
+            .map_err(|err| SubscriptionError::new("secret", err.to_string()))?;
+        Ok(WebhookSecret(text.to_owned()))
+    }
+
+    /// Returns the secret text, for signing and for the one answer that reveals it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Returns the signing key.
+    pub fn signing_secret(&self) -> herald_signing::Secret {
+        herald_signing::Secret::parse(&self.0).expect("a validated webhook secret should parse")
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
+impl TryFrom<String> for WebhookSecret {
+    type Error = SubscriptionError;
+    fn try_from(text: String) -> Result<WebhookSecret, SubscriptionError> {
+        WebhookSecret::parse(&text)
+    }
+}
+
+impl From<WebhookSecret> for String {
+    fn from(secret: WebhookSecret) -> String {
+        secret.0
+    }
+}

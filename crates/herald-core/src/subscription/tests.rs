@@ -1,0 +1,100 @@
+//! Subscription model tests: ids, sinks, the network policy on IP literals, storage form.
+
+use super::*;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[test]
+fn ids_are_prefixed_ulids() {
+    let id = SubscriptionId::from_ulid(ulid::Ulid::nil());
+    assert_eq!(id.as_str(), "sub_00000000000000000000000000");
+    assert_eq!(SubscriptionId::parse(id.as_str()).unwrap(), id);
+    for bad in [
+        "",
+        "sub_",
+        "00000000000000000000000000",
+        "sub_xyz",
+        "ep_00000000000000000000000000",
+    ] {
+        assert!(SubscriptionId::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn sinks_must_be_deliverable_http_urls() {
+    assert!(Sink::parse("https://example.com/hooks?token=x").is_ok());
+    let cases = [
+        ("", "sink: must not be empty"),
+        ("example.com/hook", "sink: not a valid URL"),
+        ("ftp://example.com/", "sink: scheme must be http or https"),
+        (
+            "https://example.com/#frag",
+            "sink: must not have a fragment",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = Sink::parse(text).unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{text}: {error}");
+    }
+}
+
+#[test]
+fn sink_ip_literals_are_checked_against_the_network_policy() {
+    let strict = NetworkPolicy::public_only();
+    let dev = NetworkPolicy::new(true, true);
+    for text in [
+        "http://127.0.0.1:9000/",
+        "http://[::1]/",
+        "http://localhost:9000/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest",
+    ] {
+        let sink = Sink::parse(text).unwrap();
+        assert!(
+            sink.check_policy(&strict).is_err(),
+            "{text} must be refused by default"
+        );
+    }
+    assert!(
+        Sink::parse("http://127.0.0.1:9000/")
+            .unwrap()
+            .check_policy(&dev)
+            .is_ok()
+    );
+    assert!(
+        Sink::parse("http://169.254.169.254/")
+            .unwrap()
+            .check_policy(&dev)
+            .is_err()
+    );
+    assert!(
+        Sink::parse("https://93.184.216.34/")
+            .unwrap()
+            .check_policy(&strict)
+            .is_ok()
+    );
+}
+
+#[test]
+fn storage_form_round_trips_and_debug_hides_the_secret() {
+    let subscription = Subscription {
+        id: SubscriptionId::from_ulid(ulid::Ulid::nil()),
+        sink: Sink::parse("https://example.com/hook").unwrap(),
+        filters: vec![crate::Filter::exact("type", "a.b")],
+        secret: WebhookSecret::parse(SECRET).unwrap(),
+        description: "orders".to_owned(),
+        created_at: time::macros::datetime!(2026-11-22 10:00 UTC),
+        updated_at: time::macros::datetime!(2026-11-22 10:00 UTC),
+    };
+    let json = serde_json::to_string(&subscription).unwrap();
+    assert_eq!(
+        json,
+        r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","filters":[{"exact":{"type":"a.b"}}],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","description":"orders","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<Subscription>(&json).unwrap(),
+        subscription
+    );
+    assert!(!format!("{subscription:?}").contains("MfKQ"));
+    assert!(serde_json::from_str::<Subscription>(&json.replace("whsec_", "nope_")).is_err());
+}
