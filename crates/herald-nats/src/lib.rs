@@ -1,1 +1,204 @@
-//! herald-nats
+//! The only crate that talks to NATS.
+//!
+//! It owns the JetStream topology (the events stream and the subscriptions KV bucket), publishes
+//! events with their deduplication id, stores subscriptions with optimistic concurrency, and
+//! manages the durable consumer of each subscription. Role crates see Herald types
+//! ([`Event`](herald_core::Event), [`Subscription`](herald_core::Subscription)) and this crate's
+//! handles, never `async_nats` types: swapping the client or the topology stays a change here.
+
+mod consumer;
+mod error;
+mod publisher;
+mod store;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use serde::Deserialize;
+
+pub use consumer::{ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages};
+pub use error::{Error, Result};
+pub use publisher::{EventPublisher, PublishReceipt};
+pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
+
+/// Name of the stream holding every event (subjects `herald.events.>`).
+pub const EVENTS_STREAM: &str = "HERALD_EVENTS";
+
+/// Name of the KV bucket holding subscriptions, keyed by subscription id.
+pub const SUBSCRIPTIONS_BUCKET: &str = "herald_subscriptions";
+
+/// How Herald connects to NATS and shapes its streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// NATS server URL(s), comma separated.
+    pub url: String,
+    /// How long a JetStream API call or publish acknowledgement may take.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Events stream settings.
+    pub events: EventsStreamConfig,
+}
+
+/// Settings of the events stream. Applied when Herald starts (created or updated in place).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsStreamConfig {
+    /// How long events are retained, for redelivery and replay.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Window within which a second event with the same (source, id) is dropped as a duplicate.
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    /// `file` (durable) or `memory`.
+    pub storage: Storage,
+    /// Number of replicas in a NATS cluster (1 for a single server).
+    pub replicas: usize,
+}
+
+/// JetStream storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    File,
+    Memory,
+}
+
+/// A connection to NATS with Herald's JetStream topology in place.
+#[derive(Clone)]
+pub struct Nats {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    events: jetstream::stream::Stream,
+}
+
+impl Nats {
+    /// Connects and ensures the topology: the events stream and the subscriptions bucket are
+    /// created, or updated to `config` when they exist.
+    pub async fn connect(config: &Config) -> Result<Nats> {
+        let client = async_nats::ConnectOptions::new()
+            .name("herald")
+            .connection_timeout(config.request_timeout)
+            .retry_on_initial_connect()
+            .connect(config.url.as_str())
+            .await
+            .map_err(Error::unavailable("failed to connect to nats"))?;
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(config.request_timeout);
+        let events = ensure_events_stream(&jetstream, &config.events).await?;
+        ensure_subscriptions_bucket(&jetstream, &config.events).await?;
+        Ok(Nats {
+            client,
+            jetstream,
+            events,
+        })
+    }
+
+    /// Returns a publisher onto the events stream.
+    pub fn publisher(&self) -> EventPublisher {
+        EventPublisher::new(self.jetstream.clone())
+    }
+
+    /// Returns the subscription store.
+    pub async fn subscriptions(&self) -> Result<SubscriptionStore> {
+        let kv = self
+            .jetstream
+            .get_key_value(SUBSCRIPTIONS_BUCKET)
+            .await
+            .map_err(Error::unavailable(
+                "failed to open the subscriptions bucket",
+            ))?;
+        Ok(SubscriptionStore::new(kv))
+    }
+
+    /// Creates or updates the durable consumer of a subscription.
+    pub async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
+        consumer::ensure(&self.events, spec).await
+    }
+
+    /// Deletes a subscription's consumer; deleting one that does not exist succeeds.
+    pub async fn delete_consumer(&self, name: &str) -> Result<()> {
+        consumer::delete(&self.events, name).await
+    }
+
+    /// Returns the names of every consumer on the events stream.
+    pub async fn consumer_names(&self) -> Result<Vec<String>> {
+        consumer::names(&self.events).await
+    }
+
+    /// Returns the position of an existing consumer, or `NotFound`.
+    pub async fn consumer_progress(&self, name: &str) -> Result<ConsumerProgress> {
+        consumer::progress(&self.events, name).await
+    }
+
+    /// Returns true while the client is connected to a server.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Flushes outstanding writes and closes the connection.
+    pub async fn drain(&self) -> Result<()> {
+        self.client
+            .drain()
+            .await
+            .map_err(Error::unavailable("failed to drain the nats connection"))
+    }
+}
+
+async fn ensure_events_stream(
+    jetstream: &jetstream::Context,
+    config: &EventsStreamConfig,
+) -> Result<jetstream::stream::Stream> {
+    let stream_config = jetstream::stream::Config {
+        name: EVENTS_STREAM.to_owned(),
+        description: Some("Herald: every accepted CloudEvent, structured JSON".to_owned()),
+        subjects: vec![herald_core::subject::EVENTS_WILDCARD.to_owned()],
+        retention: jetstream::stream::RetentionPolicy::Limits,
+        max_age: config.retention,
+        duplicate_window: config.duplicate_window,
+        storage: storage_type(config.storage),
+        num_replicas: config.replicas,
+        discard: jetstream::stream::DiscardPolicy::Old,
+        allow_direct: true,
+        ..Default::default()
+    };
+    let info = jetstream
+        .create_or_update_stream(stream_config)
+        .await
+        .map_err(Error::unavailable(
+            "failed to create or update the events stream",
+        ))?;
+    tracing::debug!(stream = %info.config.name, messages = info.state.messages, "events stream ready");
+    jetstream
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(Error::unavailable("failed to open the events stream"))
+}
+
+async fn ensure_subscriptions_bucket(
+    jetstream: &jetstream::Context,
+    config: &EventsStreamConfig,
+) -> Result<()> {
+    let bucket = jetstream::kv::Config {
+        bucket: SUBSCRIPTIONS_BUCKET.to_owned(),
+        description: "Herald: subscriptions by id, JSON".to_owned(),
+        history: 5,
+        storage: storage_type(config.storage),
+        num_replicas: config.replicas,
+        ..Default::default()
+    };
+    jetstream
+        .create_or_update_key_value(bucket)
+        .await
+        .map_err(Error::unavailable(
+            "failed to create or update the subscriptions bucket",
+        ))?;
+    Ok(())
+}
+
+fn storage_type(storage: Storage) -> jetstream::stream::StorageType {
+    match storage {
+        Storage::File => jetstream::stream::StorageType::File,
+        Storage::Memory => jetstream::stream::StorageType::Memory,
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of herald-cesql, in one test binary: the CloudEvents
+//! SQL conformance suite (TCK), property tests that the parser and evaluator
+//! never panic, and checks of the public API. Only the TCK runner does I/O:
+//! it reads the suite's YAML files from `tests/cesql-tck` in this crate.
+
+mod api;
+mod properties;
+mod tck;

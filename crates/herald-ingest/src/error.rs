@@ -1,0 +1,161 @@
+//! Ingest errors and their one mapping to HTTP: `application/problem+json` (RFC 9457).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use herald_core::{ErrorCode, EventError};
+
+/// An ingest failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid CloudEvent: {0}")]
+    InvalidEvent(EventError),
+    #[error("invalid batch: {} of its events are invalid", .0.len())]
+    InvalidBatch(Vec<(usize, EventError)>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the batch holds {count} events, more than the limit of {limit}")]
+    BatchTooLarge { count: usize, limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("missing or invalid bearer token")]
+    Unauthenticated,
+    #[error("events could not be persisted: {0}")]
+    Unavailable(herald_nats::Error),
+    #[error("failed to register metrics: {0}")]
+    Metrics(prometheus::Error),
+    #[error("listener failed: {0}")]
+    Io(std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Returns the kind of failure, which decides the HTTP status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidEvent(_) | Error::InvalidBatch(_) | Error::BadRequest(_) => {
+                ErrorCode::InvalidArgument
+            }
+            Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => {
+                ErrorCode::ResourceExhausted
+            }
+            Error::UnsupportedMediaType(_) => ErrorCode::InvalidArgument,
+            Error::Unauthenticated => ErrorCode::Unauthenticated,
+            Error::Unavailable(err) => match err.code() {
+                ErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
+                _ => ErrorCode::Unavailable,
+            },
+            Error::Metrics(_) | Error::Io(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            // Two refusals are more precise than their code's generic status.
+            Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => status_of(self.code()),
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Error::InvalidEvent(_) => "invalid-event",
+            Error::InvalidBatch(_) => "invalid-batch",
+            Error::BadRequest(_) => "bad-request",
+            Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => "payload-too-large",
+            Error::UnsupportedMediaType(_) => "unsupported-media-type",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Unavailable(_) => "unavailable",
+            Error::Metrics(_) | Error::Io(_) => "internal",
+        }
+    }
+}
+
+/// Maps an error code to its HTTP status, once for the whole ingest API.
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::AlreadyExists | ErrorCode::Aborted => StatusCode::CONFLICT,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorCode::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A problem document (RFC 9457).
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Herald's error code (`invalid_argument`, ...).
+    pub code: String,
+    /// Per-event reasons of a refused batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<BatchEntryProblem>,
+}
+
+/// Why one event of a batch was refused.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct BatchEntryProblem {
+    pub index: usize,
+    pub detail: String,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // Logged once, here, where the error is turned into an answer.
+            tracing::warn!(error = %self, status = status.as_u16(), "ingest request failed");
+        }
+        let errors = match &self {
+            Error::InvalidBatch(entries) => entries
+                .iter()
+                .map(|(index, err)| BatchEntryProblem {
+                    index: *index,
+                    detail: err.to_string(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let problem = Problem {
+            problem_type: format!("urn:herald:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code().as_str().to_owned(),
+            errors,
+        };
+        let body = serde_json::to_vec(&problem).expect("a problem document should serialize");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match &self {
+            Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Error::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

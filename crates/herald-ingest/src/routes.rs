@@ -1,0 +1,263 @@
+//! The HTTP surface of ingest: `POST /v1/events` in three content modes, and `OPTIONS` for the
+//! webhook abuse-protection handshake (CloudEvents HTTP Web Hooks, section 4).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::value::RawValue;
+
+use herald_core::Event;
+use herald_core::event::{BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE};
+use herald_nats::EventPublisher;
+
+use crate::{Config, Error, Metrics, Result};
+
+#[derive(Clone)]
+struct AppState {
+    config: Arc<Config>,
+    publisher: EventPublisher,
+    metrics: Metrics,
+}
+
+/// Content modes of the CloudEvents HTTP binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Structured,
+    Batch,
+    Binary,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Structured => "structured",
+            Mode::Batch => "batch",
+            Mode::Binary => "binary",
+        }
+    }
+}
+
+pub(crate) fn router(config: Arc<Config>, publisher: EventPublisher, metrics: Metrics) -> Router {
+    let body_limit = config.max_body_bytes;
+    let state = AppState {
+        config,
+        publisher,
+        metrics,
+    };
+    Router::new()
+        .route("/v1/events", post(publish_events).options(abuse_protection))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let auth = &state.config.auth;
+    if auth.disabled {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let accepted = presented.is_some_and(|token| {
+        auth.api_tokens
+            .iter()
+            .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
+    });
+    if accepted {
+        next.run(request).await
+    } else {
+        state
+            .metrics
+            .requests_rejected
+            .with_label_values(&["401"])
+            .inc();
+        Error::Unauthenticated.into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn publish_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept(&state, &headers, body).await;
+    match result {
+        Ok(response) => response,
+        Err(err) => {
+            let status = err.code();
+            state
+                .metrics
+                .requests_rejected
+                .with_label_values(&[status.as_str()])
+                .inc();
+            err.into_response()
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let mode = mode_of(headers)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
+            limit: state.config.max_body_bytes,
+        },
+        _ => Error::BadRequest(format!(
+            "failed to read the body: {}",
+            rejection.body_text()
+        )),
+    })?;
+    let events = match mode {
+        Mode::Structured => vec![Event::from_structured(body).map_err(Error::InvalidEvent)?],
+        Mode::Binary => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let ce_headers = headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes()));
+            vec![Event::from_binary(ce_headers, content_type, &body).map_err(Error::InvalidEvent)?]
+        }
+        Mode::Batch => parse_batch(&body, state.config.max_batch_events)?,
+    };
+    let mode_label = [mode.as_str()];
+    state
+        .metrics
+        .events_received
+        .with_label_values(&mode_label)
+        .inc_by(events.len() as u64);
+    let started = Instant::now();
+    let receipts = match events.as_slice() {
+        [event] => vec![
+            state
+                .publisher
+                .publish(event)
+                .await
+                .map_err(Error::Unavailable)?,
+        ],
+        _ => state
+            .publisher
+            .publish_all(&events)
+            .await
+            .map_err(Error::Unavailable)?,
+    };
+    state
+        .metrics
+        .publish_duration
+        .with_label_values(&mode_label)
+        .observe(started.elapsed().as_secs_f64());
+    let num_duplicates = receipts.iter().filter(|receipt| receipt.duplicate).count() as u64;
+    let accepted = &state.metrics.events_accepted;
+    accepted.with_label_values(&["true"]).inc_by(num_duplicates);
+    accepted
+        .with_label_values(&["false"])
+        .inc_by(receipts.len() as u64 - num_duplicates);
+    let body = match mode {
+        Mode::Batch => serde_json::json!({
+            "ids": events.iter().map(Event::id).collect::<Vec<_>>(),
+            "duplicates": num_duplicates,
+        }),
+        Mode::Structured | Mode::Binary => serde_json::json!({
+            "id": events[0].id(),
+            "duplicate": num_duplicates == 1,
+        }),
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+fn mode_of(headers: &HeaderMap) -> Result<Mode> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let essence = content_type
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if essence == STRUCTURED_CONTENT_TYPE {
+        return Ok(Mode::Structured);
+    }
+    if essence == BATCH_CONTENT_TYPE {
+        return Ok(Mode::Batch);
+    }
+    if essence.starts_with("application/cloudevents") {
+        return Err(Error::UnsupportedMediaType(format!(
+            "event format `{essence}` is not supported: use {STRUCTURED_CONTENT_TYPE} or {BATCH_CONTENT_TYPE}"
+        )));
+    }
+    if headers.contains_key("ce-specversion") {
+        return Ok(Mode::Binary);
+    }
+    Err(Error::UnsupportedMediaType(format!(
+        "content type `{}` is neither a CloudEvents format nor binary mode (no ce-specversion header): \
+         send {STRUCTURED_CONTENT_TYPE}, {BATCH_CONTENT_TYPE}, or ce- headers",
+        content_type.unwrap_or("(none)")
+    )))
+}
+
+fn parse_batch(body: &Bytes, limit: usize) -> Result<Vec<Event>> {
+    let members: Vec<&RawValue> = serde_json::from_slice(body).map_err(|err| {
+        Error::BadRequest(format!("a batch must be a JSON array of events: {err}"))
+    })?;
+    if members.len() > limit {
+        return Err(Error::BatchTooLarge {
+            count: members.len(),
+            limit,
+        });
+    }
+    let mut events = Vec::with_capacity(members.len());
+    let mut problems = Vec::new();
+    for (index, member) in members.iter().enumerate() {
+        let bytes = body.slice_ref(member.get().as_bytes());
+        match Event::from_structured(bytes) {
+            Ok(event) => events.push(event),
+            Err(err) => problems.push((index, err)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::InvalidBatch(problems));
+    }
+    if events.is_empty() {
+        return Err(Error::BadRequest(
+            "a batch must hold at least one event".to_owned(),
+        ));
+    }
+    Ok(events)
+}
+
+/// CloudEvents HTTP Web Hooks, "Abuse Protection": a sender asks with `WebHook-Request-Origin`
+/// whether this endpoint accepts its deliveries; Herald accepts every origin that passed
+/// authentication, at any rate.
+async fn abuse_protection(headers: HeaderMap) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let out = response.headers_mut();
+    out.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    if let Some(origin) = headers.get("webhook-request-origin") {
+        out.insert("webhook-allowed-origin", origin.clone());
+        out.insert("webhook-allowed-rate", HeaderValue::from_static("*"));
+    }
+    response
+}

@@ -1,0 +1,214 @@
+//! Durable consumers on the events stream, one per subscription, and the messages they deliver.
+//!
+//! A consumer is named after its subscription id, filters on the subscription's pre-filter
+//! subjects, and starts at the subscription's creation time, so creating it late (a dispatcher
+//! that was down) loses nothing. Acknowledgement is explicit: a message is acked only once it is
+//! delivered (or, later, dead-lettered); a failed attempt is nak'd with a delay.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use time::OffsetDateTime;
+
+use herald_core::ErrorCode;
+
+use crate::{Error, Result};
+
+/// What a subscription's consumer should look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerSpec {
+    /// Durable name: the subscription id.
+    pub name: String,
+    /// Server-side filter subjects (never empty).
+    pub filter_subjects: Vec<String>,
+    /// Events published from this time on are delivered.
+    pub start_time: OffsetDateTime,
+    /// How long an unacknowledged delivery waits before JetStream redelivers it. Must exceed the
+    /// longest attempt, so an attempt in flight is never delivered twice at once.
+    pub ack_wait: Duration,
+    /// How many deliveries may be unacknowledged at once: the subscription's concurrency.
+    pub max_ack_pending: i64,
+}
+
+/// A subscription's durable consumer.
+pub struct EventConsumer {
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+}
+
+/// One delivery of an event to a consumer.
+pub struct Delivery {
+    message: jetstream::Message,
+    /// 1 for the first delivery, 2 for the first redelivery, and so on.
+    pub attempt: u32,
+    /// Stream sequence of the event.
+    pub stream_sequence: u64,
+    /// When the event was stored.
+    pub published: OffsetDateTime,
+}
+
+/// The stream of deliveries of a consumer.
+pub type Messages = std::pin::Pin<Box<dyn Stream<Item = Result<Delivery>> + Send>>;
+
+impl EventConsumer {
+    /// Streams deliveries, pulling up to `batch` messages at a time.
+    pub async fn messages(&self, batch: usize) -> Result<Messages> {
+        let messages = self
+            .consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(Error::unavailable("failed to pull from the consumer"))?;
+        let deliveries = messages.map(|message| {
+            let message = message.map_err(Error::unavailable("failed to receive a delivery"))?;
+            Delivery::new(message)
+        });
+        Ok(Box::pin(deliveries))
+    }
+
+    /// Returns the number of messages the consumer has delivered at least once and that are not
+    /// yet acknowledged, and the stream sequence it has delivered up to.
+    pub async fn progress(&mut self) -> Result<ConsumerProgress> {
+        let info = self
+            .consumer
+            .info()
+            .await
+            .map_err(Error::unavailable("failed to read consumer info"))?;
+        Ok(ConsumerProgress {
+            delivered_stream_sequence: info.delivered.stream_sequence,
+            ack_floor_stream_sequence: info.ack_floor.stream_sequence,
+            num_ack_pending: info.num_ack_pending as u64,
+            num_pending: info.num_pending,
+        })
+    }
+}
+
+/// A consumer's position in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerProgress {
+    pub delivered_stream_sequence: u64,
+    pub ack_floor_stream_sequence: u64,
+    pub num_ack_pending: u64,
+    pub num_pending: u64,
+}
+
+impl Delivery {
+    fn new(message: jetstream::Message) -> Result<Delivery> {
+        let info = message
+            .info()
+            .map_err(|err| Error::new(ErrorCode::Internal, format!("malformed delivery: {err}")))?;
+        let attempt = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
+        let stream_sequence = info.stream_sequence;
+        let published = info.published;
+        Ok(Delivery {
+            message,
+            attempt,
+            stream_sequence,
+            published,
+        })
+    }
+
+    /// Returns the stored event: structured CloudEvents JSON.
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// Returns the subject the event was stored on.
+    pub fn subject(&self) -> &str {
+        self.message.subject.as_str()
+    }
+
+    /// Returns a header of the stored message, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.message
+            .headers
+            .as_ref()?
+            .get(name)
+            .map(|value| value.as_str())
+    }
+
+    /// Acknowledges: the event is done for this subscription.
+    pub async fn ack(&self) -> Result<()> {
+        self.reply(AckKind::Ack).await
+    }
+
+    /// Asks for redelivery after `delay`.
+    pub async fn nak(&self, delay: Duration) -> Result<()> {
+        self.reply(AckKind::Nak(Some(delay))).await
+    }
+
+    /// Stops redelivery without success.
+    pub async fn term(&self) -> Result<()> {
+        self.reply(AckKind::Term).await
+    }
+
+    async fn reply(&self, kind: AckKind) -> Result<()> {
+        self.message.ack_with(kind).await.map_err(|err| {
+            Error::new(
+                ErrorCode::Unavailable,
+                format!("failed to acknowledge a delivery: {err}"),
+            )
+        })
+    }
+}
+
+pub(crate) async fn ensure(
+    stream: &jetstream::stream::Stream,
+    spec: &ConsumerSpec,
+) -> Result<EventConsumer> {
+    let (filter_subject, filter_subjects) = match spec.filter_subjects.as_slice() {
+        [one] => (one.clone(), Vec::new()),
+        many => (String::new(), many.to_vec()),
+    };
+    let config = pull::Config {
+        durable_name: Some(spec.name.clone()),
+        description: Some(format!("Herald subscription {}", spec.name)),
+        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartTime {
+            start_time: spec.start_time,
+        },
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: spec.ack_wait,
+        max_deliver: -1,
+        max_ack_pending: spec.max_ack_pending,
+        filter_subject,
+        filter_subjects,
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(Error::unavailable("failed to create or update a consumer"))?;
+    Ok(EventConsumer { consumer })
+}
+
+pub(crate) async fn delete(stream: &jetstream::stream::Stream, name: &str) -> Result<()> {
+    match stream.delete_consumer(name).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.to_string().contains("consumer not found") => Ok(()),
+        Err(err) => Err(Error::unavailable("failed to delete a consumer")(err)),
+    }
+}
+
+pub(crate) async fn names(stream: &jetstream::stream::Stream) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut listing = stream.consumer_names();
+    while let Some(name) = listing.next().await {
+        names.push(name.map_err(Error::unavailable("failed to list consumers"))?);
+    }
+    Ok(names)
+}
+
+pub(crate) async fn progress(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+) -> Result<ConsumerProgress> {
+    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .get_consumer(name)
+        .await
+        .map_err(|err| Error::new(ErrorCode::NotFound, format!("consumer {name}: {err}")))?;
+    EventConsumer { consumer }.progress().await
+}

