@@ -1,1 +1,21 @@
-//! herald-dispatcher
+//! Dispatcher role: keeps one durable JetStream consumer per subscription and delivers each
+//! matching event to the subscription's sink as a signed Standard Webhooks request.
+//!
+//! The service watches the subscriptions bucket and reconciles workers with it: a new
+//! subscription gets a consumer and a worker, an updated one has its consumer's filter subjects
+//! and its worker's route swapped in place, a deleted one has both removed. Events are
+//! acknowledged only after a 2xx; anything else is nak'd with the retry schedule's delay.
+//! Depends on `herald-nats` and `herald-signing`, never on other roles. See README.md for the
+//! delivery algorithm.
+
+mod client;
+mod config;
+mod error;
+mod metrics;
+mod service;
+mod worker;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use service::{Service, build};

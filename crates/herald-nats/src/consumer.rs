@@ -131,6 +131,21 @@ impl Delivery {
             .map(|value| value.as_str())
     }
 
+    /// Returns every header of the stored message as (name, value) pairs.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        let Some(headers) = self.message.headers.as_ref() else {
+            return Vec::new();
+        };
+        headers
+            .iter()
+            .flat_map(|(name, values)| {
+                values
+                    .iter()
+                    .map(move |value| (name.as_ref(), value.as_str()))
+            })
+            .collect()
+    }
+
     /// Acknowledges: the event is done for this subscription.
     pub async fn ack(&self) -> Result<()> {
         self.reply(AckKind::Ack).await

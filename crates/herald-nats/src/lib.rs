@@ -131,6 +131,16 @@ impl Nats {
         consumer::progress(&self.events, name).await
     }
 
+    /// Returns the number of events stored in the events stream.
+    pub async fn events_stored(&self) -> Result<u64> {
+        let mut stream = self.events.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(Error::unavailable("failed to read stream info"))?;
+        Ok(info.state.messages)
+    }
+
     /// Returns true while the client is connected to a server.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

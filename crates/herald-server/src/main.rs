@@ -1,1 +1,146 @@
-fn main() {}
+//! `herald`: the Herald server. One binary, a subcommand per role (`ingest`, `dispatch`,
+//! `control`), `all` for every role against an existing NATS, and `dev` for an all-in-one
+//! local Herald with its own nats-server. Thin: parse flags, load settings, run the roles.
+
+mod app;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::Roles;
+use crate::settings::{Overrides, Settings};
+
+/// EX_USAGE: the configuration is invalid.
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: a webhook and CloudEvents router on NATS JetStream"
+)]
+struct Cli {
+    /// Configuration file (TOML), layered over the built-in defaults.
+    #[arg(long, global = true, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter (RUST_LOG syntax), overrides log.filter.
+    #[arg(long, global = true, env = "HERALD_LOG")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// All-in-one local Herald: starts its own nats-server, every role, loopback only, no auth.
+    Dev(DevArgs),
+    /// Every role in one process, against an existing NATS.
+    All(RoleArgs),
+    /// Edge ingest only: accepts CloudEvents over HTTP.
+    Ingest(RoleArgs),
+    /// Dispatcher only: delivers events to subscriptions' endpoints.
+    Dispatch(RoleArgs),
+    /// Control plane only: the gRPC API over subscriptions.
+    Control(RoleArgs),
+}
+
+#[derive(Args)]
+struct RoleArgs {
+    /// NATS URL, overrides nats.url.
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// Ingest listen address, overrides listen.ingest.
+    #[arg(long)]
+    ingest_listen: Option<String>,
+    /// Control gRPC listen address, overrides listen.control.
+    #[arg(long)]
+    control_listen: Option<String>,
+    /// Admin (health, metrics) listen address, overrides listen.admin.
+    #[arg(long)]
+    admin_listen: Option<String>,
+}
+
+#[derive(Args)]
+struct DevArgs {
+    #[command(flatten)]
+    roles: RoleArgs,
+    /// Where the dev nats-server keeps its data.
+    #[arg(long, default_value = ".herald")]
+    data_dir: PathBuf,
+    /// Client port of the dev nats-server (0 picks a free one).
+    #[arg(long, default_value_t = 4222)]
+    nats_port: u16,
+    /// nats-server configuration (durability profile) for the dev server.
+    #[arg(long)]
+    nats_config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (roles, role_args, dev) = match cli.command {
+        Command::Dev(dev) => (
+            Roles::ALL,
+            dev.roles,
+            Some((dev.data_dir, dev.nats_port, dev.nats_config)),
+        ),
+        Command::All(args) => (Roles::ALL, args, None),
+        Command::Ingest(args) => (Roles::INGEST, args, None),
+        Command::Dispatch(args) => (Roles::DISPATCH, args, None),
+        Command::Control(args) => (Roles::CONTROL, args, None),
+    };
+    let mut overrides = Overrides::default();
+    overrides.set("nats", "url", role_args.nats_url);
+    overrides.set("listen", "ingest", role_args.ingest_listen);
+    overrides.set("listen", "control", role_args.control_listen);
+    overrides.set("listen", "admin", role_args.admin_listen);
+    overrides.set("log", "filter", cli.log);
+    let settings = match Settings::load(dev.is_some(), cli.config.as_deref(), overrides) {
+        Ok(settings) => settings,
+        Err(problems) => {
+            report_config_error(&problems);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let format = match settings.log.format.as_str() {
+        "json" => herald_runtime::telemetry::LogFormat::Json,
+        _ => herald_runtime::telemetry::LogFormat::Text,
+    };
+    herald_runtime::telemetry::init(&settings.log.filter, format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "failed to start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match dev {
+            Some((data_dir, nats_port, nats_config)) => {
+                app::run_dev(settings, data_dir, nats_port, nats_config).await
+            }
+            None => app::run(settings, roles, None).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "herald failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(
+    clippy::print_stderr,
+    reason = "configuration errors are reported before logging exists"
+)]
+fn report_config_error(problems: &str) {
+    eprintln!("herald: invalid configuration: {problems}");
+}

@@ -1,0 +1,194 @@
+//! The delivery HTTP client: timeouts, no redirects, no proxy, and a resolver that refuses
+//! addresses the network policy forbids (server-side request forgery guard).
+//!
+//! Names are checked when they are resolved, so DNS rebinding cannot slip a private address in
+//! after a check; IP-literal URLs bypass reqwest's resolver and are checked before sending.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use herald_core::delivery::{AttemptResult, FailureClass};
+use herald_core::network::NetworkPolicy;
+
+use crate::{Config, Error, Result};
+
+/// A signed request ready to send.
+pub(crate) struct SignedRequest<'a> {
+    pub(crate) url: &'a url::Url,
+    pub(crate) body: Bytes,
+    pub(crate) headers: [(&'static str, String); 3],
+}
+
+/// What one attempt produced.
+pub(crate) struct AttemptReport {
+    pub(crate) result: AttemptResult,
+    pub(crate) elapsed: Duration,
+    pub(crate) error: Option<String>,
+}
+
+/// Sends deliveries; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct DeliveryClient {
+    http: reqwest::Client,
+    policy: Arc<NetworkPolicy>,
+    max_body_bytes: usize,
+}
+
+impl DeliveryClient {
+    pub(crate) fn new(config: &Config, policy: NetworkPolicy) -> Result<DeliveryClient> {
+        // reqwest is built without a default crypto provider; ring is the process's one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let policy = Arc::new(policy);
+        let resolver = Arc::new(GuardedResolver {
+            policy: Arc::clone(&policy),
+        });
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(resolver)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|err| Error::Client(err.to_string()))?;
+        Ok(DeliveryClient {
+            http,
+            policy,
+            max_body_bytes: config.max_response_body_bytes,
+        })
+    }
+
+    /// Performs one attempt; never fails, the failure is in the report.
+    pub(crate) async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
+        let started = Instant::now();
+        let literal = match request.url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(range) = literal.and_then(|ip| self.policy.denied_range(ip)) {
+            return AttemptReport {
+                result: AttemptResult::Failed {
+                    class: FailureClass::DeniedAddress,
+                },
+                elapsed: started.elapsed(),
+                error: Some(format!(
+                    "{range} addresses are not allowed as delivery targets"
+                )),
+            };
+        }
+        let mut builder = self
+            .http
+            .post(request.url.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                herald_core::event::STRUCTURED_CONTENT_TYPE,
+            )
+            .body(request.body);
+        for (name, value) in request.headers {
+            builder = builder.header(name, value);
+        }
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                return AttemptReport {
+                    result: AttemptResult::Failed {
+                        class: failure_class(&err),
+                    },
+                    elapsed: started.elapsed(),
+                    error: Some(error_chain(&err)),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        // Read (a bounded part of) the body so the connection can be reused; a hostile endpoint
+        // cannot make us buffer more than the cap.
+        let mut response = response;
+        let mut read = 0_usize;
+        while read <= self.max_body_bytes {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        AttemptReport {
+            result: AttemptResult::Response {
+                status,
+                retry_after,
+            },
+            elapsed: started.elapsed(),
+            error: None,
+        }
+    }
+}
+
+fn failure_class(err: &reqwest::Error) -> FailureClass {
+    let chain = error_chain(err);
+    if err.is_timeout() {
+        FailureClass::Timeout
+    } else if chain.contains(DENIED_MARKER) {
+        FailureClass::DeniedAddress
+    } else if chain.contains("dns error") || chain.contains("failed to lookup") {
+        FailureClass::Dns
+    } else if err.is_connect() {
+        FailureClass::Connect
+    } else {
+        FailureClass::Other
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+const DENIED_MARKER: &str = "resolves only to addresses the network policy denies";
+
+/// Resolves with the system resolver and drops addresses the policy denies.
+struct GuardedResolver {
+    policy: Arc<NetworkPolicy>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = Arc::clone(&self.policy);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|err| format!("dns error: failed to lookup {host}: {err}"))?
+                .collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|addr| policy.denied_range(addr.ip()).is_none())
+                .collect();
+            if allowed.is_empty() {
+                let denied = resolved
+                    .first()
+                    .and_then(|addr| policy.denied_range(addr.ip()));
+                let range = denied.map(|range| range.to_string()).unwrap_or_default();
+                return Err(format!("{host} {DENIED_MARKER} ({range})").into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Dispatcher metrics, all prefixed `herald_dispatch_`. Labels are bounded: no ids, no URLs.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::Result;
+
+/// The dispatcher's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Delivery attempts, by outcome (`delivered`, `retry`) and status class (`2xx`, ..., `error`).
+    pub attempts: IntCounterVec,
+    /// Attempt duration, by outcome.
+    pub attempt_duration: HistogramVec,
+    /// Events a subscription's filters did not match (after NATS pre-filtering).
+    pub events_filtered: IntCounterVec,
+    /// Stored messages that are not valid CloudEvents (only direct NATS producers can cause it).
+    pub events_invalid: IntCounterVec,
+    /// Subscriptions with a running worker.
+    pub subscriptions: IntGauge,
+}
+
+impl Metrics {
+    pub fn register(registry: &Registry) -> Result<Metrics> {
+        let metrics = Metrics {
+            attempts: IntCounterVec::new(
+                Opts::new("herald_dispatch_attempts_total", "Delivery attempts"),
+                &["outcome", "status_class"],
+            )?,
+            attempt_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "herald_dispatch_attempt_duration_seconds",
+                    "Duration of delivery attempts",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 15.0,
+                ]),
+                &["outcome"],
+            )?,
+            events_filtered: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_events_filtered_total",
+                    "Events skipped by filters",
+                ),
+                &["reason"],
+            )?,
+            events_invalid: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_events_invalid_total",
+                    "Stored messages that are not valid CloudEvents",
+                ),
+                &["reason"],
+            )?,
+            subscriptions: IntGauge::new(
+                "herald_dispatch_subscriptions",
+                "Subscriptions with a running delivery worker",
+            )?,
+        };
+        registry.register(Box::new(metrics.attempts.clone()))?;
+        registry.register(Box::new(metrics.attempt_duration.clone()))?;
+        registry.register(Box::new(metrics.events_filtered.clone()))?;
+        registry.register(Box::new(metrics.events_invalid.clone()))?;
+        registry.register(Box::new(metrics.subscriptions.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,232 @@
+//! The dispatcher service: reconciles one worker per subscription with the subscriptions
+//! bucket, and drains them on shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use herald_core::SubscriptionId;
+use herald_core::network::NetworkPolicy;
+use herald_nats::{Nats, SubscriptionChange, Versioned};
+
+use crate::client::DeliveryClient;
+use crate::worker::{self, Route, WorkerContext};
+use crate::{Config, Metrics, Result};
+
+/// The dispatcher, built and ready to run.
+pub struct Service {
+    context: Arc<WorkerContext>,
+    grace_period: Duration,
+}
+
+/// Builds the dispatcher.
+pub fn build(
+    config: Arc<Config>,
+    nats: Nats,
+    network: NetworkPolicy,
+    registry: &prometheus::Registry,
+) -> Result<Service> {
+    let metrics = Metrics::register(registry)?;
+    let client = DeliveryClient::new(&config, network)?;
+    let grace_period = config.shutdown_grace_period;
+    let context = Arc::new(WorkerContext::new(config, nats, client, metrics));
+    Ok(Service {
+        context,
+        grace_period,
+    })
+}
+
+type Changes =
+    std::pin::Pin<Box<dyn futures::Stream<Item = herald_nats::Result<SubscriptionChange>> + Send>>;
+
+/// A running worker, as the service sees it.
+struct WorkerHandle {
+    revision: u64,
+    routes: watch::Sender<Arc<Route>>,
+    cancel: CancellationToken,
+}
+
+/// What the service loop reacts to.
+enum Input {
+    Shutdown,
+    Change(Option<herald_nats::Result<SubscriptionChange>>),
+    WorkerEnded(Option<std::result::Result<(), tokio::task::JoinError>>),
+}
+
+impl Service {
+    /// Runs until `shutdown` is cancelled; then stops pulling, lets in-flight attempts finish
+    /// within the grace period, and leaves everything else unacknowledged for redelivery.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let context = self.context;
+        // NATS may be briefly unreachable while the process starts: keep trying until shutdown.
+        let store = loop {
+            match context.nats.subscriptions().await {
+                Ok(store) => break store,
+                Err(err) => {
+                    tracing::warn!(error = %err, "failed to open the subscriptions bucket; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        };
+        if let Err(err) = remove_orphan_consumers(&context.nats, &store).await {
+            tracing::warn!(error = %err, "failed to remove consumers of deleted subscriptions");
+        }
+        let mut changes: Changes = match watch_again(&store, &shutdown).await {
+            Ok(changes) => changes,
+            Err(_) => return Ok(()),
+        };
+        let mut workers: HashMap<SubscriptionId, WorkerHandle> = HashMap::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        tracing::info!("dispatcher running");
+        loop {
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => Input::Shutdown,
+                change = changes.next() => Input::Change(change),
+                ended = tasks.join_next(), if !tasks.is_empty() => Input::WorkerEnded(ended),
+            };
+            match input {
+                Input::Shutdown => break,
+                Input::Change(Some(Ok(SubscriptionChange::Put(subscription)))) => {
+                    upsert(&context, &mut workers, &mut tasks, &shutdown, subscription);
+                }
+                Input::Change(Some(Ok(SubscriptionChange::Deleted(id)))) => {
+                    if let Some(worker) = workers.remove(&id) {
+                        worker.cancel.cancel();
+                    }
+                    context.metrics.subscriptions.set(workers.len() as i64);
+                    if let Err(err) = context.nats.delete_consumer(id.as_str()).await {
+                        tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
+                    }
+                    tracing::info!(subscription_id = %id, "subscription removed");
+                }
+                Input::Change(Some(Err(err))) => {
+                    tracing::warn!(error = %err, "subscription watch failed; watching again");
+                    match watch_again(&store, &shutdown).await {
+                        Ok(new_changes) => changes = new_changes,
+                        Err(_) => break,
+                    }
+                }
+                Input::Change(None) => {
+                    tracing::warn!("subscription watch ended; watching again");
+                    match watch_again(&store, &shutdown).await {
+                        Ok(new_changes) => changes = new_changes,
+                        Err(_) => break,
+                    }
+                }
+                Input::WorkerEnded(Some(Err(err))) if err.is_panic() => {
+                    tracing::error!(error = %err, "a delivery worker panicked");
+                }
+                Input::WorkerEnded(_) => {}
+            }
+        }
+        tracing::info!(workers = workers.len(), grace_period = ?self.grace_period, "dispatcher draining");
+        for worker in workers.values() {
+            worker.cancel.cancel();
+        }
+        let drained = tokio::time::timeout(self.grace_period, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = tasks.len(),
+                "grace period over: abandoning attempts in flight, they will be redelivered"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        tracing::info!(graceful = drained.is_ok(), "dispatcher stopped");
+        Ok(())
+    }
+}
+
+fn upsert(
+    context: &Arc<WorkerContext>,
+    workers: &mut HashMap<SubscriptionId, WorkerHandle>,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+    subscription: Versioned<herald_core::Subscription>,
+) {
+    let id = subscription.value.id.clone();
+    let revision = subscription.revision;
+    if let Some(worker) = workers.get_mut(&id) {
+        if worker.revision >= revision {
+            return;
+        }
+        worker.revision = revision;
+        // The worker applies new filter subjects to its consumer and uses the new route for
+        // every delivery from now on.
+        worker
+            .routes
+            .send_replace(Arc::new(Route::new(subscription.value)));
+        tracing::info!(subscription_id = %id, revision, "subscription updated");
+        return;
+    }
+    let (routes, routes_rx) = watch::channel(Arc::new(Route::new(subscription.value)));
+    let cancel = shutdown.child_token();
+    let worker_cancel = cancel.clone();
+    let worker_context = Arc::clone(context);
+    tasks.spawn(async move { worker::run(worker_context, routes_rx, worker_cancel).await });
+    workers.insert(
+        id.clone(),
+        WorkerHandle {
+            revision,
+            routes,
+            cancel,
+        },
+    );
+    context.metrics.subscriptions.set(workers.len() as i64);
+    tracing::info!(subscription_id = %id, revision, "subscription added");
+}
+
+async fn watch_again(
+    store: &herald_nats::SubscriptionStore,
+    shutdown: &CancellationToken,
+) -> Result<Changes> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match store.watch().await {
+            Ok(changes) => return Ok(Box::pin(changes)),
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to watch subscriptions");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(err.into()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Deletes consumers of subscriptions deleted while no dispatcher was running.
+///
+/// Racing a subscription created meanwhile is harmless: its worker recreates the consumer from
+/// the subscription's creation time.
+async fn remove_orphan_consumers(
+    nats: &Nats,
+    store: &herald_nats::SubscriptionStore,
+) -> Result<()> {
+    let live: Vec<String> = store
+        .list()
+        .await?
+        .into_iter()
+        .map(|s| s.value.id.as_str().to_owned())
+        .collect();
+    for name in nats.consumer_names().await? {
+        let is_subscription_consumer = SubscriptionId::parse(&name).is_ok();
+        if is_subscription_consumer && !live.contains(&name) {
+            tracing::info!(consumer = %name, "deleting the consumer of a deleted subscription");
+            nats.delete_consumer(&name).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Runs the selected roles in one process and stops them in order.
+//!
+//! Shutdown order, each step bounded: readiness flips to not-ready; ingest stops accepting and
+//! finishes requests in flight (each waits for its publish acknowledgement); the dispatcher stops
+//! pulling and lets attempts in flight finish within its grace period; the control plane stops;
+//! the NATS connection drains; finally the admin listener and, in dev mode, the nats-server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use herald_nats::Nats;
+use herald_runtime::Health;
+use herald_runtime::nats_server::{NatsServer, ServerOptions};
+
+use crate::settings::Settings;
+
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Roles {
+    ingest: bool,
+    dispatch: bool,
+    control: bool,
+}
+
+impl Roles {
+    pub(crate) const ALL: Roles = Roles {
+        ingest: true,
+        dispatch: true,
+        control: true,
+    };
+    pub(crate) const INGEST: Roles = Roles {
+        ingest: true,
+        dispatch: false,
+        control: false,
+    };
+    pub(crate) const DISPATCH: Roles = Roles {
+        ingest: false,
+        dispatch: true,
+        control: false,
+    };
+    pub(crate) const CONTROL: Roles = Roles {
+        ingest: false,
+        dispatch: false,
+        control: true,
+    };
+}
+
+/// A role's task and the token that stops it.
+struct RunningRole {
+    name: &'static str,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts a nats-server child, runs every role against it, and stops the server last.
+pub(crate) async fn run_dev(
+    mut settings: Settings,
+    data_dir: PathBuf,
+    nats_port: u16,
+    nats_config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let options = ServerOptions {
+        host: "127.0.0.1".to_owned(),
+        port: nats_port,
+        data_dir: data_dir.join("nats"),
+        config_file: nats_config,
+    };
+    let server = NatsServer::start(&options)
+        .await
+        .context("failed to start the dev nats-server")?;
+    settings.nats.url = server.url().to_owned();
+    let result = run(settings, Roles::ALL, Some(&server)).await;
+    server.stop(Duration::from_secs(10)).await;
+    tracing::info!("dev nats-server stopped");
+    result
+}
+
+/// Runs `roles` until SIGTERM or SIGINT, or until a role fails.
+pub(crate) async fn run(
+    settings: Settings,
+    roles: Roles,
+    dev_server: Option<&NatsServer>,
+) -> anyhow::Result<()> {
+    let health = Health::new();
+    let registry = prometheus::Registry::new();
+    let nats = Nats::connect(&settings.nats)
+        .await
+        .with_context(|| format!("failed to connect to NATS at {}", settings.nats.url))?;
+    let connection = nats.clone();
+    health.register("nats_connected", move || connection.is_connected());
+
+    let admin_listener = bind(settings.listen.admin, "admin").await?;
+    let admin_address = admin_listener.local_addr()?;
+    let admin_stop = CancellationToken::new();
+    let admin_task = tokio::spawn(herald_runtime::admin::serve(
+        admin_listener,
+        health.clone(),
+        registry.clone(),
+        admin_stop.clone(),
+    ));
+
+    let mut running: Vec<RunningRole> = Vec::new();
+    let mut addresses: Vec<(&str, String)> = Vec::new();
+    if roles.ingest {
+        let listener = bind(settings.listen.ingest, "ingest").await?;
+        addresses.push((
+            "ingest",
+            format!("http://{}/v1/events", listener.local_addr()?),
+        ));
+        let service = herald_ingest::build(
+            Arc::new(settings.ingest.clone()),
+            nats.publisher(),
+            &registry,
+        )?;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });
+        running.push(RunningRole {
+            name: "ingest",
+            stop,
+            task,
+        });
+    }
+    if roles.dispatch {
+        let service = herald_dispatcher::build(
+            Arc::new(settings.dispatcher.clone()),
+            nats.clone(),
+            settings.network_policy(),
+            &registry,
+        )?;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move { Ok(service.run(token).await?) });
+        running.push(RunningRole {
+            name: "dispatcher",
+            stop,
+            task,
+        });
+    }
+    if roles.control {
+        let listener = bind(settings.listen.control, "control").await?;
+        addresses.push(("control", format!("grpc://{}", listener.local_addr()?)));
+        let service = herald_control::build(
+            Arc::new(settings.control.clone()),
+            nats.subscriptions().await?,
+            settings.network_policy(),
+            &registry,
+        )?;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });
+        running.push(RunningRole {
+            name: "control",
+            stop,
+            task,
+        });
+    }
+    addresses.push(("admin", format!("http://{admin_address}/readyz")));
+    health.register("roles_started", || true);
+    announce(&settings, &addresses, dev_server);
+
+    // Wait for a signal, or for a role to stop on its own (which is a failure).
+    let failed_role = tokio::select! {
+        signal = herald_runtime::signal::terminated() => {
+            tracing::info!(signal, "shutting down");
+            None
+        }
+        (result, index, _) = futures_select_first(&mut running) => {
+            let name = running[index].name;
+            let error = match result {
+                Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),
+                Ok(Err(err)) => err.context(format!("{name} failed")),
+                Err(err) => anyhow::anyhow!("{name} panicked: {err}"),
+            };
+            running.remove(index);
+            Some(error)
+        }
+    };
+
+    health.set_draining();
+    let grace = settings.dispatcher.shutdown_grace_period + Duration::from_secs(5);
+    let mut graceful = true;
+    for role in running {
+        role.stop.cancel();
+        match tokio::time::timeout(grace, role.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => {
+                graceful = false;
+                tracing::error!(
+                    role = role.name,
+                    error = format!("{err:#}"),
+                    "role failed while stopping"
+                );
+            }
+            Ok(Err(err)) => {
+                graceful = false;
+                tracing::error!(role = role.name, error = %err, "role panicked while stopping");
+            }
+            Err(_) => {
+                graceful = false;
+                tracing::warn!(
+                    role = role.name,
+                    "role did not stop within the grace period"
+                );
+            }
+        }
+    }
+    if let Err(err) = nats.drain().await {
+        tracing::warn!(error = %err, "failed to drain the NATS connection");
+    }
+    admin_stop.cancel();
+    let _ = admin_task.await;
+    tracing::info!(graceful, "herald stopped");
+    match failed_role {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Resolves when the first role task finishes, with its result and index.
+async fn futures_select_first(
+    running: &mut [RunningRole],
+) -> (
+    Result<anyhow::Result<()>, tokio::task::JoinError>,
+    usize,
+    (),
+) {
+    if running.is_empty() {
+        return std::future::pending().await;
+    }
+    let tasks = running.iter_mut().map(|role| &mut role.task);
+    let (result, index, _) = futures::future::select_all(tasks).await;
+    (result, index, ())
+}
+
+async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| {
+        format!("failed to listen on {address} for {what}: is another process using it?")
+    })
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the start banner is for the person who ran the command"
+)]
+fn announce(settings: &Settings, addresses: &[(&str, String)], dev_server: Option<&NatsServer>) {
+    for (role, address) in addresses {
+        tracing::info!(role, %address, "listening");
+    }
+    let Some(server) = dev_server else {
+        return;
+    };
+    println!();
+    println!(
+        "Herald is running in DEV MODE: loopback only, no credentials, delivery to local endpoints allowed."
+    );
+    println!(
+        "  NATS (JetStream)  {}   data in {}",
+        server.url(),
+        server
+            .log_file()
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    for (role, address) in addresses {
+        println!("  {role:<17} {address}");
+    }
+    let network = &settings.network;
+    println!(
+        "  private targets   loopback {}, private networks {}",
+        allowed(network.allow_loopback),
+        allowed(network.allow_private)
+    );
+    println!();
+    println!("Try it:  cargo run --bin heraldctl -- listen --port 9000");
+    println!("Stop with Ctrl-C.");
+    println!();
+}
+
+fn allowed(flag: bool) -> &'static str {
+    if flag { "allowed" } else { "blocked" }
+}

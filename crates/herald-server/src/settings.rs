@@ -1,0 +1,119 @@
+//! The process configuration: one TOML document with a section per role, layered from the
+//! compiled-in defaults, the dev profile, `--config FILE`, `HERALD_*` environment variables and
+//! flags, and validated once.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Deserialize;
+
+use herald_core::network::NetworkPolicy;
+
+const DEFAULTS: &str = include_str!("herald.default.toml");
+const DEV_PROFILE: &str = include_str!("dev.toml");
+
+/// Everything the process reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub(crate) nats: herald_nats::Config,
+    pub(crate) network: NetworkSettings,
+    pub(crate) listen: ListenSettings,
+    pub(crate) ingest: herald_ingest::Config,
+    pub(crate) dispatcher: herald_dispatcher::Config,
+    pub(crate) control: herald_control::Config,
+    pub(crate) log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetworkSettings {
+    pub(crate) allow_loopback: bool,
+    pub(crate) allow_private: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenSettings {
+    pub(crate) ingest: SocketAddr,
+    pub(crate) control: SocketAddr,
+    pub(crate) admin: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSettings {
+    pub(crate) filter: String,
+    pub(crate) format: String,
+}
+
+/// Flag values that override the configuration (`None` when not given).
+#[derive(Debug, Default, serde::Serialize)]
+pub(crate) struct Overrides {
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub(crate) values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Overrides {
+    /// Sets `section.key` when `value` is given.
+    pub(crate) fn set(&mut self, section: &str, key: &str, value: Option<String>) {
+        let Some(value) = value else {
+            return;
+        };
+        let entry = self
+            .values
+            .entry(section.to_owned())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let serde_json::Value::Object(map) = entry {
+            map.insert(key.to_owned(), serde_json::Value::String(value));
+        }
+    }
+}
+
+impl Settings {
+    /// Loads and validates the settings; the error lists every problem.
+    pub(crate) fn load(
+        dev: bool,
+        file: Option<&Path>,
+        overrides: Overrides,
+    ) -> Result<Settings, String> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+        if dev {
+            figment = figment.merge(Toml::string(DEV_PROFILE));
+        }
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(format!("config file {} does not exist", file.display()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            // Only nested keys (HERALD_NATS__URL) are settings; HERALD_NATS_SERVER and friends
+            // belong to other tools.
+            .merge(
+                Env::prefixed("HERALD_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            )
+            .merge(Serialized::defaults(overrides.values));
+        let settings: Settings = figment.extract().map_err(|err| err.to_string())?;
+        let mut problems = Vec::new();
+        problems.extend(settings.ingest.problems());
+        problems.extend(settings.dispatcher.problems());
+        problems.extend(settings.control.problems());
+        if !matches!(settings.log.format.as_str(), "text" | "json") {
+            problems.push("log.format must be \"text\" or \"json\"".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub(crate) fn network_policy(&self) -> NetworkPolicy {
+        NetworkPolicy::new(self.network.allow_loopback, self.network.allow_private)
+    }
+}

@@ -1,0 +1,250 @@
+//! `TestCluster`: every Herald role in-process against a test's own nats-server, on port-0
+//! listeners, with test settings (short retry delays, loopback delivery allowed).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use herald_core::network::NetworkPolicy;
+use herald_nats::Nats;
+use herald_proto::v1 as pb;
+use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
+use herald_test_support::NatsServer;
+
+pub(crate) type ControlClient = SubscriptionServiceClient<tonic::transport::Channel>;
+
+pub(crate) struct TestCluster {
+    pub(crate) nats_server: NatsServer,
+    pub(crate) nats: Nats,
+    pub(crate) ingest_url: String,
+    pub(crate) control_address: SocketAddr,
+    pub(crate) http: reqwest::Client,
+    ingest: Option<Role>,
+    control: Option<Role>,
+    dispatcher: Option<Role>,
+    pub(crate) dispatcher_config: herald_dispatcher::Config,
+}
+
+struct Role {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Role {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("a role should stop within 30 s")
+            .expect("a role should not panic");
+    }
+}
+
+pub(crate) fn nats_config(url: &str) -> herald_nats::Config {
+    herald_nats::Config {
+        url: url.to_owned(),
+        request_timeout: Duration::from_secs(5),
+        events: herald_nats::EventsStreamConfig {
+            retention: Duration::from_secs(3600),
+            duplicate_window: Duration::from_secs(120),
+            storage: herald_nats::Storage::File,
+            replicas: 1,
+        },
+    }
+}
+
+pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
+    herald_dispatcher::Config {
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        max_response_body_bytes: 64 * 1024,
+        retry_schedule: vec![Duration::from_millis(200), Duration::from_millis(500)],
+        retry_jitter_percent: 0,
+        max_in_flight_per_subscription: 64,
+        shutdown_grace_period: Duration::from_secs(10),
+    }
+}
+
+impl TestCluster {
+    pub(crate) async fn start() -> TestCluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let nats_server = NatsServer::start().await;
+        let nats = Nats::connect(&nats_config(&nats_server.url()))
+            .await
+            .expect("nats should connect");
+        let registry = prometheus::Registry::new();
+
+        let ingest_config = herald_ingest::Config {
+            max_body_bytes: 64 * 1024,
+            max_batch_events: 100,
+            request_timeout: Duration::from_secs(10),
+            auth: herald_ingest::AuthConfig {
+                disabled: true,
+                api_tokens: Vec::new(),
+            },
+        };
+        let ingest = herald_ingest::build(Arc::new(ingest_config), nats.publisher(), &registry)
+            .expect("ingest should build");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ingest_url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            ingest
+                .run(listener, token)
+                .await
+                .expect("ingest should run")
+        });
+        let ingest = Role { stop, task };
+
+        let control_config = herald_control::Config {
+            auth: herald_control::AuthConfig {
+                disabled: true,
+                api_tokens: Vec::new(),
+            },
+        };
+        let control = herald_control::build(
+            Arc::new(control_config),
+            nats.subscriptions().await.unwrap(),
+            NetworkPolicy::new(true, true),
+            &registry,
+        )
+        .expect("control should build");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control_address = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            control
+                .run(listener, token)
+                .await
+                .expect("control should run")
+        });
+        let control = Role { stop, task };
+
+        let mut cluster = TestCluster {
+            nats_server,
+            nats,
+            ingest_url,
+            control_address,
+            http: reqwest::Client::builder().build().unwrap(),
+            ingest: Some(ingest),
+            control: Some(control),
+            dispatcher: None,
+            dispatcher_config: dispatcher_config(),
+        };
+        cluster.start_dispatcher().await;
+        cluster
+    }
+
+    /// Starts a dispatcher (again), with a registry of its own.
+    pub(crate) async fn start_dispatcher(&mut self) {
+        assert!(self.dispatcher.is_none(), "a dispatcher is already running");
+        let registry = prometheus::Registry::new();
+        let dispatcher = herald_dispatcher::build(
+            Arc::new(self.dispatcher_config.clone()),
+            self.nats.clone(),
+            NetworkPolicy::new(true, true),
+            &registry,
+        )
+        .expect("dispatcher should build");
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task =
+            tokio::spawn(
+                async move { dispatcher.run(token).await.expect("dispatcher should run") },
+            );
+        self.dispatcher = Some(Role { stop, task });
+    }
+
+    /// Stops the dispatcher gracefully.
+    pub(crate) async fn stop_dispatcher(&mut self) {
+        if let Some(dispatcher) = self.dispatcher.take() {
+            dispatcher.stop().await;
+        }
+    }
+
+    pub(crate) async fn control(&self) -> ControlClient {
+        SubscriptionServiceClient::connect(format!("http://{}", self.control_address))
+            .await
+            .expect("the control plane should accept connections")
+    }
+
+    /// Creates a subscription and waits until its consumer exists, so events published from
+    /// now on reach it.
+    pub(crate) async fn subscribe(&self, sink: &str, filters: Vec<pb::Filter>) -> pb::Subscription {
+        let request = pb::CreateSubscriptionRequest {
+            sink: sink.to_owned(),
+            filters,
+            ..Default::default()
+        };
+        let subscription = self
+            .control()
+            .await
+            .create_subscription(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let nats = self.nats.clone();
+        let id = subscription.id.clone();
+        herald_test_support::eventually(
+            "the subscription's consumer",
+            Duration::from_secs(10),
+            || {
+                let nats = nats.clone();
+                let id = id.clone();
+                async move { nats.consumer_progress(&id).await.ok() }
+            },
+        )
+        .await;
+        subscription
+    }
+
+    /// Posts a structured event, asserting 202.
+    pub(crate) async fn post_structured(&self, body: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .post(&self.ingest_url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            202,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        response.json().await.unwrap()
+    }
+
+    pub(crate) async fn shutdown(mut self) {
+        self.stop_dispatcher().await;
+        if let Some(ingest) = self.ingest.take() {
+            ingest.stop().await;
+        }
+        if let Some(control) = self.control.take() {
+            control.stop().await;
+        }
+    }
+}
+
+pub(crate) fn exact_type(event_type: &str) -> pb::Filter {
+    pb::Filter {
+        dialect: Some(pb::filter::Dialect::Exact(pb::AttributeFilter {
+            attributes: [("type".to_owned(), event_type.to_owned())].into(),
+        })),
+    }
+}
+
+pub(crate) fn type_prefix(prefix: &str) -> pb::Filter {
+    pb::Filter {
+        dialect: Some(pb::filter::Dialect::Prefix(pb::AttributeFilter {
+            attributes: [("type".to_owned(), prefix.to_owned())].into(),
+        })),
+    }
+}
