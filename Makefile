@@ -22,7 +22,8 @@ $(TOOLS)/bin/nats-server:
 
 .PHONY: run
 run: tools ## start an all-in-one dev Herald (ingest :8080, control :50051, admin :9090)
-	cargo run --release --bin herald -- dev
+	cargo build --release --bin herald --bin heraldctl
+	target/release/herald dev --nats-config deploy/nats/default.conf
 
 .PHONY: build
 build: ## build every binary in release mode
@@ -30,12 +31,23 @@ build: ## build every binary in release mode
 
 .PHONY: test
 test: tools ## run the whole test suite against a real nats-server
-	cargo nextest run --workspace --no-fail-fast 2>/dev/null || cargo test --workspace --no-fail-fast
+	@if command -v cargo-nextest >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
 
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: ci
+ci: lint test ## what CI runs: lint, then the whole suite
+
+.PHONY: clean-dev
+clean-dev: ## forget the dev Herald's data (.herald/)
+	rm -rf .herald
 
 .PHONY: fmt
 fmt: ## format the workspace

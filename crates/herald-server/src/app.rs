@@ -279,7 +279,7 @@ fn announce(settings: &Settings, addresses: &[(&str, String)], dev_server: Optio
         allowed(network.allow_private)
     );
     println!();
-    println!("Try it:  cargo run --bin heraldctl -- listen --port 9000");
+    println!("Walk-through: README.md, \"A signed webhook in 60 seconds\" (heraldctl is in target/release/).");
     println!("Stop with Ctrl-C.");
     println!();
 }

@@ -156,9 +156,12 @@ fn binary_mode_output_parses_with_an_independent_implementation() {
     }
 }
 
+/// Headers, content type, body, and the expected error text.
+type BinaryCase<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str, &'a str);
+
 #[test]
 fn rejects_bad_binary_events() {
-    let cases: &[(&[(&str, &str)], Option<&str>, &str, &str)] = &[
+    let cases: &[BinaryCase<'_>] = &[
         (
             &[("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")],
             None,
