@@ -1,1 +1,53 @@
-fn main() {}
+//! `heraldctl`: the operator CLI over Herald's control-plane gRPC API, and a local webhook
+//! listener for development.
+//!
+//! This binary stays thin: it parses arguments, runs one command, prints its output and maps a
+//! failure to a one-line `error: ...` message and exit code 1. It links only `herald-proto`,
+//! `herald-core` and `herald-signing`, never server-side crates.
+
+mod args;
+mod client;
+mod listen;
+mod output;
+mod sub;
+
+#[cfg(test)]
+mod tests;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report_error(&client::describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Sub(command) => {
+            let mut client = client::connect(&cli.server, cli.token.as_deref()).await?;
+            let text = sub::run(&mut client, command, cli.output).await?;
+            output::print(&text);
+            Ok(())
+        }
+        Command::Listen(args) => listen::run(args).await,
+    }
+}
+
+#[allow(
+    clippy::print_stderr,
+    reason = "the CLI reports failures on standard error"
+)]
+fn report_error(message: &str) {
+    eprintln!("error: {message}");
+}

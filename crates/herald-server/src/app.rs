@@ -279,7 +279,9 @@ fn announce(settings: &Settings, addresses: &[(&str, String)], dev_server: Optio
         allowed(network.allow_private)
     );
     println!();
-    println!("Walk-through: README.md, \"A signed webhook in 60 seconds\" (heraldctl is in target/release/).");
+    println!(
+        "Walk-through: README.md, \"A signed webhook in 60 seconds\" (heraldctl is in target/release/)."
+    );
     println!("Stop with Ctrl-C.");
     println!();
 }

@@ -1,0 +1,86 @@
+//! The connection to the control plane: a gRPC channel with the bearer token attached to every
+//! call, and the one-line description of what went wrong when a call fails.
+
+use anyhow::Context as _;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
+
+/// A Subscriptions API client that sends the bearer token, if any.
+pub(crate) type Client = SubscriptionServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to each call.
+#[derive(Clone)]
+pub(crate) struct BearerToken(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The connection failed before any call was made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the control plane at {server}")]
+pub(crate) struct ConnectError {
+    pub(crate) server: String,
+    #[source]
+    pub(crate) source: tonic::transport::Error,
+}
+
+/// Connects to `server` (e.g. `http://127.0.0.1:50051`).
+pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    let token = token
+        .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
+        .transpose()
+        .context("the token must be printable ASCII")?;
+    let endpoint = Channel::from_shared(server.to_owned())
+        .with_context(|| format!("`{server}` is not a valid server URL"))?;
+    let channel = endpoint.connect().await.map_err(|source| ConnectError {
+        server: server.to_owned(),
+        source,
+    })?;
+    Ok(SubscriptionServiceClient::with_interceptor(
+        channel,
+        BearerToken(token),
+    ))
+}
+
+/// Returns the one-line message for a failed command: `<CODE>: <message>` for a gRPC status,
+/// the cause chain otherwise, with a hint when the control plane is not running.
+pub(crate) fn describe(error: &anyhow::Error) -> String {
+    if let Some(status) = error.downcast_ref::<tonic::Status>() {
+        return format!(
+            "{}: {}",
+            herald_proto::code_name(status.code()),
+            status.message()
+        );
+    }
+    if let Some(connect) = error.downcast_ref::<ConnectError>() {
+        // hyper and tonic repeat some messages down the chain ("tcp connect error"): keep one.
+        let mut causes: Vec<String> = Vec::new();
+        let mut source_opt: Option<&dyn std::error::Error> = Some(&connect.source);
+        while let Some(source) = source_opt {
+            let message = source.to_string();
+            if causes.last() != Some(&message) {
+                causes.push(message);
+            }
+            source_opt = source.source();
+        }
+        return format!(
+            "{connect}: {} (is Herald running? start a dev instance with `make run`)",
+            causes.join(": ")
+        );
+    }
+    format!("{error:#}")
+}

@@ -1,0 +1,149 @@
+//! `heraldctl sub ...`: subscription commands over the control-plane gRPC API.
+//!
+//! Flags become request messages here ([`filters_of`] turns `--type`, `--type-prefix` and
+//! `--filter` into filters); answers are rendered by `output`.
+
+use anyhow::Context as _;
+
+use herald_core::Filter;
+use herald_proto::v1 as pb;
+
+use crate::args::{CreateArgs, FilterArgs, OutputFormat, SubCommand, UpdateArgs};
+use crate::client::Client;
+use crate::output;
+
+#[cfg(test)]
+mod tests;
+
+/// Page size used to fetch every subscription for `sub list`.
+const LIST_PAGE_SIZE: u32 = 500;
+
+/// Runs one `sub` command and returns what to print.
+pub(crate) async fn run(
+    client: &mut Client,
+    command: SubCommand,
+    format: OutputFormat,
+) -> anyhow::Result<String> {
+    let text = match command {
+        SubCommand::Create(args) => {
+            let request = create_request(args)?;
+            let created = client.create_subscription(request).await?.into_inner();
+            render_one(&created, format)
+        }
+        SubCommand::List => {
+            let subscriptions = list_all(client).await?;
+            match format {
+                OutputFormat::Table => output::subscriptions_table(&subscriptions),
+                OutputFormat::Json => {
+                    output::json_text(&output::subscriptions_json(&subscriptions))
+                }
+            }
+        }
+        SubCommand::Get { id } => {
+            let request = pb::GetSubscriptionRequest { id };
+            let subscription = client.get_subscription(request).await?.into_inner();
+            render_one(&subscription, format)
+        }
+        SubCommand::Update(args) => {
+            let request = update_request(args)?;
+            let updated = client.update_subscription(request).await?.into_inner();
+            render_one(&updated, format)
+        }
+        SubCommand::Delete {
+            id,
+            expected_revision,
+        } => {
+            let request = pb::DeleteSubscriptionRequest {
+                id: id.clone(),
+                expected_revision: expected_revision.unwrap_or(0),
+            };
+            client.delete_subscription(request).await?;
+            match format {
+                OutputFormat::Table => format!("deleted {id}"),
+                OutputFormat::Json => {
+                    output::json_text(&serde_json::json!({ "id": id, "deleted": true }))
+                }
+            }
+        }
+    };
+    Ok(text)
+}
+
+/// Returns the filters the flags describe, all of which must match: one for the `--type`s (an
+/// `exact` on `type`, or an `any` of them), one for the `--type-prefix`es likewise, then each
+/// `--filter`.
+pub(crate) fn filters_of(args: &FilterArgs) -> anyhow::Result<Vec<pb::Filter>> {
+    let mut filters = Vec::new();
+    if let Some(filter) = one_of(&args.types, |value| Filter::exact("type", value)) {
+        filters.push(filter);
+    }
+    if let Some(filter) = one_of(&args.type_prefixes, |value| Filter::prefix("type", value)) {
+        filters.push(filter);
+    }
+    for text in &args.filters {
+        let filter: Filter = serde_json::from_str(text).with_context(|| {
+            format!("--filter `{text}` is not a filter in the Subscriptions API JSON encoding")
+        })?;
+        filters.push(filter);
+    }
+    Ok(herald_proto::filters_to_pb(&filters))
+}
+
+fn one_of(values: &[String], filter_of: impl Fn(&str) -> Filter) -> Option<Filter> {
+    match values {
+        [] => None,
+        [value] => Some(filter_of(value)),
+        values => Some(Filter::Any(
+            values.iter().map(|value| filter_of(value)).collect(),
+        )),
+    }
+}
+
+fn has_filters(args: &FilterArgs) -> bool {
+    !(args.types.is_empty() && args.type_prefixes.is_empty() && args.filters.is_empty())
+}
+
+fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequest> {
+    Ok(pb::CreateSubscriptionRequest {
+        filters: filters_of(&args.filters)?,
+        sink: args.sink,
+        secret: args.secret.unwrap_or_default(),
+        description: args.description,
+    })
+}
+
+fn update_request(args: UpdateArgs) -> anyhow::Result<pb::UpdateSubscriptionRequest> {
+    let replace_filters = args.clear_filters || has_filters(&args.filters);
+    Ok(pb::UpdateSubscriptionRequest {
+        filters: filters_of(&args.filters)?,
+        id: args.id,
+        sink: args.sink.unwrap_or_default(),
+        replace_filters,
+        description: args.description,
+        expected_revision: args.expected_revision.unwrap_or(0),
+    })
+}
+
+async fn list_all(client: &mut Client) -> anyhow::Result<Vec<pb::Subscription>> {
+    let mut subscriptions = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListSubscriptionsRequest {
+            page_size: LIST_PAGE_SIZE,
+            page_token,
+        };
+        let page = client.list_subscriptions(request).await?.into_inner();
+        subscriptions.extend(page.subscriptions);
+        if page.next_page_token.is_empty() {
+            return Ok(subscriptions);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+fn render_one(subscription: &pb::Subscription, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Table => output::subscription_lines(subscription),
+        OutputFormat::Json => output::json_text(&output::subscription_json(subscription)),
+    }
+}

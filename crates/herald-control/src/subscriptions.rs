@@ -1,0 +1,342 @@
+//! The `herald.v1.SubscriptionService` implementation over the JetStream KV subscription store.
+//!
+//! Every request is converted to `herald-core` types and validated completely before the store
+//! is touched, so an invalid request never changes anything. Writes use the KV revision for
+//! optimistic concurrency: a caller-supplied `expected_revision` is checked strictly, and without
+//! one a read-modify-write that loses a race is retried a few times. Secrets are returned only by
+//! `CreateSubscription` and never logged; sinks are logged by authority only (their path and
+//! query may carry tokens).
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
+
+use herald_core::network::NetworkPolicy;
+use herald_core::subscription::WebhookSecret;
+use herald_core::{ErrorCode, Filter, Sink, Subscription, SubscriptionId};
+use herald_nats::{SubscriptionStore, Versioned};
+use herald_proto::v1 as pb;
+use herald_proto::{SecretVisibility, subscription_to_pb};
+
+use crate::{Error, Metrics, Result};
+
+/// Page size of `ListSubscriptions` when the request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// Largest page `ListSubscriptions` returns; larger requests are capped.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// How many times an update or delete without `expected_revision` re-reads and retries after
+/// losing a race with another writer.
+const MAX_WRITE_ATTEMPTS: u32 = 3;
+
+/// Serves the Subscriptions API; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct SubscriptionApi {
+    store: SubscriptionStore,
+    network: NetworkPolicy,
+    metrics: Metrics,
+}
+
+/// The changes of an `UpdateSubscription` request; the sink and filters are validated, the
+/// description is checked with the whole subscription by `Subscription::validate`.
+struct Changes {
+    sink: Option<Sink>,
+    filters: Option<Vec<Filter>>,
+    description: Option<String>,
+}
+
+impl SubscriptionApi {
+    pub(crate) fn new(
+        store: SubscriptionStore,
+        network: NetworkPolicy,
+        metrics: Metrics,
+    ) -> SubscriptionApi {
+        SubscriptionApi {
+            store,
+            network,
+            metrics,
+        }
+    }
+
+    /// Runs one call in its span, counts it, and converts its error to a status.
+    async fn observe<T>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> std::result::Result<Response<T>, Status> {
+        let span = tracing::info_span!("grpc", method, subscription_id = tracing::field::Empty);
+        let result = call.instrument(span.clone()).await;
+        let code = match &result {
+            Ok(_) => "ok",
+            Err(err) => err.code().as_str(),
+        };
+        self.metrics.record(method, code);
+        span.in_scope(|| result.map(Response::new).map_err(Status::from))
+    }
+
+    async fn create(&self, request: pb::CreateSubscriptionRequest) -> Result<pb::Subscription> {
+        let sink = self.parse_sink(&request.sink)?;
+        let filters = parse_filters(&request.filters)?;
+        let secret = if request.secret.is_empty() {
+            let generated = herald_signing::Secret::generate().to_whsec();
+            WebhookSecret::parse(&generated).expect("a generated secret should be valid")
+        } else {
+            WebhookSecret::parse(&request.secret)?
+        };
+        let now = OffsetDateTime::now_utc();
+        let subscription = Subscription {
+            id: SubscriptionId::from_ulid(ulid::Ulid::generate()),
+            sink,
+            filters,
+            secret,
+            description: request.description,
+            created_at: now,
+            updated_at: now,
+        };
+        subscription.validate()?;
+        record_subscription_id(&subscription.id);
+        let revision = self.store.create(&subscription).await?;
+        tracing::info!(sink = %subscription.sink.authority(), revision, "subscription created");
+        Ok(subscription_to_pb(
+            &subscription,
+            revision,
+            SecretVisibility::Reveal,
+        ))
+    }
+
+    async fn get(&self, request: pb::GetSubscriptionRequest) -> Result<pb::Subscription> {
+        let id = parse_id(&request.id)?;
+        record_subscription_id(&id);
+        let stored = self.read(&id).await?;
+        Ok(subscription_to_pb(
+            &stored.value,
+            stored.revision,
+            SecretVisibility::Omit,
+        ))
+    }
+
+    async fn list(
+        &self,
+        request: pb::ListSubscriptionsRequest,
+    ) -> Result<pb::ListSubscriptionsResponse> {
+        let page_size = match request.page_size as usize {
+            0 => DEFAULT_PAGE_SIZE,
+            requested => requested.min(MAX_PAGE_SIZE),
+        };
+        // The token is the id of the last subscription of the previous page.
+        let after_opt = if request.page_token.is_empty() {
+            None
+        } else {
+            let after = SubscriptionId::parse(&request.page_token).map_err(|_| {
+                Error::invalid_argument("page_token", "not a token from a previous answer")
+            })?;
+            Some(after)
+        };
+        let stored = self.store.list().await?;
+        let remaining: Vec<Versioned<Subscription>> = stored
+            .into_iter()
+            .filter(|entry| {
+                after_opt
+                    .as_ref()
+                    .is_none_or(|after| entry.value.id > *after)
+            })
+            .collect();
+        let has_more = remaining.len() > page_size;
+        let page: Vec<pb::Subscription> = remaining
+            .iter()
+            .take(page_size)
+            .map(|entry| subscription_to_pb(&entry.value, entry.revision, SecretVisibility::Omit))
+            .collect();
+        let next_page_token = match page.last() {
+            Some(last) if has_more => last.id.clone(),
+            _ => String::new(),
+        };
+        Ok(pb::ListSubscriptionsResponse {
+            subscriptions: page,
+            next_page_token,
+        })
+    }
+
+    async fn update(&self, request: pb::UpdateSubscriptionRequest) -> Result<pb::Subscription> {
+        let id = parse_id(&request.id)?;
+        record_subscription_id(&id);
+        let changes = self.parse_changes(&request)?;
+        let expected_revision = request.expected_revision;
+        let mut attempt = 1;
+        loop {
+            let Versioned {
+                value: mut subscription,
+                revision,
+            } = self.read(&id).await?;
+            check_revision(&id, expected_revision, revision)?;
+            changes.apply(&mut subscription, OffsetDateTime::now_utc());
+            subscription.validate()?;
+            match self.store.update(&subscription, revision).await {
+                Ok(new_revision) => {
+                    tracing::info!(
+                        sink = %subscription.sink.authority(),
+                        revision = new_revision,
+                        "subscription updated"
+                    );
+                    return Ok(subscription_to_pb(
+                        &subscription,
+                        new_revision,
+                        SecretVisibility::Omit,
+                    ));
+                }
+                Err(err) if should_retry(&err, expected_revision, attempt) => {
+                    tracing::debug!(attempt, "subscription changed concurrently, retrying");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: pb::DeleteSubscriptionRequest,
+    ) -> Result<pb::DeleteSubscriptionResponse> {
+        let id = parse_id(&request.id)?;
+        record_subscription_id(&id);
+        let expected_revision = request.expected_revision;
+        let mut attempt = 1;
+        loop {
+            let stored = self.read(&id).await?;
+            check_revision(&id, expected_revision, stored.revision)?;
+            match self.store.delete(&id, stored.revision).await {
+                Ok(()) => {
+                    tracing::info!(revision = stored.revision, "subscription deleted");
+                    return Ok(pb::DeleteSubscriptionResponse {});
+                }
+                Err(err) if should_retry(&err, expected_revision, attempt) => {
+                    tracing::debug!(attempt, "subscription changed concurrently, retrying");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    async fn read(&self, id: &SubscriptionId) -> Result<Versioned<Subscription>> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.clone()))
+    }
+
+    fn parse_sink(&self, text: &str) -> Result<Sink> {
+        let sink = Sink::parse(text)?;
+        sink.check_policy(&self.network)?;
+        Ok(sink)
+    }
+
+    fn parse_changes(&self, request: &pb::UpdateSubscriptionRequest) -> Result<Changes> {
+        let sink = if request.sink.is_empty() {
+            None
+        } else {
+            Some(self.parse_sink(&request.sink)?)
+        };
+        let filters = if request.replace_filters {
+            Some(parse_filters(&request.filters)?)
+        } else {
+            None
+        };
+        Ok(Changes {
+            sink,
+            filters,
+            description: request.description.clone(),
+        })
+    }
+}
+
+impl Changes {
+    fn apply(&self, subscription: &mut Subscription, now: OffsetDateTime) {
+        if let Some(sink) = &self.sink {
+            subscription.sink = sink.clone();
+        }
+        if let Some(filters) = &self.filters {
+            subscription.filters = filters.clone();
+        }
+        if let Some(description) = &self.description {
+            subscription.description = description.clone();
+        }
+        subscription.updated_at = now;
+    }
+}
+
+#[tonic::async_trait]
+impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
+    async fn create_subscription(
+        &self,
+        request: Request<pb::CreateSubscriptionRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        self.observe("CreateSubscription", self.create(request.into_inner()))
+            .await
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        self.observe("GetSubscription", self.get(request.into_inner()))
+            .await
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListSubscriptionsRequest>,
+    ) -> std::result::Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        self.observe("ListSubscriptions", self.list(request.into_inner()))
+            .await
+    }
+
+    async fn update_subscription(
+        &self,
+        request: Request<pb::UpdateSubscriptionRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        self.observe("UpdateSubscription", self.update(request.into_inner()))
+            .await
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<pb::DeleteSubscriptionRequest>,
+    ) -> std::result::Result<Response<pb::DeleteSubscriptionResponse>, Status> {
+        self.observe("DeleteSubscription", self.delete(request.into_inner()))
+            .await
+    }
+}
+
+fn parse_id(text: &str) -> Result<SubscriptionId> {
+    Ok(SubscriptionId::parse(text)?)
+}
+
+fn parse_filters(filters: &[pb::Filter]) -> Result<Vec<Filter>> {
+    let filters = herald_proto::filters_from_pb(filters)?;
+    herald_core::filter::validate(&filters)?;
+    Ok(filters)
+}
+
+fn check_revision(id: &SubscriptionId, expected: u64, actual: u64) -> Result<()> {
+    if expected != 0 && expected != actual {
+        return Err(Error::RevisionMismatch {
+            id: id.clone(),
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Returns true when a write lost a race and the caller left concurrency control to us.
+fn should_retry(error: &herald_nats::Error, expected_revision: u64, attempt: u32) -> bool {
+    error.code() == ErrorCode::Aborted && expected_revision == 0 && attempt < MAX_WRITE_ATTEMPTS
+}
+
+fn record_subscription_id(id: &SubscriptionId) {
+    tracing::Span::current().record("subscription_id", id.as_str());
+}

@@ -1,0 +1,423 @@
+//! The Subscriptions API: create, read, list, update and delete, and what each refuses.
+
+use herald_core::network::NetworkPolicy;
+use herald_proto::v1 as pb;
+
+use crate::support::{
+    Control, Options, PUBLIC_SINK, check_invalid_argument, create_request, filter,
+};
+
+#[tokio::test]
+async fn create_returns_id_and_secret_and_get_omits_the_secret() {
+    let control = Control::start(Options::default()).await;
+    let created = control
+        .create(pb::CreateSubscriptionRequest {
+            sink: PUBLIC_SINK.to_owned(),
+            filters: vec![filter(
+                r#"{"exact": {"type": "com.example.order.created"}}"#,
+            )],
+            secret: String::new(),
+            description: "orders".to_owned(),
+        })
+        .await;
+
+    assert!(created.id.starts_with("sub_"), "{}", created.id);
+    assert!(herald_signing::Secret::parse(&created.secret).is_ok());
+    assert!(created.revision > 0);
+    assert_eq!(created.protocol, "HTTP");
+    assert!(created.create_time.is_some());
+    assert_eq!(created.create_time, created.update_time);
+
+    let fetched = control
+        .client()
+        .get_subscription(pb::GetSubscriptionRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched.secret, "");
+    assert_eq!(
+        fetched,
+        pb::Subscription {
+            secret: String::new(),
+            ..created
+        }
+    );
+    assert_eq!(control.requests_total("CreateSubscription", "ok"), 1);
+    assert_eq!(control.requests_total("GetSubscription", "ok"), 1);
+}
+
+#[tokio::test]
+async fn create_keeps_a_given_secret() {
+    let control = Control::start(Options::default()).await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let created = control
+        .create(pb::CreateSubscriptionRequest {
+            secret: secret.to_owned(),
+            ..create_request(PUBLIC_SINK)
+        })
+        .await;
+    assert_eq!(created.secret, secret);
+}
+
+#[tokio::test]
+async fn invalid_create_requests_name_the_field_and_store_nothing() {
+    let control = Control::start(Options::default()).await;
+    let cases = [
+        ("sink", create_request("ftp://example.com/")),
+        ("sink", create_request("")),
+        (
+            "filters[1].any[0]",
+            pb::CreateSubscriptionRequest {
+                filters: vec![
+                    filter(r#"{"exact": {"type": "a"}}"#),
+                    pb::Filter {
+                        dialect: Some(pb::filter::Dialect::Any(pb::FilterList {
+                            filters: vec![pb::Filter { dialect: None }],
+                        })),
+                    },
+                ],
+                ..create_request(PUBLIC_SINK)
+            },
+        ),
+        (
+            "filters[0].exact",
+            pb::CreateSubscriptionRequest {
+                filters: vec![filter(r#"{"exact": {"Type": "a"}}"#)],
+                ..create_request(PUBLIC_SINK)
+            },
+        ),
+        (
+            "secret",
+            pb::CreateSubscriptionRequest {
+                secret: "not-a-secret".to_owned(),
+                ..create_request(PUBLIC_SINK)
+            },
+        ),
+        (
+            "description",
+            pb::CreateSubscriptionRequest {
+                description: "x".repeat(1025),
+                ..create_request(PUBLIC_SINK)
+            },
+        ),
+    ];
+    for (field, request) in cases {
+        let status = control
+            .client()
+            .create_subscription(request)
+            .await
+            .unwrap_err();
+        check_invalid_argument(&status, field);
+    }
+    assert_eq!(control.stored_ids().await, Vec::<String>::new());
+    assert_eq!(
+        control.requests_total("CreateSubscription", "invalid_argument"),
+        6
+    );
+}
+
+#[tokio::test]
+async fn malformed_ids_are_invalid_arguments_naming_id() {
+    let control = Control::start(Options::default()).await;
+    let mut client = control.client();
+    let status = client
+        .get_subscription(pb::GetSubscriptionRequest {
+            id: "sub_nope".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "id");
+    let status = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: String::new(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "id");
+    let status = client
+        .delete_subscription(pb::DeleteSubscriptionRequest {
+            id: "42".to_owned(),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "id");
+}
+
+#[tokio::test]
+async fn private_network_sink_is_refused_under_public_only_policy() {
+    let control = Control::start(Options::default()).await;
+    for sink in [
+        "http://10.1.2.3/hook",
+        "http://127.0.0.1:9000/",
+        "http://localhost:9000/",
+        "http://169.254.169.254/latest",
+    ] {
+        let status = control
+            .client()
+            .create_subscription(create_request(sink))
+            .await
+            .unwrap_err();
+        check_invalid_argument(&status, "sink");
+    }
+    assert_eq!(control.stored_ids().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn private_network_sink_is_allowed_when_the_policy_allows_it() {
+    let control = Control::start(Options {
+        network: NetworkPolicy::new(true, true),
+        ..Options::default()
+    })
+    .await;
+    for sink in ["http://10.1.2.3/hook", "http://127.0.0.1:9000/"] {
+        let created = control.create(create_request(sink)).await;
+        assert_eq!(created.sink, sink);
+    }
+}
+
+#[tokio::test]
+async fn update_replaces_only_the_given_fields() {
+    let control = Control::start(Options::default()).await;
+    let created = control
+        .create(pb::CreateSubscriptionRequest {
+            filters: vec![filter(r#"{"exact": {"type": "a"}}"#)],
+            description: "before".to_owned(),
+            ..create_request(PUBLIC_SINK)
+        })
+        .await;
+    let mut client = control.client();
+
+    let described = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            description: Some("after".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.description, "after");
+    assert_eq!(described.sink, created.sink);
+    assert_eq!(described.filters, created.filters);
+    assert_eq!(described.secret, "");
+    assert!(described.revision > created.revision);
+    assert_eq!(described.create_time, created.create_time);
+
+    let moved = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            sink: "https://other.example.com/".to_owned(),
+            replace_filters: true,
+            expected_revision: described.revision,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.sink, "https://other.example.com/");
+    assert_eq!(moved.filters, Vec::new());
+    assert_eq!(moved.description, "after");
+
+    let fetched = client
+        .get_subscription(pb::GetSubscriptionRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched, moved);
+}
+
+#[tokio::test]
+async fn update_with_stale_expected_revision_is_aborted() {
+    let control = Control::start(Options::default()).await;
+    let created = control.create(create_request(PUBLIC_SINK)).await;
+    let mut client = control.client();
+    client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            description: Some("first".to_owned()),
+            expected_revision: created.revision,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let status = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            description: Some("second".to_owned()),
+            expected_revision: created.revision,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+    assert!(status.message().contains(&created.id), "{status:?}");
+}
+
+#[tokio::test]
+async fn invalid_update_changes_nothing() {
+    let control = Control::start(Options::default()).await;
+    let created = control.create(create_request(PUBLIC_SINK)).await;
+    let mut client = control.client();
+    let status = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            sink: "http://192.168.1.1/".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "sink");
+    let status = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            filters: vec![pb::Filter { dialect: None }],
+            replace_filters: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "filters[0]");
+
+    let stored = control.store.list().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].revision, created.revision);
+}
+
+#[tokio::test]
+async fn update_of_unknown_subscription_is_not_found() {
+    let control = Control::start(Options::default()).await;
+    let id = "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let status = control
+        .client()
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: id.to_owned(),
+            description: Some("x".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(status.message().contains(id), "{status:?}");
+}
+
+#[tokio::test]
+async fn deleted_subscription_is_not_found() {
+    let control = Control::start(Options::default()).await;
+    let created = control.create(create_request(PUBLIC_SINK)).await;
+    let mut client = control.client();
+    client
+        .delete_subscription(pb::DeleteSubscriptionRequest {
+            id: created.id.clone(),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap();
+
+    let status = client
+        .get_subscription(pb::GetSubscriptionRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(status.message().contains(&created.id), "{status:?}");
+
+    let status = client
+        .delete_subscription(pb::DeleteSubscriptionRequest {
+            id: created.id.clone(),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert_eq!(control.stored_ids().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn delete_with_stale_expected_revision_is_aborted_and_keeps_the_subscription() {
+    let control = Control::start(Options::default()).await;
+    let created = control.create(create_request(PUBLIC_SINK)).await;
+    let mut client = control.client();
+    client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            description: Some("changed".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let status = client
+        .delete_subscription(pb::DeleteSubscriptionRequest {
+            id: created.id.clone(),
+            expected_revision: created.revision,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+    assert_eq!(control.stored_ids().await, vec![created.id.clone()]);
+}
+
+#[tokio::test]
+async fn list_pages_through_subscriptions_in_id_order() {
+    let control = Control::start(Options::default()).await;
+    let mut created_ids = Vec::new();
+    for _ in 0..5 {
+        created_ids.push(control.create(create_request(PUBLIC_SINK)).await.id);
+    }
+    created_ids.sort();
+    let mut client = control.client();
+
+    let mut listed_ids = Vec::new();
+    let mut page_token = String::new();
+    let mut num_pages = 0;
+    loop {
+        let page = client
+            .list_subscriptions(pb::ListSubscriptionsRequest {
+                page_size: 2,
+                page_token: page_token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        num_pages += 1;
+        assert!(page.subscriptions.len() <= 2);
+        assert!(page.subscriptions.iter().all(|s| s.secret.is_empty()));
+        listed_ids.extend(page.subscriptions.into_iter().map(|s| s.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(num_pages, 3);
+    assert_eq!(listed_ids, created_ids);
+
+    let everything = client
+        .list_subscriptions(pb::ListSubscriptionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(everything.subscriptions.len(), 5);
+    assert_eq!(everything.next_page_token, "");
+}
+
+#[tokio::test]
+async fn list_with_a_foreign_page_token_is_an_invalid_argument() {
+    let control = Control::start(Options::default()).await;
+    let status = control
+        .client()
+        .list_subscriptions(pb::ListSubscriptionsRequest {
+            page_size: 0,
+            page_token: "garbage".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "page_token");
+}

@@ -1,0 +1,191 @@
+//! Starts a control service over a fresh nats-server and offers `check_*`-style helpers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use herald_core::network::NetworkPolicy;
+use herald_nats::{EventsStreamConfig, Nats, Storage, SubscriptionStore};
+use herald_proto::v1 as pb;
+use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
+use herald_test_support::NatsServer;
+
+/// A token long enough for `Config::problems`.
+pub(crate) const TOKEN: &str = "it-token-0123456789";
+
+/// A sink every network policy accepts.
+pub(crate) const PUBLIC_SINK: &str = "https://hooks.example.com/herald?token=abc";
+
+/// How a test control service is set up.
+pub(crate) struct Options {
+    pub(crate) auth_disabled: bool,
+    pub(crate) network: NetworkPolicy,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            auth_disabled: true,
+            network: NetworkPolicy::public_only(),
+        }
+    }
+}
+
+/// A running control service and what it stores into.
+pub(crate) struct Control {
+    pub(crate) address: SocketAddr,
+    pub(crate) channel: Channel,
+    pub(crate) store: SubscriptionStore,
+    pub(crate) registry: prometheus::Registry,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<herald_control::Result<()>>>,
+    _nats: NatsServer,
+}
+
+impl Control {
+    pub(crate) async fn start(options: Options) -> Control {
+        let nats_server = NatsServer::start().await;
+        let nats = Nats::connect(&herald_nats::Config {
+            url: nats_server.url(),
+            request_timeout: Duration::from_secs(5),
+            events: EventsStreamConfig {
+                retention: Duration::from_secs(3600),
+                duplicate_window: Duration::from_secs(120),
+                storage: Storage::File,
+                replicas: 1,
+            },
+        })
+        .await
+        .expect("nats should connect");
+        let store = nats.subscriptions().await.expect("the store should open");
+        let config = herald_control::Config {
+            auth: herald_control::AuthConfig {
+                disabled: options.auth_disabled,
+                api_tokens: vec![TOKEN.to_owned()],
+            },
+        };
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let registry = prometheus::Registry::new();
+        let service =
+            herald_control::build(Arc::new(config), store.clone(), options.network, &registry)
+                .expect("the control service should build");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port should work");
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(service.run(listener, shutdown.clone()));
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("the control service should accept connections");
+        Control {
+            address,
+            channel,
+            store,
+            registry,
+            shutdown,
+            server: Some(server),
+            _nats: nats_server,
+        }
+    }
+
+    pub(crate) fn client(&self) -> SubscriptionServiceClient<Channel> {
+        SubscriptionServiceClient::new(self.channel.clone())
+    }
+
+    /// Cancels the service and returns what `run` returned.
+    pub(crate) async fn stop(&mut self) -> herald_control::Result<()> {
+        self.shutdown.cancel();
+        let server = self.server.take().expect("the service should be running");
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the service should stop within 10 s")
+            .expect("the service task should not panic")
+    }
+
+    /// Creates a subscription through the API and returns the answer.
+    pub(crate) async fn create(&self, request: pb::CreateSubscriptionRequest) -> pb::Subscription {
+        self.client()
+            .create_subscription(request)
+            .await
+            .expect("creating the subscription should succeed")
+            .into_inner()
+    }
+
+    /// Returns the ids stored, bypassing the API.
+    pub(crate) async fn stored_ids(&self) -> Vec<String> {
+        let stored = self
+            .store
+            .list()
+            .await
+            .expect("listing the store should work");
+        stored
+            .into_iter()
+            .map(|entry| entry.value.id.to_string())
+            .collect()
+    }
+
+    /// Returns `herald_control_requests_total{method,code}`.
+    pub(crate) fn requests_total(&self, method: &str, code: &str) -> u64 {
+        let families = self.registry.gather();
+        let Some(family) = families
+            .iter()
+            .find(|family| family.name() == "herald_control_requests_total")
+        else {
+            return 0;
+        };
+        family
+            .get_metric()
+            .iter()
+            .filter(|metric| {
+                let labels = metric.get_label();
+                let has = |name: &str, value: &str| {
+                    labels
+                        .iter()
+                        .any(|label| label.name() == name && label.value() == value)
+                };
+                has("method", method) && has("code", code)
+            })
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum()
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A create request for `sink` with no filters.
+pub(crate) fn create_request(sink: &str) -> pb::CreateSubscriptionRequest {
+    pb::CreateSubscriptionRequest {
+        sink: sink.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A filter in the specification's JSON encoding, as its wire form.
+pub(crate) fn filter(json: &str) -> pb::Filter {
+    let filter: herald_core::Filter = serde_json::from_str(json).expect("the test filter is JSON");
+    pb::Filter::from(filter)
+}
+
+/// Asserts that `status` is INVALID_ARGUMENT naming `field`, in its message and its details.
+pub(crate) fn check_invalid_argument(status: &tonic::Status, field: &str) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with(&format!("{field}: ")),
+        "message `{}` should start with `{field}: `",
+        status.message()
+    );
+    let violations = herald_proto::rpc::field_violations(status);
+    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, [field]);
+}

@@ -1,0 +1,157 @@
+//! Conversions between `herald.v1` messages and `herald-core` types, used at the gRPC edge.
+//!
+//! Converting a filter only checks what the wire format cannot express (a filter without a
+//! dialect); what a valid filter is stays `herald_core::filter::validate`'s decision. Error paths
+//! use the same notation as the core validator (`filters[1].any[0]`), so a caller sees one
+//! consistent way of naming the offending expression.
+
+use herald_core::filter::FilterError;
+use herald_core::{Filter, Subscription};
+use time::OffsetDateTime;
+
+use crate::v1 as pb;
+
+#[cfg(test)]
+mod tests;
+
+/// The only delivery protocol Herald speaks, as `Subscription.protocol` names it.
+pub const PROTOCOL_HTTP: &str = "HTTP";
+
+/// Whether a converted subscription carries its signing secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretVisibility {
+    /// Include the secret: only in the answer to `CreateSubscription`.
+    Reveal,
+    /// Leave `secret` empty: every other answer.
+    Omit,
+}
+
+/// Returns the wire form of a stored subscription at `revision`.
+pub fn subscription_to_pb(
+    subscription: &Subscription,
+    revision: u64,
+    secret: SecretVisibility,
+) -> pb::Subscription {
+    let secret = match secret {
+        SecretVisibility::Reveal => subscription.secret.expose().to_owned(),
+        SecretVisibility::Omit => String::new(),
+    };
+    pb::Subscription {
+        id: subscription.id.to_string(),
+        sink: subscription.sink.as_str().to_owned(),
+        filters: filters_to_pb(&subscription.filters),
+        secret,
+        description: subscription.description.clone(),
+        create_time: Some(timestamp_to_pb(subscription.created_at)),
+        update_time: Some(timestamp_to_pb(subscription.updated_at)),
+        revision,
+        protocol: PROTOCOL_HTTP.to_owned(),
+    }
+}
+
+/// Converts a request's filter list, naming the offending entry `filters[<index>]...`.
+pub fn filters_from_pb(filters: &[pb::Filter]) -> Result<Vec<Filter>, FilterError> {
+    filters
+        .iter()
+        .enumerate()
+        .map(|(index, filter)| filter_from_pb(filter, &format!("filters[{index}]")))
+        .collect()
+}
+
+/// Converts a filter list to its wire form.
+pub fn filters_to_pb(filters: &[Filter]) -> Vec<pb::Filter> {
+    filters.iter().map(pb::Filter::from).collect()
+}
+
+/// Returns the wire form of an instant.
+pub fn timestamp_to_pb(instant: OffsetDateTime) -> prost_types::Timestamp {
+    let nanos = instant.unix_timestamp_nanos();
+    let seconds = nanos.div_euclid(1_000_000_000);
+    let subsec_nanos = nanos.rem_euclid(1_000_000_000);
+    prost_types::Timestamp {
+        seconds: i64::try_from(seconds).expect("an OffsetDateTime's seconds should fit in i64"),
+        nanos: i32::try_from(subsec_nanos).expect("sub-second nanoseconds should fit in i32"),
+    }
+}
+
+/// Returns the instant a wire timestamp denotes, or an error when it is out of range.
+pub fn timestamp_from_pb(
+    timestamp: &prost_types::Timestamp,
+) -> Result<OffsetDateTime, time::error::ComponentRange> {
+    let nanos = i128::from(timestamp.seconds) * 1_000_000_000 + i128::from(timestamp.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+}
+
+impl TryFrom<&pb::Filter> for Filter {
+    type Error = FilterError;
+
+    /// Converts one filter; errors name its parts from `filter` (`filter.any[0]`).
+    fn try_from(filter: &pb::Filter) -> Result<Filter, FilterError> {
+        filter_from_pb(filter, "filter")
+    }
+}
+
+impl TryFrom<pb::Filter> for Filter {
+    type Error = FilterError;
+
+    fn try_from(filter: pb::Filter) -> Result<Filter, FilterError> {
+        Filter::try_from(&filter)
+    }
+}
+
+impl From<&Filter> for pb::Filter {
+    fn from(filter: &Filter) -> pb::Filter {
+        use pb::filter::Dialect;
+        let attributes = |pairs: &std::collections::BTreeMap<String, String>| pb::AttributeFilter {
+            attributes: pairs.clone(),
+        };
+        let list = |filters: &[Filter]| pb::FilterList {
+            filters: filters_to_pb(filters),
+        };
+        let dialect = match filter {
+            Filter::Exact(pairs) => Dialect::Exact(attributes(pairs)),
+            Filter::Prefix(pairs) => Dialect::Prefix(attributes(pairs)),
+            Filter::Suffix(pairs) => Dialect::Suffix(attributes(pairs)),
+            Filter::All(filters) => Dialect::All(list(filters)),
+            Filter::Any(filters) => Dialect::Any(list(filters)),
+            Filter::Not(filter) => Dialect::Not(Box::new(pb::Filter::from(filter.as_ref()))),
+        };
+        pb::Filter {
+            dialect: Some(dialect),
+        }
+    }
+}
+
+impl From<Filter> for pb::Filter {
+    fn from(filter: Filter) -> pb::Filter {
+        pb::Filter::from(&filter)
+    }
+}
+
+fn filter_from_pb(filter: &pb::Filter, path: &str) -> Result<Filter, FilterError> {
+    use pb::filter::Dialect;
+    let Some(dialect) = &filter.dialect else {
+        return Err(FilterError {
+            path: path.to_owned(),
+            reason: "empty dialect: set one of exact, prefix, suffix, all, any, not".to_owned(),
+        });
+    };
+    let list = |name: &str, list: &pb::FilterList| -> Result<Vec<Filter>, FilterError> {
+        list.filters
+            .iter()
+            .enumerate()
+            .map(|(index, nested)| filter_from_pb(nested, &format!("{path}.{name}[{index}]")))
+            .collect()
+    };
+    let filter = match dialect {
+        Dialect::Exact(pairs) => Filter::Exact(pairs.attributes.clone()),
+        Dialect::Prefix(pairs) => Filter::Prefix(pairs.attributes.clone()),
+        Dialect::Suffix(pairs) => Filter::Suffix(pairs.attributes.clone()),
+        Dialect::All(filters) => Filter::All(list("all", filters)?),
+        Dialect::Any(filters) => Filter::Any(list("any", filters)?),
+        Dialect::Not(nested) => {
+            Filter::Not(Box::new(filter_from_pb(nested, &format!("{path}.not"))?))
+        }
+    };
+    Ok(filter)
+}
