@@ -12,7 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     println!("cargo:rerun-if-changed={}", proto_dir.display());
-    let file_descriptor_set = protox::compile(["herald/v1/subscriptions.proto"], [&proto_dir])?;
+    // Every file of the package is compiled, so adding a .proto needs no change here.
+    let mut files: Vec<String> = std::fs::read_dir(proto_dir.join("herald/v1"))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".proto"))
+        .map(|name| format!("herald/v1/{name}"))
+        .collect();
+    files.sort();
+    let file_descriptor_set = protox::compile(&files, [&proto_dir])?;
     for file in &file_descriptor_set.file {
         if let Some(name) = &file.name
             && !name.starts_with("google/")

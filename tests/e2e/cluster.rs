@@ -53,6 +53,8 @@ pub(crate) fn nats_config(url: &str) -> herald_nats::Config {
             storage: herald_nats::Storage::File,
             replicas: 1,
         },
+        attempt_retention: Duration::from_secs(3600),
+        dead_letter_retention: Duration::from_secs(3600),
     }
 }
 
@@ -61,8 +63,7 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
         request_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
         max_response_body_bytes: 64 * 1024,
-        retry_schedule: vec![Duration::from_millis(200), Duration::from_millis(500)],
-        retry_jitter_percent: 0,
+        disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 64,
         shutdown_grace_period: Duration::from_secs(10),
     }
@@ -179,6 +180,7 @@ impl TestCluster {
         let request = pb::CreateSubscriptionRequest {
             sink: sink.to_owned(),
             filters,
+            retry_policy: Some(short_retry_policy(3)),
             ..Default::default()
         };
         let subscription = self
@@ -246,5 +248,22 @@ pub(crate) fn type_prefix(prefix: &str) -> pb::Filter {
         dialect: Some(pb::filter::Dialect::Prefix(pb::AttributeFilter {
             attributes: [("type".to_owned(), prefix.to_owned())].into(),
         })),
+    }
+}
+
+/// A fast policy for tests: 200 ms, then 500 ms between attempts, no jitter.
+pub(crate) fn short_retry_policy(max_attempts: u32) -> pb::RetryPolicy {
+    let millis = |ms: u64| prost_types::Duration {
+        seconds: 0,
+        nanos: (ms * 1_000_000) as i32,
+    };
+    pb::RetryPolicy {
+        backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+            delays: vec![millis(200), millis(500)],
+        })),
+        jitter_percent: Some(0),
+        max_attempts,
+        max_age: None,
+        terminal_status_codes: Vec::new(),
     }
 }

@@ -109,6 +109,7 @@ fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequ
         sink: args.sink,
         secret: args.secret.unwrap_or_default(),
         description: args.description,
+        retry_policy: None,
     })
 }
 
@@ -121,6 +122,7 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<pb::UpdateSubscriptionRequ
         replace_filters,
         description: args.description,
         expected_revision: args.expected_revision.unwrap_or(0),
+        retry_policy: None,
     })
 }
 

@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 
 use herald_core::network::NetworkPolicy;
 use herald_core::subscription::WebhookSecret;
-use herald_core::{ErrorCode, Filter, Sink, Subscription, SubscriptionId};
+use herald_core::{ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
 use herald_nats::{SubscriptionStore, Versioned};
 use herald_proto::v1 as pb;
 use herald_proto::{SecretVisibility, subscription_to_pb};
@@ -95,6 +95,8 @@ impl SubscriptionApi {
             description: request.description,
             created_at: now,
             updated_at: now,
+            retry_policy: herald_core::retry::RetryPolicy::standard(),
+            state: herald_core::State::Active,
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
@@ -221,6 +223,38 @@ impl SubscriptionApi {
         }
     }
 
+    /// Sets a subscription's state (pause, resume), retrying concurrent changes.
+    async fn set_state(
+        &self,
+        id_text: &str,
+        state: fn(OffsetDateTime) -> State,
+    ) -> Result<pb::Subscription> {
+        let id = parse_id(id_text)?;
+        record_subscription_id(&id);
+        let mut attempt = 1;
+        loop {
+            let Versioned {
+                value: mut subscription,
+                revision,
+            } = self.read(&id).await?;
+            let now = OffsetDateTime::now_utc();
+            subscription.state = state(now);
+            subscription.updated_at = now;
+            match self.store.update(&subscription, revision).await {
+                Ok(new_revision) => {
+                    tracing::info!(state = ?subscription.state, revision = new_revision, "subscription state changed");
+                    return Ok(subscription_to_pb(
+                        &subscription,
+                        new_revision,
+                        SecretVisibility::Omit,
+                    ));
+                }
+                Err(err) if should_retry(&err, 0, attempt) => attempt += 1,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
     async fn read(&self, id: &SubscriptionId) -> Result<Versioned<Subscription>> {
         self.store
             .get(id)
@@ -270,6 +304,24 @@ impl Changes {
 
 #[tonic::async_trait]
 impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
+    async fn pause_subscription(
+        &self,
+        request: Request<pb::PauseSubscriptionRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        let id = request.into_inner().id;
+        let pause = self.set_state(&id, |since| State::Paused { since });
+        self.observe("PauseSubscription", pause).await
+    }
+
+    async fn resume_subscription(
+        &self,
+        request: Request<pb::ResumeSubscriptionRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        let id = request.into_inner().id;
+        let resume = self.set_state(&id, |_| State::Active);
+        self.observe("ResumeSubscription", resume).await
+    }
+
     async fn create_subscription(
         &self,
         request: Request<pb::CreateSubscriptionRequest>,

@@ -1,12 +1,22 @@
-//! What an attempt's result means for the event: delivered, or to be tried again later.
+//! What an attempt's result means for the event: delivered, retried later, dead-lettered, or the
+//! endpoint is gone.
 //!
 //! Pure and table-tested: the dispatcher feeds in what the endpoint answered (or how the request
-//! failed) and acts on the [`Outcome`]. The reliable-delivery work extends this table (410 Gone,
-//! terminal codes, dead letters) without touching the dispatcher's control flow.
+//! failed), the attempt number, the event's age and the subscription's policy, and acts on the
+//! [`Outcome`]. Rules (CloudEvents HTTP Web Hooks and Standard Webhooks):
+//! - 2xx: delivered.
+//! - 410 Gone: the endpoint wants no more deliveries; the subscription is disabled.
+//! - A status the policy names as terminal: dead-lettered at once.
+//! - 429 and 503 with `Retry-After` (seconds or an HTTP date): wait that long, but never longer
+//!   than the policy's longest delay.
+//! - Everything else (3xx, which is never followed, other 4xx and 5xx, timeouts, connection and
+//!   DNS failures): retried on the policy's schedule, until `max_attempts` or `max_age`.
 
 use std::time::Duration;
 
-use crate::retry::RetrySchedule;
+use time::OffsetDateTime;
+
+use crate::retry::RetryPolicy;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +56,22 @@ impl FailureClass {
     }
 }
 
+impl AttemptResult {
+    /// Returns a bounded label: `2xx`..`5xx`, or the failure class.
+    pub fn class_label(&self) -> &'static str {
+        match self {
+            AttemptResult::Response { status, .. } => match status / 100 {
+                1 => "1xx",
+                2 => "2xx",
+                3 => "3xx",
+                4 => "4xx",
+                _ => "5xx",
+            },
+            AttemptResult::Failed { class } => class.as_str(),
+        }
+    }
+}
+
 /// What to do with the event after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -53,35 +79,111 @@ pub enum Outcome {
     Delivered,
     /// Try again after this delay.
     Retry { after: Duration },
+    /// Give up on this event: dead-letter it.
+    Dead { reason: DeadReason },
+    /// The endpoint answered 410 Gone: dead-letter the event and disable the subscription.
+    Gone,
 }
 
-/// Decides the outcome of attempt number `attempt` (1-based).
-///
-/// 2xx is delivered. Anything else is retried on the schedule; 429 and 503 may ask for a later
-/// time with `Retry-After` (seconds), which is honoured up to the schedule's longest delay.
-/// Redirects are failures: the dispatcher never follows them.
+/// Why an event was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadReason {
+    /// `max_attempts` attempts failed.
+    Exhausted,
+    /// The next attempt would come after `max_age`.
+    Expired,
+    /// The endpoint answered a status the policy names as terminal.
+    TerminalStatus(u16),
+    /// The endpoint answered 410 Gone.
+    Gone,
+}
+
+impl DeadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::Exhausted => "exhausted",
+            DeadReason::Expired => "expired",
+            DeadReason::TerminalStatus(_) => "terminal_status",
+            DeadReason::Gone => "gone",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Dead { .. } => "dead",
+            Outcome::Gone => "gone",
+        }
+    }
+}
+
+/// Decides the outcome of attempt number `attempt` (1-based) of an event stored `age` ago.
 pub fn classify(
     result: &AttemptResult,
     attempt: u32,
-    schedule: &RetrySchedule,
+    age: Duration,
+    policy: &RetryPolicy,
+    now: OffsetDateTime,
     jitter_unit: f64,
 ) -> Outcome {
-    let scheduled = schedule.delay(attempt, jitter_unit);
-    match result {
-        AttemptResult::Response { status, .. } if (200..300).contains(status) => Outcome::Delivered,
-        AttemptResult::Response {
-            status: 429 | 503,
-            retry_after: Some(value),
-        } => {
-            let longest = schedule.delays().iter().max().copied().unwrap_or(scheduled);
-            let asked = value.trim().parse::<u64>().ok().map(Duration::from_secs);
-            let after = asked.map_or(scheduled, |asked| {
-                asked.clamp(scheduled, longest.max(scheduled))
-            });
-            Outcome::Retry { after }
-        }
-        AttemptResult::Response { .. } | AttemptResult::Failed { .. } => {
-            Outcome::Retry { after: scheduled }
+    let mut delay = policy.delay(attempt, jitter_unit);
+    if let AttemptResult::Response {
+        status,
+        retry_after,
+    } = result
+    {
+        match status {
+            200..=299 => return Outcome::Delivered,
+            410 => return Outcome::Gone,
+            status if policy.terminal_status_codes.contains(status) => {
+                return Outcome::Dead {
+                    reason: DeadReason::TerminalStatus(*status),
+                };
+            }
+            429 | 503 => {
+                let asked = retry_after
+                    .as_deref()
+                    .and_then(|value| parse_retry_after(value, now));
+                if let Some(asked) = asked {
+                    delay = asked.min(policy.max_delay());
+                }
+            }
+            _ => {}
         }
     }
+    if attempt >= policy.max_attempts {
+        return Outcome::Dead {
+            reason: DeadReason::Exhausted,
+        };
+    }
+    if age + delay > policy.max_age {
+        return Outcome::Dead {
+            reason: DeadReason::Expired,
+        };
+    }
+    Outcome::Retry { after: delay }
+}
+
+/// Parses `Retry-After` (RFC 9110, section 10.2.3): delay-seconds or an HTTP date (IMF-fixdate),
+/// as a delay from `now`. A date in the past is no delay.
+pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let date = time::PrimitiveDateTime::parse(value, format)
+        .ok()?
+        .assume_utc();
+    let delay = date - now;
+    Some(if delay.is_negative() {
+        Duration::ZERO
+    } else {
+        delay.unsigned_abs()
+    })
 }

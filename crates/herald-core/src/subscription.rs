@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::filter::{self, Filter};
 use crate::network::{self, NetworkPolicy};
+use crate::retry::RetryPolicy;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,38 @@ pub struct Subscription {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// How failed deliveries are retried and when they are dead-lettered.
+    #[serde(default)]
+    pub retry_policy: RetryPolicy,
+    /// Whether events are being delivered, and why not.
+    #[serde(default)]
+    pub state: State,
+}
+
+/// Whether a subscription delivers. Events keep accumulating in its consumer while it is paused
+/// or disabled, and are delivered once it is resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    #[default]
+    Active,
+    /// Paused by an operator.
+    Paused {
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+    },
+    /// Disabled by Herald: the endpoint answered 410 Gone, or kept failing past the threshold.
+    Disabled {
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+    },
+}
+
+impl State {
+    pub fn is_active(&self) -> bool {
+        matches!(self, State::Active)
+    }
 }
 
 impl fmt::Debug for Subscription {
@@ -44,6 +77,8 @@ impl fmt::Debug for Subscription {
             .field("filters", &self.filters)
             .field("description", &self.description)
             .field("created_at", &self.created_at)
+            .field("retry_policy", &self.retry_policy)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }

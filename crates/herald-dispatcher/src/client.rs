@@ -4,6 +4,7 @@
 //! Names are checked when they are resolved, so DNS rebinding cannot slip a private address in
 //! after a check; IP-literal URLs bypass reqwest's resolver and are checked before sending.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use herald_core::delivery::{AttemptResult, FailureClass};
 use herald_core::network::NetworkPolicy;
+use herald_core::record::{MAX_RECORDED_BODY, RECORDED_HEADERS};
 
 use crate::{Config, Error, Result};
 
@@ -28,6 +30,22 @@ pub(crate) struct AttemptReport {
     pub(crate) result: AttemptResult,
     pub(crate) elapsed: Duration,
     pub(crate) error: Option<String>,
+    /// The response headers worth recording (`record::RECORDED_HEADERS`).
+    pub(crate) response_headers: BTreeMap<String, String>,
+    /// The first `record::MAX_RECORDED_BODY` bytes of the response body.
+    pub(crate) response_body: Vec<u8>,
+}
+
+impl AttemptReport {
+    fn failed(class: FailureClass, elapsed: Duration, error: String) -> AttemptReport {
+        AttemptReport {
+            result: AttemptResult::Failed { class },
+            elapsed,
+            error: Some(error),
+            response_headers: BTreeMap::new(),
+            response_body: Vec::new(),
+        }
+    }
 }
 
 /// Sends deliveries; cheap to clone.
@@ -73,15 +91,8 @@ impl DeliveryClient {
             _ => None,
         };
         if let Some(range) = literal.and_then(|ip| self.policy.denied_range(ip)) {
-            return AttemptReport {
-                result: AttemptResult::Failed {
-                    class: FailureClass::DeniedAddress,
-                },
-                elapsed: started.elapsed(),
-                error: Some(format!(
-                    "{range} addresses are not allowed as delivery targets"
-                )),
-            };
+            let error = format!("{range} addresses are not allowed as delivery targets");
+            return AttemptReport::failed(FailureClass::DeniedAddress, started.elapsed(), error);
         }
         let mut builder = self
             .http
@@ -94,16 +105,11 @@ impl DeliveryClient {
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
-        let response = match builder.send().await {
+        let mut response = match builder.send().await {
             Ok(response) => response,
             Err(err) => {
-                return AttemptReport {
-                    result: AttemptResult::Failed {
-                        class: failure_class(&err),
-                    },
-                    elapsed: started.elapsed(),
-                    error: Some(error_chain(&err)),
-                };
+                let class = failure_class(&err);
+                return AttemptReport::failed(class, started.elapsed(), error_chain(&err));
             }
         };
         let status = response.status().as_u16();
@@ -112,13 +118,24 @@ impl DeliveryClient {
             .get(http::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let response_headers = RECORDED_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = response.headers().get(*name)?.to_str().ok()?;
+                Some(((*name).to_owned(), value.chars().take(256).collect()))
+            })
+            .collect();
         // Read (a bounded part of) the body so the connection can be reused; a hostile endpoint
-        // cannot make us buffer more than the cap.
-        let mut response = response;
+        // cannot make us buffer more than the cap, and only a prefix is kept.
         let mut read = 0_usize;
+        let mut response_body = Vec::new();
         while read <= self.max_body_bytes {
             match response.chunk().await {
-                Ok(Some(chunk)) => read += chunk.len(),
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    let room = MAX_RECORDED_BODY.saturating_sub(response_body.len());
+                    response_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
                 Ok(None) | Err(_) => break,
             }
         }
@@ -129,6 +146,8 @@ impl DeliveryClient {
             },
             elapsed: started.elapsed(),
             error: None,
+            response_headers,
+            response_body,
         }
     }
 }

@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use herald_core::retry::RetrySchedule;
-
 /// Settings of the dispatcher role; defaults live in the server's `herald.default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,11 +16,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// At most this much of a response body is read.
     pub max_response_body_bytes: usize,
-    /// Delays between attempts; the last one repeats.
-    #[serde(deserialize_with = "durations")]
-    pub retry_schedule: Vec<Duration>,
-    /// Each delay varies randomly by up to this percentage.
-    pub retry_jitter_percent: u32,
+    /// A subscription whose endpoint has failed continuously for this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
     /// Deliveries in flight per subscription.
     pub max_in_flight_per_subscription: usize,
     /// How long in-flight attempts may run after shutdown begins.
@@ -31,11 +27,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Returns the retry schedule.
-    pub fn schedule(&self) -> RetrySchedule {
-        RetrySchedule::new(self.retry_schedule.clone(), self.retry_jitter_percent)
-    }
-
     /// Returns the consumer's ack wait: longer than an attempt can take, counting the time a
     /// pulled message may wait for a free slot (one more attempt), so JetStream never
     /// redelivers an event whose attempt is still running.
@@ -52,17 +43,9 @@ impl Config {
         if self.max_in_flight_per_subscription == 0 {
             problems.push("dispatcher.max_in_flight_per_subscription must be positive".to_owned());
         }
-        if self.retry_jitter_percent > 100 {
-            problems.push("dispatcher.retry_jitter_percent must be at most 100".to_owned());
+        if self.disable_after.is_zero() {
+            problems.push("dispatcher.disable_after must be positive".to_owned());
         }
         problems
     }
-}
-
-fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
-    let texts: Vec<String> = Vec::deserialize(deserializer)?;
-    texts
-        .iter()
-        .map(|text| humantime::parse_duration(text).map_err(serde::de::Error::custom))
-        .collect()
 }

@@ -1,6 +1,8 @@
 //! Dispatcher metrics, all prefixed `herald_dispatch_`. Labels are bounded: no ids, no URLs.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use crate::Result;
 
@@ -17,6 +19,12 @@ pub struct Metrics {
     pub events_invalid: IntCounterVec,
     /// Subscriptions with a running worker.
     pub subscriptions: IntGauge,
+    /// Events dead-lettered, by reason.
+    pub dead_letters: IntCounterVec,
+    /// Subscriptions Herald disabled (410 Gone, or failing past the threshold).
+    pub subscriptions_disabled: IntCounter,
+    /// Records that could not be written, by kind (`attempt`, `dead_letter`, ...).
+    pub records_failed: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,7 +62,25 @@ impl Metrics {
                 "herald_dispatch_subscriptions",
                 "Subscriptions with a running delivery worker",
             )?,
+            dead_letters: IntCounterVec::new(
+                Opts::new("herald_dispatch_dead_letters_total", "Events dead-lettered"),
+                &["reason"],
+            )?,
+            subscriptions_disabled: IntCounter::new(
+                "herald_dispatch_subscriptions_disabled_total",
+                "Subscriptions disabled by Herald",
+            )?,
+            records_failed: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_records_failed_total",
+                    "Delivery records that could not be written",
+                ),
+                &["kind"],
+            )?,
         };
+        registry.register(Box::new(metrics.dead_letters.clone()))?;
+        registry.register(Box::new(metrics.subscriptions_disabled.clone()))?;
+        registry.register(Box::new(metrics.records_failed.clone()))?;
         registry.register(Box::new(metrics.attempts.clone()))?;
         registry.register(Box::new(metrics.attempt_duration.clone()))?;
         registry.register(Box::new(metrics.events_filtered.clone()))?;

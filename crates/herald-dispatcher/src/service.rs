@@ -157,6 +157,16 @@ fn upsert(
 ) {
     let id = subscription.value.id.clone();
     let revision = subscription.revision;
+    if !subscription.value.state.is_active() {
+        // Paused or disabled: stop delivering but keep the consumer, so events accumulate and
+        // are delivered once the subscription is resumed.
+        if let Some(worker) = workers.remove(&id) {
+            worker.cancel.cancel();
+            tracing::info!(subscription_id = %id, state = ?subscription.value.state, "subscription not active: delivery stopped");
+        }
+        context.metrics.subscriptions.set(workers.len() as i64);
+        return;
+    }
     if let Some(worker) = workers.get_mut(&id) {
         if worker.revision >= revision {
             return;

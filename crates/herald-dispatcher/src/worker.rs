@@ -14,10 +14,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use herald_core::delivery::{self, Outcome};
-use herald_core::retry::RetrySchedule;
-use herald_core::{Event, EventError, Subscription, filter, subject};
-use herald_nats::{ConsumerSpec, Delivery, Nats};
+use herald_core::delivery::{self, AttemptResult, DeadReason, Outcome};
+use herald_core::record::{AttemptRecord, EndpointHealth};
+use herald_core::{Event, EventError, State, Subscription, SubscriptionId, filter, subject};
+use herald_nats::{ConsumerSpec, Delivery, EventPublisher, Nats, Records};
 
 use crate::client::{DeliveryClient, SignedRequest};
 use crate::{Config, Metrics};
@@ -28,7 +28,8 @@ pub(crate) struct WorkerContext {
     pub(crate) nats: Nats,
     pub(crate) metrics: Metrics,
     client: DeliveryClient,
-    schedule: RetrySchedule,
+    records: Records,
+    publisher: EventPublisher,
 }
 
 impl WorkerContext {
@@ -38,13 +39,15 @@ impl WorkerContext {
         client: DeliveryClient,
         metrics: Metrics,
     ) -> WorkerContext {
-        let schedule = config.schedule();
+        let records = nats.records();
+        let publisher = nats.publisher();
         WorkerContext {
             config,
             nats,
             metrics,
             client,
-            schedule,
+            records,
+            publisher,
         }
     }
 }
@@ -89,6 +92,7 @@ pub(crate) async fn run(
     let subscription_id = routes.borrow().subscription.id.clone();
     let span = tracing::info_span!("worker", %subscription_id);
     async move {
+        let health = Arc::new(HealthTracker::load(&context.records, &subscription_id).await);
         let mut retry_delay = Duration::from_millis(100);
         while !cancel.is_cancelled() {
             let route = Arc::clone(&routes.borrow_and_update());
@@ -117,9 +121,10 @@ pub(crate) async fn run(
                 |item| {
                     let context = Arc::clone(&context);
                     let route = Arc::clone(&current_route.borrow());
+                    let health = Arc::clone(&health);
                     async move {
                         match item {
-                            Ok(delivery) => deliver(&context, &route, delivery).await,
+                            Ok(delivery) => deliver(&context, &route, &health, delivery).await,
                             Err(err) => tracing::warn!(error = %err, "pull failed"),
                         }
                     }
@@ -165,7 +170,12 @@ async fn pause(cancel: &CancellationToken, delay: &mut Duration) {
     *delay = (*delay * 2).min(Duration::from_secs(5));
 }
 
-async fn deliver(context: &WorkerContext, route: &Route, delivery: Delivery) {
+async fn deliver(
+    context: &WorkerContext,
+    route: &Route,
+    health: &HealthTracker,
+    delivery: Delivery,
+) {
     let event = match decode(&delivery) {
         Ok(event) => event,
         Err(err) => {
@@ -201,18 +211,26 @@ async fn deliver(context: &WorkerContext, route: &Route, delivery: Delivery) {
         attempt = delivery.attempt,
         status = tracing::field::Empty,
     );
-    attempt(context, route, &event, &delivery)
+    attempt(context, route, health, &event, &delivery)
         .instrument(span)
         .await;
 }
 
-async fn attempt(context: &WorkerContext, route: &Route, event: &Event, delivery: &Delivery) {
+async fn attempt(
+    context: &WorkerContext,
+    route: &Route,
+    health: &HealthTracker,
+    event: &Event,
+    delivery: &Delivery,
+) {
+    let subscription = &route.subscription;
     let message_id = event.message_id();
-    let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+    let started_at = OffsetDateTime::now_utc();
+    let timestamp = started_at.unix_timestamp();
     let body = event.structured().clone();
     let signature = herald_signing::sign(&route.secret, message_id.as_str(), timestamp, &body);
     let request = SignedRequest {
-        url: route.subscription.sink.url(),
+        url: subscription.sink.url(),
         body,
         headers: [
             (herald_signing::HEADER_ID, message_id.to_string()),
@@ -221,47 +239,343 @@ async fn attempt(context: &WorkerContext, route: &Route, event: &Event, delivery
         ],
     };
     let report = context.client.send(request).await;
+    let now = OffsetDateTime::now_utc();
+    let age = (now - delivery.published)
+        .try_into()
+        .unwrap_or(Duration::ZERO);
     let jitter = jitter_unit(delivery.stream_sequence, timestamp);
-    let outcome = delivery::classify(&report.result, delivery.attempt, &context.schedule, jitter);
-    let status_class = match &report.result {
-        delivery::AttemptResult::Response { status, .. } => {
-            tracing::Span::current().record("status", status);
-            format!("{}xx", status / 100)
-        }
-        delivery::AttemptResult::Failed { class } => class.as_str().to_owned(),
-    };
-    let outcome_label = match outcome {
-        Outcome::Delivered => "delivered",
-        Outcome::Retry { .. } => "retry",
-    };
+    let policy = &subscription.retry_policy;
+    let outcome = delivery::classify(&report.result, delivery.attempt, age, policy, now, jitter);
+    let result_class = report.result.class_label();
+    if let AttemptResult::Response { status, .. } = &report.result {
+        tracing::Span::current().record("status", status);
+    }
     let metrics = &context.metrics;
     metrics
         .attempts
-        .with_label_values(&[outcome_label, status_class.as_str()])
+        .with_label_values(&[outcome.label(), result_class])
         .inc();
     metrics
         .attempt_duration
-        .with_label_values(&[outcome_label])
+        .with_label_values(&[outcome.label()])
         .observe(report.elapsed.as_secs_f64());
-    let acknowledged = match outcome {
+
+    let last_error = describe(&report);
+    let record = AttemptRecord {
+        subscription_id: subscription.id.to_string(),
+        event_id: event.id().to_owned(),
+        event_source: event.source().to_owned(),
+        event_type: event.ty().to_owned(),
+        message_id: message_id.to_string(),
+        attempt: delivery.attempt,
+        started_at,
+        duration_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        status: match &report.result {
+            AttemptResult::Response { status, .. } => Some(*status),
+            AttemptResult::Failed { .. } => None,
+        },
+        result_class: result_class.to_owned(),
+        error: report.error.clone(),
+        response_headers: report.response_headers.clone(),
+        response_body: String::from_utf8_lossy(&report.response_body).into_owned(),
+        outcome: outcome.label().to_owned(),
+        next_attempt_at: match &outcome {
+            Outcome::Retry { after } => Some(now + *after),
+            _ => None,
+        },
+    };
+    if let Err(err) = context.records.record_attempt(&record).await {
+        context
+            .metrics
+            .records_failed
+            .with_label_values(&["attempt"])
+            .inc();
+        tracing::warn!(error = %err, "failed to record an attempt");
+    }
+
+    let acknowledged = match &outcome {
         Outcome::Delivered => {
             tracing::debug!(elapsed = ?report.elapsed, "delivered");
+            health.succeeded(context, &subscription.id, now).await;
             delivery.ack().await
         }
         Outcome::Retry { after } => {
             tracing::info!(
-                sink = %route.subscription.sink.authority(),
-                result = %status_class,
-                error = report.error.as_deref().unwrap_or(""),
+                sink = %subscription.sink.authority(),
+                result = result_class,
+                error = last_error.as_str(),
                 retry_in = ?after,
                 "attempt failed"
             );
-            delivery.nak(after).await
+            let failing_too_long = health.failed(context, &subscription.id, now).await;
+            if failing_too_long {
+                let reason = format!(
+                    "the endpoint failed continuously for {}",
+                    humantime_serde::re::humantime::format_duration(context.config.disable_after)
+                );
+                disable(context, subscription, &reason).await;
+            }
+            delivery.nak(*after).await
+        }
+        Outcome::Dead { reason } => {
+            health.failed(context, &subscription.id, now).await;
+            give_up(context, subscription, event, delivery, *reason, &last_error).await
+        }
+        Outcome::Gone => {
+            health.failed(context, &subscription.id, now).await;
+            let acknowledged = give_up(
+                context,
+                subscription,
+                event,
+                delivery,
+                DeadReason::Gone,
+                &last_error,
+            )
+            .await;
+            disable(context, subscription, "the endpoint answered 410 Gone").await;
+            acknowledged
         }
     };
     if let Err(err) = acknowledged {
         // The event stays pending and is redelivered after the ack wait: a duplicate, not a loss.
         tracing::warn!(error = %err, "failed to acknowledge the attempt's outcome");
+    }
+}
+
+/// Dead-letters an event, announces it, then stops its redelivery. If the dead letter cannot be
+/// stored, the event is nak'd instead so it is not lost.
+async fn give_up(
+    context: &WorkerContext,
+    subscription: &Subscription,
+    event: &Event,
+    delivery: &Delivery,
+    reason: DeadReason,
+    last_error: &str,
+) -> herald_nats::Result<()> {
+    let stored = context
+        .records
+        .dead_letter(
+            &subscription.id,
+            event.structured().clone(),
+            delivery.stream_sequence,
+            delivery.attempt,
+            reason.as_str(),
+            last_error,
+        )
+        .await;
+    if let Err(err) = stored {
+        context
+            .metrics
+            .records_failed
+            .with_label_values(&["dead_letter"])
+            .inc();
+        tracing::error!(error = %err, "failed to store a dead letter; retrying the event later");
+        return delivery.nak(Duration::from_secs(5)).await;
+    }
+    context
+        .metrics
+        .dead_letters
+        .with_label_values(&[reason.as_str()])
+        .inc();
+    tracing::warn!(
+        reason = reason.as_str(),
+        attempts = delivery.attempt,
+        "event dead-lettered"
+    );
+    // Herald's own operational events are not announced again: a failing operator endpoint
+    // would otherwise feed itself.
+    if !event.ty().starts_with(OPERATIONAL_PREFIX) {
+        let data = serde_json::json!({
+            "subscription_id": subscription.id.as_str(),
+            "event_id": event.id(),
+            "event_source": event.source(),
+            "event_type": event.ty(),
+            "attempts": delivery.attempt,
+            "reason": reason.as_str(),
+            "last_error": last_error,
+        });
+        let id = format!("exhausted-{}-{}", subscription.id, event.message_id());
+        announce(
+            context,
+            &id,
+            "dev.herald.attempt.exhausted",
+            &subscription.id,
+            data,
+        )
+        .await;
+    }
+    delivery.term().await
+}
+
+/// Marks a subscription disabled (its worker stops when the change is seen) and announces it.
+async fn disable(context: &WorkerContext, subscription: &Subscription, reason: &str) {
+    let store = match context.nats.subscriptions().await {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::error!(error = %err, "failed to open the subscription store to disable a subscription");
+            return;
+        }
+    };
+    for _ in 0..5 {
+        let current = match store.get(&subscription.id).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to read the subscription to disable it");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if matches!(current.value.state, State::Disabled { .. }) {
+            return;
+        }
+        let mut disabled = current.value.clone();
+        let now = OffsetDateTime::now_utc();
+        disabled.state = State::Disabled {
+            reason: reason.to_owned(),
+            since: now,
+        };
+        disabled.updated_at = now;
+        match store.update(&disabled, current.revision).await {
+            Ok(_) => {
+                context.metrics.subscriptions_disabled.inc();
+                tracing::warn!(subscription_id = %subscription.id, reason, "subscription disabled");
+                let data = serde_json::json!({
+                    "subscription_id": subscription.id.as_str(),
+                    "reason": reason,
+                    "sink_host": subscription.sink.authority(),
+                });
+                let id = format!(
+                    "disabled-{}-{}",
+                    subscription.id,
+                    now.unix_timestamp_nanos()
+                );
+                announce(
+                    context,
+                    &id,
+                    "dev.herald.subscription.disabled",
+                    &subscription.id,
+                    data,
+                )
+                .await;
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "subscription changed while disabling; retrying")
+            }
+        }
+    }
+}
+
+/// Type prefix of Herald's operational events.
+const OPERATIONAL_PREFIX: &str = "dev.herald.";
+
+/// Publishes an operational CloudEvent into the events stream, where operators subscribe to it
+/// like to any other event.
+async fn announce(
+    context: &WorkerContext,
+    id: &str,
+    event_type: &str,
+    subscription_id: &SubscriptionId,
+    data: serde_json::Value,
+) {
+    let json = serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/herald/dispatcher",
+        "type": event_type,
+        "subject": subscription_id.as_str(),
+        "time": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "datacontenttype": "application/json",
+        "data": data,
+    });
+    let bytes = bytes::Bytes::from(
+        serde_json::to_vec(&json).expect("an operational event should serialize"),
+    );
+    let event = match Event::from_structured(bytes) {
+        Ok(event) => event,
+        Err(err) => {
+            tracing::error!(error = %err, "built an invalid operational event");
+            return;
+        }
+    };
+    if let Err(err) = context.publisher.publish(&event).await {
+        context
+            .metrics
+            .records_failed
+            .with_label_values(&["operational_event"])
+            .inc();
+        tracing::warn!(error = %err, event_type, "failed to publish an operational event");
+    }
+}
+
+/// Returns a one-line description of what went wrong in an attempt.
+fn describe(report: &crate::client::AttemptReport) -> String {
+    match (&report.result, &report.error) {
+        (_, Some(error)) => error.clone(),
+        (AttemptResult::Response { status, .. }, None) => format!("endpoint answered {status}"),
+        (AttemptResult::Failed { class }, None) => class.as_str().to_owned(),
+    }
+}
+
+/// A subscription's endpoint health, kept in memory by its worker and written to the health
+/// bucket when it changes (every failure, the first success after failures, and otherwise at
+/// most once a minute), so a busy healthy endpoint does not cost a write per delivery.
+pub(crate) struct HealthTracker {
+    state: std::sync::Mutex<(EndpointHealth, Option<OffsetDateTime>)>,
+}
+
+impl HealthTracker {
+    async fn load(records: &Records, id: &SubscriptionId) -> HealthTracker {
+        let health = records.health(id).await.unwrap_or_default();
+        HealthTracker {
+            state: std::sync::Mutex::new((health, None)),
+        }
+    }
+
+    async fn succeeded(&self, context: &WorkerContext, id: &SubscriptionId, now: OffsetDateTime) {
+        let to_write = {
+            let mut state = self
+                .state
+                .lock()
+                .expect("the health lock should not be poisoned");
+            let was_failing = state.0.failing_since.is_some();
+            state.0.succeeded(now);
+            let stale = state
+                .1
+                .is_none_or(|written| now - written >= time::Duration::minutes(1));
+            (was_failing || stale).then(|| {
+                state.1 = Some(now);
+                state.0.clone()
+            })
+        };
+        if let Some(health) = to_write {
+            if let Err(err) = context.records.set_health(id, &health).await {
+                tracing::debug!(error = %err, "failed to write endpoint health");
+            }
+        }
+    }
+
+    /// Records a failure; returns true when the endpoint has been failing past the threshold.
+    async fn failed(
+        &self,
+        context: &WorkerContext,
+        id: &SubscriptionId,
+        now: OffsetDateTime,
+    ) -> bool {
+        let health = {
+            let mut state = self
+                .state
+                .lock()
+                .expect("the health lock should not be poisoned");
+            state.0.failed(now);
+            state.1 = Some(now);
+            state.0.clone()
+        };
+        if let Err(err) = context.records.set_health(id, &health).await {
+            tracing::debug!(error = %err, "failed to write endpoint health");
+        }
+        health.failing_for_at_least(context.config.disable_after, now)
     }
 }
 

@@ -9,6 +9,8 @@
 mod consumer;
 mod error;
 mod publisher;
+mod records;
+mod scan;
 mod store;
 
 use std::time::Duration;
@@ -19,6 +21,11 @@ use serde::Deserialize;
 pub use consumer::{ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
+pub use records::{
+    ATTEMPTS_STREAM, AttemptQuery, DEAD_LETTERS_STREAM, HEALTH_BUCKET, Page, Records,
+    redeliver_subject,
+};
+pub use scan::{Scanned, Start};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 
 /// Name of the stream holding every event (subjects `herald.events.>`).
@@ -38,6 +45,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Events stream settings.
     pub events: EventsStreamConfig,
+    /// How long the attempt log keeps each attempt.
+    #[serde(with = "humantime_serde")]
+    pub attempt_retention: Duration,
+    /// How long dead letters are kept before they expire.
+    #[serde(with = "humantime_serde")]
+    pub dead_letter_retention: Duration,
 }
 
 /// Settings of the events stream. Applied when Herald starts (created or updated in place).
@@ -70,6 +83,7 @@ pub struct Nats {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     events: jetstream::stream::Stream,
+    records: Records,
 }
 
 impl Nats {
@@ -87,16 +101,45 @@ impl Nats {
         jetstream.set_timeout(config.request_timeout);
         let events = ensure_events_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
+        let records = records::ensure(&jetstream, config).await?;
         Ok(Nats {
             client,
             jetstream,
             events,
+            records,
         })
     }
 
     /// Returns a publisher onto the events stream.
     pub fn publisher(&self) -> EventPublisher {
         EventPublisher::new(self.jetstream.clone())
+    }
+
+    /// Returns the delivery records: dead letters, attempts, endpoint health, redelivery.
+    pub fn records(&self) -> Records {
+        self.records.clone()
+    }
+
+    /// Streams stored events on `filter_subjects` from `start` up to sequence `until`.
+    pub async fn scan_events(
+        &self,
+        filter_subjects: Vec<String>,
+        start: Start,
+        until: Option<u64>,
+    ) -> Result<impl futures::Stream<Item = Result<Scanned>> + Send + use<>> {
+        self.records
+            .scan_events(&self.events, filter_subjects, start, until)
+            .await
+    }
+
+    /// Returns the sequence of the newest stored event (0 when the stream is empty).
+    pub async fn events_last_sequence(&self) -> Result<u64> {
+        let mut stream = self.events.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(Error::unavailable("failed to read stream info"))?;
+        Ok(info.state.last_sequence)
     }
 
     /// Returns the subscription store.
@@ -162,7 +205,10 @@ async fn ensure_events_stream(
     let stream_config = jetstream::stream::Config {
         name: EVENTS_STREAM.to_owned(),
         description: Some("Herald: every accepted CloudEvent, structured JSON".to_owned()),
-        subjects: vec![herald_core::subject::EVENTS_WILDCARD.to_owned()],
+        subjects: vec![
+            herald_core::subject::EVENTS_WILDCARD.to_owned(),
+            format!("{}.redeliver.>", herald_core::subject::ROOT),
+        ],
         retention: jetstream::stream::RetentionPolicy::Limits,
         max_age: config.retention,
         duplicate_window: config.duplicate_window,
@@ -206,7 +252,7 @@ async fn ensure_subscriptions_bucket(
     Ok(())
 }
 
-fn storage_type(storage: Storage) -> jetstream::stream::StorageType {
+pub(crate) fn storage_type(storage: Storage) -> jetstream::stream::StorageType {
     match storage {
         Storage::File => jetstream::stream::StorageType::File,
         Storage::Memory => jetstream::stream::StorageType::Memory,

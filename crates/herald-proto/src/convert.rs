@@ -46,6 +46,7 @@ pub fn subscription_to_pb(
         update_time: Some(timestamp_to_pb(subscription.updated_at)),
         revision,
         protocol: PROTOCOL_HTTP.to_owned(),
+        ..Default::default()
     }
 }
 

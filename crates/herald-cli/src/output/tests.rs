@@ -27,6 +27,7 @@ fn subscription(id: &str, sink: &str, filters: Vec<pb::Filter>) -> pb::Subscript
         }),
         revision: 3,
         protocol: "HTTP".to_owned(),
+        ..Default::default()
     }
 }
 

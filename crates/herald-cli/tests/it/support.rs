@@ -32,6 +32,8 @@ impl Control {
                 storage: Storage::File,
                 replicas: 1,
             },
+            attempt_retention: Duration::from_secs(3600),
+            dead_letter_retention: Duration::from_secs(3600),
         })
         .await
         .expect("nats should connect");

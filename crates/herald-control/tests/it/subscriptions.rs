@@ -18,6 +18,7 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
             )],
             secret: String::new(),
             description: "orders".to_owned(),
+            retry_policy: None,
         })
         .await;
 

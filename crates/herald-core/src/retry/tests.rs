@@ -1,32 +1,113 @@
-//! Retry schedule tests.
+//! Retry policy tests.
 
 use std::time::Duration;
 
 use super::*;
 
 #[test]
-fn follows_the_schedule_then_repeats_the_last_delay() {
-    let schedule = RetrySchedule::new(vec![Duration::from_secs(1), Duration::from_secs(10)], 0);
-    assert_eq!(schedule.base_delay(1), Duration::from_secs(1));
-    assert_eq!(schedule.base_delay(2), Duration::from_secs(10));
-    assert_eq!(schedule.base_delay(9), Duration::from_secs(10));
-    assert_eq!(schedule.delay(1, 0.99), Duration::from_secs(1));
+fn fixed_backoff_follows_the_list_then_repeats_the_last_delay() {
+    let policy = RetryPolicy::fixed(vec![Duration::from_secs(1), Duration::from_secs(10)]);
+    assert_eq!(policy.base_delay(1), Duration::from_secs(1));
+    assert_eq!(policy.base_delay(2), Duration::from_secs(10));
+    assert_eq!(policy.base_delay(9), Duration::from_secs(10));
+    assert_eq!(policy.delay(1, 0.99), Duration::from_secs(1));
+    assert_eq!(policy.max_attempts, 3);
 }
 
 #[test]
-fn standard_schedule_spans_about_28_hours() {
-    let total: Duration = RetrySchedule::standard().delays().iter().sum();
+fn exponential_backoff_grows_and_caps() {
+    let policy = RetryPolicy {
+        backoff: Backoff::Exponential {
+            initial: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(10),
+        },
+        ..RetryPolicy::fixed(vec![])
+    };
+    let delays: Vec<u64> = (1..=6).map(|n| policy.base_delay(n).as_secs()).collect();
+    assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
+    assert_eq!(policy.base_delay(u32::MAX), Duration::from_secs(10));
+}
+
+#[test]
+fn standard_policy_makes_eight_attempts_over_about_28_hours() {
+    let policy = RetryPolicy::standard();
+    let total: Duration = (1..policy.max_attempts).map(|n| policy.base_delay(n)).sum();
     assert_eq!(
         total.as_secs(),
         5 + 5 * 60 + 30 * 60 + 2 * 3600 + 5 * 3600 + 10 * 3600 * 2
     );
+    assert_eq!(policy.max_attempts, 8);
+    assert_eq!(policy.validate(), Ok(()));
 }
 
 #[test]
 fn jitter_stays_within_bounds() {
-    let schedule = RetrySchedule::new(vec![Duration::from_secs(100)], 20);
-    assert_eq!(schedule.delay(1, 0.0), Duration::from_secs(80));
-    assert_eq!(schedule.delay(1, 0.5), Duration::from_secs(100));
-    let high = schedule.delay(1, 0.999_999).as_secs_f64();
+    let mut policy = RetryPolicy::fixed(vec![Duration::from_secs(100)]);
+    policy.jitter_percent = 20;
+    assert_eq!(policy.delay(1, 0.0), Duration::from_secs(80));
+    assert_eq!(policy.delay(1, 0.5), Duration::from_secs(100));
+    let high = policy.delay(1, 0.999_999).as_secs_f64();
     assert!((119.9..=120.0).contains(&high), "{high}");
+    assert_eq!(policy.max_delay(), Duration::from_secs(120));
+}
+
+#[test]
+fn validation_names_the_field() {
+    let cases: Vec<(RetryPolicy, &str)> = vec![
+        (
+            RetryPolicy {
+                max_attempts: 0,
+                ..RetryPolicy::standard()
+            },
+            "retry_policy.max_attempts",
+        ),
+        (
+            RetryPolicy {
+                jitter_percent: 101,
+                ..RetryPolicy::standard()
+            },
+            "retry_policy.jitter_percent",
+        ),
+        (
+            RetryPolicy {
+                max_age: Duration::ZERO,
+                ..RetryPolicy::standard()
+            },
+            "retry_policy.max_age",
+        ),
+        (
+            RetryPolicy {
+                terminal_status_codes: vec![200],
+                ..RetryPolicy::standard()
+            },
+            "retry_policy.terminal_status_codes",
+        ),
+        (RetryPolicy::fixed(vec![]), "retry_policy.fixed.delays"),
+        (
+            RetryPolicy {
+                backoff: Backoff::Exponential {
+                    initial: Duration::from_secs(1),
+                    multiplier: 0.5,
+                    max_delay: Duration::from_secs(2),
+                },
+                ..RetryPolicy::standard()
+            },
+            "retry_policy.exponential.multiplier",
+        ),
+    ];
+    for (policy, field) in cases {
+        assert_eq!(policy.validate().unwrap_err().field, field, "{policy:?}");
+    }
+}
+
+#[test]
+fn storage_form_uses_milliseconds() {
+    let policy = RetryPolicy::fixed(vec![Duration::from_millis(1500)]);
+    let json = serde_json::to_string(&policy).unwrap();
+    assert_eq!(
+        json,
+        r#"{"backoff":{"fixed":{"delays":[1500]}},"jitter_percent":0,"max_attempts":2,"max_age":2592000000,"terminal_status_codes":[]}"#
+    );
+    assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), policy);
 }

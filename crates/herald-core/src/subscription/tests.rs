@@ -85,11 +85,16 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
         description: "orders".to_owned(),
         created_at: time::macros::datetime!(2026-11-22 10:00 UTC),
         updated_at: time::macros::datetime!(2026-11-22 10:00 UTC),
+        retry_policy: crate::retry::RetryPolicy::fixed(vec![std::time::Duration::from_secs(1)]),
+        state: State::Disabled {
+            reason: "gone".to_owned(),
+            since: time::macros::datetime!(2026-11-22 11:00 UTC),
+        },
     };
     let json = serde_json::to_string(&subscription).unwrap();
     assert_eq!(
         json,
-        r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","filters":[{"exact":{"type":"a.b"}}],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","description":"orders","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z"}"#
+        r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","filters":[{"exact":{"type":"a.b"}}],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","description":"orders","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z","retry_policy":{"backoff":{"fixed":{"delays":[1000]}},"jitter_percent":0,"max_attempts":2,"max_age":2592000000,"terminal_status_codes":[]},"state":{"state":"disabled","reason":"gone","since":"2026-11-22T11:00:00Z"}}"#
     );
     assert_eq!(
         serde_json::from_str::<Subscription>(&json).unwrap(),
@@ -97,4 +102,16 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
     );
     assert!(!format!("{subscription:?}").contains("MfKQ"));
     assert!(serde_json::from_str::<Subscription>(&json.replace("whsec_", "nope_")).is_err());
+}
+
+#[test]
+fn documents_without_new_fields_load_with_defaults() {
+    let json = r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z"}"#;
+    let subscription: Subscription = serde_json::from_str(json).unwrap();
+    assert_eq!(
+        subscription.retry_policy,
+        crate::retry::RetryPolicy::standard()
+    );
+    assert_eq!(subscription.state, State::Active);
+    assert!(subscription.filters.is_empty());
 }

@@ -19,6 +19,8 @@ fn subscription() -> Subscription {
         description: "orders".to_owned(),
         created_at: datetime!(2025-01-02 03:04:05.123456789 UTC),
         updated_at: datetime!(2025-01-02 03:04:06 UTC),
+        retry_policy: herald_core::retry::RetryPolicy::standard(),
+        state: herald_core::State::Active,
     }
 }
 
