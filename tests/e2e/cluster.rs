@@ -11,10 +11,16 @@ use tokio_util::sync::CancellationToken;
 use herald_core::network::NetworkPolicy;
 use herald_nats::Nats;
 use herald_proto::v1 as pb;
+use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 use herald_test_support::NatsServer;
 
 pub(crate) type ControlClient = SubscriptionServiceClient<tonic::transport::Channel>;
+#[allow(
+    dead_code,
+    reason = "used by e2e_retry_and_dlq once the DeliveryService lands"
+)]
+pub(crate) type DeliveryClient = DeliveryServiceClient<tonic::transport::Channel>;
 
 pub(crate) struct TestCluster {
     pub(crate) nats_server: NatsServer,
@@ -71,6 +77,11 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
 
 impl TestCluster {
     pub(crate) async fn start() -> TestCluster {
+        TestCluster::start_with(dispatcher_config()).await
+    }
+
+    /// Starts a cluster whose dispatcher uses `dispatcher_config`.
+    pub(crate) async fn start_with(dispatcher_config: herald_dispatcher::Config) -> TestCluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats_server = NatsServer::start().await;
         let nats = Nats::connect(&nats_config(&nats_server.url()))
@@ -135,7 +146,7 @@ impl TestCluster {
             ingest: Some(ingest),
             control: Some(control),
             dispatcher: None,
-            dispatcher_config: dispatcher_config(),
+            dispatcher_config,
         };
         cluster.start_dispatcher().await;
         cluster
@@ -168,6 +179,16 @@ impl TestCluster {
         }
     }
 
+    #[allow(
+        dead_code,
+        reason = "used by e2e_retry_and_dlq once the DeliveryService lands"
+    )]
+    pub(crate) async fn deliveries(&self) -> DeliveryClient {
+        DeliveryServiceClient::connect(format!("http://{}", self.control_address))
+            .await
+            .expect("the control plane should accept connections")
+    }
+
     pub(crate) async fn control(&self) -> ControlClient {
         SubscriptionServiceClient::connect(format!("http://{}", self.control_address))
             .await
@@ -177,32 +198,47 @@ impl TestCluster {
     /// Creates a subscription and waits until its consumer exists, so events published from
     /// now on reach it.
     pub(crate) async fn subscribe(&self, sink: &str, filters: Vec<pb::Filter>) -> pb::Subscription {
-        let request = pb::CreateSubscriptionRequest {
-            sink: sink.to_owned(),
-            filters,
-            retry_policy: Some(short_retry_policy(3)),
-            ..Default::default()
-        };
-        let subscription = self
-            .control()
+        self.subscribe_with(sink, filters, short_retry_policy(3))
             .await
-            .create_subscription(request)
-            .await
-            .unwrap()
-            .into_inner();
-        let nats = self.nats.clone();
-        let id = subscription.id.clone();
-        herald_test_support::eventually(
-            "the subscription's consumer",
-            Duration::from_secs(10),
-            || {
-                let nats = nats.clone();
-                let id = id.clone();
-                async move { nats.consumer_progress(&id).await.ok() }
-            },
-        )
-        .await;
-        subscription
+    }
+
+    /// Creates a subscription with a retry policy and waits until its consumer exists.
+    pub(crate) async fn subscribe_with(
+        &self,
+        sink: &str,
+        filters: Vec<pb::Filter>,
+        retry_policy: pb::RetryPolicy,
+    ) -> pb::Subscription {
+        // Boxed: a gRPC connect and call make a large future.
+        Box::pin(async move {
+            let request = pb::CreateSubscriptionRequest {
+                sink: sink.to_owned(),
+                filters,
+                retry_policy: Some(retry_policy),
+                ..Default::default()
+            };
+            let subscription = self
+                .control()
+                .await
+                .create_subscription(request)
+                .await
+                .unwrap()
+                .into_inner();
+            let nats = self.nats.clone();
+            let id = subscription.id.clone();
+            herald_test_support::eventually(
+                "the subscription's consumer",
+                Duration::from_secs(10),
+                || {
+                    let nats = nats.clone();
+                    let id = id.clone();
+                    async move { nats.consumer_progress(&id).await.ok() }
+                },
+            )
+            .await;
+            subscription
+        })
+        .await
     }
 
     /// Posts a structured event, asserting 202.
@@ -253,13 +289,18 @@ pub(crate) fn type_prefix(prefix: &str) -> pb::Filter {
 
 /// A fast policy for tests: 200 ms, then 500 ms between attempts, no jitter.
 pub(crate) fn short_retry_policy(max_attempts: u32) -> pb::RetryPolicy {
+    fixed_retry_policy(&[200, 500], max_attempts)
+}
+
+/// A fixed policy with these delays in milliseconds, no jitter.
+pub(crate) fn fixed_retry_policy(delays_ms: &[u64], max_attempts: u32) -> pb::RetryPolicy {
     let millis = |ms: u64| prost_types::Duration {
-        seconds: 0,
-        nanos: (ms * 1_000_000) as i32,
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
     };
     pb::RetryPolicy {
         backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
-            delays: vec![millis(200), millis(500)],
+            delays: delays_ms.iter().map(|ms| millis(*ms)).collect(),
         })),
         jitter_percent: Some(0),
         max_attempts,

@@ -90,6 +90,11 @@ impl Nats {
     /// Connects and ensures the topology: the events stream and the subscriptions bucket are
     /// created, or updated to `config` when they exist.
     pub async fn connect(config: &Config) -> Result<Nats> {
+        // Boxed: setting up the topology is a deep future, and callers keep theirs small.
+        Box::pin(Nats::connect_unboxed(config)).await
+    }
+
+    async fn connect_unboxed(config: &Config) -> Result<Nats> {
         let client = async_nats::ConnectOptions::new()
             .name("herald")
             .connection_timeout(config.request_timeout)

@@ -23,9 +23,9 @@ use crate::settings::Settings;
 /// Which roles this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Roles {
-    ingest: bool,
-    dispatch: bool,
-    control: bool,
+    pub(crate) ingest: bool,
+    pub(crate) dispatch: bool,
+    pub(crate) control: bool,
 }
 
 impl Roles {

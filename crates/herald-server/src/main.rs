@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     overrides.set("listen", "control", role_args.control_listen);
     overrides.set("listen", "admin", role_args.admin_listen);
     overrides.set("log", "filter", cli.log);
-    let settings = match Settings::load(dev.is_some(), cli.config.as_deref(), overrides) {
+    let settings = match Settings::load(dev.is_some(), cli.config.as_deref(), overrides, roles) {
         Ok(settings) => settings,
         Err(problems) => {
             report_config_error(&problems);

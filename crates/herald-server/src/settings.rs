@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use herald_core::network::NetworkPolicy;
 
+use crate::app::Roles;
+
 const DEFAULTS: &str = include_str!("herald.default.toml");
 const DEV_PROFILE: &str = include_str!("dev.toml");
 
@@ -73,11 +75,13 @@ impl Overrides {
 }
 
 impl Settings {
-    /// Loads and validates the settings; the error lists every problem.
+    /// Loads and validates the settings of the roles this process runs; the error lists every
+    /// problem.
     pub(crate) fn load(
         dev: bool,
         file: Option<&Path>,
         overrides: Overrides,
+        roles: Roles,
     ) -> Result<Settings, String> {
         let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
         if dev {
@@ -100,9 +104,15 @@ impl Settings {
             .merge(Serialized::defaults(overrides.values));
         let settings: Settings = figment.extract().map_err(|err| err.to_string())?;
         let mut problems = Vec::new();
-        problems.extend(settings.ingest.problems());
-        problems.extend(settings.dispatcher.problems());
-        problems.extend(settings.control.problems());
+        if roles.ingest {
+            problems.extend(settings.ingest.problems());
+        }
+        if roles.dispatch {
+            problems.extend(settings.dispatcher.problems());
+        }
+        if roles.control {
+            problems.extend(settings.control.problems());
+        }
         if !matches!(settings.log.format.as_str(), "text" | "json") {
             problems.push("log.format must be \"text\" or \"json\"".to_owned());
         }

@@ -42,6 +42,9 @@ pub enum Reply {
     FailFirst { count: usize, status: StatusCode },
     /// This status with extra response headers.
     WithHeaders(StatusCode, Vec<(String, String)>),
+    /// This status for about `percent` % of requests, picked pseudo-randomly (reproducibly),
+    /// 200 for the rest.
+    FailRandomly { percent: u64, status: StatusCode },
 }
 
 struct Inner {
@@ -149,6 +152,7 @@ async fn record(
         let mut inner = inner
             .lock()
             .expect("the receiver lock should not be poisoned");
+        let index = inner.requests.len() as u64;
         let (status, extra_headers) = match &mut inner.reply {
             Reply::Status(status) => (*status, Vec::new()),
             Reply::FailFirst { count, status } => {
@@ -160,6 +164,14 @@ async fn record(
                 }
             }
             Reply::WithHeaders(status, headers) => (*status, headers.clone()),
+            Reply::FailRandomly { percent, status } => {
+                let draw = splitmix(index) % 100;
+                if draw < *percent {
+                    (*status, Vec::new())
+                } else {
+                    (StatusCode::OK, Vec::new())
+                }
+            }
         };
         inner.requests.push(Recorded {
             headers,
@@ -182,4 +194,12 @@ async fn record(
         }
     }
     response
+}
+
+/// A reproducible pseudo-random number per request index.
+fn splitmix(index: u64) -> u64 {
+    let mut z = index.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

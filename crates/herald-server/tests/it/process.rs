@@ -1,0 +1,182 @@
+//! Running `herald` role processes for tests.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// A free loopback port (bound then released: a small race tests can live with).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `herald <role>` process.
+pub(crate) struct Role {
+    pub(crate) child: Child,
+}
+
+/// Addresses of a test deployment.
+#[derive(Clone)]
+pub(crate) struct Ports {
+    pub(crate) nats_url: String,
+    pub(crate) ingest: u16,
+    pub(crate) control: u16,
+}
+
+impl Ports {
+    pub(crate) fn new(nats_url: String) -> Ports {
+        Ports {
+            nats_url,
+            ingest: free_port(),
+            control: free_port(),
+        }
+    }
+
+    pub(crate) fn ingest_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/events", self.ingest)
+    }
+
+    pub(crate) fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.control)
+    }
+}
+
+/// Starts `herald <role>` with test settings: no auth, loopback delivery allowed, short
+/// timeouts (attempt 2 s, so the ack wait is 10 s), a 5 s grace period.
+pub(crate) fn start(role: &str, ports: &Ports) -> Role {
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg(role)
+        .args(["--nats-url", &ports.nats_url])
+        .args(["--ingest-listen", &format!("127.0.0.1:{}", ports.ingest)])
+        .args(["--control-listen", &format!("127.0.0.1:{}", ports.control)])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .env("HERALD_INGEST__AUTH__DISABLED", "true")
+        .env("HERALD_CONTROL__AUTH__DISABLED", "true")
+        .env("HERALD_NETWORK__ALLOW_LOOPBACK", "true")
+        .env("HERALD_DISPATCHER__REQUEST_TIMEOUT", "2s")
+        .env("HERALD_DISPATCHER__CONNECT_TIMEOUT", "1s")
+        .env("HERALD_DISPATCHER__SHUTDOWN_GRACE_PERIOD", "5s")
+        .env("HERALD_DISPATCHER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "64")
+        .env(
+            "HERALD_LOG",
+            std::env::var("TEST_HERALD_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the herald binary should start");
+    Role { child }
+}
+
+/// Waits until a TCP port accepts connections.
+pub(crate) async fn wait_for_port(port: u16) {
+    herald_test_support::eventually(
+        &format!("port {port}"),
+        Duration::from_secs(20),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(drop)
+        },
+    )
+    .await;
+}
+
+impl Role {
+    /// Sends SIGTERM.
+    pub(crate) async fn terminate(&self) {
+        let pid = self.child.id().expect("the process should be running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub(crate) async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+pub(crate) async fn nats(url: &str) -> herald_nats::Nats {
+    let config = herald_nats::Config {
+        url: url.to_owned(),
+        request_timeout: Duration::from_secs(5),
+        events: herald_nats::EventsStreamConfig {
+            retention: Duration::from_secs(3600),
+            duplicate_window: Duration::from_secs(120),
+            storage: herald_nats::Storage::File,
+            replicas: 1,
+        },
+        attempt_retention: Duration::from_secs(3600),
+        dead_letter_retention: Duration::from_secs(3600),
+    };
+    herald_nats::Nats::connect(&config)
+        .await
+        .expect("nats should connect")
+}
+
+/// Creates a subscription through the control process and waits for its consumer.
+pub(crate) async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> String {
+    use herald_proto::v1 as pb;
+    let mut client =
+        pb::subscription_service_client::SubscriptionServiceClient::connect(ports.control_url())
+            .await
+            .unwrap();
+    let request = pb::CreateSubscriptionRequest {
+        sink: sink.to_owned(),
+        ..Default::default()
+    };
+    let id = client
+        .create_subscription(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    herald_test_support::eventually(
+        "the subscription's consumer",
+        Duration::from_secs(20),
+        || {
+            let nats = nats.clone();
+            let id = id.clone();
+            async move { nats.consumer_progress(&id).await.ok() }
+        },
+    )
+    .await;
+    id
+}
+
+/// Posts events in batches of 100.
+pub(crate) async fn post_batches(ports: &Ports, prefix: &str, count: usize) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().build().unwrap();
+    for start in (0..count).step_by(100) {
+        let batch: Vec<serde_json::Value> = (start..(start + 100).min(count))
+            .map(|n| {
+                serde_json::from_str(&herald_test_support::structured_event(
+                    &format!("{prefix}-{n}"),
+                    "com.process",
+                ))
+                .unwrap()
+            })
+            .collect();
+        let response = http
+            .post(ports.ingest_url())
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::to_vec(&batch).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+}
