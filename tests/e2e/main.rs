@@ -8,6 +8,7 @@ mod e2e_bad_input;
 mod e2e_control_watch;
 mod e2e_ingest_to_delivery;
 mod e2e_restart;
+mod tidy;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
