@@ -75,9 +75,10 @@ pub(crate) struct FilterArgs {
     /// Event type prefix to deliver; repeat to accept any of several prefixes.
     #[arg(long = "type-prefix", value_name = "PREFIX")]
     pub(crate) type_prefixes: Vec<String>,
-    /// Filter in the CloudEvents Subscriptions API JSON encoding, e.g.
-    /// '{"exact":{"source":"/shop"}}'; repeatable.
-    #[arg(long = "filter", value_name = "JSON")]
+    /// Filter: a CESQL expression after `sql:` ('sql:source LIKE "/shop/%"'), a CEL expression
+    /// after `cel:` ('cel:data.total > 100'), or the CloudEvents Subscriptions API JSON encoding
+    /// ('{"exact":{"source":"/shop"}}'); repeatable.
+    #[arg(long = "filter", value_name = "FILTER")]
     pub(crate) filters: Vec<String>,
 }
 

@@ -13,6 +13,9 @@ pub struct Metrics {
     pub attempt_duration: HistogramVec,
     /// Events a subscription's filters did not match (after NATS pre-filtering).
     pub events_filtered: IntCounterVec,
+    /// `sql` and `cel` filter expressions that failed to evaluate on an event, by dialect; such an
+    /// event does not match.
+    pub filter_errors: IntCounterVec,
     /// Stored messages that are not valid CloudEvents (only direct NATS producers can cause it).
     pub events_invalid: IntCounterVec,
     /// Subscriptions with a running worker.
@@ -43,6 +46,13 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            filter_errors: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_filter_errors_total",
+                    "Filter expressions that failed to evaluate on an event",
+                ),
+                &["dialect"],
+            )?,
             events_invalid: IntCounterVec::new(
                 Opts::new(
                     "herald_dispatch_events_invalid_total",
@@ -58,6 +68,7 @@ impl Metrics {
         registry.register(Box::new(metrics.attempts.clone()))?;
         registry.register(Box::new(metrics.attempt_duration.clone()))?;
         registry.register(Box::new(metrics.events_filtered.clone()))?;
+        registry.register(Box::new(metrics.filter_errors.clone()))?;
         registry.register(Box::new(metrics.events_invalid.clone()))?;
         registry.register(Box::new(metrics.subscriptions.clone()))?;
         Ok(metrics)

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use herald_core::delivery::{self, Outcome};
+use herald_core::filter::CompiledFilters;
 use herald_core::retry::RetrySchedule;
 use herald_core::{Event, EventError, Subscription, filter, subject};
 use herald_nats::{ConsumerSpec, Delivery, Nats};
@@ -53,16 +54,27 @@ impl WorkerContext {
 pub(crate) struct Route {
     subscription: Subscription,
     filter_subjects: Vec<String>,
+    /// `None` when the stored filters do not compile, which control's validation prevents:
+    /// then nothing matches, counted as filtered with reason `invalid_filters`.
+    filters: Option<CompiledFilters>,
     secret: herald_signing::Secret,
 }
 
 impl Route {
     pub(crate) fn new(subscription: Subscription) -> Route {
         let filter_subjects = subject::filter_subjects(&subscription.filters);
+        let filters = match filter::compile(&subscription.filters) {
+            Ok(filters) => Some(filters),
+            Err(err) => {
+                tracing::error!(subscription_id = %subscription.id, error = %err, "stored filters do not compile; nothing will be delivered");
+                None
+            }
+        };
         let secret = subscription.secret.signing_secret();
         Route {
             subscription,
             filter_subjects,
+            filters,
             secret,
         }
     }
@@ -183,11 +195,31 @@ async fn deliver(context: &WorkerContext, route: &Route, delivery: Delivery) {
             return;
         }
     };
-    if !filter::matches_all(&route.subscription.filters, event.attributes()) {
+    let decision = match &route.filters {
+        Some(filters) => filters.matches(&event),
+        None => filter::Match {
+            matched: false,
+            errors: Vec::new(),
+        },
+    };
+    for error in &decision.errors {
+        context
+            .metrics
+            .filter_errors
+            .with_label_values(&[error.dialect.as_str()])
+            .inc();
+        tracing::debug!(event_id = event.id(), error = %error, "filter failed to evaluate");
+    }
+    if !decision.matched {
+        let reason = if route.filters.is_none() {
+            "invalid_filters"
+        } else {
+            "filters"
+        };
         context
             .metrics
             .events_filtered
-            .with_label_values(&["filters"])
+            .with_label_values(&[reason])
             .inc();
         if let Err(err) = delivery.ack().await {
             tracing::warn!(error = %err, "failed to acknowledge a filtered event");
