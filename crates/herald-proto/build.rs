@@ -12,7 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     println!("cargo:rerun-if-changed={}", proto_dir.display());
-    let file_descriptor_set = protox::compile(["herald/v1/subscriptions.proto"], [&proto_dir])?;
+    let file_descriptor_set = protox::compile(
+        ["herald/v1/subscriptions.proto", "herald/v1/events.proto"],
+        [&proto_dir],
+    )?;
     for file in &file_descriptor_set.file {
         if let Some(name) = &file.name
             && !name.starts_with("google/")

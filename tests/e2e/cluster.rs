@@ -110,6 +110,7 @@ impl TestCluster {
         let control = herald_control::build(
             Arc::new(control_config),
             nats.subscriptions().await.unwrap(),
+            nats.rejected(),
             NetworkPolicy::new(true, true),
             &registry,
         )

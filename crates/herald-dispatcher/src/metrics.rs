@@ -16,8 +16,9 @@ pub struct Metrics {
     /// `sql` and `cel` filter expressions that failed to evaluate on an event, by dialect; such an
     /// event does not match.
     pub filter_errors: IntCounterVec,
-    /// Stored messages that are not valid CloudEvents (only direct NATS producers can cause it).
-    pub events_invalid: IntCounterVec,
+    /// Stored messages moved to the rejected-events stream, by reason (only direct NATS
+    /// producers can cause it); counted once per message, however many subscriptions saw it.
+    pub events_rejected: IntCounterVec,
     /// Subscriptions with a running worker.
     pub subscriptions: IntGauge,
 }
@@ -53,10 +54,10 @@ impl Metrics {
                 ),
                 &["dialect"],
             )?,
-            events_invalid: IntCounterVec::new(
+            events_rejected: IntCounterVec::new(
                 Opts::new(
-                    "herald_dispatch_events_invalid_total",
-                    "Stored messages that are not valid CloudEvents",
+                    "herald_dispatch_events_rejected_total",
+                    "Stored messages moved to the rejected-events stream",
                 ),
                 &["reason"],
             )?,
@@ -69,7 +70,7 @@ impl Metrics {
         registry.register(Box::new(metrics.attempt_duration.clone()))?;
         registry.register(Box::new(metrics.events_filtered.clone()))?;
         registry.register(Box::new(metrics.filter_errors.clone()))?;
-        registry.register(Box::new(metrics.events_invalid.clone()))?;
+        registry.register(Box::new(metrics.events_rejected.clone()))?;
         registry.register(Box::new(metrics.subscriptions.clone()))?;
         Ok(metrics)
     }

@@ -21,6 +21,7 @@ use herald_core::{Event, EventError, Subscription, filter, subject};
 use herald_nats::{ConsumerSpec, Delivery, Nats};
 
 use crate::client::{DeliveryClient, SignedRequest};
+use crate::reject::{self, Rejection};
 use crate::{Config, Metrics};
 
 /// Everything workers share.
@@ -28,6 +29,7 @@ pub(crate) struct WorkerContext {
     pub(crate) config: Arc<Config>,
     pub(crate) nats: Nats,
     pub(crate) metrics: Metrics,
+    pub(crate) rejected: herald_nats::RejectedStore,
     client: DeliveryClient,
     schedule: RetrySchedule,
 }
@@ -40,10 +42,12 @@ impl WorkerContext {
         metrics: Metrics,
     ) -> WorkerContext {
         let schedule = config.schedule();
+        let rejected = nats.rejected();
         WorkerContext {
             config,
             nats,
             metrics,
+            rejected,
             client,
             schedule,
         }
@@ -181,20 +185,20 @@ async fn deliver(context: &WorkerContext, route: &Route, delivery: Delivery) {
     let event = match decode(&delivery) {
         Ok(event) => event,
         Err(err) => {
-            // Only producers publishing to NATS directly can store such a message; retrying
-            // would never help.
-            context
-                .metrics
-                .events_invalid
-                .with_label_values(&["invalid_cloudevent"])
-                .inc();
-            tracing::warn!(error = %err, subject = delivery.subject(), "dropping a stored message that is not a valid CloudEvent");
-            if let Err(err) = delivery.term().await {
-                tracing::warn!(error = %err, "failed to terminate an invalid message");
-            }
+            reject::reject(context, &delivery, Rejection::Invalid(err)).await;
             return;
         }
     };
+    if subject::event_type_of(delivery.subject()).as_deref() != Some(event.ty()) {
+        let event_type = event.ty().to_owned();
+        reject::reject(
+            context,
+            &delivery,
+            Rejection::SubjectMismatch { event_type },
+        )
+        .await;
+        return;
+    }
     let decision = match &route.filters {
         Some(filters) => filters.matches(&event),
         None => filter::Match {

@@ -1,14 +1,16 @@
 //! The only crate that talks to NATS.
 //!
-//! It owns the JetStream topology (the events stream and the subscriptions KV bucket), publishes
-//! events with their deduplication id, stores subscriptions with optimistic concurrency, and
-//! manages the durable consumer of each subscription. Role crates see Herald types
+//! It owns the JetStream topology (the events stream, the rejected-events stream and the
+//! subscriptions KV bucket), publishes events with their deduplication id, stores subscriptions
+//! with optimistic concurrency, manages the durable consumer of each subscription, and moves
+//! invalid messages aside into the rejected-events stream. Role crates see Herald types
 //! ([`Event`](herald_core::Event), [`Subscription`](herald_core::Subscription)) and this crate's
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
 mod consumer;
 mod error;
 mod publisher;
+mod rejected;
 mod store;
 
 use std::time::Duration;
@@ -19,6 +21,10 @@ use serde::Deserialize;
 pub use consumer::{ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
+pub use rejected::{
+    HEADER_DETAIL, HEADER_ORIGINAL_MSG_ID, HEADER_ORIGINAL_SEQUENCE, HEADER_ORIGINAL_SUBJECT,
+    HEADER_REASON, REJECTED_STREAM, REJECTED_SUBJECT_PREFIX, RejectedEvent, RejectedStore, Stored,
+};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 
 /// Name of the stream holding every event (subjects `herald.events.>`).
@@ -86,6 +92,7 @@ impl Nats {
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(config.request_timeout);
         let events = ensure_events_stream(&jetstream, &config.events).await?;
+        rejected::ensure_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
         Ok(Nats {
             client,
@@ -97,6 +104,11 @@ impl Nats {
     /// Returns a publisher onto the events stream.
     pub fn publisher(&self) -> EventPublisher {
         EventPublisher::new(self.jetstream.clone())
+    }
+
+    /// Returns the store of rejected messages.
+    pub fn rejected(&self) -> RejectedStore {
+        RejectedStore::new(self.jetstream.clone())
     }
 
     /// Returns the subscription store.

@@ -45,6 +45,7 @@ impl Control {
         let service = herald_control::build(
             Arc::new(config),
             store,
+            nats.rejected(),
             NetworkPolicy::public_only(),
             &prometheus::Registry::new(),
         )
