@@ -31,6 +31,7 @@ pub(crate) struct TestCluster {
     ingest: Option<Role>,
     control: Option<Role>,
     dispatcher: Option<Role>,
+    dispatcher_registry: prometheus::Registry,
     pub(crate) dispatcher_config: herald_dispatcher::Config,
 }
 
@@ -121,6 +122,7 @@ impl TestCluster {
         let control = herald_control::build(
             Arc::new(control_config),
             nats.subscriptions().await.unwrap(),
+            nats.rejected(),
             NetworkPolicy::new(true, true),
             &registry,
         )
@@ -146,6 +148,7 @@ impl TestCluster {
             ingest: Some(ingest),
             control: Some(control),
             dispatcher: None,
+            dispatcher_registry: prometheus::Registry::new(),
             dispatcher_config,
         };
         cluster.start_dispatcher().await;
@@ -155,12 +158,12 @@ impl TestCluster {
     /// Starts a dispatcher (again), with a registry of its own.
     pub(crate) async fn start_dispatcher(&mut self) {
         assert!(self.dispatcher.is_none(), "a dispatcher is already running");
-        let registry = prometheus::Registry::new();
+        self.dispatcher_registry = prometheus::Registry::new();
         let dispatcher = herald_dispatcher::build(
             Arc::new(self.dispatcher_config.clone()),
             self.nats.clone(),
             NetworkPolicy::new(true, true),
-            &registry,
+            &self.dispatcher_registry,
         )
         .expect("dispatcher should build");
         let stop = CancellationToken::new();
@@ -170,6 +173,13 @@ impl TestCluster {
                 async move { dispatcher.run(token).await.expect("dispatcher should run") },
             );
         self.dispatcher = Some(Role { stop, task });
+    }
+
+    /// Returns the current dispatcher's metrics in the Prometheus text format.
+    pub(crate) fn dispatcher_metrics(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.dispatcher_registry.gather())
+            .expect("metrics should encode")
     }
 
     /// Stops the dispatcher gracefully.

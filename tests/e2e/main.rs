@@ -6,7 +6,10 @@
 mod cluster;
 mod e2e_bad_input;
 mod e2e_control_watch;
+mod e2e_filters;
+mod e2e_ingest_handshake;
 mod e2e_ingest_to_delivery;
+mod e2e_nats_producers;
 mod e2e_restart;
 mod tidy;
 

@@ -39,8 +39,24 @@ pub(crate) enum Command {
     /// Manage subscriptions.
     #[command(subcommand)]
     Sub(SubCommand),
+    /// Inspect messages producers published to NATS that Herald could not route.
+    #[command(subcommand)]
+    Rejected(RejectedCommand),
     /// Receive webhooks on a local port and print them, checking their signatures.
     Listen(ListenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RejectedCommand {
+    /// List rejected messages, oldest first, with their reasons.
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this rejected-stream sequence (the SEQ column of a previous listing).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,9 +91,10 @@ pub(crate) struct FilterArgs {
     /// Event type prefix to deliver; repeat to accept any of several prefixes.
     #[arg(long = "type-prefix", value_name = "PREFIX")]
     pub(crate) type_prefixes: Vec<String>,
-    /// Filter in the CloudEvents Subscriptions API JSON encoding, e.g.
-    /// '{"exact":{"source":"/shop"}}'; repeatable.
-    #[arg(long = "filter", value_name = "JSON")]
+    /// Filter: a CESQL expression after `sql:` ('sql:source LIKE "/shop/%"'), a CEL expression
+    /// after `cel:` ('cel:data.total > 100'), or the CloudEvents Subscriptions API JSON encoding
+    /// ('{"exact":{"source":"/shop"}}'); repeatable.
+    #[arg(long = "filter", value_name = "FILTER")]
     pub(crate) filters: Vec<String>,
 }
 

@@ -6,10 +6,14 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use herald_proto::v1::event_service_client::EventServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 
 /// A Subscriptions API client that sends the bearer token, if any.
 pub(crate) type Client = SubscriptionServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// An Events API client that sends the bearer token, if any.
+pub(crate) type EventClient = EventServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Adds `authorization: Bearer <token>` to each call.
 #[derive(Clone)]
@@ -40,6 +44,20 @@ pub(crate) struct ConnectError {
 
 /// Connects to `server` (e.g. `http://127.0.0.1:50051`).
 pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    let (channel, token) = open(server, token).await?;
+    Ok(SubscriptionServiceClient::with_interceptor(channel, token))
+}
+
+/// Connects the Events API client to `server`.
+pub(crate) async fn connect_events(
+    server: &str,
+    token: Option<&str>,
+) -> anyhow::Result<EventClient> {
+    let (channel, token) = open(server, token).await?;
+    Ok(EventServiceClient::with_interceptor(channel, token))
+}
+
+async fn open(server: &str, token: Option<&str>) -> anyhow::Result<(Channel, BearerToken)> {
     let token = token
         .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
         .transpose()
@@ -50,10 +68,7 @@ pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result
         server: server.to_owned(),
         source,
     })?;
-    Ok(SubscriptionServiceClient::with_interceptor(
-        channel,
-        BearerToken(token),
-    ))
+    Ok((channel, BearerToken(token)))
 }
 
 /// Returns the one-line message for a failed command: `<CODE>: <message>` for a gRPC status,

@@ -9,6 +9,7 @@ mod args;
 mod client;
 mod listen;
 mod output;
+mod rejected;
 mod sub;
 
 #[cfg(test)]
@@ -37,6 +38,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sub(command) => {
             let mut client = client::connect(&cli.server, cli.token.as_deref()).await?;
             let text = sub::run(&mut client, command, cli.output).await?;
+            output::print(&text);
+            Ok(())
+        }
+        Command::Rejected(command) => {
+            let mut client = client::connect_events(&cli.server, cli.token.as_deref()).await?;
+            let text = rejected::run(&mut client, command, cli.output).await?;
             output::print(&text);
             Ok(())
         }

@@ -114,7 +114,8 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Returns a one-line summary of filters: `name=value` for exact, `^=` for prefix, `$=` for
-/// suffix, `&` for all, `|` for any, `!` for not; `*` when every event matches.
+/// suffix, `&` for all, `|` for any, `!` for not, `sql(...)` and `cel(...)` for expressions;
+/// `*` when every event matches.
 pub(crate) fn filters_summary(filters: &[pb::Filter]) -> String {
     if filters.is_empty() {
         return "*".to_owned();
@@ -156,6 +157,8 @@ fn render(filter: &Filter) -> (String, Precedence) {
         Filter::Any(filters) if filters.len() == 1 => render(&filters[0]),
         Filter::All(filters) => (join(filters, " & ", Precedence::And), Precedence::And),
         Filter::Any(filters) => (join(filters, " | ", Precedence::Or), Precedence::Or),
+        Filter::Sql(expression) => (format!("sql({expression})"), Precedence::Atom),
+        Filter::Cel(expression) => (format!("cel({expression})"), Precedence::Atom),
         Filter::Not(filter) => {
             let (text, precedence) = render(filter);
             match precedence {
@@ -195,7 +198,7 @@ fn instant(timestamp: Option<&prost_types::Timestamp>) -> Option<OffsetDateTime>
 }
 
 /// Returns a timestamp to the second, `2025-01-02T03:04:05Z`, or `-` when absent.
-fn time_summary(timestamp: Option<&prost_types::Timestamp>) -> String {
+pub(crate) fn time_summary(timestamp: Option<&prost_types::Timestamp>) -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     instant(timestamp)
@@ -203,7 +206,7 @@ fn time_summary(timestamp: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-fn time_json(timestamp: Option<&prost_types::Timestamp>) -> Value {
+pub(crate) fn time_json(timestamp: Option<&prost_types::Timestamp>) -> Value {
     instant(timestamp)
         .and_then(|instant| instant.format(&Rfc3339).ok())
         .map_or(Value::Null, Value::String)

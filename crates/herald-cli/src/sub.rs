@@ -1,7 +1,8 @@
 //! `heraldctl sub ...`: subscription commands over the control-plane gRPC API.
 //!
 //! Flags become request messages here ([`filters_of`] turns `--type`, `--type-prefix` and
-//! `--filter` into filters); answers are rendered by `output`.
+//! `--filter` into filters, `--filter` taking `sql:`/`cel:` expressions or the Subscriptions API
+//! JSON encoding); answers are rendered by `output`.
 
 use anyhow::Context as _;
 
@@ -81,12 +82,26 @@ pub(crate) fn filters_of(args: &FilterArgs) -> anyhow::Result<Vec<pb::Filter>> {
         filters.push(filter);
     }
     for text in &args.filters {
-        let filter: Filter = serde_json::from_str(text).with_context(|| {
-            format!("--filter `{text}` is not a filter in the Subscriptions API JSON encoding")
-        })?;
-        filters.push(filter);
+        filters.push(parse_filter(text)?);
     }
     Ok(herald_proto::filters_to_pb(&filters))
+}
+
+/// Parses one `--filter` value: `sql:<CESQL>`, `cel:<CEL>` or a filter's JSON encoding. The
+/// expressions are checked by the server, which names the position of a problem.
+fn parse_filter(text: &str) -> anyhow::Result<Filter> {
+    if let Some(expression) = text.strip_prefix("sql:") {
+        return Ok(Filter::Sql(expression.trim().to_owned()));
+    }
+    if let Some(expression) = text.strip_prefix("cel:") {
+        return Ok(Filter::Cel(expression.trim().to_owned()));
+    }
+    serde_json::from_str(text).with_context(|| {
+        format!(
+            "--filter `{text}` is neither `sql:<expression>`, `cel:<expression>` nor a filter in \
+             the Subscriptions API JSON encoding"
+        )
+    })
 }
 
 fn one_of(values: &[String], filter_of: impl Fn(&str) -> Filter) -> Option<Filter> {

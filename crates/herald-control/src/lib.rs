@@ -1,5 +1,6 @@
 //! Control-plane role: the `herald.v1.SubscriptionService` gRPC API over the subscriptions
-//! stored in JetStream KV, with gRPC health checking and server reflection.
+//! stored in JetStream KV, the `herald.v1.EventService` over the rejected-events stream, with
+//! gRPC health checking and server reflection.
 //!
 //! Requests are converted from `pb::` types to `herald-core` types and validated at the edge
 //! (sink URL and network policy, filters, secret), then written through `herald-nats`'s
@@ -11,6 +12,7 @@
 mod auth;
 mod config;
 mod error;
+mod events;
 mod metrics;
 mod subscriptions;
 
@@ -23,12 +25,14 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use herald_core::network::NetworkPolicy;
-use herald_nats::SubscriptionStore;
-use herald_proto::SUBSCRIPTION_SERVICE_NAME;
+use herald_nats::{RejectedStore, SubscriptionStore};
+use herald_proto::v1::event_service_server::EventServiceServer;
 use herald_proto::v1::subscription_service_server::SubscriptionServiceServer;
+use herald_proto::{EVENT_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME};
 
 pub use config::{AuthConfig, Config};
 pub use error::{Error, Result};
+pub use events::{DEFAULT_REJECTED_PAGE_SIZE, MAX_REJECTED_PAGE_SIZE, PAYLOAD_SIZE_LIMIT};
 pub use metrics::Metrics;
 pub use subscriptions::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
@@ -38,16 +42,19 @@ pub struct Service {
     health_reporter: HealthReporter,
 }
 
-/// Builds the control service: the Subscriptions API behind authentication, gRPC health and
-/// server reflection (v1 and v1alpha).
+/// Builds the control service: the Subscriptions and Events APIs behind authentication, gRPC
+/// health and server reflection (v1 and v1alpha).
 pub fn build(
     config: Arc<Config>,
     store: SubscriptionStore,
+    rejected: RejectedStore,
     network: NetworkPolicy,
     registry: &prometheus::Registry,
 ) -> Result<Service> {
     let metrics = Metrics::register(registry)?;
     let authenticator = auth::Authenticator::new(&config.auth, metrics.clone());
+    let events = events::EventApi::new(rejected, metrics.clone());
+    let events = EventServiceServer::with_interceptor(events, authenticator.clone());
     let api = subscriptions::SubscriptionApi::new(store, network, metrics);
     let api = SubscriptionServiceServer::with_interceptor(api, authenticator);
 
@@ -65,6 +72,7 @@ pub fn build(
 
     let router = tonic::transport::Server::builder()
         .add_service(api)
+        .add_service(events)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -80,17 +88,21 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
         let health_reporter = self.health_reporter;
-        health_reporter
-            .set_service_status(SUBSCRIPTION_SERVICE_NAME, ServingStatus::Serving)
-            .await;
+        for service_name in [SUBSCRIPTION_SERVICE_NAME, EVENT_SERVICE_NAME] {
+            health_reporter
+                .set_service_status(service_name, ServingStatus::Serving)
+                .await;
+        }
         tracing::info!(%address, "control listening");
         let signal = {
             let health_reporter = health_reporter.clone();
             async move {
                 shutdown.cancelled().await;
-                health_reporter
-                    .set_service_status(SUBSCRIPTION_SERVICE_NAME, ServingStatus::NotServing)
-                    .await;
+                for service_name in [SUBSCRIPTION_SERVICE_NAME, EVENT_SERVICE_NAME] {
+                    health_reporter
+                        .set_service_status(service_name, ServingStatus::NotServing)
+                        .await;
+                }
             }
         };
         self.router

@@ -81,6 +81,17 @@ impl EventError {
         ErrorCode::InvalidArgument
     }
 
+    /// Returns a short snake_case name of the failure, a bounded metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EventError::NotJson(_) => "not_json",
+            EventError::Missing(_) => "missing_attribute",
+            EventError::Invalid { .. } => "invalid_attribute",
+            EventError::SpecVersion(_) => "unsupported_specversion",
+            EventError::Data(_) => "invalid_data",
+        }
+    }
+
     fn invalid(attribute: &str, reason: impl Into<String>) -> EventError {
         EventError::Invalid {
             attribute: attribute.to_owned(),

@@ -2,24 +2,35 @@
 //!
 //! A subscription holds a list of filters, all of which must match. The `exact`, `prefix` and
 //! `suffix` dialects compare attributes by their canonical string form; `all`, `any` and `not`
-//! compose them. The serde form of [`Filter`] is the specification's JSON encoding
-//! (`{"exact": {"type": "com.example"}}`) and is what Herald stores.
+//! compose them; `sql` is a CESQL v1 expression (`herald-cesql`); `cel` is Herald's extension
+//! for payload filters, a Common Expression Language expression over the attributes and the JSON
+//! `data`. The serde form of [`Filter`] is the specification's JSON encoding
+//! (`{"exact": {"type": "com.example"}}`, `{"sql": "..."}`, `{"cel": "..."}`) and is what Herald
+//! stores.
 //!
-//! Filters are validated once, when a subscription is created or updated, and then only
-//! evaluated. No I/O.
+//! Filters are validated once, when a subscription is created or updated, compiled once per
+//! subscription revision into [`CompiledFilters`], and then only evaluated. No I/O.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Attributes;
 use crate::subject;
+
+mod cel;
+mod compiled;
+mod sql;
 
 #[cfg(test)]
 mod tests;
 
+pub use compiled::{CompiledFilters, EvaluationError, Match, compile};
+
 /// Deepest nesting of `all`, `any` and `not` accepted.
 pub const MAX_DEPTH: usize = 32;
+
+/// Longest `sql` or `cel` expression accepted, in bytes.
+pub const MAX_EXPRESSION_LEN: usize = 4096;
 
 /// One filter expression, in one dialect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +48,28 @@ pub enum Filter {
     Any(Vec<Filter>),
     /// The nested filter does not match.
     Not(Box<Filter>),
+    /// A CESQL v1 expression that evaluates to `true` without error.
+    Sql(String),
+    /// Herald extension: a CEL expression over the attributes and the JSON `data` that
+    /// evaluates to `true` without error.
+    Cel(String),
+}
+
+/// The expression languages whose evaluation can fail on an event, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    Sql,
+    Cel,
+}
+
+impl Dialect {
+    /// Returns the dialect name, a bounded metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Sql => "sql",
+            Dialect::Cel => "cel",
+        }
+    }
 }
 
 /// Why a filter was refused, with the path of the offending expression (`filters[1].any[0]`).
@@ -48,30 +81,6 @@ pub struct FilterError {
 }
 
 impl Filter {
-    /// Returns true when the event's attributes satisfy this filter.
-    pub fn matches(&self, attributes: &Attributes) -> bool {
-        match self {
-            Filter::Exact(expected) => expected.iter().all(|(name, value)| {
-                attributes
-                    .get(name)
-                    .is_some_and(|actual| actual.as_ref() == value)
-            }),
-            Filter::Prefix(expected) => expected.iter().all(|(name, value)| {
-                attributes
-                    .get(name)
-                    .is_some_and(|actual| actual.starts_with(value.as_str()))
-            }),
-            Filter::Suffix(expected) => expected.iter().all(|(name, value)| {
-                attributes
-                    .get(name)
-                    .is_some_and(|actual| actual.ends_with(value.as_str()))
-            }),
-            Filter::All(filters) => filters.iter().all(|filter| filter.matches(attributes)),
-            Filter::Any(filters) => filters.iter().any(|filter| filter.matches(attributes)),
-            Filter::Not(filter) => !filter.matches(attributes),
-        }
-    }
-
     /// Returns a filter on one attribute value, the most common case (`exact` on `type`).
     pub fn exact(attribute: &str, value: &str) -> Filter {
         Filter::Exact(BTreeMap::from([(attribute.to_owned(), value.to_owned())]))
@@ -82,7 +91,8 @@ impl Filter {
         Filter::Prefix(BTreeMap::from([(attribute.to_owned(), value.to_owned())]))
     }
 
-    fn validate(&self, path: &str, depth: usize) -> Result<(), FilterError> {
+    /// Checks this filter and compiles it into its evaluable form; errors name `path`.
+    fn compile_at(&self, path: &str, depth: usize) -> Result<compiled::Node, FilterError> {
         let error = |reason: &str| FilterError {
             path: path.to_owned(),
             reason: reason.to_owned(),
@@ -122,19 +132,43 @@ impl Filter {
                         });
                     }
                 }
-                Ok(())
+                Ok(compiled::Node::attributes(self, pairs))
             }
             Filter::All(filters) | Filter::Any(filters) => {
                 let dialect = self.dialect();
                 if filters.is_empty() {
                     return Err(error(&format!("{dialect} needs at least one filter")));
                 }
+                let mut nodes = Vec::with_capacity(filters.len());
                 for (index, filter) in filters.iter().enumerate() {
-                    filter.validate(&format!("{path}.{dialect}[{index}]"), depth + 1)?;
+                    nodes
+                        .push(filter.compile_at(&format!("{path}.{dialect}[{index}]"), depth + 1)?);
                 }
-                Ok(())
+                match self {
+                    Filter::All(_) => Ok(compiled::Node::All(nodes)),
+                    _ => Ok(compiled::Node::Any(nodes)),
+                }
             }
-            Filter::Not(filter) => filter.validate(&format!("{path}.not"), depth + 1),
+            Filter::Not(filter) => {
+                let node = filter.compile_at(&format!("{path}.not"), depth + 1)?;
+                Ok(compiled::Node::Not(Box::new(node)))
+            }
+            Filter::Sql(expression) => {
+                check_expression_len(path, "sql", expression)?;
+                let expression = sql::compile(expression).map_err(|reason| FilterError {
+                    path: format!("{path}.sql"),
+                    reason,
+                })?;
+                Ok(compiled::Node::Sql(expression))
+            }
+            Filter::Cel(expression) => {
+                check_expression_len(path, "cel", expression)?;
+                let program = cel::compile(expression).map_err(|reason| FilterError {
+                    path: format!("{path}.cel"),
+                    reason,
+                })?;
+                Ok(compiled::Node::Cel(program))
+            }
         }
     }
 
@@ -147,19 +181,24 @@ impl Filter {
             Filter::All(_) => "all",
             Filter::Any(_) => "any",
             Filter::Not(_) => "not",
+            Filter::Sql(_) => "sql",
+            Filter::Cel(_) => "cel",
         }
     }
 }
 
-/// Validates a subscription's filter list; an empty list matches every event.
+/// Validates a subscription's filter list (parsing and checking `sql` and `cel` expressions);
+/// an empty list matches every event.
 pub fn validate(filters: &[Filter]) -> Result<(), FilterError> {
-    for (index, filter) in filters.iter().enumerate() {
-        filter.validate(&format!("filters[{index}]"), 1)?;
-    }
-    Ok(())
+    compile(filters).map(drop)
 }
 
-/// Returns true when the event matches every filter of the list.
-pub fn matches_all(filters: &[Filter], attributes: &Attributes) -> bool {
-    filters.iter().all(|filter| filter.matches(attributes))
+fn check_expression_len(path: &str, dialect: &str, expression: &str) -> Result<(), FilterError> {
+    if expression.len() > MAX_EXPRESSION_LEN {
+        return Err(FilterError {
+            path: format!("{path}.{dialect}"),
+            reason: format!("expression is longer than {MAX_EXPRESSION_LEN} bytes"),
+        });
+    }
+    Ok(())
 }

@@ -226,7 +226,11 @@ fn scope_of(filter: &Filter) -> TypeScope {
             }
             TypeScope::OneOf(union)
         }
-        Filter::Suffix(_) | Filter::Not(_) => TypeScope::Unconstrained,
+        // Expressions could constrain the type, but reading that out of them soundly is not
+        // worth the risk of excluding a matching event.
+        Filter::Suffix(_) | Filter::Not(_) | Filter::Sql(_) | Filter::Cel(_) => {
+            TypeScope::Unconstrained
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! The service watches the subscriptions bucket and reconciles workers with it: a new
 //! subscription gets a consumer and a worker, an updated one has its consumer's filter subjects
 //! and its worker's route swapped in place, a deleted one has both removed. Events are
-//! acknowledged only after a 2xx; anything else is nak'd with the retry schedule's delay.
+//! acknowledged only after a 2xx; anything else is nak'd with the retry schedule's delay. Stored
+//! messages that are not valid CloudEvents are moved to the rejected-events stream.
 //! Depends on `herald-nats` and `herald-signing`, never on other roles. See README.md for the
 //! delivery algorithm.
 
@@ -12,6 +13,7 @@ mod client;
 mod config;
 mod error;
 mod metrics;
+mod reject;
 mod service;
 mod worker;
 

@@ -15,8 +15,12 @@ pub struct Metrics {
     pub attempt_duration: HistogramVec,
     /// Events a subscription's filters did not match (after NATS pre-filtering).
     pub events_filtered: IntCounterVec,
-    /// Stored messages that are not valid CloudEvents (only direct NATS producers can cause it).
-    pub events_invalid: IntCounterVec,
+    /// `sql` and `cel` filter expressions that failed to evaluate on an event, by dialect; such an
+    /// event does not match.
+    pub filter_errors: IntCounterVec,
+    /// Stored messages moved to the rejected-events stream, by reason (only direct NATS
+    /// producers can cause it); counted once per message, however many subscriptions saw it.
+    pub events_rejected: IntCounterVec,
     /// Subscriptions with a running worker.
     pub subscriptions: IntGauge,
     /// Events dead-lettered, by reason.
@@ -51,10 +55,17 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
-            events_invalid: IntCounterVec::new(
+            filter_errors: IntCounterVec::new(
                 Opts::new(
-                    "herald_dispatch_events_invalid_total",
-                    "Stored messages that are not valid CloudEvents",
+                    "herald_dispatch_filter_errors_total",
+                    "Filter expressions that failed to evaluate on an event",
+                ),
+                &["dialect"],
+            )?,
+            events_rejected: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_events_rejected_total",
+                    "Stored messages moved to the rejected-events stream",
                 ),
                 &["reason"],
             )?,
@@ -84,7 +95,8 @@ impl Metrics {
         registry.register(Box::new(metrics.attempts.clone()))?;
         registry.register(Box::new(metrics.attempt_duration.clone()))?;
         registry.register(Box::new(metrics.events_filtered.clone()))?;
-        registry.register(Box::new(metrics.events_invalid.clone()))?;
+        registry.register(Box::new(metrics.filter_errors.clone()))?;
+        registry.register(Box::new(metrics.events_rejected.clone()))?;
         registry.register(Box::new(metrics.subscriptions.clone()))?;
         Ok(metrics)
     }

@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use herald_core::delivery::{self, AttemptResult, DeadReason, Outcome};
+use herald_core::filter::CompiledFilters;
 use herald_core::record::{AttemptRecord, EndpointHealth};
 use herald_core::{Event, EventError, State, Subscription, SubscriptionId, filter, subject};
 use herald_nats::{ConsumerSpec, Delivery, EventPublisher, Nats, Records};
 
 use crate::client::{DeliveryClient, SignedRequest};
+use crate::reject::{self, Rejection};
 use crate::{Config, Metrics};
 
 /// Everything workers share.
@@ -27,6 +29,7 @@ pub(crate) struct WorkerContext {
     pub(crate) config: Arc<Config>,
     pub(crate) nats: Nats,
     pub(crate) metrics: Metrics,
+    pub(crate) rejected: herald_nats::RejectedStore,
     client: DeliveryClient,
     records: Records,
     publisher: EventPublisher,
@@ -41,10 +44,12 @@ impl WorkerContext {
     ) -> WorkerContext {
         let records = nats.records();
         let publisher = nats.publisher();
+        let rejected = nats.rejected();
         WorkerContext {
             config,
             nats,
             metrics,
+            rejected,
             client,
             records,
             publisher,
@@ -56,16 +61,27 @@ impl WorkerContext {
 pub(crate) struct Route {
     subscription: Subscription,
     filter_subjects: Vec<String>,
+    /// `None` when the stored filters do not compile, which control's validation prevents:
+    /// then nothing matches, counted as filtered with reason `invalid_filters`.
+    filters: Option<CompiledFilters>,
     secret: herald_signing::Secret,
 }
 
 impl Route {
     pub(crate) fn new(subscription: Subscription) -> Route {
         let filter_subjects = subject::filter_subjects(&subscription.filters);
+        let filters = match filter::compile(&subscription.filters) {
+            Ok(filters) => Some(filters),
+            Err(err) => {
+                tracing::error!(subscription_id = %subscription.id, error = %err, "stored filters do not compile; nothing will be delivered");
+                None
+            }
+        };
         let secret = subscription.secret.signing_secret();
         Route {
             subscription,
             filter_subjects,
+            filters,
             secret,
         }
     }
@@ -179,25 +195,45 @@ async fn deliver(
     let event = match decode(&delivery) {
         Ok(event) => event,
         Err(err) => {
-            // Only producers publishing to NATS directly can store such a message; retrying
-            // would never help.
-            context
-                .metrics
-                .events_invalid
-                .with_label_values(&["invalid_cloudevent"])
-                .inc();
-            tracing::warn!(error = %err, subject = delivery.subject(), "dropping a stored message that is not a valid CloudEvent");
-            if let Err(err) = delivery.term().await {
-                tracing::warn!(error = %err, "failed to terminate an invalid message");
-            }
+            reject::reject(context, &delivery, Rejection::Invalid(err)).await;
             return;
         }
     };
-    if !filter::matches_all(&route.subscription.filters, event.attributes()) {
+    if subject::event_type_of(delivery.subject()).as_deref() != Some(event.ty()) {
+        let event_type = event.ty().to_owned();
+        reject::reject(
+            context,
+            &delivery,
+            Rejection::SubjectMismatch { event_type },
+        )
+        .await;
+        return;
+    }
+    let decision = match &route.filters {
+        Some(filters) => filters.matches(&event),
+        None => filter::Match {
+            matched: false,
+            errors: Vec::new(),
+        },
+    };
+    for error in &decision.errors {
+        context
+            .metrics
+            .filter_errors
+            .with_label_values(&[error.dialect.as_str()])
+            .inc();
+        tracing::debug!(event_id = event.id(), error = %error, "filter failed to evaluate");
+    }
+    if !decision.matched {
+        let reason = if route.filters.is_none() {
+            "invalid_filters"
+        } else {
+            "filters"
+        };
         context
             .metrics
             .events_filtered
-            .with_label_values(&["filters"])
+            .with_label_values(&[reason])
             .inc();
         if let Err(err) = delivery.ack().await {
             tracing::warn!(error = %err, "failed to acknowledge a filtered event");

@@ -79,6 +79,7 @@ impl EventConsumer {
             .await
             .map_err(Error::unavailable("failed to read consumer info"))?;
         Ok(ConsumerProgress {
+            num_delivered: info.delivered.consumer_sequence,
             delivered_stream_sequence: info.delivered.stream_sequence,
             ack_floor_stream_sequence: info.ack_floor.stream_sequence,
             num_ack_pending: info.num_ack_pending as u64,
@@ -90,6 +91,8 @@ impl EventConsumer {
 /// A consumer's position in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerProgress {
+    /// Deliveries the consumer made, redeliveries included: what passed its filter subjects.
+    pub num_delivered: u64,
     pub delivered_stream_sequence: u64,
     pub ack_floor_stream_sequence: u64,
     pub num_ack_pending: u64,

@@ -1,8 +1,9 @@
 //! The only crate that talks to NATS.
 //!
-//! It owns the JetStream topology (the events stream and the subscriptions KV bucket), publishes
-//! events with their deduplication id, stores subscriptions with optimistic concurrency, and
-//! manages the durable consumer of each subscription. Role crates see Herald types
+//! It owns the JetStream topology (the events stream, the rejected-events stream and the
+//! subscriptions KV bucket), publishes events with their deduplication id, stores subscriptions
+//! with optimistic concurrency, manages the durable consumer of each subscription, and moves
+//! invalid messages aside into the rejected-events stream. Role crates see Herald types
 //! ([`Event`](herald_core::Event), [`Subscription`](herald_core::Subscription)) and this crate's
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
@@ -10,6 +11,7 @@ mod consumer;
 mod error;
 mod publisher;
 mod records;
+mod rejected;
 mod scan;
 mod store;
 
@@ -24,6 +26,10 @@ pub use publisher::{EventPublisher, PublishReceipt};
 pub use records::{
     ATTEMPTS_STREAM, AttemptQuery, DEAD_LETTERS_STREAM, HEALTH_BUCKET, Page, Records,
     redeliver_subject,
+};
+pub use rejected::{
+    HEADER_DETAIL, HEADER_ORIGINAL_MSG_ID, HEADER_ORIGINAL_SEQUENCE, HEADER_ORIGINAL_SUBJECT,
+    HEADER_REASON, REJECTED_STREAM, REJECTED_SUBJECT_PREFIX, RejectedEvent, RejectedStore, Stored,
 };
 pub use scan::{Scanned, Start};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
@@ -105,6 +111,7 @@ impl Nats {
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(config.request_timeout);
         let events = ensure_events_stream(&jetstream, &config.events).await?;
+        rejected::ensure_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
         let records = records::ensure(&jetstream, config).await?;
         Ok(Nats {
@@ -145,6 +152,11 @@ impl Nats {
             .await
             .map_err(Error::unavailable("failed to read stream info"))?;
         Ok(info.state.last_sequence)
+    }
+
+    /// Returns the store of rejected messages.
+    pub fn rejected(&self) -> RejectedStore {
+        RejectedStore::new(self.jetstream.clone())
     }
 
     /// Returns the subscription store.

@@ -116,6 +116,8 @@ impl From<&Filter> for pb::Filter {
             Filter::All(filters) => Dialect::All(list(filters)),
             Filter::Any(filters) => Dialect::Any(list(filters)),
             Filter::Not(filter) => Dialect::Not(Box::new(pb::Filter::from(filter.as_ref()))),
+            Filter::Sql(expression) => Dialect::Sql(expression.clone()),
+            Filter::Cel(expression) => Dialect::Cel(expression.clone()),
         };
         pb::Filter {
             dialect: Some(dialect),
@@ -134,7 +136,8 @@ fn filter_from_pb(filter: &pb::Filter, path: &str) -> Result<Filter, FilterError
     let Some(dialect) = &filter.dialect else {
         return Err(FilterError {
             path: path.to_owned(),
-            reason: "empty dialect: set one of exact, prefix, suffix, all, any, not".to_owned(),
+            reason: "empty dialect: set one of exact, prefix, suffix, all, any, not, sql, cel"
+                .to_owned(),
         });
     };
     let list = |name: &str, list: &pb::FilterList| -> Result<Vec<Filter>, FilterError> {
@@ -153,6 +156,8 @@ fn filter_from_pb(filter: &pb::Filter, path: &str) -> Result<Filter, FilterError
         Dialect::Not(nested) => {
             Filter::Not(Box::new(filter_from_pb(nested, &format!("{path}.not"))?))
         }
+        Dialect::Sql(expression) => Filter::Sql(expression.clone()),
+        Dialect::Cel(expression) => Filter::Cel(expression.clone()),
     };
     Ok(filter)
 }

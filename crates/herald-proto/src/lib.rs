@@ -36,6 +36,9 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hera
 /// Fully qualified name of the subscriptions service, as health checks and reflection name it.
 pub const SUBSCRIPTION_SERVICE_NAME: &str = v1::subscription_service_server::SERVICE_NAME;
 
+/// Fully qualified name of the events service (rejected events).
+pub const EVENT_SERVICE_NAME: &str = v1::event_service_server::SERVICE_NAME;
+
 /// Returns the gRPC status code of an error code; the single mapping for every Herald gRPC API.
 pub fn code_of(code: ErrorCode) -> tonic::Code {
     match code {

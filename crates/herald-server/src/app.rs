@@ -149,6 +149,7 @@ pub(crate) async fn run(
         let service = herald_control::build(
             Arc::new(settings.control.clone()),
             nats.subscriptions().await?,
+            nats.rejected(),
             settings.network_policy(),
             &registry,
         )?;

@@ -136,6 +136,13 @@ fn filter_summaries_show_structure() {
         &[r#"{"not": {"all": [{"exact": {"type": "a"}}, {"exact": {"source": "/s"}}]}}"#],
         "!(type=a & source=/s)",
     );
+    check_summary(
+        &[
+            r#"{"sql": "source LIKE '/shop/%'"}"#,
+            r#"{"not": {"cel": "data.total > 100"}}"#,
+        ],
+        "sql(source LIKE '/shop/%') & !cel(data.total > 100)",
+    );
 }
 
 #[test]

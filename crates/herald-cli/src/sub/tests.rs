@@ -48,6 +48,26 @@ fn several_types_and_prefixes_are_any_filters_combined_with_custom_ones() {
 }
 
 #[test]
+fn sql_and_cel_prefixes_give_expression_filters() {
+    let args = FilterArgs {
+        filters: vec![
+            "sql: type LIKE 'com.%'".to_owned(),
+            r#"cel:data.total > 100 && type.startsWith("com.")"#.to_owned(),
+            r#"{"sql":"EXISTS subject"}"#.to_owned(),
+        ],
+        ..FilterArgs::default()
+    };
+    assert_eq!(
+        filters_json(&args),
+        serde_json::json!([
+            {"sql": "type LIKE 'com.%'"},
+            {"cel": r#"data.total > 100 && type.startsWith("com.")"#},
+            {"sql": "EXISTS subject"},
+        ])
+    );
+}
+
+#[test]
 fn malformed_filter_json_is_refused_naming_the_flag() {
     let args = FilterArgs {
         filters: vec![r#"{"exactly":{}}"#.to_owned()],

@@ -114,3 +114,75 @@ async fn hints_at_make_run_when_the_control_plane_is_not_running() {
     assert!(error.contains("make run"), "{error}");
     assert_eq!(error.lines().count(), 1, "{error}");
 }
+
+#[tokio::test]
+async fn creates_expression_filters_and_refuses_invalid_ones_with_their_position() {
+    let control = Control::start(true).await;
+    let created = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--filter",
+            "sql:type LIKE 'com.shop.%' AND EXISTS subject",
+            "--filter",
+            r#"cel:type.startsWith("com.shop.") && data.total > 100"#,
+        ])
+        .await;
+    let created: serde_json::Value = serde_json::from_str(&stdout_of(&created)).unwrap();
+    assert_eq!(
+        created["filters"],
+        serde_json::json!([
+            {"sql": "type LIKE 'com.shop.%' AND EXISTS subject"},
+            {"cel": r#"type.startsWith("com.shop.") && data.total > 100"#},
+        ])
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let shown = stdout_of(&control.heraldctl(&["sub", "get", &id]).await);
+    assert!(
+        shown.contains("filters      sql(type LIKE 'com.shop.%' AND EXISTS subject) & cel("),
+        "{shown}"
+    );
+
+    let invalid_sql = control
+        .heraldctl(&[
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--filter",
+            "sql:type = 'a' AND",
+        ])
+        .await;
+    let error = failure_of(&invalid_sql);
+    assert!(
+        error.starts_with("error: INVALID_ARGUMENT: filters[0].sql: at position "),
+        "{error}"
+    );
+    let invalid_cel = control
+        .heraldctl(&[
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--type",
+            "a",
+            "--filter",
+            "cel:data.total >",
+        ])
+        .await;
+    let error = failure_of(&invalid_cel);
+    assert!(
+        error.starts_with("error: INVALID_ARGUMENT: filters[1].cel: at position "),
+        "{error}"
+    );
+    let listed = stdout_of(&control.heraldctl(&["sub", "list"]).await);
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "nothing invalid is stored: {listed}"
+    );
+}

@@ -47,6 +47,7 @@ impl Control {
         let service = herald_control::build(
             Arc::new(config),
             store,
+            nats.rejected(),
             NetworkPolicy::public_only(),
             &prometheus::Registry::new(),
         )

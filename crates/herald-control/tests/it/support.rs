@@ -72,9 +72,14 @@ impl Control {
         };
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         let registry = prometheus::Registry::new();
-        let service =
-            herald_control::build(Arc::new(config), store.clone(), options.network, &registry)
-                .expect("the control service should build");
+        let service = herald_control::build(
+            Arc::new(config),
+            store.clone(),
+            nats.rejected(),
+            options.network,
+            &registry,
+        )
+        .expect("the control service should build");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port should work");

@@ -1,4 +1,5 @@
-//! Filter tests: each dialect on a table of events, validation messages, and boolean laws.
+//! Filter tests: each dialect on a table of events, validation messages, and boolean laws over
+//! attribute, `sql` and `cel` leaves, including leaves that fail to evaluate.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -15,6 +16,48 @@ fn event(extra: &str) -> Event {
 
 fn parse(json: &str) -> Filter {
     serde_json::from_str(json).unwrap()
+}
+
+fn check_match(filter: &Filter, event: &Event) -> Match {
+    compile(std::slice::from_ref(filter))
+        .unwrap_or_else(|err| panic!("{filter:?} should compile: {err}"))
+        .matches(event)
+}
+
+fn matches(filter: &Filter, event: &Event) -> bool {
+    check_match(filter, event).matched
+}
+
+/// Three-valued truth of a filter on an event: `None` when it neither matches nor fails to
+/// match (an expression failed to evaluate).
+fn truth(filter: &Filter, event: &Event) -> Option<bool> {
+    if matches(filter, event) {
+        Some(true)
+    } else if matches(&Filter::Not(Box::new(filter.clone())), event) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn kleene_all(values: &[Option<bool>]) -> Option<bool> {
+    if values.contains(&Some(false)) {
+        Some(false)
+    } else if values.contains(&None) {
+        None
+    } else {
+        Some(true)
+    }
+}
+
+fn kleene_any(values: &[Option<bool>]) -> Option<bool> {
+    if values.contains(&Some(true)) {
+        Some(true)
+    } else if values.contains(&None) {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 #[test]
@@ -53,13 +96,9 @@ fn dialects_match_as_the_subscriptions_api_says() {
     ];
     for (json, expect_plain, expect_ext) in cases {
         let filter = parse(json);
+        assert_eq!(matches(&filter, &plain), expect_plain, "{json} on plain");
         assert_eq!(
-            filter.matches(plain.attributes()),
-            expect_plain,
-            "{json} on plain"
-        );
-        assert_eq!(
-            filter.matches(with_ext.attributes()),
+            matches(&filter, &with_ext),
             expect_ext,
             "{json} with extensions"
         );
@@ -130,6 +169,14 @@ fn leaf() -> impl Strategy<Value = Filter> {
         Just(Filter::Suffix(
             [("type".to_owned(), "created".to_owned())].into()
         )),
+        Just(Filter::Sql("type LIKE 'com.shop.%'".to_owned())),
+        Just(Filter::Sql("source = '/bank'".to_owned())),
+        // Fails on the test event: it has no `subject`.
+        Just(Filter::Sql("subject = 'x'".to_owned())),
+        Just(Filter::Cel("data.total > 100".to_owned())),
+        Just(Filter::Cel(r#"type.endsWith(".deleted")"#.to_owned())),
+        // Fails on the test event: `data` has no `missing` key.
+        Just(Filter::Cel("data.missing == 1".to_owned())),
     ]
 }
 
@@ -143,27 +190,217 @@ fn tree() -> impl Strategy<Value = Filter> {
     })
 }
 
+fn proptest_event() -> Event {
+    event(r#","data":{"total":250}"#)
+}
+
 proptest! {
     #[test]
-    fn composition_follows_boolean_logic(filters in prop::collection::vec(tree(), 1..4)) {
-        let event = event("");
-        let attributes = event.attributes();
-        let results: Vec<bool> = filters.iter().map(|f| f.matches(attributes)).collect();
-        prop_assert_eq!(Filter::All(filters.clone()).matches(attributes), results.iter().all(|r| *r));
-        prop_assert_eq!(Filter::Any(filters.clone()).matches(attributes), results.iter().any(|r| *r));
-        prop_assert_eq!(matches_all(&filters, attributes), results.iter().all(|r| *r));
+    fn composition_follows_three_valued_boolean_logic(filters in prop::collection::vec(tree(), 1..4)) {
+        let event = proptest_event();
+        let results: Vec<Option<bool>> = filters.iter().map(|f| truth(f, &event)).collect();
+        prop_assert_eq!(truth(&Filter::All(filters.clone()), &event), kleene_all(&results));
+        prop_assert_eq!(truth(&Filter::Any(filters.clone()), &event), kleene_any(&results));
+        let list_matches = compile(&filters).unwrap().matches(&event).matched;
+        prop_assert_eq!(list_matches, kleene_all(&results) == Some(true));
         for (filter, result) in filters.iter().zip(&results) {
-            prop_assert_eq!(Filter::Not(Box::new(filter.clone())).matches(attributes), !result);
+            prop_assert_eq!(truth(&Filter::Not(Box::new(filter.clone())), &event), result.map(|r| !r));
         }
     }
 
     #[test]
     fn pre_filter_subjects_never_exclude_a_matching_event(filters in prop::collection::vec(tree(), 1..3)) {
-        let event = event("");
-        if matches_all(&filters, event.attributes()) {
+        let event = proptest_event();
+        if compile(&filters).unwrap().matches(&event).matched {
             let stored = crate::subject::event_subject(5, event.ty()).unwrap();
             let subjects = crate::subject::filter_subjects(&filters);
             prop_assert!(subjects.iter().any(|s| crate::subject::subject_covers(s, &stored)), "{:?}", subjects);
         }
     }
+}
+
+#[test]
+fn sql_filters_match_as_cesql_says() {
+    let plain = event("");
+    let with_ext = event(r#","subject":"order-7","region":"eu","priority":5,"vip":true"#);
+    let cases = [
+        ("type LIKE 'com.shop.%'", true, true),
+        (
+            "type = 'com.shop.order.created' AND source LIKE '%/eu'",
+            true,
+            true,
+        ),
+        ("region = 'eu'", false, true),
+        ("priority > 3 AND vip", false, true),
+        ("EXISTS region", false, true),
+        ("NOT EXISTS region", true, false),
+        ("UPPER(subject) = 'ORDER-7'", false, true),
+        ("specversion = '1.0'", true, true),
+    ];
+    for (expression, expect_plain, expect_ext) in cases {
+        let filter = Filter::Sql(expression.to_owned());
+        assert_eq!(
+            matches(&filter, &plain),
+            expect_plain,
+            "{expression} on plain"
+        );
+        assert_eq!(
+            matches(&filter, &with_ext),
+            expect_ext,
+            "{expression} with extensions"
+        );
+    }
+}
+
+#[test]
+fn cel_filters_read_attributes_and_json_data() {
+    let json = event(
+        r#","region":"eu","priority":5,"datacontenttype":"application/json","data":{"total":150,"items":[{"sku":"a"},{"sku":"b"}]}"#,
+    );
+    let cases = [
+        (r#"type.startsWith("com.shop.") && data.total > 100"#, true),
+        ("data.total > 200", false),
+        ("data.total > 100.5", true),
+        (r#"data.items.exists(item, item.sku == "b")"#, true),
+        ("size(data.items) == 2", true),
+        (r#"region == "eu" && priority >= 5"#, true),
+        (r#"source.matches("^/shop/")"#, true),
+        ("has(data.discount)", false),
+        (r#"specversion == "1.0" && id == "1""#, true),
+    ];
+    for (expression, expected) in cases {
+        let filter = Filter::Cel(expression.to_owned());
+        let result = check_match(&filter, &json);
+        assert_eq!(
+            result.matched, expected,
+            "{expression}: {:?}",
+            result.errors
+        );
+        assert!(
+            result.errors.is_empty(),
+            "{expression}: {:?}",
+            result.errors
+        );
+    }
+}
+
+#[test]
+fn cel_without_json_data_does_not_match_and_reports_an_error() {
+    let text = event(r#","datacontenttype":"text/plain","data":"total=150""#);
+    let binary = event(r#","datacontenttype":"application/octet-stream","data_base64":"AAE=""#);
+    let without_data = event("");
+    for event in [&text, &binary, &without_data] {
+        let result = check_match(&Filter::Cel("data.total > 100".to_owned()), event);
+        assert!(!result.matched, "{event:?}");
+        assert_eq!(result.errors.len(), 1, "{event:?}");
+        assert_eq!(result.errors[0].dialect, Dialect::Cel);
+        // Attributes stay available.
+        assert!(matches(
+            &Filter::Cel(r#"type == "com.shop.order.created""#.to_owned()),
+            event
+        ));
+    }
+}
+
+#[test]
+fn evaluation_errors_never_match_even_under_not() {
+    let plain = event("");
+    let cases = [
+        Filter::Sql("subject = 'x'".to_owned()),
+        Filter::Sql("1 / 0 = 1".to_owned()),
+        Filter::Cel("missing == 1".to_owned()),
+        Filter::Cel(r#"type + 1 == 2"#.to_owned()),
+        Filter::Cel("type".to_owned()),
+    ];
+    for filter in cases {
+        let result = check_match(&filter, &plain);
+        assert!(
+            !result.matched && result.errors.len() == 1,
+            "{filter:?}: {result:?}"
+        );
+        let negated = check_match(&Filter::Not(Box::new(filter.clone())), &plain);
+        assert!(
+            !negated.matched && negated.errors.len() == 1,
+            "not {filter:?}: {negated:?}"
+        );
+    }
+}
+
+#[test]
+fn a_deciding_earlier_filter_spares_later_expressions() {
+    let text = event(r#","datacontenttype":"text/plain","data":"hello""#);
+    let filters = vec![
+        Filter::exact("datacontenttype", "application/json"),
+        Filter::Cel("data.total > 100".to_owned()),
+    ];
+    let result = compile(&filters).unwrap().matches(&text);
+    assert_eq!(
+        result,
+        Match {
+            matched: false,
+            errors: Vec::new()
+        }
+    );
+}
+
+#[test]
+fn invalid_expressions_are_refused_with_dialect_position_and_problem() {
+    let cases = [
+        (
+            r#"[{"sql":"type = 'a' AND (source = 'b'"}]"#,
+            "filters[0].sql: at position ",
+        ),
+        (
+            r#"[{"exact":{"type":"a"}},{"any":[{"sql":"type LIKE"}]}]"#,
+            "filters[1].any[0].sql: at position ",
+        ),
+        (
+            r#"[{"cel":"type.startsWith(\"a\" &&"}]"#,
+            "filters[0].cel: at position ",
+        ),
+        (
+            r#"[{"not":{"cel":"data.total >"}}]"#,
+            "filters[0].not.cel: at position ",
+        ),
+    ];
+    for (json, expected) in cases {
+        let filters: Vec<Filter> = serde_json::from_str(json).unwrap();
+        let error = validate(&filters).unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{json}: got `{error}`");
+    }
+    let long = Filter::Sql(format!("type = '{}'", "a".repeat(MAX_EXPRESSION_LEN)));
+    assert!(
+        validate(&[long])
+            .unwrap_err()
+            .reason
+            .contains("longer than")
+    );
+}
+
+#[test]
+fn expression_dialects_use_the_specification_json_encoding() {
+    let filters = vec![
+        Filter::Sql("type = 'a'".to_owned()),
+        Filter::Cel("data.x == 1".to_owned()),
+    ];
+    let json = serde_json::to_string(&filters).unwrap();
+    assert_eq!(json, r#"[{"sql":"type = 'a'"},{"cel":"data.x == 1"}]"#);
+    assert_eq!(serde_json::from_str::<Vec<Filter>>(&json).unwrap(), filters);
+}
+
+#[test]
+fn expression_filters_leave_the_pre_filter_unconstrained() {
+    let filters = [Filter::Sql("type = 'a'".to_owned())];
+    assert_eq!(
+        crate::subject::filter_subjects(&filters),
+        vec![crate::subject::EVENTS_WILDCARD.to_owned()]
+    );
+    let narrowed = [
+        Filter::exact("type", "a.b"),
+        Filter::Cel("data.x == 1".to_owned()),
+    ];
+    assert_eq!(
+        crate::subject::filter_subjects(&narrowed),
+        vec!["herald.events.*.a.b".to_owned()]
+    );
 }

@@ -32,7 +32,9 @@ fn nested_filters() -> Vec<Filter> {
                 {"prefix": {"type": "com.example."}},
                 {"not": {"suffix": {"subject": ".tmp"}}},
                 {"all": [{"exact": {"datacontenttype": "application/json"}}]}
-            ]}
+            ]},
+            {"sql": "source LIKE '/shop/%' AND EXISTS subject"},
+            {"not": {"cel": "data.total > 100"}}
         ]"#,
     )
     .unwrap()
@@ -73,13 +75,27 @@ fn exact_filter_keeps_every_attribute() {
 }
 
 #[test]
+fn expression_filters_travel_as_strings() {
+    let wire = pb::Filter::from(Filter::Sql("type = 'a'".to_owned()));
+    assert_eq!(
+        wire.dialect,
+        Some(pb::filter::Dialect::Sql("type = 'a'".to_owned()))
+    );
+    let wire = pb::Filter::from(Filter::Cel("data.x == 1".to_owned()));
+    assert_eq!(
+        Filter::try_from(&wire).unwrap(),
+        Filter::Cel("data.x == 1".to_owned())
+    );
+}
+
+#[test]
 fn filter_without_dialect_is_named_by_its_path() {
     let exact = pb::Filter::from(Filter::exact("type", "a"));
     let wire = vec![exact.clone(), any(vec![empty(), exact])];
     let error = filters_from_pb(&wire).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "filters[1].any[0]: empty dialect: set one of exact, prefix, suffix, all, any, not"
+        "filters[1].any[0]: empty dialect: set one of exact, prefix, suffix, all, any, not, sql, cel"
     );
 }
 

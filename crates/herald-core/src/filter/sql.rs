@@ -1,0 +1,47 @@
+//! The `sql` dialect: CESQL v1 expressions (`herald-cesql`) over an event's context attributes.
+//!
+//! Attributes are offered with their CloudEvents types: extensions keep their Boolean or Integer
+//! type, every other attribute is its canonical string. No I/O.
+
+use herald_cesql::{EventAttributes, Expression, Value};
+
+use crate::event::{Attributes, ExtensionValue, SPEC_VERSION};
+
+/// Parses and checks a CESQL expression; the error names the position and the problem.
+pub(super) fn compile(source: &str) -> Result<Expression, String> {
+    herald_cesql::parse(source).map_err(|err| err.to_string())
+}
+
+/// Evaluates an expression: `Ok(matched)`, or the evaluation error, which means no match.
+pub(super) fn evaluate(expression: &Expression, attributes: &Attributes) -> Result<bool, String> {
+    let evaluation = expression.evaluate(attributes);
+    match evaluation.error {
+        Some(err) => Err(format!("{}: {}", err.kind(), err.message())),
+        None => Ok(evaluation.value.is_true()),
+    }
+}
+
+impl EventAttributes for Attributes {
+    fn attribute(&self, name: &str) -> Option<Value> {
+        let text = |value: &Option<String>| value.clone().map(Value::String);
+        match name {
+            "specversion" => Some(Value::from(SPEC_VERSION.to_owned())),
+            "id" => Some(Value::String(self.id.clone())),
+            "source" => Some(Value::String(self.source.clone())),
+            "type" => Some(Value::String(self.ty.clone())),
+            "datacontenttype" => text(&self.datacontenttype),
+            "dataschema" => text(&self.dataschema),
+            "subject" => text(&self.subject),
+            "time" => text(&self.time),
+            _ => self.extensions.get(name).map(|value| match value {
+                ExtensionValue::String(text) => Value::String(text.clone()),
+                ExtensionValue::Boolean(flag) => Value::Boolean(*flag),
+                ExtensionValue::Integer(number) => Value::Integer(*number),
+            }),
+        }
+    }
+
+    fn has_attribute(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
