@@ -52,6 +52,10 @@ struct WorkerHandle {
 }
 
 /// What the service loop reacts to.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per loop turn, moved at once"
+)]
 enum Input {
     Shutdown,
     Change(Option<herald_nats::Result<SubscriptionChange>>),

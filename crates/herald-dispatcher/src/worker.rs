@@ -549,10 +549,10 @@ impl HealthTracker {
                 state.0.clone()
             })
         };
-        if let Some(health) = to_write {
-            if let Err(err) = context.records.set_health(id, &health).await {
-                tracing::debug!(error = %err, "failed to write endpoint health");
-            }
+        if let Some(health) = to_write
+            && let Err(err) = context.records.set_health(id, &health).await
+        {
+            tracing::debug!(error = %err, "failed to write endpoint health");
         }
     }
 

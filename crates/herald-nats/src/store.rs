@@ -17,6 +17,10 @@ pub struct Versioned<T> {
 }
 
 /// A change seen by [`SubscriptionStore::watch`].
+#[allow(
+    clippy::large_enum_variant,
+    reason = "changes are rare and consumed at once; boxing buys nothing"
+)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubscriptionChange {
     /// Created or updated.

@@ -75,7 +75,7 @@ pub(crate) async fn run_dev(
         .await
         .context("failed to start the dev nats-server")?;
     settings.nats.url = server.url().to_owned();
-    let result = run(settings, Roles::ALL, Some(&server)).await;
+    let result = Box::pin(run(settings, Roles::ALL, Some(&server))).await;
     server.stop(Duration::from_secs(10)).await;
     tracing::info!("dev nats-server stopped");
     result

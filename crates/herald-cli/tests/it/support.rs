@@ -23,7 +23,7 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) async fn start(auth_disabled: bool) -> Control {
         let nats_server = NatsServer::start().await;
-        let nats = Nats::connect(&herald_nats::Config {
+        let nats = Box::pin(Nats::connect(&herald_nats::Config {
             url: nats_server.url(),
             request_timeout: Duration::from_secs(5),
             events: EventsStreamConfig {
@@ -34,7 +34,7 @@ impl Control {
             },
             attempt_retention: Duration::from_secs(3600),
             dead_letter_retention: Duration::from_secs(3600),
-        })
+        }))
         .await
         .expect("nats should connect");
         let store = nats.subscriptions().await.expect("the store should open");
