@@ -6,10 +6,14 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 
 /// A Subscriptions API client that sends the bearer token, if any.
 pub(crate) type Client = SubscriptionServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A Deliveries API client that sends the bearer token, if any.
+pub(crate) type DeliveryClient = DeliveryServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Adds `authorization: Bearer <token>` to each call.
 #[derive(Clone)]
@@ -38,8 +42,22 @@ pub(crate) struct ConnectError {
     pub(crate) source: tonic::transport::Error,
 }
 
-/// Connects to `server` (e.g. `http://127.0.0.1:50051`).
+/// Connects to `server` (e.g. `http://127.0.0.1:50051`) for the Subscriptions API.
 pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    let (channel, token) = channel(server, token).await?;
+    Ok(SubscriptionServiceClient::with_interceptor(channel, token))
+}
+
+/// Connects to `server` for the Deliveries API.
+pub(crate) async fn connect_deliveries(
+    server: &str,
+    token: Option<&str>,
+) -> anyhow::Result<DeliveryClient> {
+    let (channel, token) = channel(server, token).await?;
+    Ok(DeliveryServiceClient::with_interceptor(channel, token))
+}
+
+async fn channel(server: &str, token: Option<&str>) -> anyhow::Result<(Channel, BearerToken)> {
     let token = token
         .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
         .transpose()
@@ -50,10 +68,7 @@ pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result
         server: server.to_owned(),
         source,
     })?;
-    Ok(SubscriptionServiceClient::with_interceptor(
-        channel,
-        BearerToken(token),
-    ))
+    Ok((channel, BearerToken(token)))
 }
 
 /// Returns the one-line message for a failed command: `<CODE>: <message>` for a gRPC status,

@@ -146,12 +146,13 @@ pub(crate) async fn run(
     if roles.control {
         let listener = bind(settings.listen.control, "control").await?;
         addresses.push(("control", format!("grpc://{}", listener.local_addr()?)));
-        let service = herald_control::build(
+        let service = Box::pin(herald_control::build(
             Arc::new(settings.control.clone()),
-            nats.subscriptions().await?,
+            nats.clone(),
             settings.network_policy(),
             &registry,
-        )?;
+        ))
+        .await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });

@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use herald_core::network::NetworkPolicy;
 use herald_nats::{EventsStreamConfig, Nats, Storage, SubscriptionStore};
 use herald_proto::v1 as pb;
+use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 use herald_test_support::NatsServer;
 
@@ -40,6 +41,8 @@ pub(crate) struct Control {
     pub(crate) address: SocketAddr,
     pub(crate) channel: Channel,
     pub(crate) store: SubscriptionStore,
+    /// The service's NATS connection, to write and read records behind its back.
+    pub(crate) nats: Nats,
     pub(crate) registry: prometheus::Registry,
     shutdown: CancellationToken,
     server: Option<JoinHandle<herald_control::Result<()>>>,
@@ -72,9 +75,14 @@ impl Control {
         };
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         let registry = prometheus::Registry::new();
-        let service =
-            herald_control::build(Arc::new(config), store.clone(), options.network, &registry)
-                .expect("the control service should build");
+        let service = Box::pin(herald_control::build(
+            Arc::new(config),
+            nats.clone(),
+            options.network,
+            &registry,
+        ))
+        .await
+        .expect("the control service should build");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port should work");
@@ -90,6 +98,7 @@ impl Control {
             address,
             channel,
             store,
+            nats,
             registry,
             shutdown,
             server: Some(server),
@@ -99,6 +108,10 @@ impl Control {
 
     pub(crate) fn client(&self) -> SubscriptionServiceClient<Channel> {
         SubscriptionServiceClient::new(self.channel.clone())
+    }
+
+    pub(crate) fn deliveries(&self) -> DeliveryServiceClient<Channel> {
+        DeliveryServiceClient::new(self.channel.clone())
     }
 
     /// Cancels the service and returns what `run` returned.
