@@ -119,13 +119,13 @@ impl TestCluster {
                 api_tokens: Vec::new(),
             },
         };
-        let control = herald_control::build(
+        let control = Box::pin(herald_control::build(
             Arc::new(control_config),
-            nats.subscriptions().await.unwrap(),
-            nats.rejected(),
+            nats.clone(),
             NetworkPolicy::new(true, true),
             &registry,
-        )
+        ))
+        .await
         .expect("control should build");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let control_address = listener.local_addr().unwrap();

@@ -24,11 +24,16 @@ fn attempts_by_event(recorded: &[Recorded]) -> std::collections::BTreeMap<String
 async fn every_event_is_delivered_despite_random_failures_and_retries_follow_the_schedule() {
     let cluster = TestCluster::start().await;
     let receiver = TestReceiver::start().await;
-    receiver.set_reply(Reply::FailRandomly { percent: 30, status: StatusCode::INTERNAL_SERVER_ERROR });
+    receiver.set_reply(Reply::FailRandomly {
+        percent: 30,
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+    });
     let policy = fixed_retry_policy(&[200, 400], 20);
     let subscription = cluster.subscribe_with(receiver.url(), vec![], policy).await;
     for n in 0..60 {
-        cluster.post_structured(&structured_event(&format!("flaky-{n}"), "com.flaky")).await;
+        cluster
+            .post_structured(&structured_event(&format!("flaky-{n}"), "com.flaky"))
+            .await;
     }
     eventually("every event delivered", Duration::from_secs(60), || async {
         let delivered: Vec<String> = receiver
@@ -42,21 +47,43 @@ async fn every_event_is_delivered_despite_random_failures_and_retries_follow_the
     .await;
     wait_until_settled(&cluster, &subscription.id).await;
     let requests = receiver.requests();
-    let failures = requests.iter().filter(|r| r.status != StatusCode::OK).count();
-    assert!(failures > 0, "the receiver should have failed some attempts");
+    let failures = requests
+        .iter()
+        .filter(|r| r.status != StatusCode::OK)
+        .count();
+    assert!(
+        failures > 0,
+        "the receiver should have failed some attempts"
+    );
     for (event_id, attempts) in attempts_by_event(&requests) {
         // Exactly one success per event, and it is the last attempt.
-        let successes = attempts.iter().filter(|r| r.status == StatusCode::OK).count();
+        let successes = attempts
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count();
         assert_eq!(successes, 1, "{event_id}");
-        assert_eq!(attempts.last().unwrap().status, StatusCode::OK, "{event_id}");
+        assert_eq!(
+            attempts.last().unwrap().status,
+            StatusCode::OK,
+            "{event_id}"
+        );
         // No retry came before its scheduled delay: 200 ms after the first failure, then 400 ms.
         for (index, pair) in attempts.windows(2).enumerate() {
             let gap = pair[1].received_at - pair[0].received_at;
-            let scheduled = if index == 0 { Duration::from_millis(200) } else { Duration::from_millis(400) };
-            assert!(gap >= scheduled, "{event_id}: retry {} after {gap:?}, scheduled {scheduled:?}", index + 1);
+            let scheduled = if index == 0 {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_millis(400)
+            };
+            assert!(
+                gap >= scheduled,
+                "{event_id}: retry {} after {gap:?}, scheduled {scheduled:?}",
+                index + 1
+            );
         }
         // The same webhook-id on every attempt, with a fresh timestamp and signature.
-        let webhook_ids: std::collections::BTreeSet<_> = attempts.iter().map(|r| r.header("webhook-id")).collect();
+        let webhook_ids: std::collections::BTreeSet<_> =
+            attempts.iter().map(|r| r.header("webhook-id")).collect();
         assert_eq!(webhook_ids.len(), 1, "{event_id}");
     }
     cluster.shutdown().await;
@@ -67,9 +94,13 @@ async fn events_sent_while_the_receiver_is_down_are_all_delivered_when_it_return
     let cluster = TestCluster::start().await;
     let receiver = TestReceiver::start().await;
     receiver.set_reply(Reply::Status(StatusCode::SERVICE_UNAVAILABLE));
-    let subscription = cluster.subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100, 300], 100)).await;
+    let subscription = cluster
+        .subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100, 300], 100))
+        .await;
     for n in 0..30 {
-        cluster.post_structured(&structured_event(&format!("down-{n}"), "com.down")).await;
+        cluster
+            .post_structured(&structured_event(&format!("down-{n}"), "com.down"))
+            .await;
     }
     receiver.wait_for(30, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -82,7 +113,11 @@ async fn events_sent_while_the_receiver_is_down_are_all_delivered_when_it_return
         .map(|r| r.json()["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(unique(&delivered).len(), 30);
-    assert_eq!(delivered.len(), 30, "each event is delivered once after the receiver returns");
+    assert_eq!(
+        delivered.len(),
+        30,
+        "each event is delivered once after the receiver returns"
+    );
     cluster.shutdown().await;
 }
 
@@ -94,14 +129,24 @@ async fn retry_after_is_honoured_on_429() {
         StatusCode::TOO_MANY_REQUESTS,
         vec![("retry-after".to_owned(), "2".to_owned())],
     ));
-    let subscription = cluster.subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100, 5000], 5)).await;
-    cluster.post_structured(&structured_event("limited", "com.limited")).await;
+    let subscription = cluster
+        .subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100, 5000], 5))
+        .await;
+    cluster
+        .post_structured(&structured_event("limited", "com.limited"))
+        .await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     receiver.set_reply(Reply::Status(StatusCode::OK));
     let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
     let gap = requests[1].received_at - requests[0].received_at;
-    assert!(gap >= Duration::from_secs(2), "retried after {gap:?}, the endpoint asked for 2 s");
-    assert!(gap < Duration::from_secs(4), "retried after {gap:?}: Retry-After replaces the schedule");
+    assert!(
+        gap >= Duration::from_secs(2),
+        "retried after {gap:?}, the endpoint asked for 2 s"
+    );
+    assert!(
+        gap < Duration::from_secs(4),
+        "retried after {gap:?}: Retry-After replaces the schedule"
+    );
     wait_until_settled(&cluster, &subscription.id).await;
     cluster.shutdown().await;
 }
@@ -113,14 +158,21 @@ async fn a_hanging_attempt_is_cut_at_the_deadline_and_never_overlaps_its_retry()
     let cluster = TestCluster::start_with(config).await;
     let receiver = TestReceiver::start().await;
     receiver.set_delay(Duration::from_secs(30));
-    let subscription = cluster.subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100], 10)).await;
+    let subscription = cluster
+        .subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100], 10))
+        .await;
     let started = Instant::now();
-    cluster.post_structured(&structured_event("hanging", "com.hanging")).await;
+    cluster
+        .post_structured(&structured_event("hanging", "com.hanging"))
+        .await;
     let requests = receiver.wait_for(3, Duration::from_secs(20)).await;
     for pair in requests.windows(2) {
         let gap = pair[1].received_at - pair[0].received_at;
         // The previous attempt was cut at 800 ms, then the retry waited 100 ms.
-        assert!(gap >= Duration::from_millis(900), "attempts overlapped or came early: {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(900),
+            "attempts overlapped or came early: {gap:?}"
+        );
     }
     receiver.set_delay(Duration::ZERO);
     wait_until_settled(&cluster, &subscription.id).await;
@@ -140,7 +192,10 @@ async fn a_hanging_attempt_is_cut_at_the_deadline_and_never_overlaps_its_retry()
     for attempt in &attempts {
         assert_eq!(attempt.result_class, "timeout", "{attempt:?}");
         let duration = attempt.duration.as_ref().unwrap();
-        assert!(duration.seconds == 0 && duration.nanos < 990_000_000, "cut at the deadline: {duration:?}");
+        assert!(
+            duration.seconds == 0 && duration.nanos < 990_000_000,
+            "cut at the deadline: {duration:?}"
+        );
     }
     assert!(started.elapsed() < Duration::from_secs(20));
     cluster.shutdown().await;
@@ -150,32 +205,60 @@ async fn a_hanging_attempt_is_cut_at_the_deadline_and_never_overlaps_its_retry()
 async fn gone_disables_the_subscription_and_tells_the_operator() {
     let cluster = TestCluster::start().await;
     let operator = TestReceiver::start().await;
-    let operator_subscription = cluster.subscribe(operator.url(), vec![type_prefix("dev.herald.")]).await;
+    let operator_subscription = cluster
+        .subscribe(operator.url(), vec![type_prefix("dev.herald.")])
+        .await;
     let receiver = TestReceiver::start().await;
     receiver.set_reply(Reply::Status(StatusCode::GONE));
-    let subscription = cluster.subscribe(receiver.url(), vec![exact_type("com.gone")]).await;
-    cluster.post_structured(&structured_event("gone-1", "com.gone")).await;
+    let subscription = cluster
+        .subscribe(receiver.url(), vec![exact_type("com.gone")])
+        .await;
+    cluster
+        .post_structured(&structured_event("gone-1", "com.gone"))
+        .await;
 
     let announcements = operator.wait_for(2, Duration::from_secs(20)).await;
-    let types: Vec<String> =
-        announcements.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
-    assert!(types.contains(&"dev.herald.subscription.disabled".to_owned()), "{types:?}");
-    assert!(types.contains(&"dev.herald.attempt.exhausted".to_owned()), "{types:?}");
-    let disabled = announcements.iter().find(|r| r.json()["type"] == "dev.herald.subscription.disabled").unwrap();
+    let types: Vec<String> = announcements
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        types.contains(&"dev.herald.subscription.disabled".to_owned()),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"dev.herald.attempt.exhausted".to_owned()),
+        "{types:?}"
+    );
+    let disabled = announcements
+        .iter()
+        .find(|r| r.json()["type"] == "dev.herald.subscription.disabled")
+        .unwrap();
     crate::verify_delivery(disabled, &operator_subscription.secret);
-    assert_eq!(disabled.json()["data"]["subscription_id"], subscription.id.as_str());
+    assert_eq!(
+        disabled.json()["data"]["subscription_id"],
+        subscription.id.as_str()
+    );
 
     let stored = cluster
         .control()
         .await
-        .get_subscription(pb::GetSubscriptionRequest { id: subscription.id.clone() })
+        .get_subscription(pb::GetSubscriptionRequest {
+            id: subscription.id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(stored.state, pb::SubscriptionState::Disabled as i32);
-    assert!(stored.state_reason.contains("410"), "{}", stored.state_reason);
+    assert!(
+        stored.state_reason.contains("410"),
+        "{}",
+        stored.state_reason
+    );
     // Disabled: further events are not attempted.
-    cluster.post_structured(&structured_event("gone-2", "com.gone")).await;
+    cluster
+        .post_structured(&structured_event("gone-2", "com.gone"))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.count(), 1);
     cluster.shutdown().await;
@@ -186,8 +269,16 @@ async fn an_exhausted_event_is_dead_lettered_and_redrive_delivers_it() {
     let cluster = TestCluster::start().await;
     let receiver = TestReceiver::start().await;
     receiver.set_reply(Reply::Status(StatusCode::INTERNAL_SERVER_ERROR));
-    let subscription = cluster.subscribe_with(receiver.url(), vec![], fixed_retry_policy(&[100], 3)).await;
-    cluster.post_structured(&structured_event("doomed", "com.doomed")).await;
+    let subscription = cluster
+        .subscribe_with(
+            receiver.url(),
+            vec![exact_type("com.doomed")],
+            fixed_retry_policy(&[100], 3),
+        )
+        .await;
+    cluster
+        .post_structured(&structured_event("doomed", "com.doomed"))
+        .await;
     receiver.wait_for(3, Duration::from_secs(10)).await;
     wait_until_settled(&cluster, &subscription.id).await;
     assert_eq!(receiver.count(), 3, "max_attempts is 3");
@@ -223,7 +314,10 @@ async fn an_exhausted_event_is_dead_lettered_and_redrive_delivers_it() {
     let requests = receiver.wait_for(4, Duration::from_secs(10)).await;
     assert_eq!(requests[3].status, StatusCode::OK);
     crate::verify_delivery(&requests[3], &subscription.secret);
-    assert_eq!(requests[3].header("webhook-id"), requests[0].header("webhook-id"));
+    assert_eq!(
+        requests[3].header("webhook-id"),
+        requests[0].header("webhook-id")
+    );
     let left = deliveries
         .list_dead_letters(pb::ListDeadLettersRequest {
             subscription_id: subscription.id.clone(),
@@ -243,10 +337,22 @@ async fn attempt_log_and_delivery_status_answer_where_an_event_stands() {
     let good = TestReceiver::start().await;
     let failing = TestReceiver::start().await;
     failing.set_reply(Reply::Status(StatusCode::BAD_GATEWAY));
-    let delivered_to = cluster.subscribe(good.url(), vec![exact_type("com.status")]).await;
-    let failing_to = cluster.subscribe_with(failing.url(), vec![exact_type("com.status")], fixed_retry_policy(&[60_000], 5)).await;
-    let elsewhere = cluster.subscribe(good.url(), vec![exact_type("com.other")]).await;
-    cluster.post_structured(&structured_event("tracked", "com.status")).await;
+    let delivered_to = cluster
+        .subscribe(good.url(), vec![exact_type("com.status")])
+        .await;
+    let failing_to = cluster
+        .subscribe_with(
+            failing.url(),
+            vec![exact_type("com.status")],
+            fixed_retry_policy(&[60_000], 5),
+        )
+        .await;
+    let elsewhere = cluster
+        .subscribe(good.url(), vec![exact_type("com.other")])
+        .await;
+    cluster
+        .post_structured(&structured_event("tracked", "com.status"))
+        .await;
     good.wait_for(1, Duration::from_secs(10)).await;
     failing.wait_for(1, Duration::from_secs(10)).await;
 
@@ -268,17 +374,37 @@ async fn attempt_log_and_delivery_status_answer_where_an_event_stands() {
         }
     })
     .await;
-    let state_of = |id: &str| status.iter().find(|s| s.subscription_id == id).map(|s| s.state);
-    assert_eq!(state_of(&delivered_to.id), Some(pb::DeliveryState::Delivered as i32));
-    assert_eq!(state_of(&failing_to.id), Some(pb::DeliveryState::Retrying as i32));
-    assert_eq!(state_of(&elsewhere.id), Some(pb::DeliveryState::NotAttempted as i32));
-    let retrying = status.iter().find(|s| s.subscription_id == failing_to.id).unwrap();
+    let state_of = |id: &str| {
+        status
+            .iter()
+            .find(|s| s.subscription_id == id)
+            .map(|s| s.state)
+    };
+    assert_eq!(
+        state_of(&delivered_to.id),
+        Some(pb::DeliveryState::Delivered as i32)
+    );
+    assert_eq!(
+        state_of(&failing_to.id),
+        Some(pb::DeliveryState::Retrying as i32)
+    );
+    assert_eq!(
+        state_of(&elsewhere.id),
+        Some(pb::DeliveryState::NotAttempted as i32)
+    );
+    let retrying = status
+        .iter()
+        .find(|s| s.subscription_id == failing_to.id)
+        .unwrap();
     let last = retrying.last_attempt.as_ref().unwrap();
     assert_eq!(last.status_code, 502);
     assert!(last.next_attempt_time.is_some());
 
     let attempts = deliveries
-        .list_attempts(pb::ListAttemptsRequest { event_id: "tracked".to_owned(), ..Default::default() })
+        .list_attempts(pb::ListAttemptsRequest {
+            event_id: "tracked".to_owned(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -304,23 +430,33 @@ async fn attempt_log_and_delivery_status_answer_where_an_event_stands() {
 async fn replay_from_a_time_redelivers_exactly_the_retained_matching_events() {
     let cluster = TestCluster::start().await;
     for n in 0..5 {
-        cluster.post_structured(&structured_event(&format!("old-{n}"), "com.replay")).await;
+        cluster
+            .post_structured(&structured_event(&format!("old-{n}"), "com.replay"))
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let from = time::OffsetDateTime::now_utc();
     for n in 0..10 {
-        cluster.post_structured(&structured_event(&format!("new-{n}"), "com.replay")).await;
-        cluster.post_structured(&structured_event(&format!("other-{n}"), "com.unrelated")).await;
+        cluster
+            .post_structured(&structured_event(&format!("new-{n}"), "com.replay"))
+            .await;
+        cluster
+            .post_structured(&structured_event(&format!("other-{n}"), "com.unrelated"))
+            .await;
     }
     // Subscribed after the fact: live delivery starts now, replay brings the past.
     let receiver = TestReceiver::start().await;
-    let subscription = cluster.subscribe(receiver.url(), vec![exact_type("com.replay")]).await;
+    let subscription = cluster
+        .subscribe(receiver.url(), vec![exact_type("com.replay")])
+        .await;
     let mut progress = cluster
         .deliveries()
         .await
         .replay_events(pb::ReplayEventsRequest {
             subscription_id: subscription.id.clone(),
-            from: Some(pb::replay_events_request::From::StartTime(herald_proto::convert::timestamp_to_pb(from))),
+            from: Some(pb::replay_events_request::From::StartTime(
+                herald_proto::convert::timestamp_to_pb(from),
+            )),
             to: None,
         })
         .await

@@ -3,6 +3,11 @@
 //! Webhooks implementation (the `standardwebhooks` crate), delivered bodies with an independent
 //! CloudEvents implementation (`cloudevents-sdk`).
 
+#![allow(
+    clippy::large_futures,
+    reason = "a test cluster starts once per test; boxing its futures buys nothing"
+)]
+
 mod cluster;
 mod e2e_bad_input;
 mod e2e_control_watch;
@@ -11,6 +16,7 @@ mod e2e_ingest_handshake;
 mod e2e_ingest_to_delivery;
 mod e2e_nats_producers;
 mod e2e_restart;
+mod e2e_retry_and_dlq;
 mod tidy;
 
 use std::collections::BTreeSet;

@@ -157,9 +157,9 @@ fn pure_crates_depend_on_no_runtime_or_protocol_crate() {
         let dependencies = manifest.split("[dependencies]").nth(1).unwrap_or_default();
         let dependencies = dependencies.split("\n[").next().unwrap_or_default();
         for crate_name in forbidden {
-            let depends = dependencies.lines().any(|line| {
-                line.trim_start().starts_with(&format!("{crate_name}")) && line.contains('=')
-            });
+            let depends = dependencies
+                .lines()
+                .any(|line| line.trim_start().starts_with(crate_name) && line.contains('='));
             assert!(!depends, "{name} must not depend on {crate_name}");
         }
     }

@@ -1,6 +1,8 @@
 //! Command-line arguments of `heraldctl`, declared with clap's derive API.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// Operate Herald: manage subscriptions over the control-plane gRPC API, and receive webhooks
 /// locally while developing.
@@ -42,6 +44,16 @@ pub(crate) enum Command {
     /// Inspect messages producers published to NATS that Herald could not route.
     #[command(subcommand)]
     Rejected(RejectedCommand),
+    /// Inspect and act on a subscription's dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Inspect the delivery attempt log.
+    #[command(subcommand)]
+    Attempts(AttemptsCommand),
+    /// Show where one event stands for every subscription.
+    Status(StatusArgs),
+    /// Redeliver retained events matching a subscription's filters, from a time or a sequence.
+    Replay(ReplayArgs),
     /// Receive webhooks on a local port and print them, checking their signatures.
     Listen(ListenArgs),
 }
@@ -80,6 +92,181 @@ pub(crate) enum SubCommand {
         #[arg(long)]
         expected_revision: Option<u64>,
     },
+    /// Stop delivering; events accumulate until the subscription is resumed.
+    Pause {
+        /// Subscription id (`sub_...`).
+        id: String,
+    },
+    /// Resume delivering, and reset the endpoint's health.
+    Resume {
+        /// Subscription id (`sub_...`).
+        id: String,
+    },
+}
+
+/// Retry policy flags; unset ones keep the current policy (on create: Herald's defaults).
+#[derive(Debug, Default, Args)]
+pub(crate) struct RetryArgs {
+    /// Attempts in all, the first included.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
+    /// Fixed delays after each failed attempt, e.g. 1s,5s,1m; the last one repeats.
+    #[arg(
+        long,
+        value_name = "DELAYS",
+        value_delimiter = ',',
+        value_parser = parse_duration,
+        conflicts_with = "retry_exponential"
+    )]
+    pub(crate) retry_delays: Vec<Duration>,
+    /// Exponential delays: INITIAL,MULTIPLIER,MAX, e.g. 1s,2,1h.
+    #[arg(long, value_name = "INITIAL,MULTIPLIER,MAX", value_parser = parse_exponential)]
+    pub(crate) retry_exponential: Option<Exponential>,
+    /// Response codes that dead-letter an event at once, e.g. 400,404.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    pub(crate) terminal_status: Vec<u16>,
+    /// Events older than this are dead-lettered instead of retried, e.g. 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) max_age: Option<Duration>,
+}
+
+/// An exponential backoff given as `INITIAL,MULTIPLIER,MAX`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Exponential {
+    pub(crate) initial: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) max_delay: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List a subscription's dead letters, oldest first.
+    List {
+        /// Subscription id (`sub_...`).
+        subscription: String,
+        /// Dead letters per page (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+        /// Token from a previous page.
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// Send dead letters back into delivery.
+    Redrive(DlqSelection),
+    /// Delete dead letters.
+    Purge(DlqSelection),
+}
+
+/// Which dead letters of a subscription to act on.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("selection").required(true).args(["all", "sequences"])))]
+pub(crate) struct DlqSelection {
+    /// Subscription id (`sub_...`).
+    pub(crate) subscription: String,
+    /// Every dead letter of the subscription.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Dead letter sequences, as `dlq list` shows them.
+    #[arg(value_name = "SEQ")]
+    pub(crate) sequences: Vec<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AttemptsCommand {
+    /// List delivery attempts, oldest first.
+    List(AttemptsListArgs),
+}
+
+#[derive(Debug, Default, Args)]
+pub(crate) struct AttemptsListArgs {
+    /// Only this subscription's attempts.
+    #[arg(long)]
+    pub(crate) subscription: Option<String>,
+    /// Only this event's attempts.
+    #[arg(long)]
+    pub(crate) event: Option<String>,
+    /// Only attempts with this outcome.
+    #[arg(long, value_enum)]
+    pub(crate) outcome: Option<OutcomeArg>,
+    /// Only attempts started within this long, e.g. 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// Attempts per page (at most 1000).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) page_size: u32,
+    /// Token from a previous page.
+    #[arg(long, default_value = "")]
+    pub(crate) page_token: String,
+}
+
+/// An attempt outcome, as the attempt log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutcomeArg {
+    Delivered,
+    Retry,
+    Dead,
+    Gone,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The event's id.
+    pub(crate) event_id: String,
+    /// The event's source, when several sources use the same id.
+    #[arg(long)]
+    pub(crate) source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["since", "from_time", "from_sequence"])))]
+#[command(group(ArgGroup::new("to").args(["until_time", "until_sequence"])))]
+pub(crate) struct ReplayArgs {
+    /// Subscription id (`sub_...`).
+    pub(crate) subscription: String,
+    /// Replay events stored within this long, e.g. 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// Replay events stored at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) from_time: Option<time::OffsetDateTime>,
+    /// Replay events from this stream sequence.
+    #[arg(long, value_name = "N")]
+    pub(crate) from_sequence: Option<u64>,
+    /// Stop at events stored after this time (RFC 3339); default: the newest event now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) until_time: Option<time::OffsetDateTime>,
+    /// Stop after this stream sequence.
+    #[arg(long, value_name = "N")]
+    pub(crate) until_sequence: Option<u64>,
+}
+
+/// Parses a human duration such as `5s`, `1m` or `1h 30m`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|err| format!("`{text}`: {err}"))
+}
+
+/// Parses `INITIAL,MULTIPLIER,MAX`, e.g. `1s,2,1h`.
+pub(crate) fn parse_exponential(text: &str) -> Result<Exponential, String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [initial, multiplier, max_delay] = parts.as_slice() else {
+        return Err(format!(
+            "`{text}`: expected INITIAL,MULTIPLIER,MAX, e.g. 1s,2,1h"
+        ));
+    };
+    let multiplier = multiplier
+        .parse::<f64>()
+        .map_err(|_| format!("`{multiplier}`: the multiplier must be a number"))?;
+    Ok(Exponential {
+        initial: parse_duration(initial)?,
+        multiplier,
+        max_delay: parse_duration(max_delay)?,
+    })
+}
+
+/// Parses an RFC 3339 time such as `2025-01-02T03:04:05Z`.
+pub(crate) fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|err| format!("`{text}` is not an RFC 3339 time: {err}"))
 }
 
 /// Filters given as flags; all of them must match an event.
@@ -111,6 +298,8 @@ pub(crate) struct CreateArgs {
     /// Free text for operators.
     #[arg(long, default_value = "")]
     pub(crate) description: String,
+    #[command(flatten)]
+    pub(crate) retry: RetryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +321,9 @@ pub(crate) struct UpdateArgs {
     /// Fail unless the subscription is still at this revision.
     #[arg(long)]
     pub(crate) expected_revision: Option<u64>,
+    /// New retry settings; the ones not given keep their current values.
+    #[command(flatten)]
+    pub(crate) retry: RetryArgs,
 }
 
 #[derive(Debug, Args)]

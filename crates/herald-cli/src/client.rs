@@ -6,6 +6,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::event_service_client::EventServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 
@@ -14,6 +15,8 @@ pub(crate) type Client = SubscriptionServiceClient<InterceptedService<Channel, B
 
 /// An Events API client that sends the bearer token, if any.
 pub(crate) type EventClient = EventServiceClient<InterceptedService<Channel, BearerToken>>;
+/// A Deliveries API client that sends the bearer token, if any.
+pub(crate) type DeliveryClient = DeliveryServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Adds `authorization: Bearer <token>` to each call.
 #[derive(Clone)]
@@ -42,10 +45,19 @@ pub(crate) struct ConnectError {
     pub(crate) source: tonic::transport::Error,
 }
 
-/// Connects to `server` (e.g. `http://127.0.0.1:50051`).
+/// Connects to `server` (e.g. `http://127.0.0.1:50051`) for the Subscriptions API.
 pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
-    let (channel, token) = open(server, token).await?;
+    let (channel, token) = channel(server, token).await?;
     Ok(SubscriptionServiceClient::with_interceptor(channel, token))
+}
+
+/// Connects to `server` for the Deliveries API.
+pub(crate) async fn connect_deliveries(
+    server: &str,
+    token: Option<&str>,
+) -> anyhow::Result<DeliveryClient> {
+    let (channel, token) = channel(server, token).await?;
+    Ok(DeliveryServiceClient::with_interceptor(channel, token))
 }
 
 /// Connects the Events API client to `server`.
@@ -53,11 +65,11 @@ pub(crate) async fn connect_events(
     server: &str,
     token: Option<&str>,
 ) -> anyhow::Result<EventClient> {
-    let (channel, token) = open(server, token).await?;
+    let (channel, token) = channel(server, token).await?;
     Ok(EventServiceClient::with_interceptor(channel, token))
 }
 
-async fn open(server: &str, token: Option<&str>) -> anyhow::Result<(Channel, BearerToken)> {
+async fn channel(server: &str, token: Option<&str>) -> anyhow::Result<(Channel, BearerToken)> {
     let token = token
         .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
         .transpose()

@@ -7,6 +7,7 @@
 
 mod args;
 mod client;
+mod deliveries;
 mod listen;
 mod output;
 mod rejected;
@@ -46,6 +47,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = rejected::run(&mut client, command, cli.output).await?;
             output::print(&text);
             Ok(())
+        }
+        Command::Dlq(command) => {
+            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let text = deliveries::dlq(&mut client, command, cli.output).await?;
+            output::print(&text);
+            Ok(())
+        }
+        Command::Attempts(command) => {
+            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let text = deliveries::attempts(&mut client, command, cli.output).await?;
+            output::print(&text);
+            Ok(())
+        }
+        Command::Status(args) => {
+            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let text = deliveries::status(&mut client, args, cli.output).await?;
+            output::print(&text);
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            deliveries::replay(&mut client, args, cli.output, output::print).await
         }
         Command::Listen(args) => listen::run(args).await,
     }

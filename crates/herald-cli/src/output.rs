@@ -12,6 +12,8 @@ use time::format_description::well_known::Rfc3339;
 use herald_core::Filter;
 use herald_proto::v1 as pb;
 
+use crate::args::OutputFormat;
+
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +37,15 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
         ("created", time_summary(subscription.create_time.as_ref())),
         ("updated", time_summary(subscription.update_time.as_ref())),
     ]);
+    if subscription.state() != pb::SubscriptionState::Unspecified {
+        pairs.push(("state", state_summary(subscription)));
+    }
+    if let Some(policy) = &subscription.retry_policy {
+        pairs.push(("retry", policy_summary(policy)));
+    }
+    if let Some(health) = &subscription.health {
+        pairs.push(("health", health_summary(health)));
+    }
     let width = pairs.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     pairs
         .iter()
@@ -73,6 +84,336 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
     });
     if !subscription.secret.is_empty() {
         object["secret"] = Value::String(subscription.secret.clone());
+    }
+    if subscription.state() != pb::SubscriptionState::Unspecified {
+        object["state"] = json!(subscription.state().as_str_name());
+        object["state_reason"] = json!(subscription.state_reason);
+        object["state_change_time"] = time_json(subscription.state_change_time.as_ref());
+    }
+    if let Some(policy) = &subscription.retry_policy {
+        object["retry_policy"] = policy_json(policy);
+    }
+    if let Some(health) = &subscription.health {
+        object["health"] = json!({
+            "consecutive_failures": health.consecutive_failures.to_string(),
+            "failing_since": time_json(health.failing_since.as_ref()),
+            "last_success_time": time_json(health.last_success_time.as_ref()),
+            "last_failure_time": time_json(health.last_failure_time.as_ref()),
+        });
+    }
+    object
+}
+
+/// Returns a subscription's state in a few words: `active`, `paused since <time>`, or
+/// `disabled since <time>: <reason>`.
+pub(crate) fn state_summary(subscription: &pb::Subscription) -> String {
+    let since = time_summary(subscription.state_change_time.as_ref());
+    match subscription.state() {
+        pb::SubscriptionState::Active | pb::SubscriptionState::Unspecified => "active".to_owned(),
+        pb::SubscriptionState::Paused => format!("paused since {since}"),
+        pb::SubscriptionState::Disabled => {
+            format!("disabled since {since}: {}", subscription.state_reason)
+        }
+    }
+}
+
+/// Returns a retry policy on one line, e.g. `8 attempts, delays 5s 5m 30m, jitter 20%, max age
+/// 3days, terminal 400 404`.
+pub(crate) fn policy_summary(policy: &pb::RetryPolicy) -> String {
+    let mut parts = vec![format!("{} attempts", policy.max_attempts)];
+    match &policy.backoff {
+        Some(pb::retry_policy::Backoff::Fixed(fixed)) => {
+            let delays: Vec<String> = fixed.delays.iter().map(duration_summary).collect();
+            parts.push(format!("delays {}", delays.join(" ")));
+        }
+        Some(pb::retry_policy::Backoff::Exponential(exponential)) => parts.push(format!(
+            "exponential {} x{} up to {}",
+            optional_duration_summary(exponential.initial.as_ref()),
+            exponential.multiplier,
+            optional_duration_summary(exponential.max_delay.as_ref()),
+        )),
+        None => parts.push("default delays".to_owned()),
+    }
+    if let Some(jitter) = policy.jitter_percent {
+        parts.push(format!("jitter {jitter}%"));
+    }
+    parts.push(format!(
+        "max age {}",
+        optional_duration_summary(policy.max_age.as_ref())
+    ));
+    if !policy.terminal_status_codes.is_empty() {
+        let codes: Vec<String> = policy
+            .terminal_status_codes
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        parts.push(format!("terminal {}", codes.join(" ")));
+    }
+    parts.join(", ")
+}
+
+/// Returns an endpoint's health on one line.
+pub(crate) fn health_summary(health: &pb::EndpointHealth) -> String {
+    let last_success = time_summary(health.last_success_time.as_ref());
+    if health.consecutive_failures == 0 {
+        return format!("healthy, last success {last_success}");
+    }
+    format!(
+        "{} consecutive failures since {}, last success {last_success}",
+        health.consecutive_failures,
+        time_summary(health.failing_since.as_ref()),
+    )
+}
+
+/// Returns dead letters as a table with columns SEQ, EVENT, TYPE, ATTEMPTS, REASON, DEAD and
+/// LAST ERROR.
+pub(crate) fn dead_letters_table(dead_letters: &[pb::DeadLetter]) -> String {
+    let rows: Vec<Vec<String>> = dead_letters
+        .iter()
+        .map(|dead| {
+            vec![
+                dead.sequence.to_string(),
+                dead.event_id.clone(),
+                dead.event_type.clone(),
+                dead.attempts.to_string(),
+                dead.reason.clone(),
+                time_summary(dead.dead_time.as_ref()),
+                dead.last_error.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SEQ",
+            "EVENT",
+            "TYPE",
+            "ATTEMPTS",
+            "REASON",
+            "DEAD",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
+}
+
+/// Returns a page of dead letters as JSON, shaped like `ListDeadLettersResponse` (the events
+/// themselves are left out).
+pub(crate) fn dead_letters_json(page: &pb::ListDeadLettersResponse) -> Value {
+    let dead_letters: Vec<Value> = page
+        .dead_letters
+        .iter()
+        .map(|dead| {
+            json!({
+                "sequence": dead.sequence.to_string(),
+                "subscription_id": dead.subscription_id,
+                "event_id": dead.event_id,
+                "event_source": dead.event_source,
+                "event_type": dead.event_type,
+                "attempts": dead.attempts,
+                "reason": dead.reason,
+                "last_error": dead.last_error,
+                "dead_time": time_json(dead.dead_time.as_ref()),
+            })
+        })
+        .collect();
+    json!({ "dead_letters": dead_letters, "next_page_token": page.next_page_token })
+}
+
+/// Returns attempts as a table with columns TIME, SUBSCRIPTION, EVENT, #, STATUS/CLASS,
+/// DURATION, OUTCOME and NEXT.
+pub(crate) fn attempts_table(attempts: &[pb::Attempt]) -> String {
+    let rows: Vec<Vec<String>> = attempts
+        .iter()
+        .map(|attempt| {
+            vec![
+                time_summary(attempt.start_time.as_ref()),
+                attempt.subscription_id.clone(),
+                attempt.event_id.clone(),
+                attempt.attempt.to_string(),
+                status_summary(attempt),
+                optional_duration_summary(attempt.duration.as_ref()),
+                outcome_label(attempt.outcome()).to_owned(),
+                time_summary(attempt.next_attempt_time.as_ref()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TIME",
+            "SUBSCRIPTION",
+            "EVENT",
+            "#",
+            "STATUS/CLASS",
+            "DURATION",
+            "OUTCOME",
+            "NEXT",
+        ],
+        &rows,
+    )
+}
+
+/// Returns one attempt as JSON with proto field names.
+pub(crate) fn attempt_json(attempt: &pb::Attempt) -> Value {
+    json!({
+        "subscription_id": attempt.subscription_id,
+        "event_id": attempt.event_id,
+        "event_source": attempt.event_source,
+        "event_type": attempt.event_type,
+        "message_id": attempt.message_id,
+        "attempt": attempt.attempt,
+        "start_time": time_json(attempt.start_time.as_ref()),
+        "duration": attempt.duration.as_ref().map_or(Value::Null, |d| json!(duration_json(d))),
+        "status_code": attempt.status_code,
+        "result_class": attempt.result_class,
+        "error": attempt.error,
+        "response_headers": attempt.response_headers,
+        "response_body": attempt.response_body,
+        "outcome": attempt.outcome().as_str_name(),
+        "next_attempt_time": time_json(attempt.next_attempt_time.as_ref()),
+    })
+}
+
+/// Returns a page of attempts as JSON, shaped like `ListAttemptsResponse`.
+pub(crate) fn attempts_json(page: &pb::ListAttemptsResponse) -> Value {
+    json!({
+        "attempts": page.attempts.iter().map(attempt_json).collect::<Vec<_>>(),
+        "next_page_token": page.next_page_token,
+    })
+}
+
+/// Returns an event's delivery status per subscription as a table with columns SUBSCRIPTION,
+/// STATE, ATTEMPTS, LAST STATUS and LAST ATTEMPT.
+pub(crate) fn statuses_table(statuses: &[pb::SubscriptionDeliveryStatus]) -> String {
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|status| {
+            let last = status.last_attempt.as_ref();
+            vec![
+                status.subscription_id.clone(),
+                delivery_state_label(status.state()).to_owned(),
+                last.map_or("0".to_owned(), |attempt| attempt.attempt.to_string()),
+                last.map_or("-".to_owned(), status_summary),
+                time_summary(last.and_then(|attempt| attempt.start_time.as_ref())),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SUBSCRIPTION",
+            "STATE",
+            "ATTEMPTS",
+            "LAST STATUS",
+            "LAST ATTEMPT",
+        ],
+        &rows,
+    )
+}
+
+/// Returns an event's delivery status as JSON, shaped like `GetEventDeliveryStatusResponse`.
+pub(crate) fn statuses_json(statuses: &[pb::SubscriptionDeliveryStatus]) -> Value {
+    let statuses: Vec<Value> = statuses
+        .iter()
+        .map(|status| {
+            json!({
+                "subscription_id": status.subscription_id,
+                "state": status.state().as_str_name(),
+                "last_attempt": status.last_attempt.as_ref().map_or(Value::Null, attempt_json),
+            })
+        })
+        .collect();
+    json!({ "statuses": statuses })
+}
+
+/// Returns one replay progress report as a line of text or of JSON.
+pub(crate) fn progress_line(progress: &pb::ReplayProgress, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Json => json!({
+            "scanned": progress.scanned.to_string(),
+            "replayed": progress.replayed.to_string(),
+            "last_sequence": progress.last_sequence.to_string(),
+            "done": progress.done,
+        })
+        .to_string(),
+        OutputFormat::Table => {
+            let prefix = if progress.done { "done: " } else { "" };
+            format!(
+                "{prefix}scanned {}, replayed {}, at sequence {}",
+                progress.scanned, progress.replayed, progress.last_sequence
+            )
+        }
+    }
+}
+
+fn outcome_label(outcome: pb::AttemptOutcome) -> &'static str {
+    herald_proto::attempt_outcome_label(outcome).unwrap_or("-")
+}
+
+fn delivery_state_label(state: pb::DeliveryState) -> &'static str {
+    match state {
+        pb::DeliveryState::Unspecified => "-",
+        pb::DeliveryState::NotAttempted => "not attempted",
+        pb::DeliveryState::Delivered => "delivered",
+        pb::DeliveryState::Retrying => "retrying",
+        pb::DeliveryState::Dead => "dead",
+    }
+}
+
+/// The response status when there was one, otherwise why there was none (`timeout`).
+fn status_summary(attempt: &pb::Attempt) -> String {
+    if attempt.status_code == 0 {
+        attempt.result_class.clone()
+    } else {
+        attempt.status_code.to_string()
+    }
+}
+
+/// Returns a duration as people write it: `5s`, `1m 30s`, `3days`, `250ms`.
+fn duration_summary(duration: &prost_types::Duration) -> String {
+    match herald_proto::delivery::duration_from_pb(duration, "") {
+        Ok(duration) => humantime::format_duration(duration).to_string(),
+        Err(_) => "-".to_owned(),
+    }
+}
+
+fn optional_duration_summary(duration: Option<&prost_types::Duration>) -> String {
+    duration.map_or("-".to_owned(), duration_summary)
+}
+
+/// Returns proto3's JSON form of a duration: seconds with an `s` suffix, `1.500s`.
+fn duration_json(duration: &prost_types::Duration) -> String {
+    if duration.nanos == 0 {
+        format!("{}s", duration.seconds)
+    } else {
+        let fraction = format!("{:09}", duration.nanos);
+        format!("{}.{}s", duration.seconds, fraction.trim_end_matches("000"))
+    }
+}
+
+fn policy_json(policy: &pb::RetryPolicy) -> Value {
+    let durations = |durations: &[prost_types::Duration]| -> Vec<String> {
+        durations.iter().map(duration_json).collect()
+    };
+    let optional = |duration: Option<&prost_types::Duration>| {
+        duration.map_or(Value::Null, |duration| json!(duration_json(duration)))
+    };
+    let mut object = json!({
+        "jitter_percent": policy.jitter_percent,
+        "max_attempts": policy.max_attempts,
+        "max_age": optional(policy.max_age.as_ref()),
+        "terminal_status_codes": policy.terminal_status_codes,
+    });
+    match &policy.backoff {
+        Some(pb::retry_policy::Backoff::Fixed(fixed)) => {
+            object["fixed"] = json!({ "delays": durations(&fixed.delays) });
+        }
+        Some(pb::retry_policy::Backoff::Exponential(exponential)) => {
+            object["exponential"] = json!({
+                "initial": optional(exponential.initial.as_ref()),
+                "multiplier": exponential.multiplier,
+                "max_delay": optional(exponential.max_delay.as_ref()),
+            });
+        }
+        None => {}
     }
     object
 }

@@ -2,14 +2,15 @@
 //!
 //! Flags become request messages here ([`filters_of`] turns `--type`, `--type-prefix` and
 //! `--filter` into filters, `--filter` taking `sql:`/`cel:` expressions or the Subscriptions API
-//! JSON encoding); answers are rendered by `output`.
+//! JSON encoding; [`retry_policy_of`] turns the retry flags into a policy laid over the current
+//! one); answers are rendered by `output`.
 
 use anyhow::Context as _;
 
 use herald_core::Filter;
 use herald_proto::v1 as pb;
 
-use crate::args::{CreateArgs, FilterArgs, OutputFormat, SubCommand, UpdateArgs};
+use crate::args::{CreateArgs, FilterArgs, OutputFormat, RetryArgs, SubCommand, UpdateArgs};
 use crate::client::Client;
 use crate::output;
 
@@ -46,7 +47,19 @@ pub(crate) async fn run(
             render_one(&subscription, format)
         }
         SubCommand::Update(args) => {
-            let request = update_request(args)?;
+            let current = if has_retry(&args.retry) {
+                let request = pb::GetSubscriptionRequest {
+                    id: args.id.clone(),
+                };
+                client
+                    .get_subscription(request)
+                    .await?
+                    .into_inner()
+                    .retry_policy
+            } else {
+                None
+            };
+            let request = update_request(args, current)?;
             let updated = client.update_subscription(request).await?.into_inner();
             render_one(&updated, format)
         }
@@ -65,6 +78,16 @@ pub(crate) async fn run(
                     output::json_text(&serde_json::json!({ "id": id, "deleted": true }))
                 }
             }
+        }
+        SubCommand::Pause { id } => {
+            let request = pb::PauseSubscriptionRequest { id };
+            let paused = client.pause_subscription(request).await?.into_inner();
+            render_one(&paused, format)
+        }
+        SubCommand::Resume { id } => {
+            let request = pb::ResumeSubscriptionRequest { id };
+            let resumed = client.resume_subscription(request).await?.into_inner();
+            render_one(&resumed, format)
         }
     };
     Ok(text)
@@ -118,26 +141,79 @@ fn has_filters(args: &FilterArgs) -> bool {
     !(args.types.is_empty() && args.type_prefixes.is_empty() && args.filters.is_empty())
 }
 
+/// Returns the retry policy the flags describe, laid over `current` (unset fields of the result
+/// take Herald's defaults on the server); `None` when no retry flag is given.
+pub(crate) fn retry_policy_of(
+    args: &RetryArgs,
+    current: Option<pb::RetryPolicy>,
+) -> Option<pb::RetryPolicy> {
+    if !has_retry(args) {
+        return None;
+    }
+    let mut policy = current.unwrap_or_default();
+    if let Some(max_attempts) = args.max_attempts {
+        policy.max_attempts = max_attempts;
+    }
+    if !args.retry_delays.is_empty() {
+        policy.backoff = Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+            delays: args
+                .retry_delays
+                .iter()
+                .map(|delay| herald_proto::delivery::duration_to_pb(*delay))
+                .collect(),
+        }));
+    }
+    if let Some(exponential) = args.retry_exponential {
+        policy.backoff = Some(pb::retry_policy::Backoff::Exponential(
+            pb::ExponentialBackoff {
+                initial: Some(herald_proto::delivery::duration_to_pb(exponential.initial)),
+                multiplier: exponential.multiplier,
+                max_delay: Some(herald_proto::delivery::duration_to_pb(
+                    exponential.max_delay,
+                )),
+            },
+        ));
+    }
+    if !args.terminal_status.is_empty() {
+        policy.terminal_status_codes = args.terminal_status.iter().map(|c| u32::from(*c)).collect();
+    }
+    if let Some(max_age) = args.max_age {
+        policy.max_age = Some(herald_proto::delivery::duration_to_pb(max_age));
+    }
+    Some(policy)
+}
+
+fn has_retry(args: &RetryArgs) -> bool {
+    args.max_attempts.is_some()
+        || !args.retry_delays.is_empty()
+        || args.retry_exponential.is_some()
+        || !args.terminal_status.is_empty()
+        || args.max_age.is_some()
+}
+
 fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequest> {
     Ok(pb::CreateSubscriptionRequest {
         filters: filters_of(&args.filters)?,
+        retry_policy: retry_policy_of(&args.retry, None),
         sink: args.sink,
         secret: args.secret.unwrap_or_default(),
         description: args.description,
-        retry_policy: None,
     })
 }
 
-fn update_request(args: UpdateArgs) -> anyhow::Result<pb::UpdateSubscriptionRequest> {
+fn update_request(
+    args: UpdateArgs,
+    current_policy: Option<pb::RetryPolicy>,
+) -> anyhow::Result<pb::UpdateSubscriptionRequest> {
     let replace_filters = args.clear_filters || has_filters(&args.filters);
     Ok(pb::UpdateSubscriptionRequest {
         filters: filters_of(&args.filters)?,
+        retry_policy: retry_policy_of(&args.retry, current_policy),
         id: args.id,
         sink: args.sink.unwrap_or_default(),
         replace_filters,
         description: args.description,
         expected_revision: args.expected_revision.unwrap_or(0),
-        retry_policy: None,
     })
 }
 

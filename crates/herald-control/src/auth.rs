@@ -1,6 +1,6 @@
-//! Bearer-token authentication of the Subscriptions API, as a tonic interceptor.
+//! Bearer-token authentication of the Subscriptions and Deliveries APIs, as a tonic interceptor.
 //!
-//! Only the Subscriptions service is wrapped: health checks and reflection stay open so probes
+//! Only those two services are wrapped: health checks and reflection stay open so probes
 //! and `grpcurl describe` work without credentials. Tokens are compared in constant time.
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 use herald_core::ErrorCode;
 use herald_core::SubscriptionId;
 use herald_core::filter::FilterError;
+use herald_core::retry::PolicyError;
 use herald_core::subscription::SubscriptionError;
 
 /// A control-plane failure.
@@ -62,6 +63,15 @@ impl From<SubscriptionError> for Error {
     fn from(error: SubscriptionError) -> Error {
         Error::InvalidArgument {
             field: error.field,
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<PolicyError> for Error {
+    fn from(error: PolicyError) -> Error {
+        Error::InvalidArgument {
+            field: error.field.to_owned(),
             reason: error.reason,
         }
     }

@@ -1,16 +1,19 @@
 //! Control-plane role: the `herald.v1.SubscriptionService` gRPC API over the subscriptions
-//! stored in JetStream KV, the `herald.v1.EventService` over the rejected-events stream, with
-//! gRPC health checking and server reflection.
+//! stored in JetStream KV, the `herald.v1.DeliveryService` over the delivery records (dead
+//! letters, attempt log, endpoint health) and the events stream (replay), and the
+//! `herald.v1.EventService` over the rejected-events stream, with gRPC health checking and
+//! server reflection.
 //!
 //! Requests are converted from `pb::` types to `herald-core` types and validated at the edge
 //! (sink URL and network policy, filters, secret), then written through `herald-nats`'s
 //! [`SubscriptionStore`] with optimistic concurrency. Dispatchers watch the same bucket, so a
-//! change here reaches them without a call from this crate. The Subscriptions API requires a
-//! bearer token unless authentication is disabled; health and reflection stay open.
+//! change here reaches them without a call from this crate. Both APIs require a bearer token
+//! unless authentication is disabled; health and reflection stay open.
 //! Depends on `herald-nats` and `herald-proto`, never on other roles.
 
 mod auth;
 mod config;
+mod deliveries;
 mod error;
 mod events;
 mod metrics;
@@ -25,16 +28,25 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use herald_core::network::NetworkPolicy;
-use herald_nats::{RejectedStore, SubscriptionStore};
+use herald_nats::Nats;
+use herald_proto::v1::delivery_service_server::DeliveryServiceServer;
 use herald_proto::v1::event_service_server::EventServiceServer;
 use herald_proto::v1::subscription_service_server::SubscriptionServiceServer;
-use herald_proto::{EVENT_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME};
+use herald_proto::{DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME};
 
 pub use config::{AuthConfig, Config};
+pub use deliveries::REPLAY_PROGRESS_EVERY;
 pub use error::{Error, Result};
 pub use events::{DEFAULT_REJECTED_PAGE_SIZE, MAX_REJECTED_PAGE_SIZE, PAYLOAD_SIZE_LIMIT};
 pub use metrics::Metrics;
 pub use subscriptions::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+/// The gRPC services whose health `Service::run` reports.
+const SERVICE_NAMES: [&str; 3] = [
+    SUBSCRIPTION_SERVICE_NAME,
+    DELIVERY_SERVICE_NAME,
+    EVENT_SERVICE_NAME,
+];
 
 /// The control service, built and ready to serve.
 pub struct Service {
@@ -42,21 +54,30 @@ pub struct Service {
     health_reporter: HealthReporter,
 }
 
-/// Builds the control service: the Subscriptions and Events APIs behind authentication, gRPC
-/// health and server reflection (v1 and v1alpha).
-pub fn build(
+/// Builds the control service: the Subscriptions, Deliveries and Events APIs behind authentication,
+/// gRPC health and server reflection (v1 and v1alpha). Opens the subscription store on `nats`.
+pub async fn build(
     config: Arc<Config>,
-    store: SubscriptionStore,
-    rejected: RejectedStore,
+    nats: Nats,
     network: NetworkPolicy,
     registry: &prometheus::Registry,
 ) -> Result<Service> {
     let metrics = Metrics::register(registry)?;
+    // Boxed: opening the bucket is a large future, and callers embed `build`'s.
+    let store = Box::pin(nats.subscriptions()).await?;
     let authenticator = auth::Authenticator::new(&config.auth, metrics.clone());
-    let events = events::EventApi::new(rejected, metrics.clone());
+    let events = events::EventApi::new(nats.rejected(), metrics.clone());
     let events = EventServiceServer::with_interceptor(events, authenticator.clone());
-    let api = subscriptions::SubscriptionApi::new(store, network, metrics);
-    let api = SubscriptionServiceServer::with_interceptor(api, authenticator);
+    let subscriptions = subscriptions::SubscriptionApi::new(
+        store.clone(),
+        nats.records(),
+        network,
+        metrics.clone(),
+    );
+    let subscriptions =
+        SubscriptionServiceServer::with_interceptor(subscriptions, authenticator.clone());
+    let deliveries = deliveries::DeliveryApi::new(store, nats, metrics);
+    let deliveries = DeliveryServiceServer::with_interceptor(deliveries, authenticator);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -71,7 +92,8 @@ pub fn build(
         .map_err(Error::Reflection)?;
 
     let router = tonic::transport::Server::builder()
-        .add_service(api)
+        .add_service(subscriptions)
+        .add_service(deliveries)
         .add_service(events)
         .add_service(health)
         .add_service(reflection_v1)
@@ -88,9 +110,9 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
         let health_reporter = self.health_reporter;
-        for service_name in [SUBSCRIPTION_SERVICE_NAME, EVENT_SERVICE_NAME] {
+        for name in SERVICE_NAMES {
             health_reporter
-                .set_service_status(service_name, ServingStatus::Serving)
+                .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
         tracing::info!(%address, "control listening");
@@ -98,9 +120,9 @@ impl Service {
             let health_reporter = health_reporter.clone();
             async move {
                 shutdown.cancelled().await;
-                for service_name in [SUBSCRIPTION_SERVICE_NAME, EVENT_SERVICE_NAME] {
+                for name in SERVICE_NAMES {
                     health_reporter
-                        .set_service_status(service_name, ServingStatus::NotServing)
+                        .set_service_status(name, ServingStatus::NotServing)
                         .await;
                 }
             }

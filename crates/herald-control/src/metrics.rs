@@ -10,7 +10,7 @@ pub(crate) const UNKNOWN_METHOD: &str = "unknown";
 /// The control role's metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    /// gRPC calls of the Subscriptions API, by method (`CreateSubscription`, ...) and outcome
+    /// gRPC calls of the Subscriptions and Deliveries APIs, by method (`CreateSubscription`, ...) and outcome
     /// code (`ok` or a Herald error code such as `invalid_argument`). Calls refused by
     /// authentication count with method `unknown`.
     pub requests: IntCounterVec,
@@ -23,7 +23,7 @@ impl Metrics {
             requests: IntCounterVec::new(
                 Opts::new(
                     "herald_control_requests_total",
-                    "Subscriptions API calls, by method and outcome code",
+                    "Control API calls, by method and outcome code",
                 ),
                 &["method", "code"],
             )

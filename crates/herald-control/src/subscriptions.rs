@@ -14,18 +14,21 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
 use herald_core::network::NetworkPolicy;
+use herald_core::record::EndpointHealth;
+use herald_core::retry::RetryPolicy;
 use herald_core::subscription::WebhookSecret;
 use herald_core::{ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
-use herald_nats::{SubscriptionStore, Versioned};
+use herald_nats::{Records, SubscriptionStore, Versioned};
 use herald_proto::v1 as pb;
 use herald_proto::{SecretVisibility, subscription_to_pb};
 
 use crate::{Error, Metrics, Result};
 
-/// Page size of `ListSubscriptions` when the request leaves it at 0.
+/// Page size of the list calls (`ListSubscriptions`, `ListDeadLetters`, `ListAttempts`) when the
+/// request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 
-/// Largest page `ListSubscriptions` returns; larger requests are capped.
+/// Largest page a list call returns; larger requests are capped.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// How many times an update or delete without `expected_revision` re-reads and retries after
@@ -36,6 +39,7 @@ const MAX_WRITE_ATTEMPTS: u32 = 3;
 #[derive(Clone)]
 pub(crate) struct SubscriptionApi {
     store: SubscriptionStore,
+    records: Records,
     network: NetworkPolicy,
     metrics: Metrics,
 }
@@ -46,40 +50,37 @@ struct Changes {
     sink: Option<Sink>,
     filters: Option<Vec<Filter>>,
     description: Option<String>,
+    retry_policy: Option<RetryPolicy>,
 }
 
 impl SubscriptionApi {
     pub(crate) fn new(
         store: SubscriptionStore,
+        records: Records,
         network: NetworkPolicy,
         metrics: Metrics,
     ) -> SubscriptionApi {
         SubscriptionApi {
             store,
+            records,
             network,
             metrics,
         }
     }
 
-    /// Runs one call in its span, counts it, and converts its error to a status.
     async fn observe<T>(
         &self,
         method: &'static str,
         call: impl Future<Output = Result<T>>,
     ) -> std::result::Result<Response<T>, Status> {
-        let span = tracing::info_span!("grpc", method, subscription_id = tracing::field::Empty);
-        let result = call.instrument(span.clone()).await;
-        let code = match &result {
-            Ok(_) => "ok",
-            Err(err) => err.code().as_str(),
-        };
-        self.metrics.record(method, code);
-        span.in_scope(|| result.map(Response::new).map_err(Status::from))
+        observe(&self.metrics, method, call).await
     }
 
     async fn create(&self, request: pb::CreateSubscriptionRequest) -> Result<pb::Subscription> {
         let sink = self.parse_sink(&request.sink)?;
         let filters = parse_filters(&request.filters)?;
+        let retry_policy = parse_retry_policy(request.retry_policy.as_ref())?
+            .unwrap_or_else(RetryPolicy::standard);
         let secret = if request.secret.is_empty() {
             let generated = herald_signing::Secret::generate().to_whsec();
             WebhookSecret::parse(&generated).expect("a generated secret should be valid")
@@ -95,8 +96,8 @@ impl SubscriptionApi {
             description: request.description,
             created_at: now,
             updated_at: now,
-            retry_policy: herald_core::retry::RetryPolicy::standard(),
-            state: herald_core::State::Active,
+            retry_policy,
+            state: State::Active,
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
@@ -113,11 +114,14 @@ impl SubscriptionApi {
         let id = parse_id(&request.id)?;
         record_subscription_id(&id);
         let stored = self.read(&id).await?;
-        Ok(subscription_to_pb(
-            &stored.value,
-            stored.revision,
-            SecretVisibility::Omit,
-        ))
+        let mut subscription =
+            subscription_to_pb(&stored.value, stored.revision, SecretVisibility::Omit);
+        // Health is informative: a subscription stays readable when its health is not.
+        match self.records.health(&id).await {
+            Ok(health) => subscription.health = Some(herald_proto::health_to_pb(&health)),
+            Err(err) => tracing::warn!(error = %err, "failed to read endpoint health"),
+        }
+        Ok(subscription)
     }
 
     async fn list(
@@ -212,6 +216,10 @@ impl SubscriptionApi {
             match self.store.delete(&id, stored.revision).await {
                 Ok(()) => {
                     tracing::info!(revision = stored.revision, "subscription deleted");
+                    // Records age out anyway; a failure here leaves them to expire.
+                    if let Err(err) = self.records.forget(&id).await {
+                        tracing::warn!(error = %err, "failed to forget the subscription's records");
+                    }
                     return Ok(pb::DeleteSubscriptionResponse {});
                 }
                 Err(err) if should_retry(&err, expected_revision, attempt) => {
@@ -255,11 +263,19 @@ impl SubscriptionApi {
         }
     }
 
+    /// Resets the endpoint's health, then resumes delivery: a dispatcher that sees the
+    /// subscription active never sees the failures that disabled it.
+    async fn resume(&self, id_text: &str) -> Result<pb::Subscription> {
+        let id = parse_id(id_text)?;
+        self.read(&id).await?;
+        self.records
+            .set_health(&id, &EndpointHealth::default())
+            .await?;
+        self.set_state(id_text, |_| State::Active).await
+    }
+
     async fn read(&self, id: &SubscriptionId) -> Result<Versioned<Subscription>> {
-        self.store
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(id.clone()))
+        read_subscription(&self.store, id).await
     }
 
     fn parse_sink(&self, text: &str) -> Result<Sink> {
@@ -283,6 +299,7 @@ impl SubscriptionApi {
             sink,
             filters,
             description: request.description.clone(),
+            retry_policy: parse_retry_policy(request.retry_policy.as_ref())?,
         })
     }
 }
@@ -297,6 +314,9 @@ impl Changes {
         }
         if let Some(description) = &self.description {
             subscription.description = description.clone();
+        }
+        if let Some(retry_policy) = &self.retry_policy {
+            subscription.retry_policy = retry_policy.clone();
         }
         subscription.updated_at = now;
     }
@@ -318,8 +338,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         request: Request<pb::ResumeSubscriptionRequest>,
     ) -> std::result::Result<Response<pb::Subscription>, Status> {
         let id = request.into_inner().id;
-        let resume = self.set_state(&id, |_| State::Active);
-        self.observe("ResumeSubscription", resume).await
+        self.observe("ResumeSubscription", self.resume(&id)).await
     }
 
     async fn create_subscription(
@@ -363,8 +382,45 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     }
 }
 
-fn parse_id(text: &str) -> Result<SubscriptionId> {
+/// Runs one call in its span, counts it, and converts its error to a status.
+pub(crate) async fn observe<T>(
+    metrics: &Metrics,
+    method: &'static str,
+    call: impl Future<Output = Result<T>>,
+) -> std::result::Result<Response<T>, Status> {
+    let span = tracing::info_span!("grpc", method, subscription_id = tracing::field::Empty);
+    let result = call.instrument(span.clone()).await;
+    let code = match &result {
+        Ok(_) => "ok",
+        Err(err) => err.code().as_str(),
+    };
+    metrics.record(method, code);
+    span.in_scope(|| result.map(Response::new).map_err(Status::from))
+}
+
+/// Reads a stored subscription, or `NotFound`.
+pub(crate) async fn read_subscription(
+    store: &SubscriptionStore,
+    id: &SubscriptionId,
+) -> Result<Versioned<Subscription>> {
+    store
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.clone()))
+}
+
+pub(crate) fn parse_id(text: &str) -> Result<SubscriptionId> {
     Ok(SubscriptionId::parse(text)?)
+}
+
+/// Converts and validates a request's retry policy; `None` when the request has none.
+fn parse_retry_policy(policy: Option<&pb::RetryPolicy>) -> Result<Option<RetryPolicy>> {
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let policy = herald_proto::retry_policy_from_pb(policy)?;
+    policy.validate()?;
+    Ok(Some(policy))
 }
 
 fn parse_filters(filters: &[pb::Filter]) -> Result<Vec<Filter>> {
@@ -389,6 +445,6 @@ fn should_retry(error: &herald_nats::Error, expected_revision: u64, attempt: u32
     error.code() == ErrorCode::Aborted && expected_revision == 0 && attempt < MAX_WRITE_ATTEMPTS
 }
 
-fn record_subscription_id(id: &SubscriptionId) {
+pub(crate) fn record_subscription_id(id: &SubscriptionId) {
     tracing::Span::current().record("subscription_id", id.as_str());
 }

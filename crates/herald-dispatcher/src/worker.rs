@@ -69,7 +69,9 @@ pub(crate) struct Route {
 
 impl Route {
     pub(crate) fn new(subscription: Subscription) -> Route {
-        let filter_subjects = subject::filter_subjects(&subscription.filters);
+        let mut filter_subjects = subject::filter_subjects(&subscription.filters);
+        // Redriven dead letters and replayed events reach only this subscription.
+        filter_subjects.push(herald_nats::redeliver_subject(&subscription.id));
         let filters = match filter::compile(&subscription.filters) {
             Ok(filters) => Some(filters),
             Err(err) => {
@@ -199,7 +201,10 @@ async fn deliver(
             return;
         }
     };
-    if subject::event_type_of(delivery.subject()).as_deref() != Some(event.ty()) {
+    // Events on herald.events.* carry their type in the subject, which pre-filtering trusts;
+    // redelivered events (herald.redeliver.<id>) carry none.
+    let typed_subject = delivery.subject().starts_with("herald.events.");
+    if typed_subject && subject::event_type_of(delivery.subject()).as_deref() != Some(event.ty()) {
         let event_type = event.ty().to_owned();
         reject::reject(
             context,

@@ -26,7 +26,8 @@ pub enum SecretVisibility {
     Omit,
 }
 
-/// Returns the wire form of a stored subscription at `revision`.
+/// Returns the wire form of a stored subscription at `revision`, with its effective retry
+/// policy and state; `health` is left unset for the caller to fill.
 pub fn subscription_to_pb(
     subscription: &Subscription,
     revision: u64,
@@ -36,6 +37,8 @@ pub fn subscription_to_pb(
         SecretVisibility::Reveal => subscription.secret.expose().to_owned(),
         SecretVisibility::Omit => String::new(),
     };
+    let (state, state_reason, state_change_time) =
+        crate::delivery::state_to_pb(&subscription.state);
     pb::Subscription {
         id: subscription.id.to_string(),
         sink: subscription.sink.as_str().to_owned(),
@@ -46,7 +49,13 @@ pub fn subscription_to_pb(
         update_time: Some(timestamp_to_pb(subscription.updated_at)),
         revision,
         protocol: PROTOCOL_HTTP.to_owned(),
-        ..Default::default()
+        retry_policy: Some(crate::delivery::retry_policy_to_pb(
+            &subscription.retry_policy,
+        )),
+        state: state as i32,
+        state_reason,
+        state_change_time,
+        health: None,
     }
 }
 

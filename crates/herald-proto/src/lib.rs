@@ -7,6 +7,7 @@
 //! Depends on `herald-core`, `prost` and `tonic`; never on NATS or on a role crate.
 
 pub mod convert;
+pub mod delivery;
 pub mod rpc;
 
 #[cfg(test)]
@@ -17,6 +18,10 @@ use herald_core::ErrorCode;
 pub use convert::{
     SecretVisibility, filters_from_pb, filters_to_pb, subscription_to_pb, timestamp_from_pb,
     timestamp_to_pb,
+};
+pub use delivery::{
+    attempt_outcome_label, attempt_outcome_to_pb, attempt_to_pb, dead_letter_to_pb, health_to_pb,
+    retry_policy_from_pb, retry_policy_to_pb, state_to_pb,
 };
 
 /// Messages, client and server of the `herald.v1` package.
@@ -38,6 +43,8 @@ pub const SUBSCRIPTION_SERVICE_NAME: &str = v1::subscription_service_server::SER
 
 /// Fully qualified name of the events service (rejected events).
 pub const EVENT_SERVICE_NAME: &str = v1::event_service_server::SERVICE_NAME;
+/// Fully qualified name of the deliveries service, as health checks and reflection name it.
+pub const DELIVERY_SERVICE_NAME: &str = v1::delivery_service_server::SERVICE_NAME;
 
 /// Returns the gRPC status code of an error code; the single mapping for every Herald gRPC API.
 pub fn code_of(code: ErrorCode) -> tonic::Code {

@@ -75,7 +75,7 @@ pub(crate) async fn run_dev(
         .await
         .context("failed to start the dev nats-server")?;
     settings.nats.url = server.url().to_owned();
-    let result = run(settings, Roles::ALL, Some(&server)).await;
+    let result = Box::pin(run(settings, Roles::ALL, Some(&server))).await;
     server.stop(Duration::from_secs(10)).await;
     tracing::info!("dev nats-server stopped");
     result
@@ -146,13 +146,13 @@ pub(crate) async fn run(
     if roles.control {
         let listener = bind(settings.listen.control, "control").await?;
         addresses.push(("control", format!("grpc://{}", listener.local_addr()?)));
-        let service = herald_control::build(
+        let service = Box::pin(herald_control::build(
             Arc::new(settings.control.clone()),
-            nats.subscriptions().await?,
-            nats.rejected(),
+            nats.clone(),
             settings.network_policy(),
             &registry,
-        )?;
+        ))
+        .await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });

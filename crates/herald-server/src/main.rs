@@ -125,7 +125,7 @@ fn main() -> ExitCode {
             Some((data_dir, nats_port, nats_config)) => {
                 app::run_dev(settings, data_dir, nats_port, nats_config).await
             }
-            None => app::run(settings, roles, None).await,
+            None => Box::pin(app::run(settings, roles, None)).await,
         }
     });
     match result {

@@ -153,3 +153,196 @@ fn table_pads_every_column_but_the_last() {
     ];
     assert_eq!(table(&["X", "Y"], &rows), "X     Y\na     bbb\ncccc  d");
 }
+
+fn seconds(seconds: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds, nanos: 0 }
+}
+
+fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+#[test]
+fn subscription_lines_show_state_policy_and_health_when_present() {
+    let mut paused = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a.io/", vec![]);
+    paused.state = pb::SubscriptionState::Paused as i32;
+    paused.state_reason = "paused by an operator".to_owned();
+    paused.state_change_time = timestamp(1_735_787_100);
+    paused.retry_policy = Some(pb::RetryPolicy {
+        backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+            delays: vec![seconds(5), seconds(300)],
+        })),
+        jitter_percent: Some(20),
+        max_attempts: 3,
+        max_age: Some(seconds(3 * 24 * 3600)),
+        terminal_status_codes: vec![400, 404],
+    });
+    paused.health = Some(pb::EndpointHealth {
+        consecutive_failures: 2,
+        failing_since: timestamp(1_735_787_000),
+        last_success_time: None,
+        last_failure_time: timestamp(1_735_787_050),
+    });
+    let lines = subscription_lines(&paused);
+    let tail: Vec<&str> = lines.lines().skip(7).collect();
+    assert_eq!(
+        tail,
+        [
+            "state        paused since 2025-01-02T03:05:00Z",
+            "retry        3 attempts, delays 5s 5m, jitter 20%, max age 3days, terminal 400 404",
+            "health       2 consecutive failures since 2025-01-02T03:03:20Z, last success -",
+        ]
+    );
+    let json = subscription_json(&paused);
+    assert_eq!(json["state"], "SUBSCRIPTION_STATE_PAUSED");
+    assert_eq!(
+        json["retry_policy"],
+        json!({
+            "fixed": {"delays": ["5s", "300s"]},
+            "jitter_percent": 20,
+            "max_attempts": 3,
+            "max_age": "259200s",
+            "terminal_status_codes": [400, 404],
+        })
+    );
+    assert_eq!(json["health"]["consecutive_failures"], "2");
+}
+
+#[test]
+fn disabled_state_and_exponential_policy_read_naturally() {
+    let mut disabled = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a.io/", vec![]);
+    disabled.state = pb::SubscriptionState::Disabled as i32;
+    disabled.state_reason = "endpoint answered 410 gone".to_owned();
+    disabled.state_change_time = timestamp(1_735_787_100);
+    assert_eq!(
+        state_summary(&disabled),
+        "disabled since 2025-01-02T03:05:00Z: endpoint answered 410 gone"
+    );
+    let policy = pb::RetryPolicy {
+        backoff: Some(pb::retry_policy::Backoff::Exponential(
+            pb::ExponentialBackoff {
+                initial: Some(prost_types::Duration {
+                    seconds: 1,
+                    nanos: 500_000_000,
+                }),
+                multiplier: 2.0,
+                max_delay: Some(seconds(3600)),
+            },
+        )),
+        jitter_percent: Some(0),
+        max_attempts: 10,
+        max_age: Some(seconds(3600)),
+        terminal_status_codes: vec![],
+    };
+    assert_eq!(
+        policy_summary(&policy),
+        "10 attempts, exponential 1s 500ms x2 up to 1h, jitter 0%, max age 1h"
+    );
+    assert_eq!(policy_json(&policy)["exponential"]["initial"], "1.500s");
+}
+
+fn attempt(outcome: pb::AttemptOutcome, status_code: u32, class: &str) -> pb::Attempt {
+    pb::Attempt {
+        subscription_id: "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(),
+        event_id: "e-1".to_owned(),
+        attempt: 2,
+        start_time: timestamp(1_735_787_045),
+        duration: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 250_000_000,
+        }),
+        status_code,
+        result_class: class.to_owned(),
+        outcome: outcome as i32,
+        next_attempt_time: (outcome == pb::AttemptOutcome::Retry).then_some(
+            prost_types::Timestamp {
+                seconds: 1_735_787_345,
+                nanos: 0,
+            },
+        ),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn attempts_render_as_a_table() {
+    let attempts = [
+        attempt(pb::AttemptOutcome::Retry, 0, "timeout"),
+        attempt(pb::AttemptOutcome::Delivered, 200, "2xx"),
+    ];
+    let expected = "\
+TIME                  SUBSCRIPTION                    EVENT  #  STATUS/CLASS  DURATION  OUTCOME    NEXT
+2025-01-02T03:04:05Z  sub_01ARZ3NDEKTSV4RRFFQ69G5FAV  e-1    2  timeout       250ms     retry      2025-01-02T03:09:05Z
+2025-01-02T03:04:05Z  sub_01ARZ3NDEKTSV4RRFFQ69G5FAV  e-1    2  200           250ms     delivered  -";
+    assert_eq!(attempts_table(&attempts), expected);
+    let json = attempt_json(&attempts[0]);
+    assert_eq!(json["outcome"], "ATTEMPT_OUTCOME_RETRY");
+    assert_eq!(json["duration"], "0.250s");
+}
+
+#[test]
+fn delivery_statuses_render_as_a_table() {
+    let statuses = [
+        pb::SubscriptionDeliveryStatus {
+            subscription_id: "sub_A".to_owned(),
+            state: pb::DeliveryState::Retrying as i32,
+            last_attempt: Some(attempt(pb::AttemptOutcome::Retry, 503, "5xx")),
+        },
+        pb::SubscriptionDeliveryStatus {
+            subscription_id: "sub_B".to_owned(),
+            state: pb::DeliveryState::NotAttempted as i32,
+            last_attempt: None,
+        },
+    ];
+    let expected = "\
+SUBSCRIPTION  STATE          ATTEMPTS  LAST STATUS  LAST ATTEMPT
+sub_A         retrying       2         503          2025-01-02T03:04:05Z
+sub_B         not attempted  0         -            -";
+    assert_eq!(statuses_table(&statuses), expected);
+    assert_eq!(
+        statuses_json(&statuses)["statuses"][1]["state"],
+        "DELIVERY_STATE_NOT_ATTEMPTED"
+    );
+}
+
+#[test]
+fn dead_letters_render_as_a_table() {
+    let dead = pb::DeadLetter {
+        sequence: 4,
+        subscription_id: "sub_A".to_owned(),
+        event_id: "e-1".to_owned(),
+        event_type: "com.example.a".to_owned(),
+        attempts: 8,
+        reason: "exhausted".to_owned(),
+        last_error: "503".to_owned(),
+        dead_time: timestamp(1_735_787_045),
+        ..Default::default()
+    };
+    let expected = "\
+SEQ  EVENT  TYPE           ATTEMPTS  REASON     DEAD                  LAST ERROR
+4    e-1    com.example.a  8         exhausted  2025-01-02T03:04:05Z  503";
+    assert_eq!(dead_letters_table(&[dead]), expected);
+}
+
+#[test]
+fn replay_progress_renders_as_lines() {
+    let mut progress = pb::ReplayProgress {
+        scanned: 100,
+        replayed: 40,
+        last_sequence: 120,
+        done: false,
+    };
+    assert_eq!(
+        progress_line(&progress, OutputFormat::Table),
+        "scanned 100, replayed 40, at sequence 120"
+    );
+    progress.done = true;
+    assert_eq!(
+        progress_line(&progress, OutputFormat::Table),
+        "done: scanned 100, replayed 40, at sequence 120"
+    );
+    assert_eq!(
+        progress_line(&progress, OutputFormat::Json),
+        r#"{"done":true,"last_sequence":"120","replayed":"40","scanned":"100"}"#
+    );
+}

@@ -1,8 +1,9 @@
-//! End-to-end tests of the `heraldctl` binary: subscription commands against an in-process
+//! End-to-end tests of the `heraldctl` binary: subscription and delivery commands against an in-process
 //! control service over a real nats-server, and `listen` receiving a signed webhook.
 //!
 //! The control service is a dev-dependency only; the binary itself links no server crate.
 
+mod deliveries;
 mod listen;
 mod sub;
 mod support;

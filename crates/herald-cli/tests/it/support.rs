@@ -16,6 +16,8 @@ pub(crate) const TOKEN: &str = "cli-token-0123456789";
 /// A control service on a loopback port, over its own nats-server.
 pub(crate) struct Control {
     pub(crate) server: String,
+    /// The service's NATS connection, to write records behind its back.
+    pub(crate) nats: Nats,
     shutdown: CancellationToken,
     _nats: NatsServer,
 }
@@ -23,7 +25,7 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) async fn start(auth_disabled: bool) -> Control {
         let nats_server = NatsServer::start().await;
-        let nats = Nats::connect(&herald_nats::Config {
+        let nats = Box::pin(Nats::connect(&herald_nats::Config {
             url: nats_server.url(),
             request_timeout: Duration::from_secs(5),
             events: EventsStreamConfig {
@@ -34,23 +36,22 @@ impl Control {
             },
             attempt_retention: Duration::from_secs(3600),
             dead_letter_retention: Duration::from_secs(3600),
-        })
+        }))
         .await
         .expect("nats should connect");
-        let store = nats.subscriptions().await.expect("the store should open");
         let config = herald_control::Config {
             auth: herald_control::AuthConfig {
                 disabled: auth_disabled,
                 api_tokens: vec![TOKEN.to_owned()],
             },
         };
-        let service = herald_control::build(
+        let service = Box::pin(herald_control::build(
             Arc::new(config),
-            store,
-            nats.rejected(),
+            nats.clone(),
             NetworkPolicy::public_only(),
             &prometheus::Registry::new(),
-        )
+        ))
+        .await
         .expect("the control service should build");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = format!("http://{}", listener.local_addr().unwrap());
@@ -58,6 +59,7 @@ impl Control {
         tokio::spawn(service.run(listener, shutdown.clone()));
         Control {
             server,
+            nats,
             shutdown,
             _nats: nats_server,
         }

@@ -35,6 +35,12 @@ async fn health_reports_the_subscription_service_serving_without_credentials() {
         ServingStatus::Serving
     );
     assert_eq!(
+        health_of(&control, "herald.v1.DeliveryService")
+            .await
+            .unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(
         health_of(&control, "").await.unwrap(),
         ServingStatus::Serving
     );
@@ -63,6 +69,10 @@ async fn reflection_lists_the_subscription_service_without_credentials() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(
         names.contains(&"herald.v1.SubscriptionService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"herald.v1.DeliveryService".to_owned()),
         "{names:?}"
     );
     assert!(

@@ -4,5 +4,6 @@
 mod support;
 
 mod auth;
+mod deliveries;
 mod discovery;
 mod subscriptions;

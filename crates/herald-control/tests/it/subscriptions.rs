@@ -42,6 +42,8 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
         fetched,
         pb::Subscription {
             secret: String::new(),
+            // Only GetSubscription reports endpoint health.
+            health: Some(pb::EndpointHealth::default()),
             ..created
         }
     );
@@ -230,7 +232,13 @@ async fn update_replaces_only_the_given_fields() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(fetched, moved);
+    assert_eq!(
+        fetched,
+        pb::Subscription {
+            health: Some(pb::EndpointHealth::default()),
+            ..moved
+        }
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use herald_core::network::NetworkPolicy;
 use herald_nats::{EventsStreamConfig, Nats, Storage, SubscriptionStore};
 use herald_proto::v1 as pb;
+use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 use herald_test_support::NatsServer;
 
@@ -40,6 +41,8 @@ pub(crate) struct Control {
     pub(crate) address: SocketAddr,
     pub(crate) channel: Channel,
     pub(crate) store: SubscriptionStore,
+    /// The service's NATS connection, to write and read records behind its back.
+    pub(crate) nats: Nats,
     pub(crate) registry: prometheus::Registry,
     shutdown: CancellationToken,
     server: Option<JoinHandle<herald_control::Result<()>>>,
@@ -49,7 +52,7 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) async fn start(options: Options) -> Control {
         let nats_server = NatsServer::start().await;
-        let nats = Nats::connect(&herald_nats::Config {
+        let nats = Box::pin(Nats::connect(&herald_nats::Config {
             url: nats_server.url(),
             request_timeout: Duration::from_secs(5),
             events: EventsStreamConfig {
@@ -60,7 +63,7 @@ impl Control {
             },
             attempt_retention: Duration::from_secs(3600),
             dead_letter_retention: Duration::from_secs(3600),
-        })
+        }))
         .await
         .expect("nats should connect");
         let store = nats.subscriptions().await.expect("the store should open");
@@ -72,13 +75,13 @@ impl Control {
         };
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         let registry = prometheus::Registry::new();
-        let service = herald_control::build(
+        let service = Box::pin(herald_control::build(
             Arc::new(config),
-            store.clone(),
-            nats.rejected(),
+            nats.clone(),
             options.network,
             &registry,
-        )
+        ))
+        .await
         .expect("the control service should build");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -95,6 +98,7 @@ impl Control {
             address,
             channel,
             store,
+            nats,
             registry,
             shutdown,
             server: Some(server),
@@ -104,6 +108,10 @@ impl Control {
 
     pub(crate) fn client(&self) -> SubscriptionServiceClient<Channel> {
         SubscriptionServiceClient::new(self.channel.clone())
+    }
+
+    pub(crate) fn deliveries(&self) -> DeliveryServiceClient<Channel> {
+        DeliveryServiceClient::new(self.channel.clone())
     }
 
     /// Cancels the service and returns what `run` returned.

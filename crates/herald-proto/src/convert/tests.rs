@@ -150,6 +150,16 @@ fn subscription_carries_every_field() {
         (create_time.seconds, create_time.nanos),
         (1_735_787_045, 123_456_789)
     );
+    assert_eq!(
+        wire.retry_policy,
+        Some(crate::retry_policy_to_pb(
+            &herald_core::retry::RetryPolicy::standard()
+        ))
+    );
+    assert_eq!(wire.state, pb::SubscriptionState::Active as i32);
+    assert_eq!(wire.state_reason, "");
+    assert_eq!(wire.state_change_time, None);
+    assert_eq!(wire.health, None);
 }
 
 #[test]
