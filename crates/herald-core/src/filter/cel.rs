@@ -128,11 +128,11 @@ fn environment() -> &'static Arc<Env> {
     ENVIRONMENT.get_or_init(|| Arc::new(Env::stdlib()))
 }
 
-/// Converts a (line, column) pair as the CEL parser reports it (line from 1, column from 0)
-/// to a 0-based character position in `source`.
+/// Converts a (line, column) pair as the CEL parser reports it (both counted from 1) to a
+/// 0-based character position in `source`, as CESQL errors report it.
 fn position_of(source: &str, (line, column): (isize, isize)) -> usize {
     let line = usize::try_from(line).unwrap_or(1).max(1);
-    let column = usize::try_from(column).unwrap_or(0);
+    let column = usize::try_from(column).unwrap_or(1).saturating_sub(1);
     let line_start: usize = source
         .split('\n')
         .take(line - 1)

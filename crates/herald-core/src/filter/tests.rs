@@ -368,6 +368,20 @@ fn invalid_expressions_are_refused_with_dialect_position_and_problem() {
         let error = validate(&filters).unwrap_err().to_string();
         assert!(error.starts_with(expected), "{json}: got `{error}`");
     }
+    let positions = [
+        (Filter::Sql("type = 'a' AND (source = 'b'".to_owned()), 28),
+        (Filter::Cel("data.total >".to_owned()), 12),
+        (Filter::Cel("type == 'a' )".to_owned()), 12),
+        (
+            Filter::Cel("type == 'a' &&\n  source == 'b' )".to_owned()),
+            31,
+        ),
+    ];
+    for (filter, position) in positions {
+        let reason = validate(std::slice::from_ref(&filter)).unwrap_err().reason;
+        let expected = format!("at position {position}: ");
+        assert!(reason.starts_with(&expected), "{filter:?}: got `{reason}`");
+    }
     let long = Filter::Sql(format!("type = '{}'", "a".repeat(MAX_EXPRESSION_LEN)));
     assert!(
         validate(&[long])
