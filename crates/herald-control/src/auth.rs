@@ -14,34 +14,20 @@ mod tests;
 /// Checks `authorization: Bearer <token>` against the configured tokens.
 #[derive(Clone)]
 pub(crate) struct Authenticator {
-    disabled: bool,
-    api_tokens: Arc<[String]>,
+    auth: Arc<AuthConfig>,
     metrics: Metrics,
 }
 
 impl Authenticator {
     pub(crate) fn new(config: &AuthConfig, metrics: Metrics) -> Authenticator {
         Authenticator {
-            disabled: config.disabled,
-            api_tokens: config.api_tokens.clone().into(),
+            auth: Arc::new(config.clone()),
             metrics,
         }
     }
 
     fn accepts(&self, authorization: Option<&str>) -> bool {
-        if self.disabled {
-            return true;
-        }
-        let presented = authorization.and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        });
-        presented.is_some_and(|token| {
-            self.api_tokens
-                .iter()
-                .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
-        })
+        self.auth.accepts(authorization)
     }
 }
 
@@ -58,8 +44,4 @@ impl tonic::service::Interceptor for Authenticator {
         self.metrics.record(UNKNOWN_METHOD, error.code().as_str());
         Err(error.into())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -5,6 +5,7 @@
 //! files or the network: callers pass time and bytes in. Everything here is unit-testable with
 //! plain values.
 
+pub mod auth;
 pub mod delivery;
 pub mod error;
 pub mod event;

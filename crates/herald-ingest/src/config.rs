@@ -20,28 +20,7 @@ pub struct Config {
 }
 
 /// Producer authentication: bearer tokens.
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Accept requests without credentials. Only dev mode sets this.
-    #[serde(default)]
-    pub disabled: bool,
-    /// Accepted `Authorization: Bearer` tokens.
-    #[serde(default)]
-    pub api_tokens: Vec<String>,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("disabled", &self.disabled)
-            .field(
-                "api_tokens",
-                &format_args!("<{} redacted>", self.api_tokens.len()),
-            )
-            .finish()
-    }
-}
+pub use herald_core::auth::BearerAuth as AuthConfig;
 
 impl Config {
     /// Returns every problem with the configuration, empty when it is usable.
@@ -53,15 +32,7 @@ impl Config {
         if self.max_batch_events == 0 {
             problems.push("ingest.max_batch_events must be positive".to_owned());
         }
-        if !self.auth.disabled && self.auth.api_tokens.is_empty() {
-            problems.push(
-                "ingest.auth.api_tokens is empty: set HERALD_INGEST__AUTH__API_TOKENS or run `herald dev`"
-                    .to_owned(),
-            );
-        }
-        if self.auth.api_tokens.iter().any(|token| token.len() < 16) {
-            problems.push("ingest.auth.api_tokens must each be at least 16 characters".to_owned());
-        }
+        problems.extend(self.auth.problems("ingest"));
         problems
     }
 }

@@ -60,34 +60,19 @@ pub(crate) fn router(config: Arc<Config>, publisher: EventPublisher, metrics: Me
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let auth = &state.config.auth;
-    if auth.disabled {
-        return next.run(request).await;
-    }
-    let presented = request
+    let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let accepted = presented.is_some_and(|token| {
-        auth.api_tokens
-            .iter()
-            .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
-    });
-    if accepted {
-        next.run(request).await
-    } else {
-        state
-            .metrics
-            .requests_rejected
-            .with_label_values(&["401"])
-            .inc();
-        Error::Unauthenticated.into_response()
+        .and_then(|value| value.to_str().ok());
+    if state.config.auth.accepts(authorization) {
+        return next.run(request).await;
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    state
+        .metrics
+        .requests_rejected
+        .with_label_values(&["401"])
+        .inc();
+    Error::Unauthenticated.into_response()
 }
 
 async fn publish_events(
