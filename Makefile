@@ -37,6 +37,16 @@ test: tools ## run the whole test suite against a real nats-server
 		cargo test --workspace --no-fail-fast; \
 	fi
 
+.PHONY: bench
+bench: tools ## benchmark suite with in-run baselines (release build; < 15 min), writes docs/BENCHMARKS.md
+	cargo build --release --bin herald --bin herald-bench
+	target/release/herald-bench --output docs/BENCHMARKS.md
+
+.PHONY: bench-quick
+bench-quick: tools ## short benchmark smoke run (~2 min, figures not meaningful), writes target/BENCHMARKS-quick.md
+	cargo build --release --bin herald --bin herald-bench
+	target/release/herald-bench --quick --output target/BENCHMARKS-quick.md
+
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -37,6 +37,11 @@ pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 /// Name of the stream holding every event (subjects `herald.events.>`).
 pub const EVENTS_STREAM: &str = "HERALD_EVENTS";
 
+/// Most consumers the events stream accepts, that is most subscriptions. Set explicitly because
+/// nats-server 2.15 gives every stream that sets none (or sets -1) a default of 1,000, which
+/// made the 1,001st subscription fail to get a consumer.
+pub const MAX_SUBSCRIPTION_CONSUMERS: i32 = 1_000_000;
+
 /// Name of the KV bucket holding subscriptions, keyed by subscription id.
 pub const SUBSCRIPTIONS_BUCKET: &str = "herald_subscriptions";
 
@@ -233,6 +238,7 @@ async fn ensure_events_stream(
         num_replicas: config.replicas,
         discard: jetstream::stream::DiscardPolicy::Old,
         allow_direct: true,
+        max_consumers: MAX_SUBSCRIPTION_CONSUMERS,
         ..Default::default()
     };
     let info = jetstream

@@ -1,0 +1,73 @@
+//! Baseline B1: raw JetStream publishing with async-nats, no Herald in the path.
+//!
+//! This is the one place outside `herald-nats` that imports `async_nats` (ARCHITECTURE.md
+//! records the exception): the baseline must measure the client library and the server alone,
+//! so routing it through Herald's publisher would measure part of what it is compared against.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+
+/// What a raw publish run measured.
+pub(crate) struct PublishRate {
+    pub(crate) acknowledged: u64,
+    pub(crate) elapsed: Duration,
+}
+
+/// Publishes 1 KiB messages to a file-storage stream of its own for `duration`, keeping up to
+/// `window` publishes in flight and awaiting every acknowledgement.
+pub(crate) async fn jetstream_publish(
+    nats_url: &str,
+    window: usize,
+    duration: Duration,
+    name: &str,
+) -> anyhow::Result<PublishRate> {
+    let client = async_nats::connect(nats_url).await?;
+    let context = jetstream::new(client.clone());
+    let stream_name = format!("BENCH_{name}");
+    let subject = format!("bench.raw.{name}");
+    context
+        .create_stream(jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    let payload = Bytes::from(vec![b'x'; crate::load::EVENT_BYTES]);
+    let started = Instant::now();
+    let mut in_flight = VecDeque::with_capacity(window);
+    let mut acknowledged = 0_u64;
+    while started.elapsed() < duration {
+        let ack = context.publish(subject.clone(), payload.clone()).await?;
+        in_flight.push_back(ack);
+        if in_flight.len() >= window
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            oldest.await?;
+            acknowledged += 1;
+        }
+    }
+    while let Some(ack) = in_flight.pop_front() {
+        ack.await?;
+        acknowledged += 1;
+    }
+    let elapsed = started.elapsed();
+    context.delete_stream(&stream_name).await?;
+    client.drain().await?;
+    Ok(PublishRate {
+        acknowledged,
+        elapsed,
+    })
+}
+
+/// Returns the number of consumers on Herald's events stream.
+pub(crate) async fn herald_consumers(nats_url: &str) -> anyhow::Result<usize> {
+    let client = async_nats::connect(nats_url).await?;
+    let context = jetstream::new(client.clone());
+    let mut stream = context.get_stream("HERALD_EVENTS").await?;
+    let count = stream.info().await?.state.consumer_count;
+    Ok(count)
+}

@@ -1,0 +1,255 @@
+//! The system under test: a nats-server with a durability profile and a temporary store, and
+//! Herald's roles as separate `herald ingest`, `herald dispatch` and `herald control` processes
+//! (so each one's CPU and memory can be read from `/proc`), configured by a generated TOML file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::process::{Child, Command};
+
+use herald_proto::v1 as pb;
+use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
+use herald_runtime::nats_server::{NatsServer, ServerOptions};
+
+use crate::stats::{ProcessSample, sample_process};
+
+/// One Herald role process.
+pub(crate) struct Role {
+    pub(crate) name: &'static str,
+    pub(crate) pid: u32,
+    child: Child,
+}
+
+/// A nats-server and the three Herald roles, all on loopback.
+pub(crate) struct Cluster {
+    pub(crate) nats_url: String,
+    pub(crate) nats_pid: u32,
+    pub(crate) ingest_url: String,
+    pub(crate) roles: Vec<Role>,
+    control_url: String,
+    nats: Option<NatsServer>,
+    _dir: tempfile::TempDir,
+}
+
+/// CPU and memory of every process of the cluster at one moment.
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) samples: HashMap<&'static str, ProcessSample>,
+}
+
+impl Cluster {
+    /// Starts nats-server with `profile` (a nats-server configuration file), then the roles.
+    /// Role logs go to `logs`, which is emptied first.
+    pub(crate) async fn start(
+        herald: &Path,
+        profile: &Path,
+        logs: &Path,
+    ) -> anyhow::Result<Cluster> {
+        let dir = tempfile::Builder::new().prefix("herald-bench-").tempdir()?;
+        let _ = std::fs::remove_dir_all(logs);
+        std::fs::create_dir_all(logs)?;
+        let options = ServerOptions {
+            host: "127.0.0.1".to_owned(),
+            port: 0,
+            data_dir: dir.path().join("nats"),
+            config_file: Some(profile.to_path_buf()),
+        };
+        let nats = NatsServer::start(&options)
+            .await
+            .context("failed to start nats-server")?;
+        let nats_url = nats.url().to_owned();
+        let nats_pid = nats_pid(&dir.path().join("nats/ports"))?;
+        let config = dir.path().join("herald.toml");
+        std::fs::write(&config, CONFIG)?;
+        let ingest_listen = format!("127.0.0.1:{}", free_port()?);
+        let control_listen = format!("127.0.0.1:{}", free_port()?);
+        let mut roles = Vec::new();
+        for (name, subcommand) in [
+            ("control", "control"),
+            ("dispatcher", "dispatch"),
+            ("ingest", "ingest"),
+        ] {
+            let admin = format!("127.0.0.1:{}", free_port()?);
+            let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+            let child = Command::new(herald)
+                .arg(subcommand)
+                .arg("--config")
+                .arg(&config)
+                .args(["--nats-url", &nats_url])
+                .args(["--ingest-listen", &ingest_listen])
+                .args(["--control-listen", &control_listen])
+                .args(["--admin-listen", &admin])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("failed to start {}", herald.display()))?;
+            let pid = child.id().context("a started child should have a pid")?;
+            wait_ready(&format!("http://{admin}/readyz"), name).await?;
+            roles.push(Role { name, pid, child });
+        }
+        Ok(Cluster {
+            nats_url,
+            nats_pid,
+            ingest_url: format!("http://{ingest_listen}/v1/events"),
+            roles,
+            control_url: format!("http://{control_listen}"),
+            nats: Some(nats),
+            _dir: dir,
+        })
+    }
+
+    /// Returns the pid of a role.
+    pub(crate) fn pid(&self, name: &str) -> u32 {
+        self.roles
+            .iter()
+            .find(|role| role.name == name)
+            .map(|role| role.pid)
+            .unwrap_or_default()
+    }
+
+    /// Samples CPU and memory of nats-server and every role.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut samples = HashMap::new();
+        samples.insert("nats", sample_process(self.nats_pid));
+        for role in &self.roles {
+            samples.insert(role.name, sample_process(role.pid));
+        }
+        Snapshot { samples }
+    }
+
+    /// Returns a gRPC client of the control plane.
+    pub(crate) async fn control(
+        &self,
+    ) -> anyhow::Result<SubscriptionServiceClient<tonic::transport::Channel>> {
+        Ok(SubscriptionServiceClient::connect(self.control_url.clone()).await?)
+    }
+
+    /// Stops the roles (SIGTERM, then kill) and the nats-server.
+    pub(crate) async fn stop(mut self) {
+        for role in self.roles.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &role.pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(10), role.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = role.child.kill().await;
+            }
+        }
+        if let Some(nats) = self.nats.take() {
+            nats.stop(Duration::from_secs(10)).await;
+        }
+    }
+}
+
+/// Creates a subscription to `event_type` delivering to `sink`; returns its id.
+pub(crate) async fn subscribe(
+    control: &mut SubscriptionServiceClient<tonic::transport::Channel>,
+    sink: &str,
+    event_type: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let filter = pb::Filter {
+        dialect: Some(pb::filter::Dialect::Exact(pb::AttributeFilter {
+            attributes: [("type".to_owned(), event_type.to_owned())].into(),
+        })),
+    };
+    let request = pb::CreateSubscriptionRequest {
+        sink: sink.to_owned(),
+        filters: vec![filter],
+        secret: secret.to_owned(),
+        description: "herald-bench".to_owned(),
+        // A short schedule, so W5's retries finish within the run.
+        retry_policy: Some(pb::RetryPolicy {
+            backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+                delays: vec![
+                    prost_types::Duration {
+                        seconds: 0,
+                        nanos: 100_000_000,
+                    },
+                    prost_types::Duration {
+                        seconds: 0,
+                        nanos: 200_000_000,
+                    },
+                ],
+            })),
+            jitter_percent: Some(0),
+            max_attempts: 50,
+            max_age: None,
+            terminal_status_codes: Vec::new(),
+        }),
+    };
+    let created = control.create_subscription(request).await?.into_inner();
+    Ok(created.id)
+}
+
+/// Deletes a subscription.
+pub(crate) async fn unsubscribe(
+    control: &mut SubscriptionServiceClient<tonic::transport::Channel>,
+    id: &str,
+) -> anyhow::Result<()> {
+    let request = pb::DeleteSubscriptionRequest {
+        id: id.to_owned(),
+        expected_revision: 0,
+    };
+    control.delete_subscription(request).await?;
+    Ok(())
+}
+
+/// The generated Herald configuration: no auth (loopback benchmark), delivery to loopback
+/// allowed, quiet logs. Subscriptions carry a short retry policy for the retries workload.
+const CONFIG: &str = r#"# Generated by herald-bench.
+[network]
+allow_loopback = true
+
+[ingest.auth]
+disabled = true
+
+[control.auth]
+disabled = true
+
+[dispatcher]
+
+[log]
+filter = "warn"
+"#;
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// nats-server names its ports file `<executable>_<pid>.ports`.
+fn nats_pid(ports_dir: &Path) -> anyhow::Result<u32> {
+    let entries: Vec<PathBuf> = std::fs::read_dir(ports_dir)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .collect();
+    entries
+        .iter()
+        .find_map(|path| {
+            let stem = path.file_stem()?.to_str()?;
+            stem.rsplit('_').next()?.parse().ok()
+        })
+        .context("the nats-server ports file should name its pid")
+}
+
+async fn wait_ready(url: &str, name: &str) -> anyhow::Result<()> {
+    let client = crate::load::client(1)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("herald {name} did not become ready at {url} within 60 s")
+}

@@ -1,0 +1,246 @@
+//! The load generator: keep-alive HTTP/1.1 POSTs of ~1 KiB CloudEvents.
+//!
+//! Closed loop (a fixed number of workers, each sending its next request when the previous one
+//! was answered) measures capacity; open loop (sends scheduled by the clock, whatever the
+//! answers) measures latency at a fixed rate, queueing included. Every event carries the time it
+//! was meant to be sent in `data.sent_ns` (unix nanoseconds), which the receiver turns into
+//! end-to-end latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::stats::unix_nanos;
+
+/// Size of one event's JSON, padding included.
+pub(crate) const EVENT_BYTES: usize = 1024;
+
+/// What a request carries and where it goes.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// One event per request, `application/cloudevents+json`, to ingest.
+    Structured,
+    /// `size` events per request, `application/cloudevents-batch+json`, to ingest.
+    Batch(usize),
+    /// One event per request straight to the receiver, signed as the dispatcher would sign it.
+    SignedDirect(Arc<herald_signing::Secret>),
+}
+
+/// When a closed loop stops.
+#[derive(Clone, Copy)]
+pub(crate) enum Until {
+    /// After this many requests.
+    Requests(u64),
+    /// After this long.
+    Elapsed(Duration),
+}
+
+/// What a closed loop measured.
+pub(crate) struct LoopResult {
+    pub(crate) events_accepted: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies_ns: Vec<u64>,
+}
+
+/// Returns an HTTP client for the load: keep-alive, no timeouts beyond a generous one.
+pub(crate) fn client(max_connections: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(max_connections)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}
+
+/// Returns one structured event of about [`EVENT_BYTES`] bytes.
+pub(crate) fn event_json(id: &str, event_type: &str, sent_ns: u64) -> String {
+    let head = format!(
+        r#"{{"specversion":"1.0","id":"{id}","source":"/herald-bench","type":"{event_type}","datacontenttype":"application/json","data":{{"sent_ns":{sent_ns},"pad":""#
+    );
+    let tail = r#""}}"#;
+    let pad = EVENT_BYTES.saturating_sub(head.len() + tail.len());
+    let mut json = String::with_capacity(EVENT_BYTES);
+    json.push_str(&head);
+    json.extend(std::iter::repeat_n('x', pad));
+    json.push_str(tail);
+    json
+}
+
+/// Sends with `concurrency` workers until `until`; ids are `<run>-<n>`.
+pub(crate) async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    mode: Mode,
+    concurrency: usize,
+    until: Until,
+    event_type: &str,
+    run: &str,
+) -> LoopResult {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let url = url.to_owned();
+        let mode = mode.clone();
+        let next = Arc::clone(&next);
+        let event_type = event_type.to_owned();
+        let run = run.to_owned();
+        workers.spawn(async move {
+            let mut accepted = 0_u64;
+            let mut errors = 0_u64;
+            let mut latencies = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let done = match until {
+                    Until::Requests(total) => index >= total,
+                    Until::Elapsed(limit) => started.elapsed() >= limit,
+                };
+                if done {
+                    break;
+                }
+                let sent = Instant::now();
+                let (request, num_events) =
+                    build_request(&client, &url, &mode, index, &event_type, &run);
+                let ok = match request.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let _ = response.bytes().await;
+                        status.is_success()
+                    }
+                    Err(_) => false,
+                };
+                if ok {
+                    accepted += num_events;
+                    latencies.push(sent.elapsed().as_nanos() as u64);
+                } else {
+                    errors += 1;
+                }
+            }
+            (accepted, errors, latencies)
+        });
+    }
+    let mut result = LoopResult {
+        events_accepted: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_ns: Vec::new(),
+    };
+    while let Some(joined) = workers.join_next().await {
+        let Ok((accepted, errors, latencies)) = joined else {
+            result.errors += 1;
+            continue;
+        };
+        result.events_accepted += accepted;
+        result.errors += errors;
+        result.latencies_ns.extend(latencies);
+    }
+    result.elapsed = started.elapsed();
+    result
+}
+
+fn build_request(
+    client: &reqwest::Client,
+    url: &str,
+    mode: &Mode,
+    index: u64,
+    event_type: &str,
+    run: &str,
+) -> (reqwest::RequestBuilder, u64) {
+    match mode {
+        Mode::Structured => {
+            let body = event_json(&format!("{run}-{index}"), event_type, unix_nanos());
+            let request = client
+                .post(url)
+                .header("content-type", "application/cloudevents+json")
+                .body(body);
+            (request, 1)
+        }
+        Mode::Batch(size) => {
+            let first = index * *size as u64;
+            let sent_ns = unix_nanos();
+            let members: Vec<String> = (first..first + *size as u64)
+                .map(|n| event_json(&format!("{run}-{n}"), event_type, sent_ns))
+                .collect();
+            let body = format!("[{}]", members.join(","));
+            let request = client
+                .post(url)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(body);
+            (request, *size as u64)
+        }
+        Mode::SignedDirect(secret) => {
+            let message_id = format!("msg_{run}_{index}");
+            let body = event_json(&format!("{run}-{index}"), event_type, unix_nanos());
+            let timestamp = (unix_nanos() / 1_000_000_000) as i64;
+            let signature = herald_signing::sign(secret, &message_id, timestamp, body.as_bytes());
+            let request = client
+                .post(url)
+                .header("content-type", "application/cloudevents+json")
+                .header(herald_signing::HEADER_ID, message_id)
+                .header(herald_signing::HEADER_TIMESTAMP, timestamp.to_string())
+                .header(herald_signing::HEADER_SIGNATURE, signature)
+                .body(body);
+            (request, 1)
+        }
+    }
+}
+
+/// Sends `rate` single events per second for `duration`, each at its scheduled time whatever
+/// the answers to earlier ones; returns (accepted, errors).
+pub(crate) async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    rate: u64,
+    duration: Duration,
+    event_type: &str,
+    run: &str,
+) -> (u64, u64) {
+    let total = (rate as f64 * duration.as_secs_f64()) as u64;
+    let interval_ns = 1_000_000_000 / rate.max(1);
+    let start = tokio::time::Instant::now();
+    let start_unix_ns = unix_nanos();
+    let mut sends = tokio::task::JoinSet::new();
+    for index in 0..total {
+        let offset = Duration::from_nanos(index * interval_ns);
+        tokio::time::sleep_until(start + offset).await;
+        let body = event_json(
+            &format!("{run}-{index}"),
+            event_type,
+            start_unix_ns + index * interval_ns,
+        );
+        let request = client
+            .post(url)
+            .header("content-type", "application/cloudevents+json")
+            .body(body);
+        sends.spawn(async move {
+            match request.send().await {
+                Ok(response) => response.status().is_success(),
+                Err(_) => false,
+            }
+        });
+    }
+    let mut accepted = 0;
+    let mut errors = 0;
+    while let Some(joined) = sends.join_next().await {
+        match joined {
+            Ok(true) => accepted += 1,
+            _ => errors += 1,
+        }
+    }
+    (accepted, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EVENT_BYTES, event_json};
+
+    #[test]
+    fn events_are_one_kibibyte_of_valid_json() {
+        let json = event_json("run-1", "bench.test", 42);
+        assert_eq!(json.len(), EVENT_BYTES);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["data"]["sent_ns"], 42);
+    }
+}

@@ -1,0 +1,810 @@
+//! `herald-bench`: Herald's benchmark suite (`make bench`, `make bench-quick`).
+//!
+//! It starts a nats-server per durability profile and Herald's roles as separate processes,
+//! measures the baselines (B1 raw JetStream publishing, B2 the load generator straight against
+//! the receiver) and the workloads W1 to W7 in the same run, prints one JSON line per result,
+//! and writes docs/BENCHMARKS.md. It asserts nothing: targets are reported, met or missed.
+
+mod baseline;
+mod cluster;
+mod load;
+mod receiver;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use futures::StreamExt as _;
+use serde_json::json;
+
+use crate::cluster::{Cluster, Snapshot, subscribe, unsubscribe};
+use crate::load::{Mode, Until};
+use crate::receiver::Receiver;
+use crate::report::{CostRow, Row, emit, note};
+use crate::stats::{percentiles, round3};
+
+#[derive(Parser)]
+#[command(
+    name = "herald-bench",
+    about = "Herald's benchmark suite with in-run baselines"
+)]
+struct Args {
+    /// Short runs for a smoke test (figures not meaningful).
+    #[arg(long)]
+    quick: bool,
+    /// The herald binary to benchmark (a release build).
+    #[arg(long, default_value = "target/release/herald")]
+    herald: PathBuf,
+    /// Directory of the nats-server durability profiles.
+    #[arg(long, default_value = "deploy/nats")]
+    profiles: PathBuf,
+    /// Run only these workloads (comma separated, e.g. `w6`); for investigating one figure.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where the roles' logs go (one directory per profile).
+    #[arg(long, default_value = "target/herald-bench")]
+    logs: PathBuf,
+    /// Where to write the Markdown report.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    output: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let secret = herald_signing::Secret::generate();
+    let secret_text = secret.to_whsec();
+    let receiver = Receiver::start(secret.clone()).await?;
+    let mut bench = Bench {
+        quick: args.quick,
+        receiver,
+        secret: Arc::new(secret),
+        secret_text,
+        client: load::client(512)?,
+        rows: Vec::new(),
+        costs: Vec::new(),
+        next_slot: 0,
+        only: args.only.clone(),
+    };
+    let herald = args.herald.clone();
+    anyhow::ensure!(
+        herald.is_file(),
+        "{} not found: build it with `cargo build --release --bin herald`",
+        herald.display()
+    );
+
+    let default_profile = args.profiles.join("default.conf");
+    note("profile default: starting nats-server and herald roles");
+    let logs = args.logs.join("default");
+    let cluster = Cluster::start(&herald, &default_profile, &logs).await?;
+    let mut b1 = 0.0;
+    if bench.wants("b1") || bench.wants("w1") {
+        b1 = bench.b1(&cluster, "default", 1024).await?;
+    }
+    if bench.wants("b2") {
+        bench.b2().await?;
+    }
+    if bench.wants("w1") {
+        let w1 = bench.w1(&cluster, "default", b1, Some(0.30)).await?;
+        bench.w1b(&cluster, "default", b1, Some(0.60), w1).await?;
+    }
+    let mut subscriptions = Vec::new();
+    if bench.wants("w2") {
+        bench
+            .w2(&cluster, "default", "w2", &mut subscriptions)
+            .await?;
+    }
+    if bench.wants("w3") {
+        bench.w3(&cluster, &mut subscriptions).await?;
+    }
+    if bench.wants("w4") {
+        bench.w4(&cluster, "W4", 200, &mut subscriptions).await?;
+        bench.w4(&cluster, "W4b", 5_000, &mut subscriptions).await?;
+    }
+    if bench.wants("w5") {
+        bench.w5(&cluster, &mut subscriptions).await?;
+    }
+    let mut control = cluster.control().await?;
+    for id in subscriptions.drain(..) {
+        unsubscribe(&mut control, &id).await?;
+    }
+    if bench.wants("w6")
+        && let Err(err) = bench.w6(&cluster).await
+    {
+        note(&format!("W6 failed: {err:#}"));
+        bench.rows.push(Row {
+            workload: "W6 scale of subscriptions".to_owned(),
+            profile: "default".to_owned(),
+            figure: format!("failed: {err:#}"),
+            target: "RSS ≤ 256 MiB, idle CPU ≤ 2%, W2 ≥ 90%".to_owned(),
+            met: Some(false),
+        });
+    }
+    cluster.stop().await;
+
+    if bench.wants("always") {
+        bench.sync_always(&herald, &args).await?;
+    }
+
+    let line = json!({
+        "workload": "W7",
+        "skipped": true,
+        "reason": "ordered delivery is not implemented yet (ARCHITECTURE.md: ordering none yet; the partition token prepares it)",
+    });
+    emit(&line);
+    bench.rows.push(Row {
+        workload: "W7 ordered delivery".to_owned(),
+        profile: "".to_owned(),
+        figure: "skipped: ordered delivery is not implemented yet".to_owned(),
+        target: "".to_owned(),
+        met: None,
+    });
+
+    let wall = started.elapsed().as_secs_f64();
+    report::write_markdown(
+        &args.output,
+        args.quick,
+        &report::environment(),
+        &bench.rows,
+        &bench.costs,
+        wall,
+    )
+    .with_context(|| format!("failed to write {}", args.output.display()))?;
+    note(&format!(
+        "done in {wall:.0} s; report written to {}",
+        args.output.display()
+    ));
+    Ok(())
+}
+
+/// The suite's shared state.
+struct Bench {
+    quick: bool,
+    receiver: Receiver,
+    secret: Arc<herald_signing::Secret>,
+    secret_text: String,
+    client: reqwest::Client,
+    rows: Vec<Row>,
+    costs: Vec<CostRow>,
+    next_slot: u32,
+    only: Vec<String>,
+}
+
+impl Bench {
+    /// W1, W1b and W2 under the sync-always profile, with B1 at 1,024 and at 1 in flight.
+    async fn sync_always(&mut self, herald: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+        let always_profile = args.profiles.join("sync-always.conf");
+        note("profile sync-always: starting nats-server and herald roles");
+        let logs = args.logs.join("sync-always");
+        let cluster = Cluster::start(herald, &always_profile, &logs).await?;
+        let b1_always = self.b1(&cluster, "sync-always", 1024).await?;
+        let b1_always_single = self.b1(&cluster, "sync-always", 1).await?;
+        let w1_always = self.w1(&cluster, "sync-always", b1_always, None).await?;
+        let w1b_always = self
+            .w1b(&cluster, "sync-always", b1_always, None, w1_always)
+            .await?;
+        self.rows.push(Row {
+            workload: "W1b vs single publishes".to_owned(),
+            profile: "sync-always".to_owned(),
+            figure: format!(
+                "W1b / W1 = {:.2}x; W1b / B1 (1,024 in flight) = {:.2}x; W1b / B1 (1 in flight) = {:.2}x",
+                w1b_always / w1_always.max(1.0),
+                w1b_always / b1_always.max(1.0),
+                w1b_always / b1_always_single.max(1.0),
+            ),
+            target: "W1b ≥ 2x the single-publish ceiling".to_owned(),
+            met: Some(w1b_always >= 2.0 * b1_always.max(w1_always)),
+        });
+        self.w2(&cluster, "sync-always", "w2always", &mut Vec::new())
+            .await?;
+        cluster.stop().await;
+        Ok(())
+    }
+
+    /// Returns whether `--only` selects `workload` (everything when it is empty).
+    fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|only| only == workload)
+    }
+
+    /// Picks the full or the quick value.
+    fn pick<T>(&self, full: T, quick: T) -> T {
+        if self.quick { quick } else { full }
+    }
+
+    fn slot(&mut self) -> u32 {
+        self.next_slot += 1;
+        self.next_slot
+    }
+
+    /// Records CPU per 1,000 events and peak RSS of every process between two snapshots.
+    fn cost(
+        &mut self,
+        workload: &str,
+        profile: &str,
+        before: &Snapshot,
+        after: &Snapshot,
+        events: u64,
+    ) -> serde_json::Value {
+        let mut processes = Vec::new();
+        let mut line = serde_json::Map::new();
+        for name in ["ingest", "dispatcher", "control", "nats"] {
+            let (Some(start), Some(end)) = (before.samples.get(name), after.samples.get(name))
+            else {
+                continue;
+            };
+            let cpu = end.cpu.saturating_sub(start.cpu).as_secs_f64();
+            let per_thousand = round3(cpu / events.max(1) as f64 * 1000.0);
+            let peak_mib = round3(end.peak_rss_bytes as f64 / (1024.0 * 1024.0));
+            processes.push((name, per_thousand, peak_mib));
+            line.insert(
+                name.to_owned(),
+                json!({"cpu_s_per_1000_events": per_thousand, "peak_rss_mib": peak_mib}),
+            );
+        }
+        self.costs.push(CostRow {
+            workload: workload.to_owned(),
+            profile: profile.to_owned(),
+            events,
+            processes,
+        });
+        serde_json::Value::Object(line)
+    }
+
+    /// B1: raw JetStream publishes, `window` in flight; returns acknowledged publishes/s.
+    async fn b1(&mut self, cluster: &Cluster, profile: &str, window: usize) -> anyhow::Result<f64> {
+        let duration = self.pick(Duration::from_secs(5), Duration::from_secs(2));
+        let name = format!("B1_{}_{window}", profile.replace('-', "_"));
+        let rate = baseline::jetstream_publish(&cluster.nats_url, window, duration, &name).await?;
+        let per_second = rate.acknowledged as f64 / rate.elapsed.as_secs_f64();
+        emit(&json!({
+            "workload": "B1", "profile": profile, "in_flight": window,
+            "acknowledged": rate.acknowledged, "publishes_per_s": per_second.round(),
+        }));
+        self.rows.push(Row {
+            workload: format!("B1 raw JetStream publish (async-nats, 1 KiB, {window} in flight)"),
+            profile: profile.to_owned(),
+            figure: format!("{per_second:.0} publishes/s"),
+            target: "baseline".to_owned(),
+            met: None,
+        });
+        Ok(per_second)
+    }
+
+    /// B2: the load generator straight against the receiver (signed, verified).
+    async fn b2(&mut self) -> anyhow::Result<f64> {
+        self.receiver.reset(0.0);
+        let duration = self.pick(Duration::from_secs(5), Duration::from_secs(2));
+        let slot = self.slot();
+        let result = load::closed_loop(
+            &self.client,
+            &self.receiver.sink(slot),
+            Mode::SignedDirect(Arc::clone(&self.secret)),
+            64,
+            Until::Elapsed(duration),
+            "bench.b2",
+            "b2",
+        )
+        .await;
+        let per_second = result.events_accepted as f64 / result.elapsed.as_secs_f64();
+        let latency = percentiles(result.latencies_ns);
+        emit(&json!({
+            "workload": "B2", "requests": result.events_accepted, "errors": result.errors,
+            "requests_per_s": per_second.round(), "latency": latency,
+        }));
+        self.rows.push(Row {
+            workload: "B2 load generator → receiver, no Herald (64 connections)".to_owned(),
+            profile: "".to_owned(),
+            figure: format!(
+                "{per_second:.0} requests/s, p50 {} ms, p99 {} ms",
+                latency.p50_ms, latency.p99_ms
+            ),
+            target: "baseline".to_owned(),
+            met: None,
+        });
+        Ok(per_second)
+    }
+
+    /// W1: single-event POSTs at concurrency 64; returns accepted events/s.
+    async fn w1(
+        &mut self,
+        cluster: &Cluster,
+        profile: &str,
+        b1: f64,
+        target: Option<f64>,
+    ) -> anyhow::Result<f64> {
+        let duration = self.pick(Duration::from_secs(10), Duration::from_secs(3));
+        self.ingest_workload(
+            cluster,
+            profile,
+            "W1",
+            Mode::Structured,
+            64,
+            duration,
+            b1,
+            target,
+            None,
+        )
+        .await
+    }
+
+    /// W1b: batches of 100 events at concurrency 16; returns accepted events/s.
+    async fn w1b(
+        &mut self,
+        cluster: &Cluster,
+        profile: &str,
+        b1: f64,
+        target: Option<f64>,
+        w1: f64,
+    ) -> anyhow::Result<f64> {
+        let duration = self.pick(Duration::from_secs(10), Duration::from_secs(3));
+        self.ingest_workload(
+            cluster,
+            profile,
+            "W1b",
+            Mode::Batch(100),
+            16,
+            duration,
+            b1,
+            target,
+            Some(w1),
+        )
+        .await
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per workload, all named"
+    )]
+    async fn ingest_workload(
+        &mut self,
+        cluster: &Cluster,
+        profile: &str,
+        workload: &str,
+        mode: Mode,
+        concurrency: usize,
+        duration: Duration,
+        b1: f64,
+        target: Option<f64>,
+        w1: Option<f64>,
+    ) -> anyhow::Result<f64> {
+        note(&format!("{workload} ({profile})"));
+        let before = cluster.snapshot();
+        let run = format!("{}-{}", workload.to_lowercase(), profile);
+        let result = load::closed_loop(
+            &self.client,
+            &cluster.ingest_url,
+            mode,
+            concurrency,
+            Until::Elapsed(duration),
+            "bench.ingest",
+            &run,
+        )
+        .await;
+        let after = cluster.snapshot();
+        let per_second = result.events_accepted as f64 / result.elapsed.as_secs_f64();
+        let latency = percentiles(result.latencies_ns);
+        let ratio = per_second / b1.max(1.0);
+        let cost = self.cost(workload, profile, &before, &after, result.events_accepted);
+        emit(&json!({
+            "workload": workload, "profile": profile, "events": result.events_accepted,
+            "errors": result.errors, "events_per_s": per_second.round(),
+            "ack_latency": latency, "ratio_to_b1": round3(ratio),
+            "ratio_to_w1": w1.map(|w1| round3(per_second / w1.max(1.0))), "processes": cost,
+        }));
+        let what = match workload {
+            "W1" => "W1 ingest, single events, 64 connections",
+            _ => "W1b ingest, batches of 100, 16 connections",
+        };
+        self.rows.push(Row {
+            workload: what.to_owned(),
+            profile: profile.to_owned(),
+            figure: format!(
+                "{per_second:.0} events/s = {:.0}% of B1; ack p50 {} ms, p99 {} ms{}",
+                ratio * 100.0,
+                latency.p50_ms,
+                latency.p99_ms,
+                if result.errors > 0 {
+                    format!(", {} errors", result.errors)
+                } else {
+                    String::new()
+                }
+            ),
+            target: target
+                .map(|share| format!("≥ {:.0}% of B1", share * 100.0))
+                .unwrap_or_else(|| "report".to_owned()),
+            met: target.map(|share| ratio >= share),
+        });
+        Ok(per_second)
+    }
+
+    /// Creates a subscription to `event_type` at a fresh receiver slot and waits until an
+    /// event flows through it (the consumer exists, connections are warm).
+    async fn subscribe_flowing(
+        &mut self,
+        cluster: &Cluster,
+        event_type: &str,
+        count: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut control = cluster.control().await?;
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let slot = self.slot();
+            let sink = self.receiver.sink(slot);
+            ids.push(subscribe(&mut control, &sink, event_type, &self.secret_text).await?);
+        }
+        self.receiver.reset(0.0);
+        let run = format!("warmup-{event_type}");
+        load::closed_loop(
+            &self.client,
+            &cluster.ingest_url,
+            Mode::Structured,
+            1,
+            Until::Requests(1),
+            event_type,
+            &run,
+        )
+        .await;
+        let arrived = self
+            .receiver
+            .wait_for(count as u64, Duration::from_secs(120))
+            .await;
+        anyhow::ensure!(
+            arrived,
+            "the warm-up event to {event_type} was not delivered within 120 s"
+        );
+        self.receiver.reset(0.0);
+        Ok(ids)
+    }
+
+    /// Sends `num_events` in batches of 100 and waits until the receiver holds
+    /// `num_events * fan_out` unique deliveries; returns (deliveries/s, recording, complete).
+    async fn deliver(
+        &mut self,
+        cluster: &Cluster,
+        event_type: &str,
+        num_events: u64,
+        fan_out: u64,
+        run: &str,
+    ) -> (f64, receiver::Recording, bool, Duration) {
+        let started = Instant::now();
+        let client = self.client.clone();
+        let url = cluster.ingest_url.clone();
+        let event_type_owned = event_type.to_owned();
+        let run_owned = run.to_owned();
+        let sender = tokio::spawn(async move {
+            load::closed_loop(
+                &client,
+                &url,
+                Mode::Batch(100),
+                8,
+                Until::Requests(num_events / 100),
+                &event_type_owned,
+                &run_owned,
+            )
+            .await
+        });
+        let expected = (num_events / 100) * 100 * fan_out;
+        let complete = self
+            .receiver
+            .wait_for(expected, Duration::from_secs(180))
+            .await;
+        let _ = sender.await;
+        let recording = self.receiver.take();
+        let elapsed = recording
+            .last_receipt
+            .map(|last| last.saturating_duration_since(started))
+            .unwrap_or_else(|| started.elapsed());
+        let per_second = recording.unique as f64 / elapsed.as_secs_f64().max(1e-9);
+        (per_second, recording, complete, elapsed)
+    }
+
+    /// W2: one subscription; returns deliveries/s.
+    async fn w2(
+        &mut self,
+        cluster: &Cluster,
+        profile: &str,
+        tag: &str,
+        subscriptions: &mut Vec<String>,
+    ) -> anyhow::Result<f64> {
+        note(&format!("W2 ({profile}, {tag})"));
+        let event_type = format!("bench.{tag}");
+        subscriptions.extend(self.subscribe_flowing(cluster, &event_type, 1).await?);
+        let num_events = self.pick(50_000, 5_000);
+        let before = cluster.snapshot();
+        let (per_second, recording, complete, elapsed) =
+            self.deliver(cluster, &event_type, num_events, 1, tag).await;
+        let after = cluster.snapshot();
+        let latency = percentiles(recording.latencies_ns);
+        let cost = self.cost(
+            &format!("W2 ({tag})"),
+            profile,
+            &before,
+            &after,
+            recording.unique,
+        );
+        emit(&json!({
+            "workload": "W2", "profile": profile, "tag": tag, "events": num_events,
+            "delivered": recording.unique, "duplicates": recording.duplicates,
+            "bad_signatures": recording.bad_signatures, "complete": complete,
+            "seconds": round3(elapsed.as_secs_f64()), "deliveries_per_s": per_second.round(),
+            "latency": latency, "processes": cost,
+        }));
+        if tag == "w2" || tag == "w2always" {
+            self.rows.push(Row {
+                workload: format!("W2 end to end, one subscription, {num_events} events"),
+                profile: profile.to_owned(),
+                figure: format!(
+                    "{per_second:.0} deliveries/s; latency p50 {} ms, p99 {} ms{}",
+                    latency.p50_ms,
+                    latency.p99_ms,
+                    if complete {
+                        String::new()
+                    } else {
+                        format!(" (INCOMPLETE: {} delivered)", recording.unique)
+                    }
+                ),
+                target: if profile == "default" {
+                    "≥ 15,000 deliveries/s".to_owned()
+                } else {
+                    "report".to_owned()
+                },
+                met: (profile == "default").then_some(complete && per_second >= 15_000.0),
+            });
+        }
+        Ok(per_second)
+    }
+
+    /// W3: 50 subscriptions matching every event.
+    async fn w3(
+        &mut self,
+        cluster: &Cluster,
+        subscriptions: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        note("W3 fan-out to 50 subscriptions");
+        let fan_out = 50;
+        subscriptions.extend(self.subscribe_flowing(cluster, "bench.w3", fan_out).await?);
+        let num_events = self.pick(2_000, 200);
+        let before = cluster.snapshot();
+        let (per_second, recording, complete, elapsed) = self
+            .deliver(cluster, "bench.w3", num_events, fan_out as u64, "w3")
+            .await;
+        let after = cluster.snapshot();
+        let latency = percentiles(recording.latencies_ns);
+        let cost = self.cost(
+            "W3 (per delivery)",
+            "default",
+            &before,
+            &after,
+            recording.unique,
+        );
+        emit(&json!({
+            "workload": "W3", "profile": "default", "subscriptions": fan_out, "events": num_events,
+            "delivered": recording.unique, "duplicates": recording.duplicates, "complete": complete,
+            "seconds": round3(elapsed.as_secs_f64()), "deliveries_per_s": per_second.round(),
+            "latency": latency, "processes": cost,
+        }));
+        self.rows.push(Row {
+            workload: format!("W3 fan-out, 50 subscriptions × {num_events} events"),
+            profile: "default".to_owned(),
+            figure: format!(
+                "{per_second:.0} deliveries/s{}",
+                if complete {
+                    String::new()
+                } else {
+                    " (INCOMPLETE)".to_owned()
+                }
+            ),
+            target: "≥ 30,000 deliveries/s".to_owned(),
+            met: Some(complete && per_second >= 30_000.0),
+        });
+        Ok(())
+    }
+
+    /// W4 / W4b: open-loop single events at a fixed rate; end-to-end latency.
+    async fn w4(
+        &mut self,
+        cluster: &Cluster,
+        workload: &str,
+        rate: u64,
+        subscriptions: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        note(&format!("{workload} at {rate} events/s"));
+        let event_type = format!("bench.{}", workload.to_lowercase());
+        subscriptions.extend(self.subscribe_flowing(cluster, &event_type, 1).await?);
+        let duration = match (workload, self.quick) {
+            ("W4", false) => Duration::from_secs(30),
+            (_, false) => Duration::from_secs(10),
+            (_, true) => Duration::from_secs(3),
+        };
+        let (accepted, errors) = load::open_loop(
+            &self.client,
+            &cluster.ingest_url,
+            rate,
+            duration,
+            &event_type,
+            workload,
+        )
+        .await;
+        let complete = self
+            .receiver
+            .wait_for(accepted, Duration::from_secs(30))
+            .await;
+        let recording = self.receiver.take();
+        let latency = percentiles(recording.latencies_ns);
+        emit(&json!({
+            "workload": workload, "profile": "default", "rate_per_s": rate,
+            "seconds": duration.as_secs(), "accepted": accepted, "errors": errors,
+            "delivered": recording.unique, "duplicates": recording.duplicates,
+            "complete": complete, "latency": latency,
+        }));
+        let (target, met) = if workload == "W4" {
+            (
+                "p50 ≤ 1 ms, p99 ≤ 3 ms",
+                latency.p50_ms <= 1.0 && latency.p99_ms <= 3.0,
+            )
+        } else {
+            ("p99 ≤ 10 ms", latency.p99_ms <= 10.0)
+        };
+        self.rows.push(Row {
+            workload: format!(
+                "{workload} end-to-end latency at {rate} events/s for {} s",
+                duration.as_secs()
+            ),
+            profile: "default".to_owned(),
+            figure: format!(
+                "p50 {} ms, p99 {} ms, max {} ms{}",
+                latency.p50_ms,
+                latency.p99_ms,
+                latency.max_ms,
+                if complete && errors == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        " ({errors} send errors, {} of {accepted} delivered)",
+                        recording.unique
+                    )
+                }
+            ),
+            target: target.to_owned(),
+            met: Some(complete && met),
+        });
+        Ok(())
+    }
+
+    /// W5: the receiver fails 30% of requests; retries at 100 ms then 200 ms.
+    async fn w5(
+        &mut self,
+        cluster: &Cluster,
+        subscriptions: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        note("W5 retries (30% failures)");
+        subscriptions.extend(self.subscribe_flowing(cluster, "bench.w5", 1).await?);
+        let num_events = self.pick(10_000, 1_000);
+        self.receiver.reset(0.30);
+        let (_, recording, complete, elapsed) =
+            self.deliver(cluster, "bench.w5", num_events, 1, "w5").await;
+        self.receiver.reset(0.0);
+        emit(&json!({
+            "workload": "W5", "profile": "default", "events": num_events, "fail_ratio": 0.30,
+            "delivered": recording.unique, "failed_on_purpose": recording.failed_on_purpose,
+            "duplicates": recording.duplicates, "complete": complete,
+            "completion_seconds": round3(elapsed.as_secs_f64()),
+        }));
+        self.rows.push(Row {
+            workload: format!(
+                "W5 retries, 30% failures, schedule 100 ms, 200 ms, {num_events} events"
+            ),
+            profile: "default".to_owned(),
+            figure: format!(
+                "complete in {:.2} s; {} failed attempts; {} duplicates{}",
+                elapsed.as_secs_f64(),
+                recording.failed_on_purpose,
+                recording.duplicates,
+                if complete {
+                    String::new()
+                } else {
+                    format!(" (INCOMPLETE: {} delivered)", recording.unique)
+                }
+            ),
+            target: "every event, no duplicates (report)".to_owned(),
+            met: Some(complete && recording.duplicates == 0),
+        });
+        Ok(())
+    }
+
+    /// W6: many subscriptions of which one matches: dispatcher memory, idle CPU and W2.
+    async fn w6(&mut self, cluster: &Cluster) -> anyhow::Result<()> {
+        let levels: Vec<usize> = self.pick(vec![1, 100, 1_000, 10_000], vec![1, 100, 1_000]);
+        let dispatcher_pid = cluster.pid("dispatcher");
+        let control = cluster.control().await?;
+        let mut idle = 0_usize;
+        let mut one_subscription = 0.0;
+        for level in levels {
+            note(&format!("W6 with {level} subscriptions"));
+            let missing = level.saturating_sub(1).saturating_sub(idle);
+            let created_started = Instant::now();
+            let sink = self.receiver.sink(999_999);
+            let secret = self.secret_text.clone();
+            let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..missing)
+                .map(|_| {
+                    let mut control = control.clone();
+                    let sink = sink.clone();
+                    let secret = secret.clone();
+                    async move { subscribe(&mut control, &sink, "bench.w6.idle", &secret).await }
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            for result in results {
+                result?;
+            }
+            idle += missing;
+            // Wait until the dispatcher has a consumer for each of them.
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let consumers = baseline::herald_consumers(&cluster.nats_url).await?;
+                if consumers >= idle {
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the dispatcher created only {consumers} of {idle} consumers in 600 s"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let setup_seconds = created_started.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let window = self.pick(Duration::from_secs(10), Duration::from_secs(4));
+            let before = stats::sample_process(dispatcher_pid);
+            let nats_before = stats::sample_process(cluster.nats_pid);
+            tokio::time::sleep(window).await;
+            let after = stats::sample_process(dispatcher_pid);
+            let nats_after = stats::sample_process(cluster.nats_pid);
+            let idle_cpu_percent =
+                after.cpu.saturating_sub(before.cpu).as_secs_f64() / window.as_secs_f64() * 100.0;
+            let nats_idle_cpu_percent =
+                nats_after.cpu.saturating_sub(nats_before.cpu).as_secs_f64() / window.as_secs_f64()
+                    * 100.0;
+            let rss_mib = after.rss_bytes as f64 / (1024.0 * 1024.0);
+            let w2 = self
+                .w2(cluster, "default", &format!("w6_{level}"), &mut Vec::new())
+                .await?;
+            if level == 1 {
+                one_subscription = w2;
+            }
+            let ratio = w2 / f64::max(one_subscription, 1.0);
+            emit(&json!({
+                "workload": "W6", "profile": "default", "subscriptions": level, "matching": 1,
+                "setup_seconds": round3(setup_seconds),
+                "dispatcher_rss_mib": round3(rss_mib),
+                "dispatcher_idle_cpu_percent": round3(idle_cpu_percent),
+                "nats_idle_cpu_percent": round3(nats_idle_cpu_percent),
+                "w2_deliveries_per_s": w2.round(), "w2_ratio_to_one_subscription": round3(ratio),
+            }));
+            let is_target_level = level == 10_000;
+            self.rows.push(Row {
+                workload: format!("W6 {level} subscriptions, 1 matching"),
+                profile: "default".to_owned(),
+                figure: format!(
+                    "dispatcher RSS {rss_mib:.0} MiB, idle CPU {idle_cpu_percent:.1}% of a core (nats-server {nats_idle_cpu_percent:.1}%); W2 {w2:.0} deliveries/s = {:.0}% of 1 subscription; set-up {setup_seconds:.0} s",
+                    ratio * 100.0
+                ),
+                target: if is_target_level { "RSS ≤ 256 MiB, idle CPU ≤ 2%, W2 ≥ 90%".to_owned() } else { "report (issue #4)".to_owned() },
+                met: is_target_level.then_some(rss_mib <= 256.0 && idle_cpu_percent <= 2.0 && ratio >= 0.9),
+            });
+        }
+        Ok(())
+    }
+}
