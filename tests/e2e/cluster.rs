@@ -50,21 +50,6 @@ impl Role {
     }
 }
 
-pub(crate) fn nats_config(url: &str) -> herald_nats::Config {
-    herald_nats::Config {
-        url: url.to_owned(),
-        request_timeout: Duration::from_secs(5),
-        events: herald_nats::EventsStreamConfig {
-            retention: Duration::from_secs(3600),
-            duplicate_window: Duration::from_secs(120),
-            storage: herald_nats::Storage::File,
-            replicas: 1,
-        },
-        attempt_retention: Duration::from_secs(3600),
-        dead_letter_retention: Duration::from_secs(3600),
-    }
-}
-
 pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
     herald_dispatcher::Config {
         request_timeout: Duration::from_secs(5),
@@ -85,7 +70,7 @@ impl TestCluster {
     pub(crate) async fn start_with(dispatcher_config: herald_dispatcher::Config) -> TestCluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats_server = NatsServer::start().await;
-        let nats = Nats::connect(&nats_config(&nats_server.url()))
+        let nats = Nats::connect(&herald_test_support::nats_config(&nats_server.url()))
             .await
             .expect("nats should connect");
         let registry = prometheus::Registry::new();

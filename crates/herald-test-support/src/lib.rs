@@ -65,6 +65,23 @@ impl NatsServer {
     }
 }
 
+/// Settings for connecting Herald to a test's nats-server: file storage, short retention.
+pub fn nats_config(url: &str) -> herald_nats::Config {
+    let hour = Duration::from_secs(3600);
+    herald_nats::Config {
+        url: url.to_owned(),
+        request_timeout: Duration::from_secs(5),
+        events: herald_nats::EventsStreamConfig {
+            retention: hour,
+            duplicate_window: Duration::from_secs(120),
+            storage: herald_nats::Storage::File,
+            replicas: 1,
+        },
+        attempt_retention: hour,
+        dead_letter_retention: hour,
+    }
+}
+
 /// How much longer than nominal the machine may need: `HERALD_TEST_PATIENCE` (a factor,
 /// default 1).
 pub fn patience() -> f64 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use herald_core::network::NetworkPolicy;
-use herald_nats::{EventsStreamConfig, Nats, Storage};
+use herald_nats::Nats;
 use herald_test_support::NatsServer;
 
 /// The one token the test control service accepts when authentication is enabled.
@@ -25,18 +25,9 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) async fn start(auth_disabled: bool) -> Control {
         let nats_server = NatsServer::start().await;
-        let nats = Box::pin(Nats::connect(&herald_nats::Config {
-            url: nats_server.url(),
-            request_timeout: Duration::from_secs(5),
-            events: EventsStreamConfig {
-                retention: Duration::from_secs(3600),
-                duplicate_window: Duration::from_secs(120),
-                storage: Storage::File,
-                replicas: 1,
-            },
-            attempt_retention: Duration::from_secs(3600),
-            dead_letter_retention: Duration::from_secs(3600),
-        }))
+        let nats = Box::pin(Nats::connect(&herald_test_support::nats_config(
+            &nats_server.url(),
+        )))
         .await
         .expect("nats should connect");
         let config = herald_control::Config {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use herald_core::network::NetworkPolicy;
-use herald_nats::{EventsStreamConfig, Nats, Storage, SubscriptionStore};
+use herald_nats::{Nats, SubscriptionStore};
 use herald_proto::v1 as pb;
 use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
@@ -52,18 +52,9 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) async fn start(options: Options) -> Control {
         let nats_server = NatsServer::start().await;
-        let nats = Box::pin(Nats::connect(&herald_nats::Config {
-            url: nats_server.url(),
-            request_timeout: Duration::from_secs(5),
-            events: EventsStreamConfig {
-                retention: Duration::from_secs(3600),
-                duplicate_window: Duration::from_secs(120),
-                storage: Storage::File,
-                replicas: 1,
-            },
-            attempt_retention: Duration::from_secs(3600),
-            dead_letter_retention: Duration::from_secs(3600),
-        }))
+        let nats = Box::pin(Nats::connect(&herald_test_support::nats_config(
+            &nats_server.url(),
+        )))
         .await
         .expect("nats should connect");
         let store = nats.subscriptions().await.expect("the store should open");

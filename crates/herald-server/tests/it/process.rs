@@ -109,18 +109,7 @@ impl Role {
 }
 
 pub(crate) async fn nats(url: &str) -> herald_nats::Nats {
-    let config = herald_nats::Config {
-        url: url.to_owned(),
-        request_timeout: Duration::from_secs(5),
-        events: herald_nats::EventsStreamConfig {
-            retention: Duration::from_secs(3600),
-            duplicate_window: Duration::from_secs(120),
-            storage: herald_nats::Storage::File,
-            replicas: 1,
-        },
-        attempt_retention: Duration::from_secs(3600),
-        dead_letter_retention: Duration::from_secs(3600),
-    };
+    let config = herald_test_support::nats_config(url);
     herald_nats::Nats::connect(&config)
         .await
         .expect("nats should connect")
