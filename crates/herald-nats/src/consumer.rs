@@ -16,6 +16,13 @@ use herald_core::ErrorCode;
 
 use crate::{Error, Result};
 
+/// Idle-consumer traffic: each waiting pull sends a heartbeat this often and is renewed when it
+/// expires. With thousands of mostly idle subscriptions this is what the dispatcher and
+/// nats-server spend their idle CPU on (benchmark W6), so both are long; a lost server is
+/// still noticed at once by the connection's own pings.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(15);
+const PULL_EXPIRES: Duration = Duration::from_secs(60);
+
 /// What a subscription's consumer should look like.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerSpec {
@@ -58,8 +65,8 @@ impl EventConsumer {
             .consumer
             .stream()
             .max_messages_per_batch(batch)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+            .heartbeat(PULL_HEARTBEAT)
+            .expires(PULL_EXPIRES)
             .messages()
             .await
             .map_err(Error::unavailable("failed to pull from the consumer"))?;
