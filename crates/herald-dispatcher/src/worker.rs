@@ -560,8 +560,9 @@ fn describe(report: &crate::client::AttemptReport) -> String {
 }
 
 /// A subscription's endpoint health, kept in memory by its worker and written to the health
-/// bucket when it changes (every failure, the first success after failures, and otherwise at
-/// most once a minute), so a busy healthy endpoint does not cost a write per delivery.
+/// bucket when it turns (the first failure after successes, the first success after failures)
+/// and otherwise at most once a minute, so neither a busy healthy endpoint nor a dead one costs
+/// a write per delivery. The disable threshold is checked on the in-memory state.
 pub(crate) struct HealthTracker {
     state: std::sync::Mutex<(EndpointHealth, Option<OffsetDateTime>)>,
 }
@@ -604,19 +605,31 @@ impl HealthTracker {
         id: &SubscriptionId,
         now: OffsetDateTime,
     ) -> bool {
-        let health = {
+        let (failing_too_long, to_write) = {
             let mut state = self
                 .state
                 .lock()
                 .expect("the health lock should not be poisoned");
+            let was_healthy = state.0.failing_since.is_none();
             state.0.failed(now);
-            state.1 = Some(now);
-            state.0.clone()
+            let stale = state
+                .1
+                .is_none_or(|written| now - written >= time::Duration::minutes(1));
+            let failing_too_long = state
+                .0
+                .failing_for_at_least(context.config.disable_after, now);
+            let to_write = (was_healthy || stale).then(|| {
+                state.1 = Some(now);
+                state.0.clone()
+            });
+            (failing_too_long, to_write)
         };
-        if let Err(err) = context.records.set_health(id, &health).await {
+        if let Some(health) = to_write
+            && let Err(err) = context.records.set_health(id, &health).await
+        {
             tracing::debug!(error = %err, "failed to write endpoint health");
         }
-        health.failing_for_at_least(context.config.disable_after, now)
+        failing_too_long
     }
 }
 
