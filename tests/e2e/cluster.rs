@@ -68,9 +68,23 @@ impl TestCluster {
 
     /// Starts a cluster whose dispatcher uses `dispatcher_config`.
     pub(crate) async fn start_with(dispatcher_config: herald_dispatcher::Config) -> TestCluster {
+        TestCluster::start_configured(dispatcher_config, false).await
+    }
+
+    /// Starts a cluster whose ingest publishes batch requests as JetStream atomic batches.
+    pub(crate) async fn start_with_atomic_batches() -> TestCluster {
+        TestCluster::start_configured(dispatcher_config(), true).await
+    }
+
+    async fn start_configured(
+        dispatcher_config: herald_dispatcher::Config,
+        atomic_batches: bool,
+    ) -> TestCluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats_server = NatsServer::start().await;
-        let nats = Nats::connect(&herald_test_support::nats_config(&nats_server.url()))
+        let mut nats_config = herald_test_support::nats_config(&nats_server.url());
+        nats_config.events.atomic_batches = atomic_batches;
+        let nats = Nats::connect(&nats_config)
             .await
             .expect("nats should connect");
         let registry = prometheus::Registry::new();

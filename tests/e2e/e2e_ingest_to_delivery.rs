@@ -119,3 +119,49 @@ async fn accepts_a_batch_whole_and_delivers_every_event() {
     assert_eq!(receiver.count(), 20);
     cluster.shutdown().await;
 }
+
+/// With atomic batches on, JetStream refuses a whole batch when one of its events is a
+/// duplicate; Herald then publishes its events one by one, so overlapping batches and an event
+/// repeated within a batch still store and deliver each event exactly once.
+#[tokio::test]
+async fn overlapping_atomic_batches_store_and_deliver_each_event_once() {
+    let cluster = TestCluster::start_with_atomic_batches().await;
+    let receiver = TestReceiver::start().await;
+    let subscription = cluster.subscribe(receiver.url(), vec![]).await;
+    let post_batch = |names: Vec<&'static str>| {
+        let cluster = &cluster;
+        async move {
+            let batch: Vec<serde_json::Value> = names
+                .iter()
+                .map(|name| {
+                    serde_json::from_str(&structured_event(name, "com.shop.batch")).unwrap()
+                })
+                .collect();
+            let response = cluster
+                .http
+                .post(&cluster.ingest_url)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(serde_json::to_vec(&batch).unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+
+    let first = post_batch(vec!["a", "b", "c"]).await;
+    assert_eq!(first["duplicates"], 0);
+    let overlapping = post_batch(vec!["c", "d", "e"]).await;
+    assert_eq!(overlapping["duplicates"], 1, "{overlapping}");
+    let repeating = post_batch(vec!["f", "f", "g"]).await;
+    assert_eq!(repeating["duplicates"], 1, "{repeating}");
+
+    assert_eq!(cluster.nats.events_stored().await.unwrap(), 7);
+    receiver.wait_for(7, Duration::from_secs(20)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    let delivered = ids(&receiver.requests());
+    assert_eq!(crate::unique(&delivered).len(), 7);
+    assert_eq!(delivered.len(), 7, "{delivered:?}");
+    cluster.shutdown().await;
+}

@@ -63,6 +63,84 @@ pub(crate) async fn jetstream_publish(
     })
 }
 
+/// Publishes 1 KiB messages as JetStream atomic batches (ADR-50) of `batch` messages to a
+/// file-storage stream of its own for `duration`, with `concurrency` batches in flight: each
+/// batch opens with a request, streams its middle messages, and commits with a request whose
+/// acknowledgement covers the batch.
+pub(crate) async fn jetstream_atomic_publish(
+    nats_url: &str,
+    batch: usize,
+    concurrency: usize,
+    duration: Duration,
+    name: &str,
+) -> anyhow::Result<PublishRate> {
+    use async_nats::header;
+    let client = async_nats::connect(nats_url).await?;
+    let context = jetstream::new(client.clone());
+    let stream_name = format!("BENCH_{name}");
+    let subject = format!("bench.raw.{name}");
+    context
+        .create_stream(jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            storage: jetstream::stream::StorageType::File,
+            allow_atomic_publish: true,
+            ..Default::default()
+        })
+        .await?;
+    let payload = Bytes::from(vec![b'x'; crate::load::EVENT_BYTES]);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..concurrency {
+        let client = client.clone();
+        let subject = subject.clone();
+        let payload = payload.clone();
+        tasks.spawn(async move {
+            let mut acknowledged = 0_u64;
+            let mut number = 0_u64;
+            while started.elapsed() < duration {
+                number += 1;
+                let batch_id = format!("b{task}-{number}");
+                for sequence in 1..=batch {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(header::NATS_BATCH_ID, batch_id.as_str());
+                    headers.insert(header::NATS_BATCH_SEQUENCE, sequence.to_string().as_str());
+                    if sequence == batch {
+                        headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+                    }
+                    if sequence == 1 || sequence == batch {
+                        let reply = client
+                            .request_with_headers(subject.clone(), headers, payload.clone())
+                            .await?;
+                        anyhow::ensure!(
+                            sequence == 1 || reply.payload.starts_with(b"{\"stream\""),
+                            "batch refused: {}",
+                            String::from_utf8_lossy(&reply.payload)
+                        );
+                    } else {
+                        client
+                            .publish_with_headers(subject.clone(), headers, payload.clone())
+                            .await?;
+                    }
+                }
+                acknowledged += batch as u64;
+            }
+            anyhow::Ok(acknowledged)
+        });
+    }
+    let mut acknowledged = 0;
+    while let Some(joined) = tasks.join_next().await {
+        acknowledged += joined??;
+    }
+    let elapsed = started.elapsed();
+    context.delete_stream(&stream_name).await?;
+    client.drain().await?;
+    Ok(PublishRate {
+        acknowledged,
+        elapsed,
+    })
+}
+
 /// Returns the number of consumers on Herald's events stream.
 pub(crate) async fn herald_consumers(nats_url: &str) -> anyhow::Result<usize> {
     let client = async_nats::connect(nats_url).await?;

@@ -43,10 +43,12 @@ pub(crate) struct Snapshot {
 impl Cluster {
     /// Starts nats-server with `profile` (a nats-server configuration file), then the roles.
     /// Role logs go to `logs`, which is emptied first.
+    /// `env` is added to the roles' environment (Herald settings as `HERALD_*__*`).
     pub(crate) async fn start(
         herald: &Path,
         profile: &Path,
         logs: &Path,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("herald-bench-").tempdir()?;
         let _ = std::fs::remove_dir_all(logs);
@@ -82,6 +84,7 @@ impl Cluster {
                 .args(["--ingest-listen", &ingest_listen])
                 .args(["--control-listen", &control_listen])
                 .args(["--admin-listen", &admin])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)

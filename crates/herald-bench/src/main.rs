@@ -88,10 +88,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let default_profile = args.profiles.join("default.conf");
     note("profile default: starting nats-server and herald roles");
     let logs = args.logs.join("default");
-    let cluster = Cluster::start(&herald, &default_profile, &logs).await?;
+    let cluster = Cluster::start(&herald, &default_profile, &logs, &[]).await?;
     let mut b1 = 0.0;
     if bench.wants("b1") || bench.wants("w1") {
         b1 = bench.b1(&cluster, "default", 1024).await?;
+        bench.b1_atomic(&cluster, "default", 100).await?;
     }
     if bench.wants("b2") {
         bench.b2().await?;
@@ -188,9 +189,17 @@ impl Bench {
         let always_profile = args.profiles.join("sync-always.conf");
         note("profile sync-always: starting nats-server and herald roles");
         let logs = args.logs.join("sync-always");
-        let cluster = Cluster::start(herald, &always_profile, &logs).await?;
+        // Atomic batches, as deploy/nats/sync-always.conf recommends: one fsync per batch.
+        let cluster = Cluster::start(
+            herald,
+            &always_profile,
+            &logs,
+            &[("HERALD_NATS__EVENTS__ATOMIC_BATCHES", "true")],
+        )
+        .await?;
         let b1_always = self.b1(&cluster, "sync-always", 1024).await?;
         let b1_always_single = self.b1(&cluster, "sync-always", 1).await?;
+        self.b1_atomic(&cluster, "sync-always", 100).await?;
         let w1_always = self.w1(&cluster, "sync-always", b1_always, None).await?;
         let w1b_always = self
             .w1b(&cluster, "sync-always", b1_always, None, w1_always)
@@ -276,6 +285,35 @@ impl Bench {
             workload: format!("B1 raw JetStream publish (async-nats, 1 KiB, {window} in flight)"),
             profile: profile.to_owned(),
             figure: format!("{per_second:.0} publishes/s"),
+            target: "baseline".to_owned(),
+            met: None,
+        });
+        Ok(per_second)
+    }
+
+    /// B1a: raw atomic batch publishing, `batch` messages per batch, 16 batches in flight.
+    async fn b1_atomic(
+        &mut self,
+        cluster: &Cluster,
+        profile: &str,
+        batch: usize,
+    ) -> anyhow::Result<f64> {
+        let duration = self.pick(Duration::from_secs(5), Duration::from_secs(2));
+        let name = format!("B1A_{}_{batch}", profile.replace('-', "_"));
+        let rate =
+            baseline::jetstream_atomic_publish(&cluster.nats_url, batch, 16, duration, &name)
+                .await?;
+        let per_second = rate.acknowledged as f64 / rate.elapsed.as_secs_f64();
+        emit(&json!({
+            "workload": "B1a", "profile": profile, "batch": batch, "batches_in_flight": 16,
+            "acknowledged": rate.acknowledged, "publishes_per_s": per_second.round(),
+        }));
+        self.rows.push(Row {
+            workload: format!(
+                "B1a raw JetStream atomic batches (async-nats, 1 KiB, {batch} per batch, 16 in flight)"
+            ),
+            profile: profile.to_owned(),
+            figure: format!("{per_second:.0} messages/s"),
             target: "baseline".to_owned(),
             met: None,
         });

@@ -78,6 +78,8 @@ pub struct EventsStreamConfig {
     pub storage: Storage,
     /// Number of replicas in a NATS cluster (1 for a single server).
     pub replicas: usize,
+    /// Publish many-event requests as atomic batches rather than pipelined publishes.
+    pub atomic_batches: bool,
 }
 
 /// JetStream storage backend.
@@ -95,6 +97,7 @@ pub struct Nats {
     jetstream: jetstream::Context,
     events: jetstream::stream::Stream,
     records: Records,
+    atomic_batches: bool,
 }
 
 impl Nats {
@@ -124,12 +127,14 @@ impl Nats {
             jetstream,
             events,
             records,
+            atomic_batches: config.events.atomic_batches,
         })
     }
 
     /// Returns a publisher onto the events stream.
     pub fn publisher(&self) -> EventPublisher {
-        EventPublisher::new(self.jetstream.clone())
+        let atomic = self.atomic_batches && self.events.cached_info().config.allow_atomic_publish;
+        EventPublisher::new(self.jetstream.clone(), atomic)
     }
 
     /// Returns the delivery records: dead letters, attempts, endpoint health, redelivery.
@@ -239,6 +244,9 @@ async fn ensure_events_stream(
         discard: jetstream::stream::DiscardPolicy::Old,
         allow_direct: true,
         max_consumers: MAX_SUBSCRIPTION_CONSUMERS,
+        // Batch ingest commits atomic batches (one store step, one fsync, per batch). Servers
+        // before 2.12 drop the field, and the publisher then pipelines.
+        allow_atomic_publish: true,
         ..Default::default()
     };
     let info = jetstream

@@ -1,7 +1,15 @@
 //! Publishing events onto the events stream, deduplicated by their message id.
+//!
+//! A request carrying many events is published as JetStream atomic batches (ADR-50, nats-server
+//! 2.12+) when the stream allows them: the server stores a batch in one step, so under
+//! `sync_interval: always` one fsync covers the batch instead of one per event. A batch that
+//! JetStream refuses (a duplicate `Nats-Msg-Id` inside it rejects all of it, as do its limits on
+//! batches in flight) is published again event by event, pipelined; deduplication makes the
+//! second try harmless whatever the first one stored.
 
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use futures::future::try_join_all;
 
@@ -18,15 +26,20 @@ pub struct PublishReceipt {
     pub duplicate: bool,
 }
 
+/// JetStream's limit on the messages of one atomic batch.
+const MAX_ATOMIC_BATCH: usize = 1000;
+
 /// Publishes events; cheap to clone.
 #[derive(Clone)]
 pub struct EventPublisher {
     jetstream: jetstream::Context,
+    /// The events stream accepts atomic batches.
+    atomic: bool,
 }
 
 impl EventPublisher {
-    pub(crate) fn new(jetstream: jetstream::Context) -> EventPublisher {
-        EventPublisher { jetstream }
+    pub(crate) fn new(jetstream: jetstream::Context, atomic: bool) -> EventPublisher {
+        EventPublisher { jetstream, atomic }
     }
 
     /// Publishes one event and waits until JetStream has persisted it.
@@ -35,10 +48,73 @@ impl EventPublisher {
         await_ack(ack).await
     }
 
-    /// Publishes many events pipelined: every publish is sent before any acknowledgement is
-    /// awaited. Succeeds only when every event is persisted; on error some may be persisted,
-    /// and publishing them again is harmless thanks to deduplication.
+    /// Publishes many events: in atomic batches of up to 1,000 when the stream allows them,
+    /// otherwise pipelined (every publish sent before any acknowledgement is awaited). Succeeds
+    /// only when every event is persisted; on error some may be persisted, and publishing them
+    /// again is harmless thanks to deduplication.
     pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<PublishReceipt>> {
+        if !self.atomic || events.len() < 2 {
+            return self.publish_pipelined(events).await;
+        }
+        let mut receipts = Vec::with_capacity(events.len());
+        for chunk in events.chunks(MAX_ATOMIC_BATCH) {
+            match self.publish_atomic(chunk).await {
+                Ok(committed) => receipts.extend(committed),
+                Err(refusal) => {
+                    tracing::debug!(reason = %refusal, events = chunk.len(), "atomic batch refused; publishing its events one by one");
+                    receipts.extend(self.publish_pipelined(chunk).await?);
+                }
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// Publishes `events` (at least two) as one atomic batch (ADR-50): the first message as a
+    /// request the server answers empty once the batch is open, the others plainly, and the last
+    /// with the commit header as a request answered by the batch's publish acknowledgement.
+    async fn publish_atomic(
+        &self,
+        events: &[Event],
+    ) -> std::result::Result<Vec<PublishReceipt>, String> {
+        let client = self.jetstream.client();
+        let batch_id = ulid::Ulid::generate().to_string();
+        let last = events.len() - 1;
+        for (index, event) in events.iter().enumerate() {
+            let subject = subject_of(event).map_err(|err| err.to_string())?;
+            let mut headers = HeaderMap::new();
+            headers.insert(header::NATS_MESSAGE_ID, event.message_id().as_str());
+            headers.insert("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
+            headers.insert(header::NATS_BATCH_ID, batch_id.as_str());
+            headers.insert(
+                header::NATS_BATCH_SEQUENCE,
+                (index + 1).to_string().as_str(),
+            );
+            let payload = Bytes::clone(event.structured());
+            if index == 0 || index == last {
+                if index == last {
+                    headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+                }
+                let reply = client
+                    .request_with_headers(subject, headers, payload)
+                    .await
+                    .map_err(|err| format!("batch request failed: {err}"))?;
+                if index == last {
+                    return committed(&reply.payload, events.len());
+                }
+                if !reply.payload.is_empty() {
+                    return Err(refusal(&reply.payload));
+                }
+            } else {
+                client
+                    .publish_with_headers(subject, headers, payload)
+                    .await
+                    .map_err(|err| format!("batch publish failed: {err}"))?;
+            }
+        }
+        unreachable!("the last event of the batch commits it")
+    }
+
+    async fn publish_pipelined(&self, events: &[Event]) -> Result<Vec<PublishReceipt>> {
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
             acks.push(self.send(event).await?);
@@ -47,16 +123,7 @@ impl EventPublisher {
     }
 
     async fn send(&self, event: &Event) -> Result<PublishAckFuture> {
-        let partition = match event.partition_key() {
-            Some(key) => subject::partition_of(&key),
-            None => subject::partition_of(event.message_id().as_str()),
-        };
-        let Some(subject) = subject::event_subject(partition, event.ty()) else {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                "event type is too long",
-            ));
-        };
+        let subject = subject_of(event)?;
         let message = jetstream::message::PublishMessage::build()
             .payload(Bytes::clone(event.structured()))
             .message_id(event.message_id().as_str())
@@ -65,6 +132,63 @@ impl EventPublisher {
             .send_publish(subject, message)
             .await
             .map_err(Error::unavailable("failed to publish to the events stream"))
+    }
+}
+
+/// Returns the subject an event is stored on.
+fn subject_of(event: &Event) -> Result<String> {
+    let partition = match event.partition_key() {
+        Some(key) => subject::partition_of(&key),
+        None => subject::partition_of(event.message_id().as_str()),
+    };
+    subject::event_subject(partition, event.ty())
+        .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "event type is too long"))
+}
+
+/// What JetStream answers to a batch's commit: a publish acknowledgement or an error.
+#[derive(serde::Deserialize)]
+struct BatchAck {
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    count: usize,
+    error: Option<ApiError>,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+/// Turns a commit acknowledgement into one receipt per event: the batch's messages take the
+/// consecutive sequences ending at the acknowledged one.
+fn committed(reply: &[u8], expected: usize) -> std::result::Result<Vec<PublishReceipt>, String> {
+    let ack: BatchAck = serde_json::from_slice(reply).map_err(|_| refusal(reply))?;
+    if ack.error.is_some() || ack.count != expected || ack.seq < expected as u64 {
+        return Err(refusal(reply));
+    }
+    let first = ack.seq + 1 - expected as u64;
+    Ok((0..expected as u64)
+        .map(|offset| PublishReceipt {
+            sequence: first + offset,
+            duplicate: false,
+        })
+        .collect())
+}
+
+/// Describes a refused batch from the server's answer.
+fn refusal(reply: &[u8]) -> String {
+    match serde_json::from_slice::<BatchAck>(reply) {
+        Ok(BatchAck {
+            error: Some(error), ..
+        }) => format!("{} (err_code {})", error.description, error.err_code),
+        _ => format!(
+            "unexpected answer to an atomic batch: {}",
+            String::from_utf8_lossy(reply)
+        ),
     }
 }
 

@@ -76,6 +76,7 @@ pub fn nats_config(url: &str) -> herald_nats::Config {
             duplicate_window: Duration::from_secs(120),
             storage: herald_nats::Storage::File,
             replicas: 1,
+            atomic_batches: false,
         },
         attempt_retention: hour,
         dead_letter_retention: hour,
