@@ -792,7 +792,16 @@ impl Bench {
             // Wait until the dispatcher has a consumer for each of them.
             let deadline = Instant::now() + Duration::from_secs(600);
             loop {
-                let consumers = baseline::herald_consumers(&cluster.nats_url).await?;
+                // nats-server may be too busy creating consumers to answer in time: ask again.
+                let consumers = match baseline::herald_consumers(&cluster.nats_url).await {
+                    Ok(consumers) => consumers,
+                    Err(err) => {
+                        note(&format!(
+                            "W6: counting consumers failed ({err}); asking again"
+                        ));
+                        0
+                    }
+                };
                 if consumers >= idle {
                     break;
                 }

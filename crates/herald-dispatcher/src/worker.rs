@@ -110,12 +110,15 @@ pub(crate) async fn run(
     let subscription_id = routes.borrow().subscription.id.clone();
     let span = tracing::info_span!("worker", %subscription_id);
     async move {
-        let health = Arc::new(HealthTracker::load(&context.records, &subscription_id).await);
+        let health = Arc::new(Box::pin(HealthTracker::load(&context.records, &subscription_id)).await);
         let mut retry_delay = Duration::from_millis(100);
         while !cancel.is_cancelled() {
             let route = Arc::clone(&routes.borrow_and_update());
             let mut applied_subjects = route.filter_subjects.clone();
-            let consumer = match context.nats.ensure_consumer(&route.consumer_spec(&context.config)).await {
+            // Boxed here and below: a worker is parked in its select loop for most of its life,
+            // and its task should not reserve room for the set-up futures (W6: 10,000 idle
+            // subscriptions).
+            let consumer = match Box::pin(context.nats.ensure_consumer(&route.consumer_spec(&context.config))).await {
                 Ok(consumer) => consumer,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to set up the consumer; retrying");
@@ -124,7 +127,7 @@ pub(crate) async fn run(
                 }
             };
             let batch = context.config.max_in_flight_per_subscription;
-            let messages = match consumer.messages(batch).await {
+            let messages = match Box::pin(consumer.messages(batch)).await {
                 Ok(messages) => messages,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to pull; retrying");
@@ -140,12 +143,14 @@ pub(crate) async fn run(
                     let context = Arc::clone(&context);
                     let route = Arc::clone(&current_route.borrow());
                     let health = Arc::clone(&health);
-                    async move {
+                    // Boxed: FuturesUnordered keeps a stub task sized like its future for the
+                    // worker's whole life, and a delivery's future is several KiB.
+                    Box::pin(async move {
                         match item {
                             Ok(delivery) => deliver(&context, &route, &health, delivery).await,
                             Err(err) => tracing::warn!(error = %err, "pull failed"),
                         }
-                    }
+                    })
                 },
             );
             tokio::pin!(process);
@@ -162,7 +167,7 @@ pub(crate) async fn run(
                         let route = Arc::clone(&routes.borrow_and_update());
                         if route.filter_subjects != applied_subjects {
                             let spec = route.consumer_spec(&context.config);
-                            match context.nats.ensure_consumer(&spec).await {
+                            match Box::pin(context.nats.ensure_consumer(&spec)).await {
                                 Ok(_) => applied_subjects = route.filter_subjects.clone(),
                                 Err(err) => tracing::warn!(error = %err, "failed to update the consumer's filter subjects"),
                             }

@@ -13,11 +13,6 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::Roles;
 use crate::settings::{Overrides, Settings};
 
-/// mimalloc instead of glibc's malloc: the roles allocate and free many short-lived buffers per
-/// event across threads, where glibc spends a measurable share of each delivery (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// EX_USAGE: the configuration is invalid.
 const EXIT_CONFIG: u8 = 64;
 
