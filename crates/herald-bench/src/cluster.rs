@@ -14,7 +14,7 @@ use herald_proto::v1 as pb;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 use herald_runtime::nats_server::{NatsServer, ServerOptions};
 
-use crate::stats::{ProcessSample, sample_process};
+use crate::stats::{MachineSample, ProcessSample, sample_machine, sample_process};
 
 /// One Herald role process.
 pub(crate) struct Role {
@@ -38,6 +38,7 @@ pub(crate) struct Cluster {
 #[derive(Clone)]
 pub(crate) struct Snapshot {
     pub(crate) samples: HashMap<&'static str, ProcessSample>,
+    pub(crate) machine: MachineSample,
 }
 
 impl Cluster {
@@ -122,7 +123,12 @@ impl Cluster {
         for role in &self.roles {
             samples.insert(role.name, sample_process(role.pid));
         }
-        Snapshot { samples }
+        // This process: the load generator and the receiver.
+        samples.insert("bench", sample_process(std::process::id()));
+        Snapshot {
+            samples,
+            machine: sample_machine(),
+        }
     }
 
     /// Returns a gRPC client of the control plane.

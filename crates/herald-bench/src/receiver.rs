@@ -78,6 +78,9 @@ impl Receiver {
             .route("/hook/{slot}", post(receive))
             .with_state(receiver.clone());
         tokio::spawn(async move {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         Ok(receiver)

@@ -22,6 +22,8 @@ pub(crate) struct CostRow {
     pub(crate) events: u64,
     /// (process, CPU seconds per 1,000 events, peak RSS in MiB).
     pub(crate) processes: Vec<(&'static str, f64, f64)>,
+    /// Share of the machine's CPU time taken by the hypervisor during the workload, in percent.
+    pub(crate) steal_percent: f64,
 }
 
 /// Prints one result as a JSON line.
@@ -149,11 +151,11 @@ pub(crate) fn write_markdown(
     let _ = writeln!(text, "\n## CPU and memory per process\n");
     let _ = writeln!(
         text,
-        "CPU seconds (user + system, from `/proc/<pid>/stat`) per 1,000 events during the workload, and peak RSS (`VmHWM`) at its end."
+        "CPU seconds (user + system, from `/proc/<pid>/stat`) per 1,000 events during the workload, and peak RSS (`VmHWM`) at its end. *bench* is herald-bench itself: the load generator and the receiver. *steal* is the share of the machine's CPU time (`/proc/stat`) the hypervisor gave to other guests during the workload."
     );
     let _ = writeln!(
         text,
-        "\n| workload | profile | events | ingest | dispatcher | control | nats-server |\n|---|---|---|---|---|---|---|"
+        "\n| workload | profile | events | ingest | dispatcher | control | nats-server | bench | steal |\n|---|---|---|---|---|---|---|---|---|"
     );
     for cost in costs {
         let cell = |name: &str| {
@@ -165,7 +167,7 @@ pub(crate) fn write_markdown(
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% |",
             cost.workload,
             cost.profile,
             cost.events,
@@ -173,6 +175,8 @@ pub(crate) fn write_markdown(
             cell("dispatcher"),
             cell("control"),
             cell("nats"),
+            cell("bench"),
+            cost.steal_percent,
         );
     }
     if let Some(parent) = path.parent() {

@@ -85,9 +85,60 @@ pub(crate) fn sample_process(pid: u32) -> ProcessSample {
     }
 }
 
+/// Machine-wide CPU time from the first line of `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MachineSample {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineSample {
+    /// Share of the machine's CPU time the hypervisor gave to other guests since `earlier`, in
+    /// percent: time this machine wanted to run and could not.
+    pub(crate) fn steal_percent_since(&self, earlier: &MachineSample) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        self.steal.saturating_sub(earlier.steal) as f64 / total as f64 * 100.0
+    }
+}
+
+/// Reads the machine's CPU time: the sum of every state, and steal.
+pub(crate) fn sample_machine() -> MachineSample {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    parse_machine(&stat)
+}
+
+fn parse_machine(stat: &str) -> MachineSample {
+    let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
+        return MachineSample::default();
+    };
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already
+    // counted in user and nice.
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|value| value.parse().ok())
+        .collect();
+    MachineSample {
+        total: values.iter().sum(),
+        steal: values.get(7).copied().unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::percentiles;
+    use super::{parse_machine, percentiles};
+
+    #[test]
+    fn steal_is_the_share_of_all_cpu_time_the_hypervisor_took() {
+        let before = parse_machine("cpu  100 0 50 800 0 0 0 50 0 0\ncpu0 1 2 3\n");
+        let after = parse_machine("cpu  200 0 100 1500 0 0 0 200 0 0\ncpu0 1 2 3\n");
+        assert!((after.steal_percent_since(&before) - 15.0).abs() < 1e-9);
+        assert_eq!(after.steal_percent_since(&after), 0.0);
+    }
 
     #[test]
     fn percentiles_of_a_uniform_range() {

@@ -50,6 +50,12 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
         tracing::info!(%address, "ingest listening");
+        // Producers wait for each answer, so answers go out at once, never held back by Nagle.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "failed to set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
