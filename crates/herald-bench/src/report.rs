@@ -119,6 +119,10 @@ pub(crate) fn write_markdown(
         text,
         "The machine is shared and noisy, so compare the ratios against the baselines measured in the same run rather than the absolute figures."
     );
+    let _ = writeln!(
+        text,
+        "What bounds each figure, and the changes measured on the way, is in [PERFORMANCE.md](PERFORMANCE.md)."
+    );
     if quick {
         let _ = writeln!(
             text,
