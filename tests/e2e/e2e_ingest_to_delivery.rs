@@ -98,21 +98,9 @@ async fn accepts_a_batch_whole_and_delivers_every_event() {
     let cluster = TestCluster::start().await;
     let receiver = TestReceiver::start().await;
     let subscription = cluster.subscribe(receiver.url(), vec![]).await;
-    let batch: Vec<serde_json::Value> = (0..20)
-        .map(|n| {
-            serde_json::from_str(&structured_event(&format!("batch-{n}"), "com.shop.batch"))
-                .unwrap()
-        })
-        .collect();
-    let response = cluster
-        .http
-        .post(&cluster.ingest_url)
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(serde_json::to_vec(&batch).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let ids_in_batch: Vec<String> = (0..20).map(|n| format!("batch-{n}")).collect();
+    let accepted = post_batch(&cluster, &ids_in_batch).await;
+    assert_eq!(accepted["duplicates"], 0);
     receiver.wait_for(20, Duration::from_secs(20)).await;
     wait_until_settled(&cluster, &subscription.id).await;
     assert_eq!(crate::unique(&ids(&receiver.requests())).len(), 20);
@@ -126,35 +114,18 @@ async fn accepts_a_batch_whole_and_delivers_every_event() {
 #[tokio::test]
 async fn overlapping_atomic_batches_store_and_deliver_each_event_once() {
     let cluster = TestCluster::start_with_atomic_batches().await;
+    assert!(cluster.nats.publisher().atomic_batches());
+    let pipelined = TestCluster::start().await;
+    assert!(!pipelined.nats.publisher().atomic_batches());
+    pipelined.shutdown().await;
     let receiver = TestReceiver::start().await;
     let subscription = cluster.subscribe(receiver.url(), vec![]).await;
-    let post_batch = |names: Vec<&'static str>| {
-        let cluster = &cluster;
-        async move {
-            let batch: Vec<serde_json::Value> = names
-                .iter()
-                .map(|name| {
-                    serde_json::from_str(&structured_event(name, "com.shop.batch")).unwrap()
-                })
-                .collect();
-            let response = cluster
-                .http
-                .post(&cluster.ingest_url)
-                .header("content-type", "application/cloudevents-batch+json")
-                .body(serde_json::to_vec(&batch).unwrap())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 202);
-            response.json::<serde_json::Value>().await.unwrap()
-        }
-    };
 
-    let first = post_batch(vec!["a", "b", "c"]).await;
+    let first = post_batch(&cluster, &["a", "b", "c"]).await;
     assert_eq!(first["duplicates"], 0);
-    let overlapping = post_batch(vec!["c", "d", "e"]).await;
+    let overlapping = post_batch(&cluster, &["c", "d", "e"]).await;
     assert_eq!(overlapping["duplicates"], 1, "{overlapping}");
-    let repeating = post_batch(vec!["f", "f", "g"]).await;
+    let repeating = post_batch(&cluster, &["f", "f", "g"]).await;
     assert_eq!(repeating["duplicates"], 1, "{repeating}");
 
     assert_eq!(cluster.nats.events_stored().await.unwrap(), 7);
@@ -164,4 +135,22 @@ async fn overlapping_atomic_batches_store_and_deliver_each_event_once() {
     assert_eq!(crate::unique(&delivered).len(), 7);
     assert_eq!(delivered.len(), 7, "{delivered:?}");
     cluster.shutdown().await;
+}
+
+/// Posts a batch of events of type `com.shop.batch` with these ids; returns the 202's body.
+async fn post_batch(cluster: &TestCluster, event_ids: &[impl AsRef<str>]) -> serde_json::Value {
+    let batch: Vec<serde_json::Value> = event_ids
+        .iter()
+        .map(|id| serde_json::from_str(&structured_event(id.as_ref(), "com.shop.batch")).unwrap())
+        .collect();
+    let response = cluster
+        .http
+        .post(&cluster.ingest_url)
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(serde_json::to_vec(&batch).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    response.json().await.unwrap()
 }

@@ -24,18 +24,7 @@ pub(crate) async fn jetstream_publish(
     duration: Duration,
     name: &str,
 ) -> anyhow::Result<PublishRate> {
-    let client = async_nats::connect(nats_url).await?;
-    let context = jetstream::new(client.clone());
-    let stream_name = format!("BENCH_{name}");
-    let subject = format!("bench.raw.{name}");
-    context
-        .create_stream(jetstream::stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![subject.clone()],
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
+    let (client, context, stream_name, subject) = bench_stream(nats_url, name, false).await?;
     let payload = Bytes::from(vec![b'x'; crate::load::EVENT_BYTES]);
     let started = Instant::now();
     let mut in_flight = VecDeque::with_capacity(window);
@@ -75,19 +64,7 @@ pub(crate) async fn jetstream_atomic_publish(
     name: &str,
 ) -> anyhow::Result<PublishRate> {
     use async_nats::header;
-    let client = async_nats::connect(nats_url).await?;
-    let context = jetstream::new(client.clone());
-    let stream_name = format!("BENCH_{name}");
-    let subject = format!("bench.raw.{name}");
-    context
-        .create_stream(jetstream::stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![subject.clone()],
-            storage: jetstream::stream::StorageType::File,
-            allow_atomic_publish: true,
-            ..Default::default()
-        })
-        .await?;
+    let (client, context, stream_name, subject) = bench_stream(nats_url, name, true).await?;
     let payload = Bytes::from(vec![b'x'; crate::load::EVENT_BYTES]);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -139,6 +116,29 @@ pub(crate) async fn jetstream_atomic_publish(
         acknowledged,
         elapsed,
     })
+}
+
+/// Connects and creates a file-storage stream of the baseline's own, `BENCH_<name>` on subject
+/// `bench.raw.<name>`; returns the client, its JetStream context, the stream name and subject.
+async fn bench_stream(
+    nats_url: &str,
+    name: &str,
+    allow_atomic_publish: bool,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context, String, String)> {
+    let client = async_nats::connect(nats_url).await?;
+    let context = jetstream::new(client.clone());
+    let stream_name = format!("BENCH_{name}");
+    let subject = format!("bench.raw.{name}");
+    context
+        .create_stream(jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            storage: jetstream::stream::StorageType::File,
+            allow_atomic_publish,
+            ..Default::default()
+        })
+        .await?;
+    Ok((client, context, stream_name, subject))
 }
 
 /// Returns the number of consumers on Herald's events stream.

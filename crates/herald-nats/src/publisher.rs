@@ -42,6 +42,12 @@ impl EventPublisher {
         EventPublisher { jetstream, atomic }
     }
 
+    /// True when many-event requests go out as atomic batches: asked for in the settings and
+    /// accepted by the server (2.12+).
+    pub fn atomic_batches(&self) -> bool {
+        self.atomic
+    }
+
     /// Publishes one event and waits until JetStream has persisted it.
     pub async fn publish(&self, event: &Event) -> Result<PublishReceipt> {
         let ack = self.send(event).await?;
