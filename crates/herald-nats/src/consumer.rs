@@ -20,8 +20,9 @@ use crate::{Error, Result};
 /// expires. With thousands of mostly idle subscriptions this is what the dispatcher and
 /// nats-server spend their idle CPU on (benchmark W6: at 10,000 subscriptions, 15 s / 60 s cost
 /// the dispatcher 3.0-3.7% of a core), so both are long. A lost server is still noticed at once
-/// by the connection's own pings, and a pull the server forgot is renewed after two missed
-/// heartbeats (60 s), which only delays, never loses, deliveries.
+/// by the connection's own pings, and async-nats reports a pull the server forgot after two
+/// missed heartbeats (60 s): a delay for that subscription, never a loss, since its events stay
+/// in the stream until acknowledged.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(30);
 const PULL_EXPIRES: Duration = Duration::from_secs(120);
 

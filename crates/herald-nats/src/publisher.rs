@@ -1,11 +1,12 @@
 //! Publishing events onto the events stream, deduplicated by their message id.
 //!
-//! A request carrying many events is published as JetStream atomic batches (ADR-50, nats-server
-//! 2.12+) when the stream allows them: the server stores a batch in one step, so under
-//! `sync_interval: always` one fsync covers the batch instead of one per event. A batch that
-//! JetStream refuses (a duplicate `Nats-Msg-Id` inside it rejects all of it, as do its limits on
-//! batches in flight) is published again event by event, pipelined; deduplication makes the
-//! second try harmless whatever the first one stored.
+//! With `nats.events.atomic_batches` (and nats-server 2.12+), a request carrying many events is
+//! published as JetStream atomic batches (ADR-50): the server stores a batch in one step, which
+//! under `sync_interval: always` costs it a fraction of one fsync'd publish per event
+//! (docs/PERFORMANCE.md). A batch that JetStream refuses (a duplicate `Nats-Msg-Id` inside it
+//! rejects all of it, as do its limits on batches in flight) is published again event by event,
+//! pipelined; deduplication makes the second try harmless whatever the first one stored. A batch
+//! JetStream does not answer fails the request, and the producer's retry is deduplicated alike.
 
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishAckFuture;
@@ -66,10 +67,13 @@ impl EventPublisher {
         for chunk in events.chunks(MAX_ATOMIC_BATCH) {
             match self.publish_atomic(chunk).await {
                 Ok(committed) => receipts.extend(committed),
-                Err(refusal) => {
+                Err(BatchError::Refused(refusal)) => {
                     tracing::debug!(reason = %refusal, events = chunk.len(), "atomic batch refused; publishing its events one by one");
                     receipts.extend(self.publish_pipelined(chunk).await?);
                 }
+                // NATS did not answer: publishing again now would only wait as long again. The
+                // producer's retry is safe, deduplicated against whatever was committed.
+                Err(BatchError::Unavailable(err)) => return Err(err),
             }
         }
         Ok(receipts)
@@ -81,12 +85,13 @@ impl EventPublisher {
     async fn publish_atomic(
         &self,
         events: &[Event],
-    ) -> std::result::Result<Vec<PublishReceipt>, String> {
+    ) -> std::result::Result<Vec<PublishReceipt>, BatchError> {
         let client = self.jetstream.client();
         let batch_id = ulid::Ulid::generate().to_string();
-        let last = events.len() - 1;
+        let last = events.len().saturating_sub(1);
         for (index, event) in events.iter().enumerate() {
-            let subject = subject_of(event).map_err(|err| err.to_string())?;
+            // The pipelined path reports an invalid subject with its proper error.
+            let subject = subject_of(event).map_err(|err| BatchError::Refused(err.to_string()))?;
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_MESSAGE_ID, event.message_id().as_str());
             headers.insert("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
@@ -103,21 +108,33 @@ impl EventPublisher {
                 let reply = client
                     .request_with_headers(subject, headers, payload)
                     .await
-                    .map_err(|err| format!("batch request failed: {err}"))?;
+                    .map_err(|err| {
+                        BatchError::Unavailable(Error::new(
+                            ErrorCode::Unavailable,
+                            format!("jetstream did not answer an atomic batch: {err}"),
+                        ))
+                    })?;
                 if index == last {
-                    return committed(&reply.payload, events.len());
+                    return committed(&reply.payload, events.len()).map_err(BatchError::Refused);
                 }
                 if !reply.payload.is_empty() {
-                    return Err(refusal(&reply.payload));
+                    return Err(BatchError::Refused(refusal(&reply.payload)));
                 }
             } else {
                 client
                     .publish_with_headers(subject, headers, payload)
                     .await
-                    .map_err(|err| format!("batch publish failed: {err}"))?;
+                    .map_err(|err| {
+                        BatchError::Unavailable(Error::new(
+                            ErrorCode::Unavailable,
+                            format!("failed to publish an atomic batch: {err}"),
+                        ))
+                    })?;
             }
         }
-        unreachable!("the last event of the batch commits it")
+        Err(BatchError::Refused(
+            "an atomic batch needs events".to_owned(),
+        ))
     }
 
     async fn publish_pipelined(&self, events: &[Event]) -> Result<Vec<PublishReceipt>> {
@@ -149,6 +166,14 @@ fn subject_of(event: &Event) -> Result<String> {
     };
     subject::event_subject(partition, event.ty())
         .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "event type is too long"))
+}
+
+/// Why an atomic batch was not committed.
+enum BatchError {
+    /// JetStream answered with a refusal; the events can be published one by one.
+    Refused(String),
+    /// JetStream did not answer.
+    Unavailable(Error),
 }
 
 /// What JetStream answers to a batch's commit: a publish acknowledgement or an error.
