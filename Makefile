@@ -39,13 +39,13 @@ test: tools ## run the whole test suite against a real nats-server
 
 .PHONY: bench
 bench: tools ## benchmark suite with in-run baselines (release build; < 15 min), writes docs/BENCHMARKS.md
-	cargo build --release --bin herald --bin herald-bench
-	target/release/herald-bench --output docs/BENCHMARKS.md
+	cargo build --profile bench-release --bin herald --bin herald-bench
+	target/bench-release/herald-bench --herald target/bench-release/herald --output docs/BENCHMARKS.md
 
 .PHONY: bench-quick
 bench-quick: tools ## short benchmark smoke run (~2 min, figures not meaningful), writes target/BENCHMARKS-quick.md
-	cargo build --release --bin herald --bin herald-bench
-	target/release/herald-bench --quick --output target/BENCHMARKS-quick.md
+	cargo build --profile bench-release --bin herald --bin herald-bench
+	target/bench-release/herald-bench --herald target/bench-release/herald --quick --output target/BENCHMARKS-quick.md
 
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors

@@ -36,8 +36,9 @@ struct Args {
     /// Short runs for a smoke test (figures not meaningful).
     #[arg(long)]
     quick: bool,
-    /// The herald binary to benchmark (a release build).
-    #[arg(long, default_value = "target/release/herald")]
+    /// The herald binary to benchmark (a release build; `make bench` builds the `bench-release`
+    /// profile: release without line tables).
+    #[arg(long, default_value = "target/bench-release/herald")]
     herald: PathBuf,
     /// Directory of the nats-server durability profiles.
     #[arg(long, default_value = "deploy/nats")]
@@ -82,7 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let herald = args.herald.clone();
     anyhow::ensure!(
         herald.is_file(),
-        "{} not found: build it with `cargo build --release --bin herald`",
+        "{} not found: build it with `cargo build --profile bench-release --bin herald`",
         herald.display()
     );
 
@@ -838,7 +839,12 @@ impl Bench {
             }
             let setup_seconds = created_started.elapsed().as_secs_f64();
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let window = self.pick(Duration::from_secs(10), Duration::from_secs(4));
+            // The target level gets a window a third of the heartbeat period; the others, a shorter one.
+            let window = match (level, self.quick) {
+                (10_000, false) => Duration::from_secs(10),
+                (_, false) => Duration::from_secs(5),
+                (_, true) => Duration::from_secs(3),
+            };
             let before = stats::sample_process(dispatcher_pid);
             let nats_before = stats::sample_process(cluster.nats_pid);
             tokio::time::sleep(window).await;

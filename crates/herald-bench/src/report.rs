@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 /// One line of the results table.
 pub(crate) struct Row {
@@ -35,13 +37,16 @@ pub(crate) fn emit(line: &serde_json::Value) {
     println!("{line}");
 }
 
-/// Prints a progress note on stderr, so stdout stays JSON lines only.
+/// Prints a progress note on stderr, so stdout stays JSON lines only, with the seconds since the
+/// suite's first note: where the suite's wall time goes.
 #[allow(
     clippy::print_stderr,
     reason = "progress for the person waiting; stdout carries the results"
 )]
 pub(crate) fn note(text: &str) {
-    eprintln!("herald-bench: {text}");
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    let elapsed = STARTED.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("herald-bench [{elapsed:6.1} s]: {text}");
 }
 
 /// Describes the machine and the versions under test.
