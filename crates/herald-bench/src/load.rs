@@ -188,7 +188,7 @@ fn build_request(
 }
 
 /// Sends `rate` single events per second for `duration`, each at its scheduled time whatever
-/// the answers to earlier ones; returns (accepted, errors).
+/// the answers to earlier ones.
 pub(crate) async fn open_loop(
     client: &reqwest::Client,
     url: &str,
@@ -196,40 +196,54 @@ pub(crate) async fn open_loop(
     duration: Duration,
     event_type: &str,
     run: &str,
-) -> (u64, u64) {
+) -> OpenLoop {
     let total = (rate as f64 * duration.as_secs_f64()) as u64;
     let interval_ns = 1_000_000_000 / rate.max(1);
     let start = tokio::time::Instant::now();
-    let start_unix_ns = unix_nanos();
     let mut sends = tokio::task::JoinSet::new();
     for index in 0..total {
         let offset = Duration::from_nanos(index * interval_ns);
         tokio::time::sleep_until(start + offset).await;
-        let body = event_json(
-            &format!("{run}-{index}"),
-            event_type,
-            start_unix_ns + index * interval_ns,
-        );
+        // Stamped when it leaves, not when it was due: tokio's timer wakes up to a millisecond
+        // late, and that lag is the load generator's, not Herald's.
+        let body = event_json(&format!("{run}-{index}"), event_type, unix_nanos());
         let request = client
             .post(url)
             .header("content-type", "application/cloudevents+json")
             .body(body);
         sends.spawn(async move {
+            let sent = Instant::now();
             match request.send().await {
-                Ok(response) => response.status().is_success(),
-                Err(_) => false,
+                Ok(response) if response.status().is_success() => {
+                    Some(sent.elapsed().as_nanos() as u64)
+                }
+                _ => None,
             }
         });
     }
-    let mut accepted = 0;
-    let mut errors = 0;
+    let mut result = OpenLoop {
+        accepted: 0,
+        errors: 0,
+        ack_latencies_ns: Vec::with_capacity(total as usize),
+    };
     while let Some(joined) = sends.join_next().await {
         match joined {
-            Ok(true) => accepted += 1,
-            _ => errors += 1,
+            Ok(Some(latency)) => {
+                result.accepted += 1;
+                result.ack_latencies_ns.push(latency);
+            }
+            _ => result.errors += 1,
         }
     }
-    (accepted, errors)
+    result
+}
+
+/// What an open-loop run sent.
+pub(crate) struct OpenLoop {
+    pub(crate) accepted: u64,
+    pub(crate) errors: u64,
+    /// From each accepted request's send to its response (ingest's acknowledgement).
+    pub(crate) ack_latencies_ns: Vec<u64>,
 }
 
 #[cfg(test)]
