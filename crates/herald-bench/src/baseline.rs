@@ -1,4 +1,5 @@
-//! Baseline B1: raw JetStream publishing with async-nats, no Herald in the path.
+//! Baselines B1 (raw JetStream publishing) and B3 (raw JetStream publish-to-consumer latency)
+//! with async-nats, no Herald in the path.
 //!
 //! This is the one place outside `herald-nats` that imports `async_nats` (ARCHITECTURE.md
 //! records the exception): the baseline must measure the client library and the server alone,
@@ -116,6 +117,62 @@ pub(crate) async fn jetstream_atomic_publish(
         acknowledged,
         elapsed,
     })
+}
+
+/// Publishes `rate` 1 KiB messages per second for `duration`, each stamped with its send time,
+/// to a file-storage stream of its own, and receives them through a durable pull consumer with
+/// explicit acks, as a Herald subscription does; returns each message's publish-to-receipt
+/// latency in nanoseconds. This is the JetStream hop alone, the floor under W4.
+pub(crate) async fn jetstream_latency(
+    nats_url: &str,
+    rate: u64,
+    duration: Duration,
+    name: &str,
+) -> anyhow::Result<Vec<u64>> {
+    use futures::StreamExt as _;
+    let (client, context, stream_name, subject) = bench_stream(nats_url, name, false).await?;
+    let total = (rate as f64 * duration.as_secs_f64()) as u64;
+    let stream = context.get_stream(&stream_name).await?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(format!("bench_{name}")),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let receiving = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(total as usize);
+        while (latencies.len() as u64) < total {
+            let Some(message) = messages.next().await else {
+                break;
+            };
+            let received_ns = crate::stats::unix_nanos();
+            let message = message.map_err(|err| anyhow::anyhow!("{err}"))?;
+            let sent: [u8; 8] = message.payload[..8].try_into()?;
+            latencies.push(received_ns.saturating_sub(u64::from_le_bytes(sent)));
+            message
+                .ack()
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+        }
+        anyhow::Ok(latencies)
+    });
+    let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
+    let start = tokio::time::Instant::now();
+    let mut payload = vec![b'x'; crate::load::EVENT_BYTES];
+    for index in 0..total {
+        tokio::time::sleep_until(start + interval * index as u32).await;
+        payload[..8].copy_from_slice(&crate::stats::unix_nanos().to_le_bytes());
+        context
+            .publish(subject.clone(), Bytes::copy_from_slice(&payload))
+            .await?
+            .await?;
+    }
+    let latencies = tokio::time::timeout(Duration::from_secs(30), receiving).await???;
+    context.delete_stream(&stream_name).await?;
+    client.drain().await?;
+    Ok(latencies)
 }
 
 /// Connects and creates a file-storage stream of the baseline's own, `BENCH_<name>` on subject

@@ -2,7 +2,7 @@
 //!
 //! It starts a nats-server per durability profile and Herald's roles as separate processes,
 //! measures the baselines (B1 raw JetStream publishing, B2 the load generator straight against
-//! the receiver) and the workloads W1 to W7 in the same run, prints one JSON line per result,
+//! the receiver, B3 the raw JetStream hop's latency) and the workloads W1 to W7 in the same run, prints one JSON line per result,
 //! and writes docs/BENCHMARKS.md. It asserts nothing: targets are reported, met or missed.
 
 mod baseline;
@@ -111,6 +111,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if bench.wants("w3") {
         bench.w3(&cluster, &mut subscriptions).await?;
+    }
+    if bench.wants("b3") || bench.wants("w4") {
+        bench.b3(&cluster, 200).await?;
     }
     if bench.wants("w4") {
         bench.w4(&cluster, "W4", 200, &mut subscriptions).await?;
@@ -376,6 +379,35 @@ impl Bench {
             met: None,
         });
         Ok(per_second)
+    }
+
+    /// B3: the JetStream hop alone at W4's rate: raw publish to a pull consumer's receipt.
+    async fn b3(&mut self, cluster: &Cluster, rate: u64) -> anyhow::Result<()> {
+        note(&format!(
+            "B3 JetStream publish-to-consumer latency at {rate}/s"
+        ));
+        let duration = self.pick(Duration::from_secs(5), Duration::from_secs(2));
+        let latencies =
+            baseline::jetstream_latency(&cluster.nats_url, rate, duration, "B3").await?;
+        let count = latencies.len();
+        let latency = percentiles(latencies);
+        emit(&json!({
+            "workload": "B3", "profile": "default", "rate_per_s": rate, "messages": count,
+            "latency": latency,
+        }));
+        self.rows.push(Row {
+            workload: format!(
+                "B3 raw JetStream publish → pull consumer (async-nats, 1 KiB, {rate}/s)"
+            ),
+            profile: "default".to_owned(),
+            figure: format!(
+                "p50 {} ms, p99 {} ms, max {} ms",
+                latency.p50_ms, latency.p99_ms, latency.max_ms
+            ),
+            target: "baseline (W4's JetStream hop)".to_owned(),
+            met: None,
+        });
+        Ok(())
     }
 
     /// W1: single-event POSTs at concurrency 64; returns accepted events/s.
