@@ -45,8 +45,7 @@ pub(crate) async fn jetstream_publish(
         acknowledged += 1;
     }
     let elapsed = started.elapsed();
-    context.delete_stream(&stream_name).await?;
-    client.drain().await?;
+    remove_bench_stream(client, &context, &stream_name).await?;
     Ok(PublishRate {
         acknowledged,
         elapsed,
@@ -111,8 +110,7 @@ pub(crate) async fn jetstream_atomic_publish(
         acknowledged += joined??;
     }
     let elapsed = started.elapsed();
-    context.delete_stream(&stream_name).await?;
-    client.drain().await?;
+    remove_bench_stream(client, &context, &stream_name).await?;
     Ok(PublishRate {
         acknowledged,
         elapsed,
@@ -141,7 +139,7 @@ pub(crate) async fn jetstream_latency(
         })
         .await?;
     let mut messages = consumer.messages().await?;
-    let receiving = tokio::spawn(async move {
+    let mut receiving = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(total as usize);
         while (latencies.len() as u64) < total {
             let Some(message) = messages.next().await else {
@@ -169,10 +167,26 @@ pub(crate) async fn jetstream_latency(
             .await?
             .await?;
     }
-    let latencies = tokio::time::timeout(Duration::from_secs(30), receiving).await???;
-    context.delete_stream(&stream_name).await?;
-    client.drain().await?;
+    let latencies = match tokio::time::timeout(Duration::from_secs(30), &mut receiving).await {
+        Ok(joined) => joined??,
+        Err(_) => {
+            receiving.abort();
+            anyhow::bail!("the consumer received fewer than {total} messages within 30 s");
+        }
+    };
+    remove_bench_stream(client, &context, &stream_name).await?;
     Ok(latencies)
+}
+
+/// Deletes a baseline's stream and drains its client.
+async fn remove_bench_stream(
+    client: async_nats::Client,
+    context: &jetstream::Context,
+    stream_name: &str,
+) -> anyhow::Result<()> {
+    context.delete_stream(stream_name).await?;
+    client.drain().await?;
+    Ok(())
 }
 
 /// Connects and creates a file-storage stream of the baseline's own, `BENCH_<name>` on subject
