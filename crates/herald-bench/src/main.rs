@@ -213,7 +213,7 @@ impl Bench {
         let always_profile = args.profiles.join("sync-always.conf");
         note("profile sync-always: starting nats-server and herald roles");
         let logs = args.logs.join("sync-always");
-        // Atomic batches, as deploy/nats/sync-always.conf recommends: one fsync per batch.
+        // Atomic batches, as deploy/nats/sync-always.conf recommends for this profile.
         let cluster = Cluster::start(
             herald,
             &always_profile,

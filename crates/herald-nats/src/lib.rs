@@ -244,7 +244,7 @@ async fn ensure_events_stream(
         discard: jetstream::stream::DiscardPolicy::Old,
         allow_direct: true,
         max_consumers: MAX_SUBSCRIPTION_CONSUMERS,
-        // Batch ingest commits atomic batches (one store step, one fsync, per batch). Servers
+        // Batch ingest may commit atomic batches (one store step per batch). Servers
         // before 2.12 drop the field, and the publisher then pipelines.
         allow_atomic_publish: true,
         ..Default::default()
