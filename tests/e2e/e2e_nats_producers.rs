@@ -273,3 +273,74 @@ async fn moves_malformed_nats_publishes_aside_once_with_their_reasons() {
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_message_only_a_full_parse_rejects_is_moved_aside_and_the_subscription_moves_on() {
+    // Extension values that the lenient first parse accepts and a full parse refuses: they made
+    // the delivery worker panic, and the subscription stopped for good.
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let subscription = cluster
+        .subscribe(receiver.url(), vec![exact_type("com.shop.order.created")])
+        .await;
+    let subject = "herald.events.0.com.shop.order.created";
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let poison = |id: &str, value: &str| {
+        json!({
+            "subject": subject,
+            "headers": {"Content-Type": "application/cloudevents+json"},
+            "payload": format!(
+                r#"{{"specversion":"1.0","id":"{id}","source":"/p","type":"com.shop.order.created","ext":{value}}}"#
+            ),
+        })
+    };
+    let valid = |id: &str| {
+        json!({
+            "subject": subject,
+            "headers": {"Content-Type": "application/cloudevents+json"},
+            "payload": json!({
+                "specversion": "1.0", "id": id, "source": "/p", "type": "com.shop.order.created"
+            }).to_string(),
+        })
+    };
+    let messages = json!([
+        poison("huge", "1e400"),
+        valid("between"),
+        poison("deep", &deep),
+        valid("after"),
+    ]);
+    let sequences = publish_with_nats_py(&cluster.nats_server.url(), messages).await;
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    let mut delivered = crate::ids(&receiver.requests());
+    delivered.sort();
+    assert_eq!(delivered, ["after", "between"]);
+
+    let mut rejected = list_rejected(&cluster).await;
+    rejected.sort_by_key(|event| event.original_sequence);
+    let summary: Vec<(u64, &str)> = rejected
+        .iter()
+        .map(|event| (event.original_sequence, event.reason.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (sequences[0], "invalid_attribute"),
+            (sequences[2], "invalid_attribute")
+        ]
+    );
+    assert!(
+        rejected[0].detail.contains("attribute `ext`"),
+        "{}",
+        rejected[0].detail
+    );
+    let metrics = cluster.dispatcher_metrics();
+    for line in [
+        "herald_dispatch_worker_restarts_total 0",
+        "herald_dispatch_delivery_panics_total 0",
+        "herald_dispatch_subscriptions_unserved 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    cluster.shutdown().await;
+}

@@ -353,8 +353,10 @@ fn attributes_from_json(
         if CONTEXT_ATTRIBUTES.contains(&name) || name == "data" || name == "data_base64" {
             continue;
         }
+        // The first parse only delimited the member: a number out of range (`1e400`) or
+        // nesting past serde_json's recursion limit fails only now, and is the producer's error.
         let value: serde_json::Value = serde_json::from_str(raw.get())
-            .expect("a member of a parsed JSON object should be valid JSON");
+            .map_err(|err| EventError::invalid(name, format!("not a valid JSON value: {err}")))?;
         let value = match value {
             serde_json::Value::Null => continue,
             serde_json::Value::String(text) => ExtensionValue::String(text),

@@ -11,13 +11,16 @@
 
 mod client;
 mod config;
+mod context;
 mod error;
 mod metrics;
 mod reject;
 mod service;
+mod supervisor;
 mod worker;
 
 pub use config::Config;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use service::{Service, build};
+pub use supervisor::Unserved;

@@ -29,6 +29,12 @@ pub struct Metrics {
     pub subscriptions_disabled: IntCounter,
     /// Records that could not be written, by kind (`attempt`, `dead_letter`, ...).
     pub records_failed: IntCounterVec,
+    /// Delivery workers restarted after they panicked or ended on their own.
+    pub worker_restarts: IntCounter,
+    /// Subscriptions whose worker ended and waits for its restart (not ready while > 0).
+    pub subscriptions_unserved: IntGauge,
+    /// Deliveries whose processing panicked; the event is redelivered after the ack wait.
+    pub delivery_panics: IntCounter,
 }
 
 impl Metrics {
@@ -88,7 +94,22 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            worker_restarts: IntCounter::new(
+                "herald_dispatch_worker_restarts_total",
+                "Delivery workers restarted after they panicked or ended on their own",
+            )?,
+            subscriptions_unserved: IntGauge::new(
+                "herald_dispatch_subscriptions_unserved",
+                "Subscriptions whose delivery worker ended and waits for its restart",
+            )?,
+            delivery_panics: IntCounter::new(
+                "herald_dispatch_delivery_panics_total",
+                "Deliveries whose processing panicked",
+            )?,
         };
+        registry.register(Box::new(metrics.worker_restarts.clone()))?;
+        registry.register(Box::new(metrics.subscriptions_unserved.clone()))?;
+        registry.register(Box::new(metrics.delivery_panics.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.subscriptions_disabled.clone()))?;
         registry.register(Box::new(metrics.records_failed.clone()))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use herald_core::EventError;
 use herald_nats::{Delivery, Stored};
 
-use crate::worker::WorkerContext;
+use crate::context::WorkerContext;
 
 /// Delay before a message whose rejection could not be stored is offered again.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -22,6 +22,8 @@ pub(crate) enum Rejection {
     Invalid(EventError),
     /// A valid event on a subject that names another type.
     SubjectMismatch { event_type: String },
+    /// Decoding failed in an unforeseen way (a panic caught in the decoder).
+    Undecodable { detail: String },
 }
 
 impl Rejection {
@@ -29,6 +31,7 @@ impl Rejection {
         match self {
             Rejection::Invalid(err) => err.reason(),
             Rejection::SubjectMismatch { .. } => "subject_mismatch",
+            Rejection::Undecodable { .. } => "undecodable",
         }
     }
 
@@ -38,6 +41,7 @@ impl Rejection {
             Rejection::SubjectMismatch { event_type } => {
                 format!("the subject does not carry the event type `{event_type}`")
             }
+            Rejection::Undecodable { detail } => format!("the decoder failed: {detail}"),
         }
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use herald_core::SubscriptionId;
@@ -15,13 +14,16 @@ use herald_core::network::NetworkPolicy;
 use herald_nats::{Nats, SubscriptionChange, Versioned};
 
 use crate::client::DeliveryClient;
-use crate::worker::{self, Route, WorkerContext};
+use crate::context::WorkerContext;
+use crate::supervisor::{Ended, RestartPolicy, Supervisor, Unserved};
+use crate::worker::{self, Route};
 use crate::{Config, Metrics, Result};
 
 /// The dispatcher, built and ready to run.
 pub struct Service {
     context: Arc<WorkerContext>,
     grace_period: Duration,
+    supervisor: Supervisor,
 }
 
 /// Builds the dispatcher.
@@ -32,12 +34,14 @@ pub fn build(
     registry: &prometheus::Registry,
 ) -> Result<Service> {
     let metrics = Metrics::register(registry)?;
+    let unserved = metrics.subscriptions_unserved.clone();
     let client = DeliveryClient::new(&config, network)?;
     let grace_period = config.shutdown_grace_period;
     let context = Arc::new(WorkerContext::new(config, nats, client, metrics));
     Ok(Service {
         context,
         grace_period,
+        supervisor: Supervisor::new(RestartPolicy::DEFAULT, unserved),
     })
 }
 
@@ -49,6 +53,8 @@ struct WorkerHandle {
     revision: u64,
     routes: watch::Sender<Arc<Route>>,
     cancel: CancellationToken,
+    /// The task currently serving the subscription.
+    task: tokio::task::Id,
 }
 
 /// What the service loop reacts to.
@@ -59,14 +65,21 @@ struct WorkerHandle {
 enum Input {
     Shutdown,
     Change(Option<herald_nats::Result<SubscriptionChange>>),
-    WorkerEnded(Option<std::result::Result<(), tokio::task::JoinError>>),
+    WorkerEnded(Option<Ended>),
 }
 
 impl Service {
+    /// Subscriptions whose worker ended on its own and waits for its restart: the dispatcher
+    /// is not ready while there are any (readiness check `dispatcher_workers`).
+    pub fn unserved(&self) -> Unserved {
+        self.supervisor.unserved()
+    }
+
     /// Runs until `shutdown` is cancelled; then stops pulling, lets in-flight attempts finish
     /// within the grace period, and leaves everything else unacknowledged for redelivery.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let context = self.context;
+        let mut supervisor = self.supervisor;
         // NATS may be briefly unreachable while the process starts: keep trying until shutdown.
         let store = loop {
             match context.nats.subscriptions().await {
@@ -88,23 +101,29 @@ impl Service {
             Err(_) => return Ok(()),
         };
         let mut workers: HashMap<SubscriptionId, WorkerHandle> = HashMap::new();
-        let mut tasks: JoinSet<()> = JoinSet::new();
         tracing::info!("dispatcher running");
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => Input::Shutdown,
                 change = changes.next() => Input::Change(change),
-                ended = tasks.join_next(), if !tasks.is_empty() => Input::WorkerEnded(ended),
+                ended = supervisor.join_next(), if !supervisor.is_empty() => Input::WorkerEnded(ended),
             };
             match input {
                 Input::Shutdown => break,
                 Input::Change(Some(Ok(SubscriptionChange::Put(subscription)))) => {
-                    upsert(&context, &mut workers, &mut tasks, &shutdown, subscription);
+                    upsert(
+                        &context,
+                        &mut workers,
+                        &mut supervisor,
+                        &shutdown,
+                        subscription,
+                    );
                 }
                 Input::Change(Some(Ok(SubscriptionChange::Deleted(id)))) => {
                     if let Some(worker) = workers.remove(&id) {
                         worker.cancel.cancel();
                     }
+                    supervisor.forget(&id);
                     context.metrics.subscriptions.set(workers.len() as i64);
                     if let Err(err) = context.nats.delete_consumer(id.as_str()).await {
                         tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
@@ -125,10 +144,10 @@ impl Service {
                         Err(_) => break,
                     }
                 }
-                Input::WorkerEnded(Some(Err(err))) if err.is_panic() => {
-                    tracing::error!(error = %err, "a delivery worker panicked");
+                Input::WorkerEnded(Some(ended)) => {
+                    restart_if_wanted(&context, &mut workers, &mut supervisor, ended);
                 }
-                Input::WorkerEnded(_) => {}
+                Input::WorkerEnded(None) => {}
             }
         }
         tracing::info!(workers = workers.len(), grace_period = ?self.grace_period, "dispatcher draining");
@@ -136,16 +155,15 @@ impl Service {
             worker.cancel.cancel();
         }
         let drained = tokio::time::timeout(self.grace_period, async {
-            while tasks.join_next().await.is_some() {}
+            while supervisor.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
             tracing::warn!(
-                remaining = tasks.len(),
+                remaining = supervisor.len(),
                 "grace period over: abandoning attempts in flight, they will be redelivered"
             );
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
+            supervisor.abort_all().await;
         }
         tracing::info!(graceful = drained.is_ok(), "dispatcher stopped");
         Ok(())
@@ -155,7 +173,7 @@ impl Service {
 fn upsert(
     context: &Arc<WorkerContext>,
     workers: &mut HashMap<SubscriptionId, WorkerHandle>,
-    tasks: &mut JoinSet<()>,
+    supervisor: &mut Supervisor,
     shutdown: &CancellationToken,
     subscription: Versioned<herald_core::Subscription>,
 ) {
@@ -168,6 +186,7 @@ fn upsert(
             worker.cancel.cancel();
             tracing::info!(subscription_id = %id, state = ?subscription.value.state, "subscription not active: delivery stopped");
         }
+        supervisor.forget(&id);
         context.metrics.subscriptions.set(workers.len() as i64);
         return;
     }
@@ -186,19 +205,50 @@ fn upsert(
     }
     let (routes, routes_rx) = watch::channel(Arc::new(Route::new(subscription.value)));
     let cancel = shutdown.child_token();
-    let worker_cancel = cancel.clone();
-    let worker_context = Arc::clone(context);
-    tasks.spawn(async move { worker::run(worker_context, routes_rx, worker_cancel).await });
+    let task = supervisor.start(
+        id.clone(),
+        worker::run(Arc::clone(context), routes_rx, cancel.clone()),
+    );
     workers.insert(
         id.clone(),
         WorkerHandle {
             revision,
             routes,
             cancel,
+            task,
         },
     );
     context.metrics.subscriptions.set(workers.len() as i64);
     tracing::info!(subscription_id = %id, revision, "subscription added");
+}
+
+/// Restarts a worker that ended while its subscription still wants delivering (it panicked, or
+/// returned without being cancelled); a worker stopped on purpose is let go.
+fn restart_if_wanted(
+    context: &Arc<WorkerContext>,
+    workers: &mut HashMap<SubscriptionId, WorkerHandle>,
+    supervisor: &mut Supervisor,
+    ended: Ended,
+) {
+    let Some(worker) = workers.get_mut(&ended.id) else {
+        return;
+    };
+    if worker.task != ended.task || worker.cancel.is_cancelled() {
+        return;
+    }
+    let routes = worker.routes.subscribe();
+    let run = worker::run(Arc::clone(context), routes, worker.cancel.clone());
+    let (task, delay) = supervisor.restart(ended.id.clone(), worker.cancel.clone(), run);
+    worker.task = task;
+    context.metrics.worker_restarts.inc();
+    match ended.result {
+        Err(err) if err.is_panic() => {
+            tracing::error!(subscription_id = %ended.id, error = %err, restart_in = ?delay, "a delivery worker panicked; restarting it");
+        }
+        _ => {
+            tracing::error!(subscription_id = %ended.id, restart_in = ?delay, "a delivery worker ended on its own; restarting it");
+        }
+    }
 }
 
 async fn watch_again(

@@ -5,10 +5,11 @@
 //! result, then ack (delivered) or nak with the retry delay. A message is never acked before its
 //! outcome is known, so a crash at any point means redelivery, not loss.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -18,44 +19,12 @@ use herald_core::delivery::{self, AttemptResult, DeadReason, Outcome};
 use herald_core::filter::CompiledFilters;
 use herald_core::record::{AttemptRecord, EndpointHealth};
 use herald_core::{Event, EventError, State, Subscription, SubscriptionId, filter, subject};
-use herald_nats::{ConsumerSpec, Delivery, EventPublisher, Nats, Records};
+use herald_nats::{ConsumerSpec, Delivery, Records};
 
-use crate::client::{DeliveryClient, SignedRequest};
+use crate::Config;
+use crate::client::SignedRequest;
+use crate::context::WorkerContext;
 use crate::reject::{self, Rejection};
-use crate::{Config, Metrics};
-
-/// Everything workers share.
-pub(crate) struct WorkerContext {
-    pub(crate) config: Arc<Config>,
-    pub(crate) nats: Nats,
-    pub(crate) metrics: Metrics,
-    pub(crate) rejected: herald_nats::RejectedStore,
-    client: DeliveryClient,
-    records: Records,
-    publisher: EventPublisher,
-}
-
-impl WorkerContext {
-    pub(crate) fn new(
-        config: Arc<Config>,
-        nats: Nats,
-        client: DeliveryClient,
-        metrics: Metrics,
-    ) -> WorkerContext {
-        let records = nats.records();
-        let publisher = nats.publisher();
-        let rejected = nats.rejected();
-        WorkerContext {
-            config,
-            nats,
-            metrics,
-            rejected,
-            client,
-            records,
-            publisher,
-        }
-    }
-}
 
 /// A subscription prepared for delivery: parsed once per revision, used for every event.
 pub(crate) struct Route {
@@ -147,7 +116,18 @@ pub(crate) async fn run(
                     // worker's whole life, and a delivery's future is several KiB.
                     Box::pin(async move {
                         match item {
-                            Ok(delivery) => deliver(&context, &route, &health, delivery).await,
+                            Ok(delivery) => {
+                                // A bug must cost one event a redelivery, not the subscription
+                                // its worker: the message stays unacknowledged and JetStream
+                                // offers it again after the ack wait.
+                                let delivered = AssertUnwindSafe(deliver(&context, &route, &health, delivery))
+                                    .catch_unwind()
+                                    .await;
+                                if let Err(panic) = delivered {
+                                    context.metrics.delivery_panics.inc();
+                                    tracing::error!(panic = panic_message(panic.as_ref()), "a delivery panicked; the event is redelivered after the ack wait");
+                                }
+                            }
                             Err(err) => tracing::warn!(error = %err, "pull failed"),
                         }
                     })
@@ -199,10 +179,18 @@ async fn deliver(
     health: &HealthTracker,
     delivery: Delivery,
 ) {
-    let event = match decode(&delivery) {
-        Ok(event) => event,
-        Err(err) => {
+    // Decoding is pure: should it ever panic on some input, that input is moved aside like any
+    // other undecodable message instead of being redelivered into the same panic forever.
+    let event = match std::panic::catch_unwind(AssertUnwindSafe(|| decode(&delivery))) {
+        Ok(Ok(event)) => event,
+        Ok(Err(err)) => {
             reject::reject(context, &delivery, Rejection::Invalid(err)).await;
+            return;
+        }
+        Err(panic) => {
+            context.metrics.delivery_panics.inc();
+            let detail = panic_message(panic.as_ref()).to_owned();
+            reject::reject(context, &delivery, Rejection::Undecodable { detail }).await;
             return;
         }
     };
@@ -582,10 +570,8 @@ impl HealthTracker {
 
     async fn succeeded(&self, context: &WorkerContext, id: &SubscriptionId, now: OffsetDateTime) {
         let to_write = {
-            let mut state = self
-                .state
-                .lock()
-                .expect("the health lock should not be poisoned");
+            // Updated in one step: a poisoned lock still holds a valid state.
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let was_failing = state.0.failing_since.is_some();
             state.0.succeeded(now);
             let stale = state
@@ -611,10 +597,8 @@ impl HealthTracker {
         now: OffsetDateTime,
     ) -> bool {
         let (failing_too_long, to_write) = {
-            let mut state = self
-                .state
-                .lock()
-                .expect("the health lock should not be poisoned");
+            // Updated in one step: a poisoned lock still holds a valid state.
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let was_healthy = state.0.failing_since.is_none();
             state.0.failed(now);
             let stale = state
@@ -655,6 +639,17 @@ fn decode(delivery: &Delivery) -> Result<Event, EventError> {
         .iter()
         .map(|(name, value)| (*name, value.as_bytes()));
     Event::from_binary(pairs, content_type, delivery.payload())
+}
+
+/// The text of a panic's payload, when it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "a panic without a message"
+    }
 }
 
 /// A uniform number in [0, 1) for retry jitter, from values that differ per attempt.

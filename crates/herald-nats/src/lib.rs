@@ -20,6 +20,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 use serde::Deserialize;
 
+use herald_core::ErrorCode;
+
 pub use consumer::{ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
@@ -216,12 +218,41 @@ impl Nats {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Flushes outstanding writes and closes the connection.
-    pub async fn drain(&self) -> Result<()> {
-        self.client
+    /// Closes the connection once the server has read everything sent on it, acknowledgements
+    /// included, waiting at most `deadline`.
+    ///
+    /// Acks are fire-and-forget publishes that sit in the client's buffer until its connection
+    /// task writes them, and `drain` only asks that task to finish: a process that exits right
+    /// after it can lose the last acks (their events are then redelivered as duplicates). So
+    /// this first flushes, then makes a round trip, which the server answers only after reading
+    /// what came before it on the connection, and only then drains.
+    pub async fn close(&self, deadline: Duration) -> Result<()> {
+        let settled = tokio::time::timeout(deadline, async {
+            self.client
+                .flush()
+                .await
+                .map_err(Error::unavailable("failed to flush the nats connection"))?;
+            self.jetstream
+                .query_account()
+                .await
+                .map_err(Error::unavailable(
+                    "the server did not answer before closing",
+                ))?;
+            Ok::<(), Error>(())
+        })
+        .await;
+        let drained = self
+            .client
             .drain()
             .await
-            .map_err(Error::unavailable("failed to drain the nats connection"))
+            .map_err(Error::unavailable("failed to drain the nats connection"));
+        match settled {
+            Ok(result) => result.and(drained),
+            Err(_) => Err(Error::new(
+                ErrorCode::Unavailable,
+                format!("the nats connection did not settle within {deadline:?}"),
+            )),
+        }
     }
 }
 

@@ -134,6 +134,9 @@ pub(crate) async fn run(
             settings.network_policy(),
             &registry,
         )?;
+        // Not ready while a subscription's worker ended and waits for its restart.
+        let unserved = service.unserved();
+        health.register("dispatcher_workers", move || unserved.is_empty());
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { Ok(service.run(token).await?) });
@@ -212,8 +215,9 @@ pub(crate) async fn run(
             }
         }
     }
-    if let Err(err) = nats.drain().await {
-        tracing::warn!(error = %err, "failed to drain the NATS connection");
+    // Waits until the server has read the last acknowledgements, so none is lost on exit.
+    if let Err(err) = nats.close(Duration::from_secs(5)).await {
+        tracing::warn!(error = %err, "failed to close the NATS connection cleanly");
     }
     admin_stop.cancel();
     let _ = admin_task.await;

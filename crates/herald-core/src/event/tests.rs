@@ -120,6 +120,22 @@ fn rejects_bad_structured_events_naming_the_attribute() {
 }
 
 #[test]
+fn refuses_extension_values_that_only_a_full_parse_rejects() {
+    // The first parse only delimits members; these fail when the value is read (they panicked).
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":1e400}"#.to_owned(),
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":-1e400}"#.to_owned(),
+        format!(r#"{{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":{deep}}}"#),
+    ];
+    for json in &cases {
+        let error = structured(json).expect_err(json);
+        assert_eq!(error.reason(), "invalid_attribute", "{json}: {error}");
+        assert!(error.to_string().contains("attribute `ext`"), "{error}");
+    }
+}
+
+#[test]
 fn binary_mode_embeds_json_payload_raw() {
     let event = binary(BASE, Some("application/json"), r#"{"n": 1.0e3}"#).unwrap();
     let text = std::str::from_utf8(event.structured()).unwrap();

@@ -1,0 +1,42 @@
+//! What every delivery worker shares: settings, the NATS handle and the stores opened on it, the
+//! delivery client and the metrics. Built once per dispatcher.
+
+use std::sync::Arc;
+
+use herald_nats::{EventPublisher, Nats, Records, RejectedStore};
+
+use crate::client::DeliveryClient;
+use crate::{Config, Metrics};
+
+/// Everything workers share.
+pub(crate) struct WorkerContext {
+    pub(crate) config: Arc<Config>,
+    pub(crate) nats: Nats,
+    pub(crate) metrics: Metrics,
+    pub(crate) rejected: RejectedStore,
+    pub(crate) client: DeliveryClient,
+    pub(crate) records: Records,
+    pub(crate) publisher: EventPublisher,
+}
+
+impl WorkerContext {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        nats: Nats,
+        client: DeliveryClient,
+        metrics: Metrics,
+    ) -> WorkerContext {
+        let records = nats.records();
+        let publisher = nats.publisher();
+        let rejected = nats.rejected();
+        WorkerContext {
+            config,
+            nats,
+            metrics,
+            rejected,
+            client,
+            records,
+            publisher,
+        }
+    }
+}
