@@ -3,7 +3,6 @@
 //! moved to the rejected-events stream with their reasons, visible through the control API and
 //! a metric.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_proto::v1 as pb;
@@ -17,40 +16,8 @@ use crate::{verify_delivery, wait_until_settled};
 /// Publishes `messages` (`{"subject", "headers", "payload"}`) with nats-py; returns their
 /// stream sequences. Fails, never skips, when python or nats-py is missing.
 async fn publish_with_nats_py(nats_url: &str, messages: serde_json::Value) -> Vec<u64> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests package should sit in the workspace root")
-        .to_path_buf();
-    let python = root.join(".tools/venv/bin/python");
-    let script = root.join("tests/e2e/fixtures/publish.py");
-    let hint =
-        "install it with `make tools` (deploy/nats/provision.sh puts nats-py into .tools/venv)";
-    assert!(python.exists(), "{} is missing: {hint}", python.display());
-    let mut child = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(nats_url)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("{} should start ({hint}): {err}", python.display()));
-    let mut stdin = child.stdin.take().expect("stdin should be piped");
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, messages.to_string().as_bytes())
+    crate::run_nats_py("publish.py", &[nats_url], &messages.to_string())
         .await
-        .unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("publish.py should finish within 60 s")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("No module named 'nats'"),
-        "nats-py is not installed in {}: {hint}",
-        python.display()
-    );
-    assert!(output.status.success(), "publish.py failed: {stderr}");
-    String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| line.trim().parse().expect("publish.py prints sequences"))
         .collect()

@@ -475,3 +475,33 @@ async fn replay_from_a_time_redelivers_exactly_the_retained_matching_events() {
     assert_eq!(delivered, expected);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn delivery_goes_on_when_the_attempt_log_cannot_be_written_and_the_miss_is_counted() {
+    // The attempt log is best effort: delivery never waits on it, and a miss is counted.
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let subscription = cluster
+        .subscribe(receiver.url(), vec![exact_type("com.unlogged")])
+        .await;
+    crate::run_nats_py(
+        "delete_stream.py",
+        &[&cluster.nats_server.url(), herald_nats::ATTEMPTS_STREAM],
+        "",
+    )
+    .await;
+    cluster
+        .post_structured(&structured_event("unlogged-1", "com.unlogged"))
+        .await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    assert_eq!(receiver.count(), 1, "delivered once, and acknowledged");
+    let line = "herald_dispatch_records_failed_total{kind=\"attempt\"} 1";
+    eventually(
+        "the miss to be counted",
+        Duration::from_secs(10),
+        || async { cluster.dispatcher_metrics().contains(line).then_some(()) },
+    )
+    .await;
+    cluster.shutdown().await;
+}

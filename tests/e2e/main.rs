@@ -71,3 +71,47 @@ async fn wait_until_settled(cluster: &TestCluster, subscription_id: &str) {
     })
     .await;
 }
+
+/// Runs one of the nats-py fixture scripts (`tests/e2e/fixtures/`) with `args` and `stdin`;
+/// returns what it printed. nats-py is an independent NATS client: the tests act through it as
+/// a producer or an operator would. Fails, never skips, when python or nats-py is missing.
+async fn run_nats_py(script: &str, args: &[&str], stdin: &str) -> String {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests package should sit in the workspace root")
+        .to_path_buf();
+    let python = root.join(".tools/venv/bin/python");
+    let script = root.join("tests/e2e/fixtures").join(script);
+    let hint =
+        "install it with `make tools` (deploy/nats/provision.sh puts nats-py into .tools/venv)";
+    assert!(python.exists(), "{} is missing: {hint}", python.display());
+    let mut child = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{} should start ({hint}): {err}", python.display()));
+    let mut input = child.stdin.take().expect("stdin should be piped");
+    tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes())
+        .await
+        .unwrap();
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{} should finish within 60 s", script.display()))
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'nats'"),
+        "nats-py is not installed in {}: {hint}",
+        python.display()
+    );
+    assert!(
+        output.status.success(),
+        "{} failed: {stderr}",
+        script.display()
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
