@@ -3,7 +3,10 @@
 //! By default Herald refuses to deliver to loopback, private, link-local (cloud metadata
 //! endpoints live there), shared, documentation, multicast and unspecified addresses: a
 //! subscription must not turn Herald into a proxy into its own network. Dev mode allows
-//! loopback and private ranges. Pure classification; the dispatcher's resolver applies it.
+//! loopback and private ranges. An IPv6 address that embeds an IPv4 address (IPv4-mapped,
+//! IPv4-compatible, IPv4-translated, NAT64, 6to4, Teredo, ISATAP) is judged by the embedded
+//! address too, since a host or a translator on the way may deliver it there. Pure
+//! classification; the dispatcher's resolver and control's sink validation apply it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -75,17 +78,31 @@ impl NetworkPolicy {
     }
 
     /// Returns the range that makes `ip` a forbidden target, or `None` when it is allowed.
+    ///
+    /// An address can be in several ranges (a local-use NAT64 address is private, and so may
+    /// be the IPv4 address it embeds): it is allowed only when the policy allows every one.
     pub fn denied_range(&self, ip: IpAddr) -> Option<Range> {
-        classify(ip).filter(|range| !self.allows(*range))
+        ranges(ip).find(|range| !self.allows(*range))
     }
 }
 
 /// Returns the special-purpose range `ip` belongs to, or `None` for a public unicast address.
+///
+/// An IPv6 address in no special range itself that embeds an IPv4 address gets the embedded
+/// address's range: `::ffff:127.0.0.1`, `::127.0.0.1`, `64:ff9b::127.0.0.1` and
+/// `2002:7f00:1::` are loopback.
 pub fn classify(ip: IpAddr) -> Option<Range> {
-    match ip {
-        IpAddr::V4(ip) => classify_v4(ip),
-        IpAddr::V6(ip) => classify_v6(ip),
-    }
+    ranges(ip).next()
+}
+
+/// Returns every range that makes `ip` special: its own, then those of the IPv4 addresses it
+/// embeds; nothing for a public unicast address.
+fn ranges(ip: IpAddr) -> impl Iterator<Item = Range> {
+    let (own, embedded) = match ip {
+        IpAddr::V4(ip) => (classify_v4(ip), Embedded::default()),
+        IpAddr::V6(ip) => (classify_v6(ip), embedded_v4(ip)),
+    };
+    own.into_iter().chain(embedded.ranges())
 }
 
 fn classify_v4(ip: Ipv4Addr) -> Option<Range> {
@@ -114,11 +131,9 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Range> {
     Some(range)
 }
 
+/// Returns the range of an IPv6 address itself, not counting an IPv4 address it embeds.
 fn classify_v6(ip: Ipv6Addr) -> Option<Range> {
-    if let Some(mapped) = ip.to_ipv4_mapped() {
-        return classify_v4(mapped);
-    }
-    let first = ip.segments()[0];
+    let [first, second, third, ..] = ip.segments();
     let range = if ip.is_loopback() {
         Range::Loopback
     } else if ip.is_unspecified() {
@@ -126,18 +141,92 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Range> {
     } else if ip.is_multicast() {
         Range::Multicast
     } else if first & 0xfe00 == 0xfc00 {
+        // Unique local addresses, fc00::/7.
         Range::Private
     } else if first & 0xffc0 == 0xfe80 {
         Range::LinkLocal
-    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
+    } else if first & 0xffc0 == 0xfec0 {
+        // Site-local addresses, fec0::/10: deprecated, still routed inside sites.
+        Range::Private
+    } else if (first == 0x2001 && second == 0x0db8) || (first == 0x3fff && second & 0xf000 == 0) {
+        // 2001:db8::/32 and 3fff::/20.
         Range::Documentation
-    } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
-        // NAT64 embeds an IPv4 address: judge that one.
-        let [.., a, b] = ip.segments();
-        let embedded = Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8);
-        return classify_v4(embedded);
+    } else if first == 0x0064 && second == 0xff9b && third == 0x0001 {
+        // Local-use NAT64, 64:ff9b:1::/48: translated into the operator's own IPv4 network.
+        Range::Private
+    } else if matches!(ip.segments(), [0x0100, 0, 0, 0, ..]) {
+        // Discard-only, 100::/64.
+        Range::Reserved
     } else {
         return None;
     };
     Some(range)
+}
+
+/// The IPv4 addresses an IPv6 address carries, by the formats that embed one.
+#[derive(Default)]
+struct Embedded {
+    /// Addresses at fixed positions, judged as they are: the prefix format's (two for
+    /// Teredo), then an ISATAP interface identifier's.
+    exact: [Option<Ipv4Addr>; 3],
+    /// Addresses where a local-use NAT64 prefix of each possible length would put it; the
+    /// prefix length is the operator's choice, so every position is judged, except those
+    /// reading `0.0.0.0/8`, which is the padding of another prefix length.
+    guessed: [Option<Ipv4Addr>; 4],
+}
+
+impl Embedded {
+    fn ranges(self) -> impl Iterator<Item = Range> {
+        let exact = self.exact.into_iter().flatten().filter_map(classify_v4);
+        let guessed = self
+            .guessed
+            .into_iter()
+            .flatten()
+            .filter_map(classify_v4)
+            .filter(|range| *range != Range::Unspecified);
+        exact.chain(guessed)
+    }
+}
+
+/// Returns the IPv4 addresses `ip` embeds.
+fn embedded_v4(ip: Ipv6Addr) -> Embedded {
+    let segments = ip.segments();
+    let octets = ip.octets();
+    let v4 = |bytes: [u8; 4]| Some(Ipv4Addr::from(bytes));
+    let low = v4([octets[12], octets[13], octets[14], octets[15]]);
+    let mut embedded = Embedded::default();
+    match segments {
+        // IPv4-mapped, ::ffff:0:0/96.
+        [0, 0, 0, 0, 0, 0xffff, _, _]
+        // IPv4-translated (SIIT), ::ffff:0:0:0/96.
+        | [0, 0, 0, 0, 0xffff, 0, _, _]
+        // NAT64 well-known prefix, 64:ff9b::/96.
+        | [0x0064, 0xff9b, 0, 0, 0, 0, _, _] => embedded.exact[0] = low,
+        // IPv4-compatible, ::/96 (deprecated); `::` and `::1` are not IPv4 addresses.
+        [0, 0, 0, 0, 0, 0, high, rest] if high != 0 || rest > 1 => embedded.exact[0] = low,
+        // 6to4, 2002::/16: the IPv4 address follows the prefix.
+        [0x2002, ..] => embedded.exact[0] = v4([octets[2], octets[3], octets[4], octets[5]]),
+        // Teredo, 2001::/32: the server's address, then the client's, inverted.
+        [0x2001, 0, ..] => {
+            embedded.exact[0] = v4([octets[4], octets[5], octets[6], octets[7]]);
+            embedded.exact[1] = v4([!octets[12], !octets[13], !octets[14], !octets[15]]);
+        }
+        // Local-use NAT64, 64:ff9b:1::/48, with a /48, /56, /64 or /96 prefix (RFC 6052: bits
+        // 64 to 71 are always zero).
+        [0x0064, 0xff9b, 0x0001, ..] => {
+            embedded.guessed = [
+                v4([octets[6], octets[7], octets[9], octets[10]]),
+                v4([octets[7], octets[9], octets[10], octets[11]]),
+                v4([octets[9], octets[10], octets[11], octets[12]]),
+                low,
+            ];
+        }
+        _ => {}
+    }
+    // ISATAP interface identifiers, `::0:5efe:a.b.c.d` and `::200:5efe:a.b.c.d` in any /64
+    // (RFC 5214), are tunnelled to the embedded address inside the site.
+    if segments[4] & 0xfcff == 0 && segments[5] == 0x5efe {
+        embedded.exact[2] = low;
+    }
+    embedded
 }

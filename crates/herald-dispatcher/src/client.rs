@@ -1,22 +1,28 @@
 //! The delivery HTTP client: timeouts, no redirects, no proxy, and a resolver that refuses
 //! addresses the network policy forbids (server-side request forgery guard).
 //!
-//! Names are checked when they are resolved, so DNS rebinding cannot slip a private address in
-//! after a check; IP-literal URLs bypass reqwest's resolver and are checked before sending.
+//! Names are checked when they are resolved (`resolver.rs`), so DNS rebinding cannot slip a
+//! private address in after a check; IP-literal URLs bypass reqwest's resolver and are checked
+//! before sending.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use herald_core::delivery::{AttemptResult, FailureClass};
 use herald_core::network::NetworkPolicy;
 use herald_core::record::{MAX_RECORDED_BODY, RECORDED_HEADERS};
 
 use crate::{Config, Error, Result};
+
+use self::resolver::{DENIED_MARKER, GuardedResolver};
+
+mod resolver;
+#[cfg(test)]
+mod tests;
 
 /// A signed request ready to send.
 pub(crate) struct SignedRequest<'a> {
@@ -61,9 +67,7 @@ impl DeliveryClient {
         // reqwest is built without a default crypto provider; ring is the process's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
-        let resolver = Arc::new(GuardedResolver {
-            policy: Arc::clone(&policy),
-        });
+        let resolver = Arc::new(GuardedResolver::new(Arc::clone(&policy)));
         let http = reqwest::Client::builder()
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .timeout(config.request_timeout)
@@ -176,38 +180,4 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-const DENIED_MARKER: &str = "resolves only to addresses the network policy denies";
-
-/// Resolves with the system resolver and drops addresses the policy denies.
-struct GuardedResolver {
-    policy: Arc<NetworkPolicy>,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = Arc::clone(&self.policy);
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|err| format!("dns error: failed to lookup {host}: {err}"))?
-                .collect();
-            let allowed: Vec<SocketAddr> = resolved
-                .iter()
-                .copied()
-                .filter(|addr| policy.denied_range(addr.ip()).is_none())
-                .collect();
-            if allowed.is_empty() {
-                let denied = resolved
-                    .first()
-                    .and_then(|addr| policy.denied_range(addr.ip()));
-                let range = denied.map(|range| range.to_string()).unwrap_or_default();
-                return Err(format!("{host} {DENIED_MARKER} ({range})").into());
-            }
-            let addrs: Addrs = Box::new(allowed.into_iter());
-            Ok(addrs)
-        })
-    }
 }

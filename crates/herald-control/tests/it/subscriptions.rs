@@ -158,6 +158,12 @@ async fn private_network_sink_is_refused_under_public_only_policy() {
         "http://127.0.0.1:9000/",
         "http://localhost:9000/",
         "http://169.254.169.254/latest",
+        // IPv6 forms that embed a forbidden IPv4 address (issue 10, defect 4).
+        "http://[::127.0.0.1]:9000/",
+        "http://[::ffff:0:127.0.0.1]/",
+        "http://[64:ff9b::169.254.169.254]/latest",
+        "http://[2002:a00:1::1]/",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
     ] {
         let status = control
             .client()

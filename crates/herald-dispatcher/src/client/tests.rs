@@ -1,0 +1,212 @@
+//! Delivery client tests against real HTTP endpoints on loopback, with a network policy that
+//! refuses loopback unless a test says otherwise.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use herald_core::delivery::{AttemptResult, FailureClass};
+use herald_core::network::NetworkPolicy;
+
+use super::resolver::{DENIED_MARKER, GuardedResolver};
+use super::{AttemptReport, DeliveryClient, SignedRequest};
+use crate::Config;
+
+fn config() -> Config {
+    Config {
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        max_response_body_bytes: 64 * 1024,
+        disable_after: Duration::from_secs(3600),
+        max_in_flight_per_subscription: 8,
+        shutdown_grace_period: Duration::from_secs(5),
+    }
+}
+
+/// A keep-alive HTTP/1.1 endpoint on 127.0.0.1 answering every request with 204; counts the
+/// connections it accepted and the requests it answered.
+struct Endpoint {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Endpoint {
+    async fn start() -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(answer(stream, Arc::clone(&answered)));
+            }
+        });
+        Endpoint {
+            port,
+            connections,
+            requests,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Answers requests on one connection until the client closes it.
+async fn answer(mut stream: TcpStream, answered: Arc<AtomicUsize>) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some(request_length) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        buffer.drain(..request_length);
+        answered.fetch_add(1, Ordering::SeqCst);
+        let response = b"HTTP/1.1 204 No Content\r\n\r\n";
+        if stream.write_all(response).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads until `buffer` holds a whole request; returns its length, or `None` at the end of
+/// the connection.
+async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(head_end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+            let body_length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0);
+            let request_length = head_end + 4 + body_length;
+            if buffer.len() >= request_length {
+                return Some(request_length);
+            }
+        }
+        let mut chunk = [0_u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
+    let url = url::Url::parse(url).unwrap();
+    let request = SignedRequest {
+        url: &url,
+        body: bytes::Bytes::from_static(b"{}"),
+        headers: [
+            ("webhook-id", "msg_test".to_owned()),
+            ("webhook-timestamp", "0".to_owned()),
+            ("webhook-signature", "v1,test".to_owned()),
+        ],
+    };
+    client.send(request).await
+}
+
+fn failure_class(report: &AttemptReport) -> Option<FailureClass> {
+    match report.result {
+        AttemptResult::Failed { class } => Some(class),
+        AttemptResult::Response { .. } => None,
+    }
+}
+
+fn status(report: &AttemptReport) -> Option<u16> {
+    match report.result {
+        AttemptResult::Response { status, .. } => Some(status),
+        AttemptResult::Failed { .. } => None,
+    }
+}
+
+#[tokio::test]
+async fn resolver_refuses_a_name_that_resolves_only_to_loopback() {
+    let resolver = GuardedResolver::new(Arc::new(NetworkPolicy::public_only()));
+    let resolved = reqwest::dns::Resolve::resolve(&resolver, "localhost".parse().unwrap()).await;
+    let Err(err) = resolved else {
+        panic!("localhost should be refused");
+    };
+    let text = err.to_string();
+    assert!(text.contains(DENIED_MARKER), "{text}");
+    assert!(text.contains("loopback"), "{text}");
+}
+
+#[tokio::test]
+async fn resolver_passes_loopback_when_the_policy_allows_it() {
+    let resolver = GuardedResolver::new(Arc::new(NetworkPolicy::new(true, false)));
+    let resolved = reqwest::dns::Resolve::resolve(&resolver, "localhost".parse().unwrap())
+        .await
+        .unwrap_or_else(|err| panic!("localhost should resolve: {err}"));
+    let addresses: Vec<_> = resolved.collect();
+    assert!(!addresses.is_empty());
+    assert!(
+        addresses.iter().all(|addr| addr.ip().is_loopback()),
+        "{addresses:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_refuses_a_name_that_resolves_to_loopback_without_connecting() {
+    let endpoint = Endpoint::start().await;
+    let client = DeliveryClient::new(&config(), NetworkPolicy::public_only()).unwrap();
+    let report = send(&client, &format!("http://localhost:{}/hook", endpoint.port)).await;
+    assert_eq!(
+        failure_class(&report),
+        Some(FailureClass::DeniedAddress),
+        "{:?}",
+        report.error
+    );
+    assert_eq!(endpoint.connections(), 0);
+}
+
+/// IPv6 literals that carry 127.0.0.1: mapped, compatible, translated, NAT64, 6to4, Teredo.
+const LOOPBACK_IN_IPV6: [&str; 6] = [
+    "[::ffff:127.0.0.1]",
+    "[::127.0.0.1]",
+    "[::ffff:0:127.0.0.1]",
+    "[64:ff9b::127.0.0.1]",
+    "[2002:7f00:1::]",
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+];
+
+#[tokio::test]
+async fn send_refuses_ipv6_literals_that_embed_loopback_without_connecting() {
+    let endpoint = Endpoint::start().await;
+    let client = DeliveryClient::new(&config(), NetworkPolicy::public_only()).unwrap();
+    for host in LOOPBACK_IN_IPV6 {
+        let report = send(&client, &format!("http://{host}:{}/hook", endpoint.port)).await;
+        assert_eq!(
+            failure_class(&report),
+            Some(FailureClass::DeniedAddress),
+            "{host}: {:?}",
+            report.error
+        );
+        let error = report.error.unwrap_or_default();
+        assert!(error.contains("loopback"), "{host}: {error}");
+    }
+    assert_eq!(endpoint.connections(), 0);
+}
+
+#[tokio::test]
+async fn send_delivers_to_loopback_names_and_mapped_literals_when_the_policy_allows_it() {
+    // The positive control: these targets do reach the endpoint when nothing refuses them.
+    let endpoint = Endpoint::start().await;
+    let client = DeliveryClient::new(&config(), NetworkPolicy::new(true, false)).unwrap();
+    for host in ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]"] {
+        let report = send(&client, &format!("http://{host}:{}/hook", endpoint.port)).await;
+        assert_eq!(status(&report), Some(204), "{host}: {:?}", report.error);
+    }
+    assert_eq!(endpoint.requests(), 3);
+}
