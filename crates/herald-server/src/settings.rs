@@ -106,12 +106,26 @@ impl Settings {
         let mut problems = Vec::new();
         if roles.ingest {
             problems.extend(settings.ingest.problems());
+            if !dev {
+                problems.extend(auth_disabled_problem(
+                    "ingest",
+                    settings.ingest.auth.disabled,
+                    settings.listen.ingest,
+                ));
+            }
         }
         if roles.dispatch {
             problems.extend(settings.dispatcher.problems());
         }
         if roles.control {
             problems.extend(settings.control.problems());
+            if !dev {
+                problems.extend(auth_disabled_problem(
+                    "control",
+                    settings.control.auth.disabled,
+                    settings.listen.control,
+                ));
+            }
         }
         if !matches!(settings.log.format.as_str(), "text" | "json") {
             problems.push("log.format must be \"text\" or \"json\"".to_owned());
@@ -126,4 +140,19 @@ impl Settings {
     pub(crate) fn network_policy(&self) -> NetworkPolicy {
         NetworkPolicy::new(self.network.allow_loopback, self.network.allow_private)
     }
+}
+
+/// Returns why `<section>.auth.disabled` is refused outside dev mode: an API without
+/// authentication is only for dev mode, where it listens on loopback. Outside it, only a
+/// loopback listener (local tests and benchmarks) may go without, never one other hosts reach.
+fn auth_disabled_problem(section: &str, disabled: bool, listen: SocketAddr) -> Option<String> {
+    if !disabled || listen.ip().is_loopback() {
+        return None;
+    }
+    let variable = format!("HERALD_{}__AUTH__API_TOKENS", section.to_ascii_uppercase());
+    Some(format!(
+        "{section}.auth.disabled is only for dev mode: it would let any host that reaches \
+         listen.{section} ({listen}) in without credentials; set {variable} instead, or run \
+         `herald dev`"
+    ))
 }

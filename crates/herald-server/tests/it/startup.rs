@@ -1,14 +1,29 @@
 //! Start-up checks: invalid configuration exits with 64 and a one-line reason.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+/// Runs `herald` until it exits. One still running after a minute started although it should
+/// have been refused: it is killed, and its status carries no exit code.
 fn herald(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command.args(args);
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().expect("the herald binary should run")
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the herald binary should run");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("waiting should work").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Refused after the child exited; a started herald is stopped here.
+    let _ = child.kill();
+    child.wait_with_output().expect("the output should be read")
 }
 
 #[test]
@@ -48,5 +63,75 @@ fn rejects_unknown_and_malformed_settings() {
         String::from_utf8_lossy(&output.stderr)
             .to_lowercase()
             .contains("request_timeout")
+    );
+}
+
+// Issue 10, defect 11: `auth.disabled` used to be honoured outside dev mode, on listeners every
+// host can reach.
+#[test]
+fn refuses_disabled_auth_outside_dev_mode_on_a_listener_other_hosts_reach() {
+    let nats = ("HERALD_NATS__URL", "nats://127.0.0.1:1");
+    let output = herald(
+        &["ingest"],
+        &[nats, ("HERALD_INGEST__AUTH__DISABLED", "true")],
+    );
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ingest.auth.disabled is only for dev mode"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("listen.ingest (0.0.0.0:8080)"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+
+    let output = herald(
+        &["control"],
+        &[nats, ("HERALD_CONTROL__AUTH__DISABLED", "true")],
+    );
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("control.auth.disabled is only for dev mode"),
+        "{stderr}"
+    );
+
+    let output = herald(
+        &["ingest", "--ingest-listen", "[::]:8080"],
+        &[nats, ("HERALD_INGEST__AUTH__DISABLED", "true")],
+    );
+    assert_eq!(output.status.code(), Some(64), "every interface, IPv6");
+}
+
+#[test]
+fn accepts_disabled_auth_in_dev_mode_and_on_loopback_listeners() {
+    // A setting that is invalid everywhere makes each start stop at validation, and shows
+    // which problems were found.
+    let invalid = ("HERALD_INGEST__MAX_BODY_BYTES", "0");
+    let output = herald(&["dev"], &[invalid]);
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ingest.max_body_bytes"), "{stderr}");
+    assert!(!stderr.contains("auth"), "dev mode disables auth: {stderr}");
+
+    let output = herald(
+        &[
+            "all",
+            "--ingest-listen",
+            "127.0.0.1:8080",
+            "--control-listen",
+            "[::1]:50051",
+        ],
+        &[
+            invalid,
+            ("HERALD_INGEST__AUTH__DISABLED", "true"),
+            ("HERALD_CONTROL__AUTH__DISABLED", "true"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ingest.max_body_bytes"), "{stderr}");
+    assert!(
+        !stderr.contains("auth"),
+        "loopback listeners may go without: {stderr}"
     );
 }
