@@ -17,6 +17,7 @@ mod e2e_ingest_to_delivery;
 mod e2e_nats_producers;
 mod e2e_restart;
 mod e2e_retry_and_dlq;
+mod e2e_sink_privacy;
 mod tidy;
 
 use std::collections::BTreeSet;

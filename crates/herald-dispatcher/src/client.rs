@@ -113,7 +113,7 @@ impl DeliveryClient {
             Ok(response) => response,
             Err(err) => {
                 let class = failure_class(&err);
-                return AttemptReport::failed(class, started.elapsed(), error_chain(&err));
+                return AttemptReport::failed(class, started.elapsed(), describe_failure(err));
             }
         };
         let status = response.status().as_u16();
@@ -169,6 +169,13 @@ fn failure_class(err: &reqwest::Error) -> FailureClass {
     } else {
         FailureClass::Other
     }
+}
+
+/// Returns what went wrong, causes included, without the request's URL: the text goes into
+/// logs, attempt records, dead letters and `dev.herald.attempt.exhausted` events, and a sink's
+/// path and query may carry tokens (sinks are logged by host only).
+fn describe_failure(err: reqwest::Error) -> String {
+    error_chain(&err.without_url())
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

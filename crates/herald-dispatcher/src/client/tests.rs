@@ -210,3 +210,22 @@ async fn send_delivers_to_loopback_names_and_mapped_literals_when_the_policy_all
     }
     assert_eq!(endpoint.requests(), 3);
 }
+
+/// Returns a loopback port nothing listens on.
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_failure_is_described_without_the_sinks_path_or_query() {
+    // Issue 10, defect 5: customers put tokens in sink paths and queries.
+    let client = DeliveryClient::new(&config(), NetworkPolicy::new(true, false)).unwrap();
+    let port = closed_port().await;
+    let url = format!("http://127.0.0.1:{port}/hooks/path_5ecret?token=query_5ecret");
+    let report = send(&client, &url).await;
+    assert_eq!(failure_class(&report), Some(FailureClass::Connect));
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("Connection refused"), "{error}");
+    assert!(!error.contains("5ecret"), "{error}");
+}
