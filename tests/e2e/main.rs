@@ -4,6 +4,14 @@
 //! CloudEvents implementation (`cloudevents-sdk`).
 
 #![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test fails by panicking"
+)]
+
+#![allow(
     clippy::large_futures,
     reason = "a test cluster starts once per test; boxing its futures buys nothing"
 )]

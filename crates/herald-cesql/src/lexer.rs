@@ -119,8 +119,7 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, ParseError> {
     let chars: Vec<char> = input.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(&c) = chars.get(i) {
         let start = i;
         if c.is_whitespace() {
             i += 1;
@@ -160,10 +159,10 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, ParseError> {
             },
             '\'' | '"' => TokenKind::String(string_literal(&chars, &mut i)?),
             c if is_word_char(c) => {
-                while i < chars.len() && is_word_char(chars[i]) {
+                while chars.get(i).is_some_and(|&c| is_word_char(c)) {
                     i += 1;
                 }
-                let word: String = chars[start..i].iter().collect();
+                let word: String = chars.get(start..i).unwrap_or_default().iter().collect();
                 classify_word(word)
             }
             other => {
@@ -215,7 +214,9 @@ fn classify_word(word: String) -> TokenKind {
 /// escapes such as `'a\%'` intact).
 fn string_literal(chars: &[char], i: &mut usize) -> Result<String, ParseError> {
     let start = *i;
-    let quote = chars[start];
+    let Some(&quote) = chars.get(start) else {
+        return Err(ParseError::new(start, "expected a string literal"));
+    };
     let mut value = String::new();
     let mut j = start + 1;
     loop {

@@ -22,6 +22,9 @@
 //! assert!(filter.evaluate(&event).matches());
 //! ```
 
+// Decoders, filters and subjects read untrusted input: no indexing that could panic.
+#![warn(clippy::indexing_slicing)]
+
 mod ast;
 mod error;
 mod eval;

@@ -66,7 +66,7 @@ impl LikePattern {
         // absorbs up to.
         let mut backtrack: Option<(usize, usize)> = None;
 
-        while let Some(c) = text[t..].chars().next() {
+        while let Some(c) = text.get(t..).and_then(|rest| rest.chars().next()) {
             match tokens.get(p) {
                 Some(Token::AnyMany) => {
                     p += 1;
@@ -89,7 +89,7 @@ impl LikePattern {
                 return false;
             };
             // Let the last `%` absorb one more character and try again.
-            let Some(skipped) = text[absorbed..].chars().next() else {
+            let Some(skipped) = text.get(absorbed..).and_then(|rest| rest.chars().next()) else {
                 return false;
             };
             let next = absorbed + skipped.len_utf8();
@@ -97,7 +97,9 @@ impl LikePattern {
             p = after_percent;
             t = next;
         }
-        tokens[p..].iter().all(|token| *token == Token::AnyMany)
+        tokens
+            .get(p..)
+            .is_none_or(|rest| rest.iter().all(|token| *token == Token::AnyMany))
     }
 }
 

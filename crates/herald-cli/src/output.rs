@@ -427,7 +427,8 @@ pub(crate) fn subscriptions_json(subscriptions: &[pb::Subscription]) -> Value {
 
 /// Returns a JSON value as indented text.
 pub(crate) fn json_text(value: &Value) -> String {
-    serde_json::to_string_pretty(value).expect("a JSON value should serialize")
+    // A `Value` always serializes; `to_string` is the compact fallback all the same.
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// Returns columns padded to their widest cell, separated by two spaces.
@@ -529,7 +530,8 @@ fn join(filters: &[Filter], separator: &str, context: Precedence) -> String {
 
 fn filter_json(filter: &pb::Filter) -> Value {
     match Filter::try_from(filter) {
-        Ok(filter) => serde_json::to_value(filter).expect("a filter should serialize"),
+        Ok(filter) => serde_json::to_value(filter)
+            .unwrap_or_else(|err| Value::String(format!("<unreadable filter: {err}>"))),
         Err(err) => Value::String(format!("<unreadable filter: {err}>")),
     }
 }

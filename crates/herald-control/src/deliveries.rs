@@ -185,9 +185,10 @@ impl DeliveryApi {
         record_subscription_id(&id);
         let start = match request.from {
             Some(pb::replay_events_request::From::StartTime(time)) => {
-                let time = instant(Some(&time), "start_time")?
-                    .expect("a given start time should convert to an instant");
-                Start::Time(time)
+                match instant(Some(&time), "start_time")? {
+                    Some(time) => Start::Time(time),
+                    None => return Err(Error::invalid_argument("start_time", "is required")),
+                }
             }
             Some(pb::replay_events_request::From::StartSequence(sequence)) => {
                 Start::Sequence(sequence.max(1))

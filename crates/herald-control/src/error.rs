@@ -32,6 +32,8 @@ pub enum Error {
     Io(std::io::Error),
     #[error("grpc server failed: {0}")]
     Transport(tonic::transport::Error),
+    #[error("failed to generate a signing secret: {0}")]
+    Secret(herald_signing::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,9 +47,11 @@ impl Error {
             Error::RevisionMismatch { .. } => ErrorCode::Aborted,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
             Error::Store(err) => err.code(),
-            Error::Metrics(_) | Error::Reflection(_) | Error::Io(_) | Error::Transport(_) => {
-                ErrorCode::Internal
-            }
+            Error::Metrics(_)
+            | Error::Reflection(_)
+            | Error::Io(_)
+            | Error::Transport(_)
+            | Error::Secret(_) => ErrorCode::Internal,
         }
     }
 

@@ -82,8 +82,7 @@ impl SubscriptionApi {
         let retry_policy = parse_retry_policy(request.retry_policy.as_ref())?
             .unwrap_or_else(RetryPolicy::standard);
         let secret = if request.secret.is_empty() {
-            let generated = herald_signing::Secret::generate().to_whsec();
-            WebhookSecret::parse(&generated).expect("a generated secret should be valid")
+            WebhookSecret::from_key(herald_signing::Secret::generate().map_err(Error::Secret)?)
         } else {
             WebhookSecret::parse(&request.secret)?
         };

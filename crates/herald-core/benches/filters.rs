@@ -2,6 +2,14 @@
 //! filters`. Filters are compiled once, as the dispatcher does per subscription revision; each
 //! iteration evaluates one event. Not part of `make test`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test fails by panicking"
+)]
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -118,9 +118,9 @@ impl MessageId {
         let digest = hasher.finalize();
         let mut text = String::with_capacity(4 + 32);
         text.push_str("msg_");
-        for byte in &digest[..16] {
-            text.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            text.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+        for byte in digest.iter().take(16) {
+            text.push(hex_digit(byte >> 4));
+            text.push(hex_digit(byte & 0xf));
         }
         MessageId(text)
     }
@@ -128,6 +128,11 @@ impl MessageId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The lower-case hexadecimal digit of the low four bits of `nibble`.
+fn hex_digit(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble & 0xf), 16).unwrap_or('0')
 }
 
 impl fmt::Display for MessageId {
@@ -524,9 +529,9 @@ fn is_text_media_type(content_type: &str) -> bool {
 fn encode_structured(attributes: &Attributes, body: &[u8]) -> Result<Vec<u8>, EventError> {
     fn member(out: &mut Vec<u8>, name: &str, value: &str) {
         out.push(b',');
-        serde_json::to_writer(&mut *out, name).expect("writing to a Vec should not fail");
+        write_json_string(out, name);
         out.push(b':');
-        serde_json::to_writer(&mut *out, value).expect("writing to a Vec should not fail");
+        write_json_string(out, value);
     }
     let mut out = Vec::with_capacity(body.len() + 256);
     out.extend_from_slice(br#"{"specversion":"1.0""#);
@@ -564,7 +569,7 @@ fn encode_structured(attributes: &Attributes, body: &[u8]) -> Result<Vec<u8>, Ev
             (is_text_media_type(content_type), std::str::from_utf8(body))
         {
             out.extend_from_slice(br#","data":"#);
-            serde_json::to_writer(&mut out, text).expect("writing to a Vec should not fail");
+            write_json_string(&mut out, text);
         } else {
             out.extend_from_slice(br#","data_base64":""#);
             out.extend_from_slice(
@@ -577,6 +582,15 @@ fn encode_structured(attributes: &Attributes, body: &[u8]) -> Result<Vec<u8>, Ev
     }
     out.push(b'}');
     Ok(out)
+}
+
+/// Appends `text` as a JSON string.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    #[allow(
+        clippy::expect_used,
+        reason = "serializing a str into a Vec<u8> has no failure path in serde_json"
+    )]
+    serde_json::to_writer(out, text).expect("writing a str to a Vec should not fail");
 }
 
 fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
@@ -609,8 +623,7 @@ pub fn decode_header_value(value: &[u8]) -> Result<String, String> {
     };
     let mut out = Vec::with_capacity(unquoted.len());
     let mut index = 0;
-    while index < unquoted.len() {
-        let byte = unquoted[index];
+    while let Some(&byte) = unquoted.get(index) {
         if byte == b'%' {
             let hex = unquoted
                 .get(index + 1..index + 3)
@@ -634,9 +647,8 @@ pub fn encode_header_value(value: &str) -> String {
         if (0x21..=0x7e).contains(&byte) && byte != b'"' && byte != b'%' {
             out.push(char::from(byte));
         } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 0xf)]));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out

@@ -5,6 +5,9 @@
 //! files or the network: callers pass time and bytes in. Everything here is unit-testable with
 //! plain values.
 
+// Decoders, filters and subjects read untrusted input: no indexing that could panic.
+#![warn(clippy::indexing_slicing)]
+
 pub mod auth;
 pub mod delivery;
 pub mod error;

@@ -13,6 +13,7 @@
 //! This module is pure: it builds strings; `herald-nats` uses them.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use crate::filter::Filter;
 
@@ -88,9 +89,8 @@ fn encode_token_into(part: &str, out: &mut String) {
         if byte.is_ascii_alphanumeric() || byte == b'-' {
             out.push(char::from(byte));
         } else {
-            out.push('_');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 0xf)]));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "_{byte:02X}");
         }
     }
 }
@@ -103,13 +103,13 @@ pub fn decode_token(token: &str) -> Option<String> {
     let bytes = token.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'_' {
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'_' {
             let hex = std::str::from_utf8(bytes.get(index + 1..index + 3)?).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             index += 3;
         } else {
-            out.push(bytes[index]);
+            out.push(byte);
             index += 1;
         }
     }
@@ -165,12 +165,16 @@ pub fn filter_subjects(filters: &[Filter]) -> Vec<String> {
     subjects
 }
 
+/// `herald.events.<partition>.<tokens>` → `herald.events.*.<tokens>`; any other subject is
+/// returned as it is.
 fn wildcard_partition(subject: &str) -> String {
-    let rest = subject
+    let tokens = subject
         .strip_prefix("herald.events.")
-        .expect("an event subject should hold");
-    let (_partition, tokens) = rest.split_once('.').expect("an event subject should hold");
-    format!("{ROOT}.events.*.{tokens}")
+        .and_then(|rest| rest.split_once('.'));
+    match tokens {
+        Some((_partition, tokens)) => format!("{ROOT}.events.*.{tokens}"),
+        None => subject.to_owned(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

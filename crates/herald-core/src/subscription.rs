@@ -257,28 +257,51 @@ impl From<Sink> for String {
     }
 }
 
-/// A Standard Webhooks secret (`whsec_<base64>`), never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A Standard Webhooks secret (`whsec_<base64>`), never printed: its text and the key it
+/// decodes to, so a stored secret is parsed once, when it is read.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct WebhookSecret(String);
+pub struct WebhookSecret {
+    text: String,
+    key: herald_signing::Secret,
+}
 
 impl WebhookSecret {
     pub fn parse(text: &str) -> Result<WebhookSecret, SubscriptionError> {
-        herald_signing::Secret::parse(text)
+        let key = herald_signing::Secret::parse(text)
             .map_err(|err| SubscriptionError::new("secret", err.to_string()))?;
-        Ok(WebhookSecret(text.to_owned()))
+        Ok(WebhookSecret {
+            text: text.to_owned(),
+            key,
+        })
+    }
+
+    /// Wraps a freshly generated key.
+    pub fn from_key(key: herald_signing::Secret) -> WebhookSecret {
+        WebhookSecret {
+            text: key.to_whsec(),
+            key,
+        }
     }
 
     /// Returns the secret text, for signing and for the one answer that reveals it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// Returns the signing key.
     pub fn signing_secret(&self) -> herald_signing::Secret {
-        herald_signing::Secret::parse(&self.0).expect("a validated webhook secret should parse")
+        self.key.clone()
     }
 }
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &WebhookSecret) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for WebhookSecret {}
 
 impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -295,6 +318,6 @@ impl TryFrom<String> for WebhookSecret {
 
 impl From<WebhookSecret> for String {
     fn from(secret: WebhookSecret) -> String {
-        secret.0
+        secret.text
     }
 }

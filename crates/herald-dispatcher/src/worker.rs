@@ -523,9 +523,7 @@ async fn announce(
         "datacontenttype": "application/json",
         "data": data,
     });
-    let bytes = bytes::Bytes::from(
-        serde_json::to_vec(&json).expect("an operational event should serialize"),
-    );
+    let bytes = bytes::Bytes::from(json.to_string());
     let event = match Event::from_structured(bytes) {
         Ok(event) => event,
         Err(err) => {

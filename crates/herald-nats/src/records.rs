@@ -171,8 +171,7 @@ impl Records {
             record.subscription_id,
             subject::encode_token(&record.event_id)
         );
-        let payload =
-            Bytes::from(serde_json::to_vec(record).expect("an attempt record should serialize"));
+        let payload = Bytes::from(serde_json::to_vec(record).map_err(serialize_error)?);
         let message = jetstream::message::PublishMessage::build().payload(payload);
         self.publish(subject, message).await
     }
@@ -261,7 +260,7 @@ impl Records {
 
     /// Writes a subscription's endpoint health.
     pub async fn set_health(&self, id: &SubscriptionId, health: &EndpointHealth) -> Result<()> {
-        let value = Bytes::from(serde_json::to_vec(health).expect("health should serialize"));
+        let value = Bytes::from(serde_json::to_vec(health).map_err(serialize_error)?);
         self.health
             .put(id.as_str(), value)
             .await
@@ -440,4 +439,11 @@ pub(crate) async fn ensure(
         attempts,
         health,
     })
+}
+
+fn serialize_error(err: serde_json::Error) -> Error {
+    Error::new(
+        herald_core::ErrorCode::Internal,
+        format!("failed to serialize a record: {err}"),
+    )
 }

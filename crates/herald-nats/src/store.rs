@@ -42,7 +42,7 @@ impl SubscriptionStore {
 
     /// Stores a new subscription; fails with `AlreadyExists` when the id is taken.
     pub async fn create(&self, subscription: &Subscription) -> Result<u64> {
-        let value = encode(subscription);
+        let value = encode(subscription)?;
         self.kv
             .create(subscription.id.as_str(), value)
             .await
@@ -98,7 +98,7 @@ impl SubscriptionStore {
     /// Replaces a subscription if it is still at `expected_revision`; fails with `Aborted` when
     /// someone else changed it first.
     pub async fn update(&self, subscription: &Subscription, expected_revision: u64) -> Result<u64> {
-        let value = encode(subscription);
+        let value = encode(subscription)?;
         self.kv
             .update(subscription.id.as_str(), value, expected_revision)
             .await
@@ -163,8 +163,14 @@ impl SubscriptionStore {
     }
 }
 
-fn encode(subscription: &Subscription) -> Bytes {
-    Bytes::from(serde_json::to_vec(subscription).expect("a subscription should serialize"))
+fn encode(subscription: &Subscription) -> Result<Bytes> {
+    let bytes = serde_json::to_vec(subscription).map_err(|err| {
+        Error::new(
+            ErrorCode::Internal,
+            format!("failed to serialize a subscription: {err}"),
+        )
+    })?;
+    Ok(Bytes::from(bytes))
 }
 
 fn decode(key: &str, value: &[u8]) -> Result<Subscription> {

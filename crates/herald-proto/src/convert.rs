@@ -75,12 +75,13 @@ pub fn filters_to_pb(filters: &[Filter]) -> Vec<pb::Filter> {
 
 /// Returns the wire form of an instant.
 pub fn timestamp_to_pb(instant: OffsetDateTime) -> prost_types::Timestamp {
-    let nanos = instant.unix_timestamp_nanos();
-    let seconds = nanos.div_euclid(1_000_000_000);
-    let subsec_nanos = nanos.rem_euclid(1_000_000_000);
+    // Seconds and nanoseconds of the same instant: `time`'s range fits an i64 of seconds, and
+    // sub-second nanoseconds are below 10^9.
+    let seconds = instant.unix_timestamp();
+    let subsec_nanos = instant.nanosecond();
     prost_types::Timestamp {
-        seconds: i64::try_from(seconds).expect("an OffsetDateTime's seconds should fit in i64"),
-        nanos: i32::try_from(subsec_nanos).expect("sub-second nanoseconds should fit in i32"),
+        seconds,
+        nanos: i32::try_from(subsec_nanos).unwrap_or(999_999_999),
     }
 }
 

@@ -216,7 +216,7 @@ pub fn dead_letter_to_pb(dead_letter: &DeadLetter) -> pb::DeadLetter {
 pub fn duration_to_pb(duration: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(duration.subsec_nanos()).expect("sub-second nanos should fit in i32"),
+        nanos: i32::try_from(duration.subsec_nanos()).unwrap_or(999_999_999),
     }
 }
 

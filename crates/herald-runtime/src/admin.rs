@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::State;
@@ -32,10 +32,8 @@ impl Health {
 
     /// Adds (or replaces) a readiness check.
     pub fn register(&self, name: &str, check: impl Fn() -> bool + Send + Sync + 'static) {
-        let mut checks = self
-            .checks
-            .lock()
-            .expect("the health lock should not be poisoned");
+        // Checks are inserted in one step: a poisoned lock still holds a valid map.
+        let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
         checks.insert(name.to_owned(), Arc::new(check));
     }
 
@@ -47,10 +45,7 @@ impl Health {
     /// Returns each check's state, and `draining` when shutdown has begun.
     pub fn report(&self) -> (bool, BTreeMap<String, bool>) {
         let checks: Vec<(String, Check)> = {
-            let guard = self
-                .checks
-                .lock()
-                .expect("the health lock should not be poisoned");
+            let guard = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
             guard
                 .iter()
                 .map(|(name, check)| (name.clone(), Arc::clone(check)))

@@ -171,10 +171,13 @@ pub(crate) async fn run(
 
     // Wait for a signal, or for a role to stop on its own (which is a failure).
     let failed_role = tokio::select! {
-        signal = herald_runtime::signal::terminated() => {
-            tracing::info!(signal, "shutting down");
-            None
-        }
+        signal = herald_runtime::signal::terminated() => match signal {
+            Ok(signal) => {
+                tracing::info!(signal, "shutting down");
+                None
+            }
+            Err(err) => Some(anyhow::anyhow!("failed to install the SIGTERM and SIGINT handlers: {err}")),
+        },
         (result, index, _) = futures_select_first(&mut running) => {
             let name = running[index].name;
             let error = match result {

@@ -48,6 +48,8 @@ pub enum Error {
     MessageId,
     #[error("no v1 signature matches")]
     NoMatch,
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
 }
 
 /// A symmetric signing secret.
@@ -70,10 +72,10 @@ impl Secret {
     }
 
     /// Generates a secret of 32 bytes from the operating system's random source.
-    pub fn generate() -> Secret {
+    pub fn generate() -> Result<Secret, Error> {
         let mut key = vec![0_u8; 32];
-        getrandom::fill(&mut key).expect("the operating system random source should be available");
-        Secret { key }
+        getrandom::fill(&mut key).map_err(|err| Error::Random(err.to_string()))?;
+        Ok(Secret { key })
     }
 
     /// Returns the serialized form, `whsec_<base64>`.
@@ -82,6 +84,10 @@ impl Secret {
     }
 
     fn mac(&self, msg_id: &str, timestamp: i64, payload: &[u8]) -> HmacSha256 {
+        #[allow(
+            clippy::expect_used,
+            reason = "HMAC takes keys of any length: new_from_slice cannot fail"
+        )]
         let mut mac =
             HmacSha256::new_from_slice(&self.key).expect("HMAC should accept keys of any length");
         mac.update(msg_id.as_bytes());

@@ -4,6 +4,14 @@
 //! own nats-server with JetStream on a free port in a temporary directory, and a missing binary
 //! fails the test with an install hint instead of skipping it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "the test kit serves tests, which fail by panicking"
+)]
+
 mod receiver;
 
 use std::future::Future;

@@ -1,6 +1,14 @@
 //! Process-level tests of the `herald` binary: each role as its own process against a real
 //! nats-server, killed and signalled as an orchestrator would.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test fails by panicking"
+)]
+
 mod crash;
 mod process;
 mod shutdown;
