@@ -1,0 +1,87 @@
+//! Every refusal is an `application/problem+json` document naming what is at fault, and a
+//! refused request leaves its connection usable.
+
+use herald_test_support::{NatsServer, structured_event};
+
+use crate::support::{Answer, TestIngest, Timeouts, post_structured, request};
+
+/// A structured event with the extension `name` set to the JSON text `value`.
+fn event_with_extension(id: &str, name: &str, value: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{id}","source":"/herald/tests","type":"t","{name}":{value}}}"#
+    )
+}
+
+fn assert_refused(answer: &Answer, status: u16, problem_type: &str, detail: &str) {
+    assert_eq!(answer.status, status, "{answer:?}");
+    let problem = answer.problem();
+    assert_eq!(problem["type"], problem_type, "{problem}");
+    let actual = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        actual.contains(detail),
+        "detail `{actual}` should name {detail}"
+    );
+}
+
+// Issue 10, defect 2: these values pass the first, delimiting parse of an event and used to
+// panic in the second, dropping the connection without an answer.
+#[tokio::test]
+async fn refuses_out_of_range_and_too_deep_extension_values_and_keeps_the_connection() {
+    let server = NatsServer::start().await;
+    let ingest = TestIngest::start(&server.url(), Timeouts::default()).await;
+    let mut http = ingest.connect().await;
+    let too_deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        (
+            "out of range",
+            event_with_extension("e1", "big", "1e400"),
+            "attribute `big`",
+        ),
+        (
+            "too deep",
+            event_with_extension("e2", "deep", &too_deep),
+            "attribute `deep`",
+        ),
+    ];
+    for (name, event, detail) in &cases {
+        let answer = http.send(&post_structured(event)).await;
+        assert_refused(&answer, 400, "urn:herald:problem:invalid-event", detail);
+        assert_eq!(answer.header("connection"), None, "{name}: kept alive");
+    }
+    for (name, event, detail) in &cases {
+        let batch = format!("[{},{event}]", structured_event("fine", "t"));
+        let answer = http
+            .send(&request(
+                "POST",
+                "/v1/events",
+                &[("content-type", "application/cloudevents-batch+json")],
+                batch.as_bytes(),
+            ))
+            .await;
+        assert_refused(
+            &answer,
+            400,
+            "urn:herald:problem:invalid-batch",
+            "1 of its events",
+        );
+        let problem = answer.problem();
+        assert_eq!(problem["errors"][0]["index"], 1, "{name}: {problem}");
+        let entry = problem["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert!(
+            entry.contains(detail),
+            "{name}: `{entry}` should name {detail}"
+        );
+    }
+    let answer = http
+        .send(&post_structured(&structured_event("after", "t")))
+        .await;
+    assert_eq!(
+        answer.status, 202,
+        "the same connection still serves: {answer:?}"
+    );
+    assert_eq!(
+        ingest.events_stored().await,
+        1,
+        "only the valid event is stored"
+    );
+}
