@@ -159,7 +159,7 @@ pub fn classify(
             reason: DeadReason::Exhausted,
         };
     }
-    if age + delay > policy.max_age {
+    if age.saturating_add(delay) > policy.max_age {
         return Outcome::Dead {
             reason: DeadReason::Expired,
         };

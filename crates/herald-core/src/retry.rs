@@ -122,11 +122,7 @@ impl RetryPolicy {
                 let exponent = i32::try_from(index).unwrap_or(i32::MAX);
                 let seconds = initial.as_secs_f64() * multiplier.powi(exponent);
                 let capped = seconds.min(max_delay.as_secs_f64());
-                if capped.is_finite() {
-                    Duration::from_secs_f64(capped.max(0.0))
-                } else {
-                    *max_delay
-                }
+                Duration::try_from_secs_f64(capped.max(0.0)).unwrap_or(*max_delay)
             }
         }
     }
@@ -137,7 +133,8 @@ impl RetryPolicy {
         let base = self.base_delay(attempt).as_secs_f64();
         let spread = f64::from(self.jitter_percent.min(100)) / 100.0;
         let factor = 1.0 + spread * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
-        Duration::from_secs_f64((base * factor).max(0.0))
+        // Saturates instead of panicking on a stored policy that was never validated.
+        Duration::try_from_secs_f64((base * factor).max(0.0)).unwrap_or(Duration::MAX)
     }
 
     /// Returns the longest delay the policy can ask for (jitter included).
@@ -146,7 +143,8 @@ impl RetryPolicy {
             Backoff::Fixed { delays } => delays.iter().max().copied().unwrap_or(Duration::ZERO),
             Backoff::Exponential { max_delay, .. } => *max_delay,
         };
-        longest.mul_f64(1.0 + f64::from(self.jitter_percent.min(100)) / 100.0)
+        let factor = 1.0 + f64::from(self.jitter_percent.min(100)) / 100.0;
+        Duration::try_from_secs_f64(longest.as_secs_f64() * factor).unwrap_or(Duration::MAX)
     }
 
     /// Checks the policy's bounds.

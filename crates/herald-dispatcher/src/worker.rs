@@ -314,7 +314,9 @@ async fn attempt(
         response_body: String::from_utf8_lossy(&report.response_body).into_owned(),
         outcome: outcome.label().to_owned(),
         next_attempt_at: match &outcome {
-            Outcome::Retry { after } => Some(now + *after),
+            Outcome::Retry { after } => time::Duration::try_from(*after)
+                .ok()
+                .and_then(|after| now.checked_add(after)),
             _ => None,
         },
     };

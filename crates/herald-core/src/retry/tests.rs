@@ -53,6 +53,25 @@ fn jitter_stays_within_bounds() {
 }
 
 #[test]
+fn delays_of_a_policy_that_was_never_validated_saturate_instead_of_panicking() {
+    // A policy read from storage is not revalidated: huge delays and NaN jitter must not panic.
+    let mut policy = RetryPolicy::fixed(vec![Duration::MAX]);
+    policy.jitter_percent = 100;
+    assert_eq!(policy.delay(1, 0.999), Duration::MAX);
+    assert_eq!(policy.max_delay(), Duration::MAX);
+    assert!(policy.delay(1, f64::NAN) <= Duration::MAX);
+    let exponential = RetryPolicy {
+        backoff: Backoff::Exponential {
+            initial: Duration::MAX,
+            multiplier: f64::INFINITY,
+            max_delay: Duration::MAX,
+        },
+        ..RetryPolicy::fixed(vec![])
+    };
+    assert_eq!(exponential.base_delay(40), Duration::MAX);
+}
+
+#[test]
 fn validation_names_the_field() {
     let cases: Vec<(RetryPolicy, &str)> = vec![
         (
