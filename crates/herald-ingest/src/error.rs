@@ -15,6 +15,10 @@ pub enum Error {
     InvalidBatch(Vec<(usize, EventError)>),
     #[error("{0}")]
     BadRequest(String),
+    /// A header that must appear once appears more often: a proxy reading another copy than
+    /// Herald would see another event.
+    #[error("header `{0}` appears more than once: send it once")]
+    RepeatedHeader(String),
     #[error("the body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the batch holds {count} events, more than the limit of {limit}")]
@@ -37,9 +41,10 @@ impl Error {
     /// Returns the kind of failure, which decides the HTTP status.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidEvent(_) | Error::InvalidBatch(_) | Error::BadRequest(_) => {
-                ErrorCode::InvalidArgument
-            }
+            Error::InvalidEvent(_)
+            | Error::InvalidBatch(_)
+            | Error::BadRequest(_)
+            | Error::RepeatedHeader(_) => ErrorCode::InvalidArgument,
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => {
                 ErrorCode::ResourceExhausted
             }
@@ -69,6 +74,7 @@ impl Error {
             Error::InvalidEvent(_) => "invalid-event",
             Error::InvalidBatch(_) => "invalid-batch",
             Error::BadRequest(_) => "bad-request",
+            Error::RepeatedHeader(_) => "repeated-header",
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => "payload-too-large",
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::Unauthenticated => "unauthenticated",
@@ -140,7 +146,8 @@ impl IntoResponse for Error {
             code: self.code().as_str().to_owned(),
             errors,
         };
-        let body = serde_json::to_vec(&problem).expect("a problem document should serialize");
+        // A document of strings and integers always serializes; the fallback is unreachable.
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(

@@ -100,6 +100,7 @@ async fn accept(
     headers: &HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
+    refuse_repeated_headers(headers)?;
     let mode = mode_of(headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
@@ -166,6 +167,19 @@ async fn accept(
         }),
     };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// Refuses a request that repeats `Content-Type` or a `ce-` header: Herald would read one copy,
+/// and a proxy reading another would see another event.
+fn refuse_repeated_headers(headers: &HeaderMap) -> Result<()> {
+    let repeated = headers.keys().find(|name| {
+        let once_only = *name == header::CONTENT_TYPE || name.as_str().starts_with("ce-");
+        once_only && headers.get_all(*name).iter().nth(1).is_some()
+    });
+    match repeated {
+        Some(name) => Err(Error::RepeatedHeader(name.as_str().to_owned())),
+        None => Ok(()),
+    }
 }
 
 fn mode_of(headers: &HeaderMap) -> Result<Mode> {

@@ -85,3 +85,70 @@ async fn refuses_out_of_range_and_too_deep_extension_values_and_keeps_the_connec
         "only the valid event is stored"
     );
 }
+
+// Issue 10, defect 9: `ce-id: a` and `ce-id: b` used to be accepted as event `b`, while a proxy
+// reading the first copy saw event `a`.
+#[tokio::test]
+async fn refuses_repeated_ce_and_content_type_headers_naming_them() {
+    let server = NatsServer::start().await;
+    let ingest = TestIngest::start(&server.url(), Timeouts::default()).await;
+    let mut http = ingest.connect().await;
+    let binary = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![
+            ("ce-specversion", "1.0"),
+            ("ce-source", "/herald/tests"),
+            ("ce-type", "t"),
+            ("content-type", "application/json"),
+        ];
+        fields.extend_from_slice(extra);
+        request("POST", "/v1/events", &fields, b"{}")
+    };
+    let cases = [
+        (
+            "ce-id twice",
+            binary(&[("ce-id", "a"), ("ce-id", "b")]),
+            "`ce-id`",
+        ),
+        (
+            "ce-id in two cases",
+            binary(&[("ce-id", "a"), ("CE-Id", "a")]),
+            "`ce-id`",
+        ),
+        (
+            "an extension twice",
+            binary(&[("ce-id", "a"), ("ce-tenant", "x"), ("ce-tenant", "y")]),
+            "`ce-tenant`",
+        ),
+        (
+            "binary content-type twice",
+            binary(&[("ce-id", "a"), ("content-type", "text/plain")]),
+            "`content-type`",
+        ),
+        (
+            "structured content-type twice",
+            request(
+                "POST",
+                "/v1/events",
+                &[
+                    ("content-type", "application/cloudevents+json"),
+                    ("content-type", "application/json"),
+                ],
+                structured_event("s", "t").as_bytes(),
+            ),
+            "`content-type`",
+        ),
+    ];
+    for (name, request, header) in &cases {
+        let answer = http.send(request).await;
+        assert_eq!(answer.status, 400, "{name}: {answer:?}");
+        assert_refused(&answer, 400, "urn:herald:problem:repeated-header", header);
+    }
+    let answer = http.send(&binary(&[("ce-id", "a")])).await;
+    assert_eq!(answer.status, 202, "each header once is fine: {answer:?}");
+    assert_eq!(answer.json()["id"], "a");
+    assert_eq!(
+        ingest.events_stored().await,
+        1,
+        "no refused request is stored"
+    );
+}

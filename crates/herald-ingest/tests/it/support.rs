@@ -185,6 +185,10 @@ impl Answer {
         assert_eq!(problem["status"], self.status, "{problem}");
         problem
     }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| panic!("{err}: {self:?}"))
+    }
 }
 
 /// Returns an HTTP/1.1 request with `Host` and `Content-Length`, the fields in order as given.
