@@ -1,5 +1,7 @@
 //! Ingest errors and their one mapping to HTTP: `application/problem+json` (RFC 9457).
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -27,8 +29,22 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("missing or invalid bearer token")]
     Unauthenticated,
-    #[error("events could not be persisted: {0}")]
-    Unavailable(herald_nats::Error),
+    #[error("the event cannot be stored: {0}")]
+    Unstorable(herald_nats::Error),
+    /// JetStream did not confirm the publish. It may have stored the events all the same: the
+    /// NATS client sends publishes it buffered while disconnected once it reconnects, and an
+    /// acknowledgement can be lost after the store.
+    #[error(
+        "the events were not confirmed as persisted ({0}); they may be stored all the same: \
+         retry with the same source and id, which Herald stores once"
+    )]
+    Unpersisted(herald_nats::Error),
+    /// `ingest.request_timeout` passed before the answer; the publish may still complete.
+    #[error(
+        "no answer within ingest.request_timeout ({0:?}); the events may be stored all the \
+         same: retry with the same source and id, which Herald stores once"
+    )]
+    Timeout(Duration),
     #[error("failed to register metrics: {0}")]
     Metrics(prometheus::Error),
     #[error("listener failed: {0}")]
@@ -44,17 +60,24 @@ impl Error {
             Error::InvalidEvent(_)
             | Error::InvalidBatch(_)
             | Error::BadRequest(_)
-            | Error::RepeatedHeader(_) => ErrorCode::InvalidArgument,
+            | Error::RepeatedHeader(_)
+            | Error::Unstorable(_) => ErrorCode::InvalidArgument,
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => {
                 ErrorCode::ResourceExhausted
             }
             Error::UnsupportedMediaType(_) => ErrorCode::InvalidArgument,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
-            Error::Unavailable(err) => match err.code() {
-                ErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
-                _ => ErrorCode::Unavailable,
-            },
+            Error::Unpersisted(_) | Error::Timeout(_) => ErrorCode::Unavailable,
             Error::Metrics(_) | Error::Io(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Returns the publish failure as an answer: the caller's fault when NATS refused the
+    /// event itself, otherwise unconfirmed.
+    pub(crate) fn publishing(err: herald_nats::Error) -> Error {
+        match err.code() {
+            ErrorCode::InvalidArgument => Error::Unstorable(err),
+            _ => Error::Unpersisted(err),
         }
     }
 
@@ -71,14 +94,14 @@ impl Error {
 
     fn slug(&self) -> &'static str {
         match self {
-            Error::InvalidEvent(_) => "invalid-event",
+            Error::InvalidEvent(_) | Error::Unstorable(_) => "invalid-event",
             Error::InvalidBatch(_) => "invalid-batch",
             Error::BadRequest(_) => "bad-request",
             Error::RepeatedHeader(_) => "repeated-header",
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => "payload-too-large",
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::Unauthenticated => "unauthenticated",
-            Error::Unavailable(_) => "unavailable",
+            Error::Unpersisted(_) | Error::Timeout(_) => "unavailable",
             Error::Metrics(_) | Error::Io(_) => "internal",
         }
     }
@@ -155,7 +178,7 @@ impl IntoResponse for Error {
             HeaderValue::from_static("application/problem+json"),
         );
         match &self {
-            Error::Unavailable(_) => {
+            Error::Unpersisted(_) | Error::Timeout(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Error::Unauthenticated => {

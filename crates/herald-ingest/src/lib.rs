@@ -5,7 +5,8 @@
 //! (`application/cloudevents-batch+json`, accepted whole or refused whole) and binary mode
 //! (`ce-` headers, any body). Every refusal is an `application/problem+json` document naming the
 //! attribute at fault. `OPTIONS /v1/events` answers the CloudEvents webhook abuse-protection
-//! handshake. Depends on `herald-nats` for publishing, never on other roles.
+//! handshake. Every request is answered within `ingest.request_timeout`. Depends on
+//! `herald-nats` for publishing, never on other roles.
 
 mod config;
 mod error;

@@ -1,5 +1,6 @@
 //! The HTTP surface of ingest: `POST /v1/events` in three content modes, and `OPTIONS` for the
-//! webhook abuse-protection handshake (CloudEvents HTTP Web Hooks, section 4).
+//! webhook abuse-protection handshake (CloudEvents HTTP Web Hooks, section 4); every request is
+//! answered within `ingest.request_timeout`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,7 +57,30 @@ pub(crate) fn router(config: Arc<Config>, publisher: EventPublisher, metrics: Me
         .route("/v1/events", post(publish_events).options(abuse_protection))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            within_deadline,
+        ))
         .with_state(state)
+}
+
+/// Answers every request within `ingest.request_timeout`, reading the body and waiting for
+/// JetStream included, and counts the refusals.
+async fn within_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let timeout = state.config.request_timeout;
+    // A publish cut short here may still complete: the answer says so.
+    let response = tokio::time::timeout(timeout, next.run(request))
+        .await
+        .unwrap_or_else(|_elapsed| Error::Timeout(timeout).into_response());
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        state
+            .metrics
+            .requests_rejected
+            .with_label_values(&[status.as_str()])
+            .inc();
+    }
+    response
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -67,11 +91,6 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
     if state.config.auth.accepts(authorization) {
         return next.run(request).await;
     }
-    state
-        .metrics
-        .requests_rejected
-        .with_label_values(&["401"])
-        .inc();
     Error::Unauthenticated.into_response()
 }
 
@@ -80,18 +99,9 @@ async fn publish_events(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = accept(&state, &headers, body).await;
-    match result {
+    match accept(&state, &headers, body).await {
         Ok(response) => response,
-        Err(err) => {
-            let status = err.code();
-            state
-                .metrics
-                .requests_rejected
-                .with_label_values(&[status.as_str()])
-                .inc();
-            err.into_response()
-        }
+        Err(err) => err.into_response(),
     }
 }
 
@@ -137,13 +147,13 @@ async fn accept(
                 .publisher
                 .publish(event)
                 .await
-                .map_err(Error::Unavailable)?,
+                .map_err(Error::publishing)?,
         ],
         _ => state
             .publisher
             .publish_all(&events)
             .await
-            .map_err(Error::Unavailable)?,
+            .map_err(Error::publishing)?,
     };
     state
         .metrics

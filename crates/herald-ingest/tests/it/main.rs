@@ -13,3 +13,4 @@
 mod support;
 
 mod refusals;
+mod unavailable;

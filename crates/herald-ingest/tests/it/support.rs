@@ -1,12 +1,13 @@
-//! The test kit of ingest: the service against a real nats-server, and a raw HTTP/1.1
-//! connection.
+//! The test kit of ingest: the service against a real nats-server, a raw HTTP/1.1 connection,
+//! and a TCP relay that can stop passing bytes, as a network partition does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use herald_nats::Nats;
@@ -186,6 +187,14 @@ impl Answer {
         problem
     }
 
+    /// Returns the problem's `detail`.
+    pub(crate) fn detail(&self) -> String {
+        self.problem()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|err| panic!("{err}: {self:?}"))
     }
@@ -211,4 +220,92 @@ pub(crate) fn post_structured(event: &str) -> Vec<u8> {
         &[("content-type", "application/cloudevents+json")],
         event.as_bytes(),
     )
+}
+
+/// A TCP relay between NATS clients and a nats-server that can stop passing bytes both ways
+/// while keeping the connections open: the client sees no disconnect, only silence.
+pub(crate) struct Partition {
+    address: SocketAddr,
+    cut: watch::Sender<bool>,
+    stop: CancellationToken,
+}
+
+impl Partition {
+    /// Relays to the server at `upstream_url` (`nats://host:port`).
+    pub(crate) async fn start(upstream_url: &str) -> Partition {
+        let upstream: SocketAddr = upstream_url
+            .trim_start_matches("nats://")
+            .parse()
+            .expect("a nats://ip:port URL");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (cut, _) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let relay_cut = cut.clone();
+        let relay_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = relay_stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((client, _)) = accepted else { continue };
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                let stop = relay_stop.clone();
+                tokio::spawn(pump(
+                    client_read,
+                    server_write,
+                    relay_cut.subscribe(),
+                    stop.clone(),
+                ));
+                tokio::spawn(pump(server_read, client_write, relay_cut.subscribe(), stop));
+            }
+        });
+        Partition { address, cut, stop }
+    }
+
+    /// Returns the URL NATS clients connect to.
+    pub(crate) fn url(&self) -> String {
+        format!("nats://{}", self.address)
+    }
+
+    /// Stops passing bytes; what arrives meanwhile is held.
+    pub(crate) fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut cut: watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    let relay = async {
+        loop {
+            let read = from.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            if cut.wait_for(|cut| !*cut).await.is_err() {
+                return Ok(());
+            }
+            to.write_all(&buffer[..read]).await?;
+        }
+    };
+    tokio::select! {
+        () = stop.cancelled() => {}
+        _ = relay => {}
+    }
 }
