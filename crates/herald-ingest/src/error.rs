@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -29,6 +29,13 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("missing or invalid bearer token")]
     Unauthenticated,
+    #[error("nothing is at `{0}`: send events to POST /v1/events")]
+    NotFound(String),
+    #[error("method {0} is not allowed on /v1/events: send events with POST")]
+    MethodNotAllowed(Method),
+    /// hyper refused the request head before Herald saw the request.
+    #[error("{0}")]
+    MalformedHead(HeadRefusal),
     #[error("the event cannot be stored: {0}")]
     Unstorable(herald_nats::Error),
     /// JetStream did not confirm the publish. It may have stored the events all the same: the
@@ -51,6 +58,52 @@ pub enum Error {
     Io(std::io::Error),
 }
 
+/// A request head that hyper refuses on its own, answering before any handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadRefusal {
+    /// More header fields than hyper's limit (100), or a head larger than its read buffer.
+    TooLarge,
+    /// A request target longer than hyper accepts.
+    UriTooLong,
+    /// A head that is not valid HTTP/1.
+    Invalid,
+}
+
+impl HeadRefusal {
+    /// Returns the refusal hyper answers with `status`, if it is one of its automatic answers.
+    pub(crate) fn of_status(status: StatusCode) -> Option<HeadRefusal> {
+        match status {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Some(HeadRefusal::TooLarge),
+            StatusCode::URI_TOO_LONG => Some(HeadRefusal::UriTooLong),
+            StatusCode::BAD_REQUEST => Some(HeadRefusal::Invalid),
+            _ => None,
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            HeadRefusal::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            HeadRefusal::UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadRefusal::Invalid => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl std::fmt::Display for HeadRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HeadRefusal::TooLarge => {
+                "the request head is too large: at most 100 header fields and about 400 KiB"
+            }
+            HeadRefusal::UriTooLong => "the request target is too long",
+            HeadRefusal::Invalid => "the request head is not valid HTTP/1.1",
+        })
+    }
+}
+
+/// The media type of every refusal (RFC 9457).
+pub(crate) const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
@@ -61,12 +114,17 @@ impl Error {
             | Error::InvalidBatch(_)
             | Error::BadRequest(_)
             | Error::RepeatedHeader(_)
+            | Error::UnsupportedMediaType(_)
+            | Error::MethodNotAllowed(_)
             | Error::Unstorable(_) => ErrorCode::InvalidArgument,
-            Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => {
+            Error::MalformedHead(HeadRefusal::Invalid) => ErrorCode::InvalidArgument,
+            Error::PayloadTooLarge { .. }
+            | Error::BatchTooLarge { .. }
+            | Error::MalformedHead(HeadRefusal::TooLarge | HeadRefusal::UriTooLong) => {
                 ErrorCode::ResourceExhausted
             }
-            Error::UnsupportedMediaType(_) => ErrorCode::InvalidArgument,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
+            Error::NotFound(_) => ErrorCode::NotFound,
             Error::Unpersisted(_) | Error::Timeout(_) => ErrorCode::Unavailable,
             Error::Metrics(_) | Error::Io(_) => ErrorCode::Internal,
         }
@@ -83,11 +141,13 @@ impl Error {
 
     fn status(&self) -> StatusCode {
         match self {
-            // Two refusals are more precise than their code's generic status.
+            // These refusals are more precise than their code's generic status.
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::MalformedHead(refusal) => refusal.status(),
             _ => status_of(self.code()),
         }
     }
@@ -96,14 +156,44 @@ impl Error {
         match self {
             Error::InvalidEvent(_) | Error::Unstorable(_) => "invalid-event",
             Error::InvalidBatch(_) => "invalid-batch",
-            Error::BadRequest(_) => "bad-request",
+            Error::BadRequest(_) | Error::MalformedHead(HeadRefusal::Invalid) => "bad-request",
             Error::RepeatedHeader(_) => "repeated-header",
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => "payload-too-large",
+            Error::MalformedHead(HeadRefusal::TooLarge) => "header-too-large",
+            Error::MalformedHead(HeadRefusal::UriTooLong) => "uri-too-long",
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::Unauthenticated => "unauthenticated",
+            Error::NotFound(_) => "not-found",
+            Error::MethodNotAllowed(_) => "method-not-allowed",
             Error::Unpersisted(_) | Error::Timeout(_) => "unavailable",
             Error::Metrics(_) | Error::Io(_) => "internal",
         }
+    }
+
+    /// Returns the problem document of this refusal, serialized, with its status.
+    pub(crate) fn problem(&self) -> (StatusCode, Vec<u8>) {
+        let status = self.status();
+        let errors = match self {
+            Error::InvalidBatch(entries) => entries
+                .iter()
+                .map(|(index, err)| BatchEntryProblem {
+                    index: *index,
+                    detail: err.to_string(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let problem = Problem {
+            problem_type: format!("urn:herald:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code().as_str().to_owned(),
+            errors,
+        };
+        // A document of strings and integers always serializes; the fallback is unreachable.
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        (status, body)
     }
 }
 
@@ -146,36 +236,16 @@ pub struct BatchEntryProblem {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
+        let (status, body) = self.problem();
         if status.is_server_error() {
             // Logged once, here, where the error is turned into an answer.
             tracing::warn!(error = %self, status = status.as_u16(), "ingest request failed");
         }
-        let errors = match &self {
-            Error::InvalidBatch(entries) => entries
-                .iter()
-                .map(|(index, err)| BatchEntryProblem {
-                    index: *index,
-                    detail: err.to_string(),
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let problem = Problem {
-            problem_type: format!("urn:herald:problem:{}", self.slug()),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code: self.code().as_str().to_owned(),
-            errors,
-        };
-        // A document of strings and integers always serializes; the fallback is unreachable.
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
         match &self {
             Error::Unpersisted(_) | Error::Timeout(_) => {

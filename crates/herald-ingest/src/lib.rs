@@ -4,12 +4,14 @@
 //! `POST /v1/events` takes structured mode (`application/cloudevents+json`), batch mode
 //! (`application/cloudevents-batch+json`, accepted whole or refused whole) and binary mode
 //! (`ce-` headers, any body). Every refusal is an `application/problem+json` document naming the
-//! attribute at fault. `OPTIONS /v1/events` answers the CloudEvents webhook abuse-protection
-//! handshake. Every request is answered within `ingest.request_timeout`. Depends on
-//! `herald-nats` for publishing, never on other roles.
+//! attribute at fault, hyper's own refusals of a request head included (`listener.rs`).
+//! `OPTIONS /v1/events` answers the CloudEvents webhook abuse-protection handshake. Every request
+//! is answered within `ingest.request_timeout`. Depends on `herald-nats` for publishing, never on
+//! other roles.
 
 mod config;
 mod error;
+mod listener;
 mod metrics;
 mod routes;
 
@@ -21,12 +23,13 @@ use tokio_util::sync::CancellationToken;
 use herald_nats::EventPublisher;
 
 pub use config::{AuthConfig, Config};
-pub use error::{Error, Problem, Result};
+pub use error::{BatchEntryProblem, Error, HeadRefusal, Problem, Result};
 pub use metrics::Metrics;
 
 /// The ingest service, built and ready to serve.
 pub struct Service {
     router: axum::Router,
+    metrics: Metrics,
 }
 
 /// Builds the ingest service.
@@ -36,8 +39,8 @@ pub fn build(
     registry: &prometheus::Registry,
 ) -> Result<Service> {
     let metrics = Metrics::register(registry)?;
-    let router = routes::router(config, publisher, metrics);
-    Ok(Service { router })
+    let router = routes::router(config, publisher, metrics.clone());
+    Ok(Service { router, metrics })
 }
 
 impl Service {
@@ -51,12 +54,7 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
         tracing::info!(%address, "ingest listening");
-        // Producers wait for each answer, so answers go out at once, never held back by Nagle.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "failed to set TCP_NODELAY");
-            }
-        });
+        let listener = listener::Listener::new(listener, self.metrics.requests_rejected);
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

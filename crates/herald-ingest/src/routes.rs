@@ -1,6 +1,6 @@
 //! The HTTP surface of ingest: `POST /v1/events` in three content modes, and `OPTIONS` for the
-//! webhook abuse-protection handshake (CloudEvents HTTP Web Hooks, section 4); every request is
-//! answered within `ingest.request_timeout`.
+//! webhook abuse-protection handshake (CloudEvents HTTP Web Hooks, section 4); other paths and
+//! methods get problem documents, and every request an answer within `ingest.request_timeout`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -53,9 +53,13 @@ pub(crate) fn router(config: Arc<Config>, publisher: EventPublisher, metrics: Me
         publisher,
         metrics,
     };
+    let events = post(publish_events)
+        .options(abuse_protection)
+        .fallback(method_not_allowed);
     Router::new()
-        .route("/v1/events", post(publish_events).options(abuse_protection))
+        .route("/v1/events", events)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -92,6 +96,15 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         return next.run(request).await;
     }
     Error::Unauthenticated.into_response()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    Error::NotFound(uri.path().to_owned()).into_response()
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    // The method router adds `Allow: POST,OPTIONS` to this answer.
+    Error::MethodNotAllowed(method).into_response()
 }
 
 async fn publish_events(

@@ -152,3 +152,89 @@ async fn refuses_repeated_ce_and_content_type_headers_naming_them() {
         "no refused request is stored"
     );
 }
+
+// Issue 10, defect 10: these used to come back with empty bodies.
+#[tokio::test]
+async fn answers_unknown_paths_and_methods_with_problem_documents() {
+    let server = NatsServer::start().await;
+    let ingest = TestIngest::start(&server.url(), Timeouts::default()).await;
+    let mut http = ingest.connect().await;
+    for (method, path) in [("GET", "/"), ("POST", "/v1/event"), ("GET", "/v1/events/1")] {
+        let answer = http.send(&request(method, path, &[], b"")).await;
+        assert_refused(&answer, 404, "urn:herald:problem:not-found", path);
+    }
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let answer = http.send(&request(method, "/v1/events", &[], b"")).await;
+        assert_refused(
+            &answer,
+            405,
+            "urn:herald:problem:method-not-allowed",
+            method,
+        );
+        let allow = answer.header("allow").unwrap_or_default();
+        assert!(allow.contains("POST"), "{method}: Allow `{allow}`");
+    }
+}
+
+// Issue 10, defect 10: hyper refuses these heads itself, before any handler runs; its answers
+// used to have empty bodies.
+#[tokio::test]
+async fn answers_oversized_and_malformed_request_heads_with_problem_documents() {
+    let server = NatsServer::start().await;
+    let ingest = TestIngest::start(&server.url(), Timeouts::default()).await;
+    let many_fields: Vec<(String, String)> = (0..150)
+        .map(|n| (format!("x-field-{n}"), "v".to_owned()))
+        .collect();
+    let many_fields: Vec<(&str, &str)> = many_fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let long_target = format!("/v1/events?{}", "q".repeat(70_000));
+    let cases = [
+        (
+            "150 header fields",
+            post_structured_with(&many_fields),
+            431,
+            "urn:herald:problem:header-too-large",
+        ),
+        (
+            "a 70 kB request target",
+            request("POST", &long_target, &[], b""),
+            414,
+            "urn:herald:problem:uri-too-long",
+        ),
+        (
+            "a header line without a colon",
+            b"POST /v1/events HTTP/1.1\r\nhost: herald.test\r\nnot a field\r\n\r\n".to_vec(),
+            400,
+            "urn:herald:problem:bad-request",
+        ),
+    ];
+    for (name, request, status, problem_type) in &cases {
+        // hyper closes the connection after refusing a head: one connection per case.
+        let mut http = ingest.connect().await;
+        let answer = http.send(request).await;
+        assert_eq!(answer.status, *status, "{name}: {answer:?}");
+        let problem = answer.problem();
+        assert_eq!(problem["type"], *problem_type, "{name}: {problem}");
+    }
+    let mut http = ingest.connect().await;
+    let answer = http
+        .send(&post_structured(&structured_event("after", "t")))
+        .await;
+    assert_eq!(
+        answer.status, 202,
+        "other connections are served: {answer:?}"
+    );
+}
+
+fn post_structured_with(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut all = vec![("content-type", "application/cloudevents+json")];
+    all.extend_from_slice(fields);
+    request(
+        "POST",
+        "/v1/events",
+        &all,
+        structured_event("many", "t").as_bytes(),
+    )
+}
