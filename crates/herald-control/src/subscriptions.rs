@@ -97,6 +97,7 @@ impl SubscriptionApi {
             updated_at: now,
             retry_policy,
             state: State::Active,
+            delivery: herald_core::DeliverySettings::default(),
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);

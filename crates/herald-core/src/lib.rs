@@ -22,4 +22,4 @@ pub mod subscription;
 pub use error::ErrorCode;
 pub use event::{Event, EventError, MessageId};
 pub use filter::Filter;
-pub use subscription::{Sink, State, Subscription, SubscriptionId};
+pub use subscription::{DeliverySettings, Sink, State, Subscription, SubscriptionId};

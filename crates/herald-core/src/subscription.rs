@@ -14,8 +14,11 @@ use crate::filter::{self, Filter};
 use crate::network::{self, NetworkPolicy};
 use crate::retry::RetryPolicy;
 
+mod delivery;
 #[cfg(test)]
 mod tests;
+
+pub use delivery::{DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit};
 
 /// Longest sink URL accepted, in bytes.
 pub const MAX_SINK_LEN: usize = 2048;
@@ -41,6 +44,9 @@ pub struct Subscription {
     /// Whether events are being delivered, and why not.
     #[serde(default)]
     pub state: State,
+    /// Rate limit, concurrency and ordering.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
 }
 
 /// Whether a subscription delivers. Events keep accumulating in its consumer while it is paused
@@ -79,6 +85,7 @@ impl fmt::Debug for Subscription {
             .field("created_at", &self.created_at)
             .field("retry_policy", &self.retry_policy)
             .field("state", &self.state)
+            .field("delivery", &self.delivery)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +120,7 @@ impl Subscription {
     /// Checks the parts that are not checked by their own constructors.
     pub fn validate(&self) -> Result<(), SubscriptionError> {
         filter::validate(&self.filters)?;
+        self.delivery.validate()?;
         if self.description.len() > 1024 {
             return Err(SubscriptionError::new(
                 "description",

@@ -21,6 +21,7 @@ fn subscription() -> Subscription {
         updated_at: datetime!(2025-01-02 03:04:06 UTC),
         retry_policy: herald_core::retry::RetryPolicy::standard(),
         state: herald_core::State::Active,
+        delivery: herald_core::DeliverySettings::default(),
     }
 }
 

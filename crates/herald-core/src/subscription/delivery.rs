@@ -1,0 +1,171 @@
+//! A subscription's delivery settings: how fast, how many at once, and in which order its
+//! events reach the endpoint. The dispatcher's scheduler applies them; see ARCHITECTURE.md,
+//! "Delivery scheduling across replicas".
+//!
+//! Part of the subscription's storage form: every field has a default, so documents written
+//! before the settings existed load as "no rate limit, the dispatcher's concurrency, unordered".
+
+use serde::{Deserialize, Serialize};
+
+use super::SubscriptionError;
+
+/// Most events per second a rate limit may allow, and the largest burst.
+pub const MAX_RATE: u32 = 100_000;
+
+/// Most concurrent requests a subscription may ask for.
+pub const MAX_IN_FLIGHT: u32 = 1024;
+
+/// How a subscription's events are scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeliverySettings {
+    /// At most this many requests per second, with a burst; none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Concurrent requests to the endpoint; the dispatcher's `max_in_flight_per_subscription`
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// What a dead-lettered event does to its key, on an ordered subscription.
+    #[serde(default)]
+    pub on_dead_letter: OnDeadLetter,
+}
+
+/// A token bucket: `per_second` tokens a second, holding at most `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Whether events with the same key are delivered one at a time, in stream order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Events are delivered concurrently, in no particular order.
+    #[default]
+    None,
+    /// Events with the same `partitionkey` extension are delivered one at a time in stream
+    /// order: the next is sent only once the previous reached a final outcome. Events without
+    /// the extension are unordered. Different keys proceed in parallel.
+    Key,
+}
+
+/// On an ordered subscription, what a dead-lettered event does to the events after it with the
+/// same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDeadLetter {
+    /// The key waits until an operator redrives or purges the dead letter: later events of a
+    /// key usually depend on the one that failed (an order's payment after its creation), and
+    /// moving on would deliver them as if it had never existed. The default.
+    #[default]
+    Block,
+    /// The key moves on to its next event.
+    Skip,
+}
+
+impl DeliverySettings {
+    /// Checks the bounds, naming the field at fault under `delivery.`.
+    pub fn validate(&self) -> Result<(), SubscriptionError> {
+        if let Some(limit) = &self.rate_limit {
+            if !(1..=MAX_RATE).contains(&limit.per_second) {
+                return Err(SubscriptionError::new(
+                    "delivery.rate_limit.per_second",
+                    format!("must be between 1 and {MAX_RATE}"),
+                ));
+            }
+            if !(1..=MAX_RATE).contains(&limit.burst) {
+                return Err(SubscriptionError::new(
+                    "delivery.rate_limit.burst",
+                    format!("must be between 1 and {MAX_RATE}"),
+                ));
+            }
+        }
+        if let Some(max_in_flight) = self.max_in_flight
+            && !(1..=MAX_IN_FLIGHT).contains(&max_in_flight)
+        {
+            return Err(SubscriptionError::new(
+                "delivery.max_in_flight",
+                format!("must be between 1 and {MAX_IN_FLIGHT}"),
+            ));
+        }
+        if self.ordering == Ordering::None && self.on_dead_letter != OnDeadLetter::Block {
+            return Err(SubscriptionError::new(
+                "delivery.on_dead_letter",
+                "applies only to ordered subscriptions (ordering: key)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The concurrency to use: the subscription's own, or `default`.
+    pub fn max_in_flight_or(&self, default: usize) -> usize {
+        self.max_in_flight
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default)
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_out_of_bounds_are_refused_naming_the_field() {
+        let limit = |per_second, burst| DeliverySettings {
+            rate_limit: Some(RateLimit { per_second, burst }),
+            ..DeliverySettings::default()
+        };
+        let cases = [
+            (limit(0, 1), "delivery.rate_limit.per_second"),
+            (limit(MAX_RATE + 1, 1), "delivery.rate_limit.per_second"),
+            (limit(10, 0), "delivery.rate_limit.burst"),
+            (
+                DeliverySettings {
+                    max_in_flight: Some(0),
+                    ..DeliverySettings::default()
+                },
+                "delivery.max_in_flight",
+            ),
+            (
+                DeliverySettings {
+                    max_in_flight: Some(MAX_IN_FLIGHT + 1),
+                    ..DeliverySettings::default()
+                },
+                "delivery.max_in_flight",
+            ),
+            (
+                DeliverySettings {
+                    on_dead_letter: OnDeadLetter::Skip,
+                    ..DeliverySettings::default()
+                },
+                "delivery.on_dead_letter",
+            ),
+        ];
+        for (settings, field) in cases {
+            assert_eq!(settings.validate().unwrap_err().field, field, "{settings:?}");
+        }
+        assert_eq!(limit(50, 10).validate(), Ok(()));
+        let ordered = DeliverySettings {
+            ordering: Ordering::Key,
+            on_dead_letter: OnDeadLetter::Skip,
+            max_in_flight: Some(8),
+            ..DeliverySettings::default()
+        };
+        assert_eq!(ordered.validate(), Ok(()));
+    }
+
+    #[test]
+    fn documents_without_settings_load_as_unlimited_unordered() {
+        let settings: DeliverySettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(settings, DeliverySettings::default());
+        assert_eq!(settings.max_in_flight_or(256), 256);
+        let stored = r#"{"rate_limit":{"per_second":5,"burst":2},"max_in_flight":3,"ordering":"key","on_dead_letter":"skip"}"#;
+        let settings: DeliverySettings = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&settings).unwrap(), stored);
+        assert_eq!(settings.max_in_flight_or(256), 3);
+    }
+}
