@@ -54,6 +54,7 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
     herald_dispatcher::Config {
         request_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
+        pool_idle_timeout: Duration::from_secs(4),
         max_response_body_bytes: 64 * 1024,
         disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 64,

@@ -19,6 +19,7 @@
 mod cluster;
 mod e2e_bad_input;
 mod e2e_control_watch;
+mod e2e_endpoint_restart;
 mod e2e_filters;
 mod e2e_ingest_handshake;
 mod e2e_ingest_to_delivery;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use reqwest::RequestBuilder;
 
 use herald_core::delivery::{AttemptResult, FailureClass};
 use herald_core::network::NetworkPolicy;
@@ -57,9 +58,14 @@ impl AttemptReport {
 /// Sends deliveries; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct DeliveryClient {
+    /// Keeps idle keep-alive connections for `pool_idle_timeout`.
     http: reqwest::Client,
+    /// Keeps no idle connections: every request gets a new one. Sends a request again whose
+    /// reused connection was lost before any response.
+    fresh: reqwest::Client,
     policy: Arc<NetworkPolicy>,
     max_body_bytes: usize,
+    request_timeout: Duration,
 }
 
 impl DeliveryClient {
@@ -67,26 +73,44 @@ impl DeliveryClient {
         // reqwest is built without a default crypto provider; ring is the process's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
-        let resolver = Arc::new(GuardedResolver::new(Arc::clone(&policy)));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(resolver)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|err| Error::Client(err.to_string()))?;
+        let build = |pooled: bool| {
+            let resolver = Arc::new(GuardedResolver::new(Arc::clone(&policy)));
+            let builder = reqwest::Client::builder()
+                .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+                .timeout(config.request_timeout)
+                .connect_timeout(config.connect_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(resolver)
+                .tcp_nodelay(true);
+            let builder = if pooled && !config.pool_idle_timeout.is_zero() {
+                builder.pool_idle_timeout(config.pool_idle_timeout)
+            } else {
+                builder.pool_max_idle_per_host(0)
+            };
+            builder
+                .build()
+                .map_err(|err| Error::Client(err.to_string()))
+        };
         Ok(DeliveryClient {
-            http,
+            http: build(true)?,
+            fresh: build(false)?,
             policy,
             max_body_bytes: config.max_response_body_bytes,
+            request_timeout: config.request_timeout,
         })
     }
 
     /// Performs one attempt; never fails, the failure is in the report.
+    ///
+    /// A request whose connection is closed or reset before any of the response arrived (what
+    /// a pooled keep-alive connection to a restarted or idle-closing server produces) is sent
+    /// once more at once on a new connection, within the same deadline, and only the second
+    /// result counts. The endpoint cannot have answered the first; should it have processed it
+    /// all the same, the retry is a duplicate with the same `webhook-id`, which Standard
+    /// Webhooks receivers deduplicate. reqwest does not say whether a connection was reused,
+    /// so a new connection lost the same way gets the second chance too. Timeouts, refused
+    /// connections and answered requests are never sent again here.
     pub(crate) async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
         let started = Instant::now();
         let literal = match request.url.host() {
@@ -98,18 +122,25 @@ impl DeliveryClient {
             let error = format!("{range} addresses are not allowed as delivery targets");
             return AttemptReport::failed(FailureClass::DeniedAddress, started.elapsed(), error);
         }
-        let mut builder = self
-            .http
-            .post(request.url.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                herald_core::event::STRUCTURED_CONTENT_TYPE,
-            )
-            .body(request.body);
-        for (name, value) in request.headers {
-            builder = builder.header(name, value);
-        }
-        let mut response = match builder.send().await {
+        let sent = match self.post(&self.http, &request).send().await {
+            Err(err) if connection_lost_before_response(&err) => {
+                let remaining = self.request_timeout.saturating_sub(started.elapsed());
+                if remaining.is_zero() {
+                    Err(err)
+                } else {
+                    tracing::debug!(
+                        error = describe_failure(err).as_str(),
+                        "connection lost before a response; sending again on a new connection"
+                    );
+                    self.post(&self.fresh, &request)
+                        .timeout(remaining)
+                        .send()
+                        .await
+                }
+            }
+            sent => sent,
+        };
+        let mut response = match sent {
             Ok(response) => response,
             Err(err) => {
                 let class = failure_class(&err);
@@ -155,6 +186,55 @@ impl DeliveryClient {
         }
     }
 }
+
+impl DeliveryClient {
+    fn post(&self, client: &reqwest::Client, request: &SignedRequest<'_>) -> RequestBuilder {
+        let mut builder = client
+            .post(request.url.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                herald_core::event::STRUCTURED_CONTENT_TYPE,
+            )
+            .body(request.body.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        builder
+    }
+}
+
+/// Returns whether a request failed because its established connection was closed or reset
+/// before any of the response arrived: not while connecting, not at the deadline, not after
+/// the response began (reqwest returns a response as soon as its head arrived).
+fn connection_lost_before_response(err: &reqwest::Error) -> bool {
+    if !err.is_request() || err.is_connect() || err.is_timeout() {
+        return false;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        // hyper's `Error::is_incomplete_message`: the connection closed before the response's
+        // head was complete; hyper is not a direct dependency, so its text is matched.
+        if cause.to_string() == INCOMPLETE_MESSAGE {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// hyper's description of a connection closed before the response was complete.
+const INCOMPLETE_MESSAGE: &str = "connection closed before message completed";
 
 fn failure_class(err: &reqwest::Error) -> FailureClass {
     let chain = error_chain(err);

@@ -14,6 +14,11 @@ pub struct Config {
     /// Deadline for establishing the connection.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Idle keep-alive connections to endpoints are closed after this long: shorter than
+    /// common servers' keep-alive timeouts (Node's is 5 s), so requests do not go out on
+    /// connections the server is closing. Zero keeps no idle connections.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
     /// At most this much of a response body is read.
     pub max_response_body_bytes: usize,
     /// A subscription whose endpoint has failed continuously for this long is disabled.

@@ -1,7 +1,12 @@
 //! `TestReceiver`: a real HTTP endpoint on loopback that records every request and answers as
-//! the test scripts it (status, latency, failures).
+//! the test scripts it (status, latency, failures, a restart on the same port).
 
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -9,6 +14,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// One request the receiver got.
@@ -56,14 +64,25 @@ struct Inner {
 /// A recording webhook endpoint. Stops when dropped.
 pub struct TestReceiver {
     url: String,
+    address: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     stop: CancellationToken,
+    instance: Mutex<Option<Instance>>,
+    /// Connections of replaced instances reset so far.
+    resets: Arc<AtomicUsize>,
+}
+
+/// The server currently listening on the receiver's port.
+struct Instance {
+    serving: JoinHandle<()>,
+    /// Set when the instance is replaced: its connections reset the next request they carry.
+    replaced: Arc<AtomicBool>,
 }
 
 impl TestReceiver {
     /// Starts a receiver on a free loopback port, answering 200.
     pub async fn start() -> TestReceiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port should work");
         let address = listener
@@ -75,20 +94,49 @@ impl TestReceiver {
             delay: Duration::ZERO,
         }));
         let stop = CancellationToken::new();
-        let router = Router::new()
-            .fallback(record)
-            .with_state(Arc::clone(&inner));
-        let shutdown = stop.clone();
-        tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
-            let _ = serve.await;
-        });
+        let resets = Arc::new(AtomicUsize::new(0));
+        let instance = Instance::start(listener, Arc::clone(&inner), &stop, &resets);
         TestReceiver {
             url: format!("http://{address}/hook"),
+            address,
             inner,
             stop,
+            instance: Mutex::new(Some(instance)),
+            resets,
         }
+    }
+
+    /// Restarts the endpoint on the same port, as a redeployed service behind NAT or a load
+    /// balancer looks to its clients: the old server stops listening, and its connections are
+    /// not closed but reset the next request they carry, unread and unrecorded; new
+    /// connections reach the new server. Recorded requests and the reply are kept.
+    pub async fn restart(&self) {
+        let old = self
+            .instance
+            .lock()
+            .expect("the receiver's instance lock should not be poisoned")
+            .take();
+        if let Some(old) = old {
+            old.replaced.store(true, Ordering::SeqCst);
+            // The connections' own tasks live on; only the accepting loop (and its listener)
+            // ends.
+            old.serving.abort();
+            let _ = old.serving.await;
+        }
+        let listener = TcpListener::bind(self.address)
+            .await
+            .expect("binding the receiver's port again should work");
+        let instance = Instance::start(listener, Arc::clone(&self.inner), &self.stop, &self.resets);
+        *self
+            .instance
+            .lock()
+            .expect("the receiver's instance lock should not be poisoned") = Some(instance);
+    }
+
+    /// Returns how many connections of servers replaced by [`TestReceiver::restart`] have been
+    /// reset, each on the request it carried.
+    pub fn resets(&self) -> usize {
+        self.resets.load(Ordering::SeqCst)
     }
 
     /// Returns the URL to subscribe with.
@@ -139,6 +187,104 @@ impl TestReceiver {
 impl Drop for TestReceiver {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+impl Instance {
+    fn start(
+        listener: TcpListener,
+        inner: Arc<Mutex<Inner>>,
+        stop: &CancellationToken,
+        resets: &Arc<AtomicUsize>,
+    ) -> Instance {
+        let replaced = Arc::new(AtomicBool::new(false));
+        let router = Router::new().fallback(record).with_state(inner);
+        let listener = InstanceListener {
+            listener,
+            replaced: Arc::clone(&replaced),
+            resets: Arc::clone(resets),
+        };
+        let stop = stop.clone();
+        let serving = tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+            let _ = serve.await;
+        });
+        Instance { serving, replaced }
+    }
+}
+
+/// Accepts connections that belong to one instance.
+struct InstanceListener {
+    listener: TcpListener,
+    replaced: Arc<AtomicBool>,
+    resets: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for InstanceListener {
+    type Io = InstanceConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (InstanceConnection, SocketAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, address)) => {
+                    let connection = InstanceConnection {
+                        stream,
+                        replaced: Arc::clone(&self.replaced),
+                        resets: Arc::clone(&self.resets),
+                    };
+                    return (connection, address);
+                }
+                // Out of descriptors or an aborted handshake: try again shortly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection of one instance; once the instance is replaced, reading from it resets it.
+struct InstanceConnection {
+    stream: TcpStream,
+    replaced: Arc<AtomicBool>,
+    resets: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for InstanceConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.replaced.load(Ordering::SeqCst) {
+            // Closed with SO_LINGER 0 when dropped: the client gets a reset, not an answer.
+            let _ = self.stream.set_zero_linger();
+            self.resets.fetch_add(1, Ordering::SeqCst);
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for InstanceConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -19,6 +19,7 @@ fn config() -> Config {
     Config {
         request_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
+        pool_idle_timeout: Duration::from_secs(60),
         max_response_body_bytes: 64 * 1024,
         disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 8,
@@ -30,48 +31,85 @@ fn config() -> Config {
 /// connections it accepted and the requests it answered.
 struct Endpoint {
     port: u16,
-    connections: Arc<AtomicUsize>,
-    requests: Arc<AtomicUsize>,
+    state: Arc<EndpointState>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct EndpointState {
+    connections: AtomicUsize,
+    requests: AtomicUsize,
+    /// Bumped when the endpoint forgets its connections.
+    generation: AtomicUsize,
+    /// Read requests and never answer them.
+    hang: std::sync::atomic::AtomicBool,
 }
 
 impl Endpoint {
     async fn start() -> Endpoint {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(answer(stream, Arc::clone(&answered)));
-            }
-        });
+        let state = Arc::new(EndpointState::default());
+        let accepting = tokio::spawn(accept(listener, Arc::clone(&state)));
         Endpoint {
             port,
-            connections,
-            requests,
+            state,
+            accepting,
         }
     }
 
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
     fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Forgets every open connection without closing it, as a restarted endpoint behind NAT
+    /// or a load balancer looks to a client: nothing arrives until the client sends on one,
+    /// then the request is reset unread.
+    fn forget_connections(&self) {
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Stops listening and forgets every connection: new connections are refused.
+    async fn stop(self) {
+        self.forget_connections();
+        self.accepting.abort();
+        let _ = self.accepting.await;
+    }
+}
+
+async fn accept(listener: TcpListener, state: Arc<EndpointState>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(answer(stream, Arc::clone(&state)));
     }
 }
 
 /// Answers requests on one connection until the client closes it.
-async fn answer(mut stream: TcpStream, answered: Arc<AtomicUsize>) {
+async fn answer(mut stream: TcpStream, state: Arc<EndpointState>) {
+    let generation = state.generation.load(Ordering::SeqCst);
     let mut buffer = Vec::new();
     loop {
         let Some(request_length) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
+        if state.generation.load(Ordering::SeqCst) != generation {
+            // Dropped with SO_LINGER 0: the client gets a reset, the request is not processed.
+            let _ = stream.set_zero_linger();
+            return;
+        }
         buffer.drain(..request_length);
-        answered.fetch_add(1, Ordering::SeqCst);
+        state.requests.fetch_add(1, Ordering::SeqCst);
+        if state.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let response = b"HTTP/1.1 204 No Content\r\n\r\n";
         if stream.write_all(response).await.is_err() {
             return;
@@ -228,4 +266,73 @@ async fn a_failure_is_described_without_the_sinks_path_or_query() {
     let error = report.error.unwrap_or_default();
     assert!(error.contains("Connection refused"), "{error}");
     assert!(!error.contains("5ecret"), "{error}");
+}
+
+#[tokio::test]
+async fn a_request_whose_reused_connection_was_lost_is_sent_again_on_a_new_one() {
+    // Issue 10, defect 13: after an endpoint restart, pooled connections to the old server
+    // failed the next attempts with class `other`.
+    let endpoint = Endpoint::start().await;
+    let client = DeliveryClient::new(&config(), NetworkPolicy::new(true, false)).unwrap();
+    let first = send(&client, &endpoint.url()).await;
+    assert_eq!(status(&first), Some(204), "{:?}", first.error);
+    endpoint.forget_connections();
+    let second = send(&client, &endpoint.url()).await;
+    assert_eq!(status(&second), Some(204), "{:?}", second.error);
+    assert_eq!(endpoint.requests(), 2);
+    assert_eq!(endpoint.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_new_connection_still_fails_the_attempt() {
+    let endpoint = Endpoint::start().await;
+    let url = endpoint.url();
+    let client = DeliveryClient::new(&config(), NetworkPolicy::new(true, false)).unwrap();
+    let first = send(&client, &url).await;
+    assert_eq!(status(&first), Some(204), "{:?}", first.error);
+    endpoint.stop().await;
+    let second = send(&client, &url).await;
+    assert_eq!(
+        failure_class(&second),
+        Some(FailureClass::Connect),
+        "{:?}",
+        second.error
+    );
+}
+
+#[tokio::test]
+async fn a_request_the_endpoint_took_and_left_unanswered_is_not_sent_again() {
+    let endpoint = Endpoint::start().await;
+    endpoint.state.hang.store(true, Ordering::SeqCst);
+    let mut config = config();
+    config.request_timeout = Duration::from_millis(300);
+    let client = DeliveryClient::new(&config, NetworkPolicy::new(true, false)).unwrap();
+    let report = send(&client, &endpoint.url()).await;
+    assert_eq!(failure_class(&report), Some(FailureClass::Timeout));
+    assert_eq!(endpoint.requests(), 1);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_pool_idle_timeout() {
+    let endpoint = Endpoint::start().await;
+    let mut config = config();
+    config.pool_idle_timeout = Duration::from_millis(100);
+    let client = DeliveryClient::new(&config, NetworkPolicy::new(true, false)).unwrap();
+    send(&client, &endpoint.url()).await;
+    // Idle for many times the timeout: the connection is not reused.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    send(&client, &endpoint.url()).await;
+    assert_eq!(endpoint.requests(), 2);
+    assert_eq!(endpoint.connections(), 2);
+}
+
+#[tokio::test]
+async fn idle_connections_are_reused_within_the_pool_idle_timeout() {
+    let endpoint = Endpoint::start().await;
+    let client = DeliveryClient::new(&config(), NetworkPolicy::new(true, false)).unwrap();
+    for _ in 0..3 {
+        send(&client, &endpoint.url()).await;
+    }
+    assert_eq!(endpoint.requests(), 3);
+    assert_eq!(endpoint.connections(), 1);
 }
