@@ -17,7 +17,7 @@ use herald_core::network::NetworkPolicy;
 use herald_core::record::EndpointHealth;
 use herald_core::retry::RetryPolicy;
 use herald_core::subscription::WebhookSecret;
-use herald_core::{ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
+use herald_core::{DeliverySettings, ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
 use herald_nats::{Records, SubscriptionStore, Versioned};
 use herald_proto::v1 as pb;
 use herald_proto::{SecretVisibility, subscription_to_pb};
@@ -44,13 +44,15 @@ pub(crate) struct SubscriptionApi {
     metrics: Metrics,
 }
 
-/// The changes of an `UpdateSubscription` request; the sink and filters are validated, the
-/// description is checked with the whole subscription by `Subscription::validate`.
+/// The changes of an `UpdateSubscription` request; the sink, filters, retry policy and delivery
+/// settings are validated, the description is checked with the whole subscription by
+/// `Subscription::validate`.
 struct Changes {
     sink: Option<Sink>,
     filters: Option<Vec<Filter>>,
     description: Option<String>,
     retry_policy: Option<RetryPolicy>,
+    delivery: Option<DeliverySettings>,
 }
 
 impl SubscriptionApi {
@@ -81,6 +83,7 @@ impl SubscriptionApi {
         let filters = parse_filters(&request.filters)?;
         let retry_policy = parse_retry_policy(request.retry_policy.as_ref())?
             .unwrap_or_else(RetryPolicy::standard);
+        let delivery = parse_delivery(request.delivery.as_ref())?.unwrap_or_default();
         let secret = if request.secret.is_empty() {
             WebhookSecret::from_key(herald_signing::Secret::generate().map_err(Error::Secret)?)
         } else {
@@ -97,7 +100,7 @@ impl SubscriptionApi {
             updated_at: now,
             retry_policy,
             state: State::Active,
-            delivery: herald_core::DeliverySettings::default(),
+            delivery,
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
@@ -300,6 +303,7 @@ impl SubscriptionApi {
             filters,
             description: request.description.clone(),
             retry_policy: parse_retry_policy(request.retry_policy.as_ref())?,
+            delivery: parse_delivery(request.delivery.as_ref())?,
         })
     }
 }
@@ -317,6 +321,9 @@ impl Changes {
         }
         if let Some(retry_policy) = &self.retry_policy {
             subscription.retry_policy = retry_policy.clone();
+        }
+        if let Some(delivery) = self.delivery {
+            subscription.delivery = delivery;
         }
         subscription.updated_at = now;
     }
@@ -421,6 +428,16 @@ fn parse_retry_policy(policy: Option<&pb::RetryPolicy>) -> Result<Option<RetryPo
     let policy = herald_proto::retry_policy_from_pb(policy)?;
     policy.validate()?;
     Ok(Some(policy))
+}
+
+/// Converts and validates a request's delivery settings; `None` when the request has none.
+fn parse_delivery(settings: Option<&pb::DeliverySettings>) -> Result<Option<DeliverySettings>> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let settings = herald_proto::delivery_settings_from_pb(settings)?;
+    settings.validate()?;
+    Ok(Some(settings))
 }
 
 fn parse_filters(filters: &[pb::Filter]) -> Result<Vec<Filter>> {

@@ -27,7 +27,7 @@ pub enum SecretVisibility {
 }
 
 /// Returns the wire form of a stored subscription at `revision`, with its effective retry
-/// policy and state; `health` is left unset for the caller to fill.
+/// policy, delivery settings and state; `health` is left unset for the caller to fill.
 pub fn subscription_to_pb(
     subscription: &Subscription,
     revision: u64,
@@ -56,6 +56,9 @@ pub fn subscription_to_pb(
         state_reason,
         state_change_time,
         health: None,
+        delivery: Some(crate::delivery::delivery_settings_to_pb(
+            &subscription.delivery,
+        )),
     }
 }
 

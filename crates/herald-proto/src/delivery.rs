@@ -1,17 +1,23 @@
 //! Conversions of reliable-delivery types between `herald.v1` messages and `herald-core`: retry
-//! policies, subscription states, endpoint health, attempt records and dead letters.
+//! policies, delivery settings, subscription states, endpoint health, attempt records and dead
+//! letters.
 //!
 //! A request's retry policy is read leniently, the way the proto documents it: every unset field
 //! takes `RetryPolicy::standard()`'s value, and only what the wire form can express but Herald
 //! cannot (a negative duration, a status code beyond `u16`) is refused here, naming the field.
 //! Bounds stay `RetryPolicy::validate`'s decision. Answers carry the effective policy, complete.
+//! Delivery settings are read the same way: unset fields take the defaults, a burst of 0 means
+//! the rate itself, an enum value this build does not know is refused naming the field
+//! (`delivery.ordering`), and bounds stay `DeliverySettings::validate`'s decision.
 
 use std::time::Duration;
 
 use herald_core::State;
 use herald_core::record::{AttemptRecord, DeadLetter, EndpointHealth};
 use herald_core::retry::{Backoff, RetryPolicy};
-use herald_core::subscription::SubscriptionError;
+use herald_core::subscription::{
+    DeliverySettings, OnDeadLetter, Ordering, RateLimit, SubscriptionError,
+};
 
 use crate::convert::timestamp_to_pb;
 use crate::v1 as pb;
@@ -105,6 +111,65 @@ pub fn retry_policy_to_pb(policy: &RetryPolicy) -> pb::RetryPolicy {
             .iter()
             .map(|code| u32::from(*code))
             .collect(),
+    }
+}
+
+/// Converts a request's delivery settings; unset fields take the defaults (no rate limit, the
+/// dispatcher's concurrency, unordered, `block`), and a burst of 0 is the rate itself. Errors
+/// name the field (`delivery.ordering`).
+pub fn delivery_settings_from_pb(
+    settings: &pb::DeliverySettings,
+) -> Result<DeliverySettings, SubscriptionError> {
+    use pb::delivery_settings::{OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering};
+    let rate_limit = settings.rate_limit.as_ref().map(|limit| RateLimit {
+        per_second: limit.per_second,
+        burst: match limit.burst {
+            0 => limit.per_second,
+            burst => burst,
+        },
+    });
+    let ordering = match PbOrdering::try_from(settings.ordering) {
+        Ok(PbOrdering::Unspecified | PbOrdering::None) => Ordering::None,
+        Ok(PbOrdering::Key) => Ordering::Key,
+        Err(_) => return Err(unknown_enum_value("delivery.ordering", settings.ordering)),
+    };
+    let on_dead_letter = match PbOnDeadLetter::try_from(settings.on_dead_letter) {
+        Ok(PbOnDeadLetter::Unspecified | PbOnDeadLetter::Block) => OnDeadLetter::Block,
+        Ok(PbOnDeadLetter::Skip) => OnDeadLetter::Skip,
+        Err(_) => {
+            return Err(unknown_enum_value(
+                "delivery.on_dead_letter",
+                settings.on_dead_letter,
+            ));
+        }
+    };
+    Ok(DeliverySettings {
+        rate_limit,
+        max_in_flight: settings.max_in_flight,
+        ordering,
+        on_dead_letter,
+    })
+}
+
+/// Returns the wire form of delivery settings, the enums always named (never `UNSPECIFIED`).
+pub fn delivery_settings_to_pb(settings: &DeliverySettings) -> pb::DeliverySettings {
+    use pb::delivery_settings::{OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering};
+    let ordering = match settings.ordering {
+        Ordering::None => PbOrdering::None,
+        Ordering::Key => PbOrdering::Key,
+    };
+    let on_dead_letter = match settings.on_dead_letter {
+        OnDeadLetter::Block => PbOnDeadLetter::Block,
+        OnDeadLetter::Skip => PbOnDeadLetter::Skip,
+    };
+    pb::DeliverySettings {
+        rate_limit: settings.rate_limit.map(|limit| pb::RateLimit {
+            per_second: limit.per_second,
+            burst: limit.burst,
+        }),
+        max_in_flight: settings.max_in_flight,
+        ordering: ordering as i32,
+        on_dead_letter: on_dead_letter as i32,
     }
 }
 
@@ -238,6 +303,10 @@ pub fn duration_from_pb(
         ));
     }
     Ok(Duration::new(seconds, nanos))
+}
+
+fn unknown_enum_value(field: &str, value: i32) -> SubscriptionError {
+    SubscriptionError::new(field, format!("unknown value {value}"))
 }
 
 fn optional_duration(

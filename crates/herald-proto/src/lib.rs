@@ -20,8 +20,9 @@ pub use convert::{
     timestamp_to_pb,
 };
 pub use delivery::{
-    attempt_outcome_label, attempt_outcome_to_pb, attempt_to_pb, dead_letter_to_pb, health_to_pb,
-    retry_policy_from_pb, retry_policy_to_pb, state_to_pb,
+    attempt_outcome_label, attempt_outcome_to_pb, attempt_to_pb, dead_letter_to_pb,
+    delivery_settings_from_pb, delivery_settings_to_pb, health_to_pb, retry_policy_from_pb,
+    retry_policy_to_pb, state_to_pb,
 };
 
 /// Messages, client and server of the `herald.v1` package.

@@ -1,7 +1,10 @@
-//! The Subscriptions API: create, read, list, update and delete, and what each refuses.
+//! The Subscriptions API: create, read, list, update and delete, and what each refuses;
+//! retry policies and delivery settings travel with the subscription.
 
 use herald_core::network::NetworkPolicy;
+use herald_core::subscription::{MAX_IN_FLIGHT, MAX_RATE};
 use herald_proto::v1 as pb;
+use herald_proto::v1::delivery_settings::{OnDeadLetter, Ordering};
 
 use crate::support::{
     Control, Options, PUBLIC_SINK, check_invalid_argument, create_request, filter,
@@ -19,6 +22,7 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
             secret: String::new(),
             description: "orders".to_owned(),
             retry_policy: None,
+            delivery: None,
         })
         .await;
 
@@ -435,4 +439,187 @@ async fn list_with_a_foreign_page_token_is_an_invalid_argument() {
         .await
         .unwrap_err();
     check_invalid_argument(&status, "page_token");
+}
+
+fn delivery(
+    rate_limit: Option<(u32, u32)>,
+    max_in_flight: Option<u32>,
+    ordering: Ordering,
+    on_dead_letter: OnDeadLetter,
+) -> pb::DeliverySettings {
+    pb::DeliverySettings {
+        rate_limit: rate_limit.map(|(per_second, burst)| pb::RateLimit { per_second, burst }),
+        max_in_flight,
+        ordering: ordering as i32,
+        on_dead_letter: on_dead_letter as i32,
+    }
+}
+
+async fn get(control: &Control, id: &str) -> pb::Subscription {
+    control
+        .client()
+        .get_subscription(pb::GetSubscriptionRequest { id: id.to_owned() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn create_with_delivery_settings_round_trips_through_get() {
+    let control = Control::start(Options::default()).await;
+    let created = control
+        .create(pb::CreateSubscriptionRequest {
+            // A burst of 0 is the rate itself.
+            delivery: Some(delivery(
+                Some((50, 0)),
+                Some(8),
+                Ordering::Key,
+                OnDeadLetter::Skip,
+            )),
+            ..create_request(PUBLIC_SINK)
+        })
+        .await;
+    let expected = delivery(Some((50, 50)), Some(8), Ordering::Key, OnDeadLetter::Skip);
+    assert_eq!(created.delivery, Some(expected));
+    assert_eq!(get(&control, &created.id).await.delivery, Some(expected));
+
+    let stored = control.store.list().await.unwrap();
+    let settings = stored[0].value.delivery;
+    assert_eq!(settings.max_in_flight, Some(8));
+    assert_eq!(settings.ordering, herald_core::subscription::Ordering::Key);
+}
+
+#[tokio::test]
+async fn create_without_delivery_settings_answers_the_defaults() {
+    let control = Control::start(Options::default()).await;
+    let created = control.create(create_request(PUBLIC_SINK)).await;
+    let defaults = delivery(None, None, Ordering::None, OnDeadLetter::Block);
+    assert_eq!(created.delivery, Some(defaults));
+    assert_eq!(get(&control, &created.id).await.delivery, Some(defaults));
+}
+
+#[tokio::test]
+async fn out_of_bounds_delivery_settings_are_refused_naming_the_field() {
+    let control = Control::start(Options::default()).await;
+    let unordered = |rate_limit, max_in_flight| {
+        delivery(
+            rate_limit,
+            max_in_flight,
+            Ordering::None,
+            OnDeadLetter::Block,
+        )
+    };
+    let cases = [
+        (
+            "delivery.rate_limit.per_second",
+            unordered(Some((0, 0)), None),
+        ),
+        (
+            "delivery.rate_limit.per_second",
+            unordered(Some((MAX_RATE + 1, 1)), None),
+        ),
+        (
+            "delivery.rate_limit.burst",
+            unordered(Some((10, MAX_RATE + 1)), None),
+        ),
+        ("delivery.max_in_flight", unordered(None, Some(0))),
+        (
+            "delivery.max_in_flight",
+            unordered(None, Some(MAX_IN_FLIGHT + 1)),
+        ),
+        (
+            "delivery.on_dead_letter",
+            delivery(None, None, Ordering::None, OnDeadLetter::Skip),
+        ),
+        (
+            "delivery.ordering",
+            pb::DeliverySettings {
+                ordering: 7,
+                ..unordered(None, None)
+            },
+        ),
+        (
+            "delivery.on_dead_letter",
+            pb::DeliverySettings {
+                on_dead_letter: 9,
+                ..unordered(None, None)
+            },
+        ),
+    ];
+    let num_cases = cases.len() as u64;
+    let existing = control.create(create_request(PUBLIC_SINK)).await;
+    for (field, settings) in cases {
+        let status = control
+            .client()
+            .create_subscription(pb::CreateSubscriptionRequest {
+                delivery: Some(settings),
+                ..create_request(PUBLIC_SINK)
+            })
+            .await
+            .unwrap_err();
+        check_invalid_argument(&status, field);
+        let status = control
+            .client()
+            .update_subscription(pb::UpdateSubscriptionRequest {
+                id: existing.id.clone(),
+                delivery: Some(settings),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        check_invalid_argument(&status, field);
+    }
+    let stored = control.store.list().await.unwrap();
+    assert_eq!(stored.len(), 1, "nothing invalid is stored");
+    assert_eq!(stored[0].revision, existing.revision);
+    assert_eq!(
+        control.requests_total("CreateSubscription", "invalid_argument"),
+        num_cases
+    );
+    assert_eq!(
+        control.requests_total("UpdateSubscription", "invalid_argument"),
+        num_cases
+    );
+}
+
+#[tokio::test]
+async fn update_replaces_delivery_settings_only_when_set() {
+    let control = Control::start(Options::default()).await;
+    let ordered = delivery(Some((20, 5)), Some(4), Ordering::Key, OnDeadLetter::Skip);
+    let created = control
+        .create(pb::CreateSubscriptionRequest {
+            delivery: Some(ordered),
+            ..create_request(PUBLIC_SINK)
+        })
+        .await;
+    let mut client = control.client();
+
+    let described = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            description: Some("renamed".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.delivery, Some(ordered));
+
+    // Settings replace the current ones whole: what the request leaves unset is the default.
+    let limited = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            delivery: Some(pb::DeliverySettings {
+                max_in_flight: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let expected = delivery(None, Some(2), Ordering::None, OnDeadLetter::Block);
+    assert_eq!(limited.delivery, Some(expected));
+    assert_eq!(limited.description, "renamed");
+    assert_eq!(get(&control, &created.id).await.delivery, Some(expected));
 }

@@ -161,6 +161,15 @@ fn subscription_carries_every_field() {
     assert_eq!(wire.state_reason, "");
     assert_eq!(wire.state_change_time, None);
     assert_eq!(wire.health, None);
+    assert_eq!(
+        wire.delivery,
+        Some(pb::DeliverySettings {
+            rate_limit: None,
+            max_in_flight: None,
+            ordering: pb::delivery_settings::Ordering::None as i32,
+            on_dead_letter: pb::delivery_settings::OnDeadLetter::Block as i32,
+        })
+    );
 }
 
 #[test]

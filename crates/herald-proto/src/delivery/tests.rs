@@ -1,5 +1,5 @@
-//! Tests of the reliable-delivery conversions: policy defaults and round trips, the fields named
-//! by errors, states, attempts and dead letters.
+//! Tests of the reliable-delivery conversions: policy and delivery-settings defaults and round
+//! trips, the fields named by errors, states, attempts and dead letters.
 
 use std::time::Duration;
 
@@ -238,4 +238,137 @@ fn dead_letters_with_unreadable_events_still_convert() {
     let wire = dead_letter_to_pb(&dead_letter(b"not json"));
     assert_eq!(wire.event_id, "");
     assert_eq!(wire.event, b"not json");
+}
+
+fn wire_settings(
+    rate_limit: Option<(u32, u32)>,
+    max_in_flight: Option<u32>,
+    ordering: i32,
+    on_dead_letter: i32,
+) -> pb::DeliverySettings {
+    pb::DeliverySettings {
+        rate_limit: rate_limit.map(|(per_second, burst)| pb::RateLimit { per_second, burst }),
+        max_in_flight,
+        ordering,
+        on_dead_letter,
+    }
+}
+
+#[test]
+fn delivery_settings_read_from_requests_take_defaults_for_unset_fields() {
+    use pb::delivery_settings::{OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering};
+    let limit = |per_second, burst| Some(RateLimit { per_second, burst });
+    let cases = [
+        (wire_settings(None, None, 0, 0), DeliverySettings::default()),
+        (
+            wire_settings(Some((50, 10)), None, 0, 0),
+            DeliverySettings {
+                rate_limit: limit(50, 10),
+                ..DeliverySettings::default()
+            },
+        ),
+        // A burst of 0 is the rate itself.
+        (
+            wire_settings(Some((50, 0)), None, 0, 0),
+            DeliverySettings {
+                rate_limit: limit(50, 50),
+                ..DeliverySettings::default()
+            },
+        ),
+        (
+            wire_settings(None, Some(8), PbOrdering::None as i32, 0),
+            DeliverySettings {
+                max_in_flight: Some(8),
+                ..DeliverySettings::default()
+            },
+        ),
+        // Unspecified dead-letter handling on an ordered subscription blocks the key.
+        (
+            wire_settings(None, None, PbOrdering::Key as i32, 0),
+            DeliverySettings {
+                ordering: Ordering::Key,
+                on_dead_letter: OnDeadLetter::Block,
+                ..DeliverySettings::default()
+            },
+        ),
+        (
+            wire_settings(
+                None,
+                None,
+                PbOrdering::Key as i32,
+                PbOnDeadLetter::Skip as i32,
+            ),
+            DeliverySettings {
+                ordering: Ordering::Key,
+                on_dead_letter: OnDeadLetter::Skip,
+                ..DeliverySettings::default()
+            },
+        ),
+    ];
+    for (wire, expected) in cases {
+        assert_eq!(
+            delivery_settings_from_pb(&wire).as_ref(),
+            Ok(&expected),
+            "{wire:?}"
+        );
+    }
+}
+
+#[test]
+fn delivery_settings_with_unknown_enum_values_are_refused_naming_the_field() {
+    let cases = [
+        (
+            wire_settings(None, None, 7, 0),
+            "delivery.ordering",
+            "unknown value 7",
+        ),
+        (
+            wire_settings(None, None, 2, -1),
+            "delivery.on_dead_letter",
+            "unknown value -1",
+        ),
+    ];
+    for (wire, field, reason) in cases {
+        let error = delivery_settings_from_pb(&wire).unwrap_err();
+        assert_eq!(
+            (error.field.as_str(), error.reason.as_str()),
+            (field, reason)
+        );
+    }
+}
+
+#[test]
+fn delivery_settings_conversion_leaves_bounds_to_core() {
+    // Representable on the wire, refused by `DeliverySettings::validate`.
+    let cases = [
+        (
+            wire_settings(Some((0, 0)), None, 0, 0),
+            "delivery.rate_limit.per_second",
+        ),
+        (wire_settings(None, Some(0), 0, 0), "delivery.max_in_flight"),
+        (wire_settings(None, None, 1, 2), "delivery.on_dead_letter"),
+    ];
+    for (wire, field) in cases {
+        let settings = delivery_settings_from_pb(&wire).unwrap();
+        assert_eq!(settings.validate().unwrap_err().field, field, "{wire:?}");
+    }
+}
+
+#[test]
+fn delivery_settings_round_trip_through_the_wire_form_with_every_enum_named() {
+    let ordered = DeliverySettings {
+        rate_limit: Some(RateLimit {
+            per_second: 5,
+            burst: 2,
+        }),
+        max_in_flight: Some(3),
+        ordering: Ordering::Key,
+        on_dead_letter: OnDeadLetter::Skip,
+    };
+    for settings in [DeliverySettings::default(), ordered] {
+        let wire = delivery_settings_to_pb(&settings);
+        assert_ne!(wire.ordering, 0, "{wire:?}");
+        assert_ne!(wire.on_dead_letter, 0, "{wire:?}");
+        assert_eq!(delivery_settings_from_pb(&wire), Ok(settings));
+    }
 }
