@@ -82,7 +82,7 @@ pub(crate) enum SubCommand {
         /// Subscription id (`sub_...`).
         id: String,
     },
-    /// Change a subscription's sink, filters or description.
+    /// Change a subscription's sink, filters, description, retry policy or delivery settings.
     Update(UpdateArgs),
     /// Delete a subscription.
     Delete {
@@ -128,6 +128,51 @@ pub(crate) struct RetryArgs {
     /// Events older than this are dead-lettered instead of retried, e.g. 1h.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) max_age: Option<Duration>,
+}
+
+/// Delivery settings flags; unset ones keep the current settings (on create: the defaults, no
+/// rate limit, the dispatcher's concurrency, unordered).
+#[derive(Debug, Default, Args)]
+pub(crate) struct DeliveryArgs {
+    /// At most N events per second to the endpoint, or `none` to remove the limit.
+    #[arg(long, value_name = "N|none", value_parser = parse_rate_limit)]
+    pub(crate) rate_limit: Option<Limit>,
+    /// Events that may be sent at once after a quiet period; the rate itself when not given
+    /// with --rate-limit.
+    #[arg(long, value_name = "N")]
+    pub(crate) burst: Option<u32>,
+    /// At most N requests to the endpoint at once, or `default` for the dispatcher's setting.
+    #[arg(long, value_name = "N|default", value_parser = parse_max_in_flight)]
+    pub(crate) max_in_flight: Option<Limit>,
+    /// `key`: events with the same `partitionkey` extension are delivered one at a time, in
+    /// order; `none`: no order.
+    #[arg(long, value_enum)]
+    pub(crate) ordering: Option<OrderingArg>,
+    /// On an ordered subscription, whether a dead-lettered event blocks its key until it is
+    /// redriven or purged (the default), or lets the key move on.
+    #[arg(long, value_enum)]
+    pub(crate) on_dead_letter: Option<OnDeadLetterArg>,
+}
+
+/// A limit given as a number, or the word that removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    At(u32),
+    Removed,
+}
+
+/// Whether events are delivered in order, per `partitionkey`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OrderingArg {
+    None,
+    Key,
+}
+
+/// What a dead letter does to its key on an ordered subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnDeadLetterArg {
+    Block,
+    Skip,
 }
 
 /// An exponential backoff given as `INITIAL,MULTIPLIER,MAX`.
@@ -263,6 +308,26 @@ pub(crate) fn parse_exponential(text: &str) -> Result<Exponential, String> {
     })
 }
 
+/// Parses `--rate-limit`: a number, or `none`.
+pub(crate) fn parse_rate_limit(text: &str) -> Result<Limit, String> {
+    parse_limit(text, "none")
+}
+
+/// Parses `--max-in-flight`: a number, or `default`.
+pub(crate) fn parse_max_in_flight(text: &str) -> Result<Limit, String> {
+    parse_limit(text, "default")
+}
+
+fn parse_limit(text: &str, removed: &str) -> Result<Limit, String> {
+    let text = text.trim();
+    if text == removed {
+        return Ok(Limit::Removed);
+    }
+    text.parse::<u32>()
+        .map(Limit::At)
+        .map_err(|_| format!("`{text}`: expected a number or `{removed}`"))
+}
+
 /// Parses an RFC 3339 time such as `2025-01-02T03:04:05Z`.
 pub(crate) fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -300,6 +365,8 @@ pub(crate) struct CreateArgs {
     pub(crate) description: String,
     #[command(flatten)]
     pub(crate) retry: RetryArgs,
+    #[command(flatten)]
+    pub(crate) delivery: DeliveryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +391,9 @@ pub(crate) struct UpdateArgs {
     /// New retry settings; the ones not given keep their current values.
     #[command(flatten)]
     pub(crate) retry: RetryArgs,
+    /// New delivery settings; the ones not given keep their current values.
+    #[command(flatten)]
+    pub(crate) delivery: DeliveryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,9 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
     if let Some(policy) = &subscription.retry_policy {
         pairs.push(("retry", policy_summary(policy)));
     }
+    if let Some(delivery) = &subscription.delivery {
+        pairs.push(("delivery", delivery_summary(delivery)));
+    }
     if let Some(health) = &subscription.health {
         pairs.push(("health", health_summary(health)));
     }
@@ -54,7 +57,7 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
         .join("\n")
 }
 
-/// Returns subscriptions as a table with columns ID, SINK, FILTERS and CREATED.
+/// Returns subscriptions as a table with columns ID, SINK, FILTERS, DELIVERY and CREATED.
 pub(crate) fn subscriptions_table(subscriptions: &[pb::Subscription]) -> String {
     let rows: Vec<Vec<String>> = subscriptions
         .iter()
@@ -63,11 +66,12 @@ pub(crate) fn subscriptions_table(subscriptions: &[pb::Subscription]) -> String 
                 subscription.id.clone(),
                 subscription.sink.clone(),
                 filters_summary(&subscription.filters),
+                delivery_brief(subscription.delivery.as_ref()),
                 time_summary(subscription.create_time.as_ref()),
             ]
         })
         .collect();
-    table(&["ID", "SINK", "FILTERS", "CREATED"], &rows)
+    table(&["ID", "SINK", "FILTERS", "DELIVERY", "CREATED"], &rows)
 }
 
 /// Returns one subscription as JSON.
@@ -92,6 +96,9 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
     }
     if let Some(policy) = &subscription.retry_policy {
         object["retry_policy"] = policy_json(policy);
+    }
+    if let Some(delivery) = &subscription.delivery {
+        object["delivery"] = delivery_json(delivery);
     }
     if let Some(health) = &subscription.health {
         object["health"] = json!({
@@ -150,6 +157,65 @@ pub(crate) fn policy_summary(policy: &pb::RetryPolicy) -> String {
         parts.push(format!("terminal {}", codes.join(" ")));
     }
     parts.join(", ")
+}
+
+/// Returns delivery settings on one line, e.g. `rate 50/s burst 10, max in flight 8, ordered by
+/// key, dead letters skip`, or `no rate limit, default max in flight, unordered`.
+pub(crate) fn delivery_summary(settings: &pb::DeliverySettings) -> String {
+    let rate = match &settings.rate_limit {
+        Some(limit) => format!("rate {}/s burst {}", limit.per_second, limit.burst),
+        None => "no rate limit".to_owned(),
+    };
+    let max_in_flight = match settings.max_in_flight {
+        Some(max_in_flight) => format!("max in flight {max_in_flight}"),
+        None => "default max in flight".to_owned(),
+    };
+    let ordering = match ordering_of(settings) {
+        None => "unordered".to_owned(),
+        Some(on_dead_letter) => format!("ordered by key, dead letters {on_dead_letter}"),
+    };
+    [rate, max_in_flight, ordering].join(", ")
+}
+
+/// Returns the settings that differ from the defaults, briefly, for the list table: `50/s
+/// burst 10, 8 in flight, by key (skip)`; `-` when every setting is the default.
+pub(crate) fn delivery_brief(settings: Option<&pb::DeliverySettings>) -> String {
+    let Some(settings) = settings else {
+        return "-".to_owned();
+    };
+    let mut parts = Vec::new();
+    if let Some(limit) = &settings.rate_limit {
+        if limit.burst == limit.per_second {
+            parts.push(format!("{}/s", limit.per_second));
+        } else {
+            parts.push(format!("{}/s burst {}", limit.per_second, limit.burst));
+        }
+    }
+    if let Some(max_in_flight) = settings.max_in_flight {
+        parts.push(format!("{max_in_flight} in flight"));
+    }
+    match ordering_of(settings) {
+        None => {}
+        Some("skip") => parts.push("by key (skip)".to_owned()),
+        Some(_) => parts.push("by key".to_owned()),
+    }
+    if parts.is_empty() {
+        return "-".to_owned();
+    }
+    parts.join(", ")
+}
+
+/// Returns `None` for an unordered subscription, otherwise what a dead letter does to its key
+/// (`block` or `skip`).
+fn ordering_of(settings: &pb::DeliverySettings) -> Option<&'static str> {
+    use pb::delivery_settings::{OnDeadLetter, Ordering};
+    match settings.ordering() {
+        Ordering::Unspecified | Ordering::None => None,
+        Ordering::Key => match settings.on_dead_letter() {
+            OnDeadLetter::Unspecified | OnDeadLetter::Block => Some("block"),
+            OnDeadLetter::Skip => Some("skip"),
+        },
+    }
 }
 
 /// Returns an endpoint's health on one line.
@@ -416,6 +482,18 @@ fn policy_json(policy: &pb::RetryPolicy) -> Value {
         None => {}
     }
     object
+}
+
+fn delivery_json(settings: &pb::DeliverySettings) -> Value {
+    json!({
+        "rate_limit": settings.rate_limit.as_ref().map_or(Value::Null, |limit| json!({
+            "per_second": limit.per_second,
+            "burst": limit.burst,
+        })),
+        "max_in_flight": settings.max_in_flight,
+        "ordering": settings.ordering().as_str_name(),
+        "on_dead_letter": settings.on_dead_letter().as_str_name(),
+    })
 }
 
 /// Returns a list of subscriptions as JSON, shaped like `ListSubscriptionsResponse`.

@@ -3,14 +3,18 @@
 //! Flags become request messages here ([`filters_of`] turns `--type`, `--type-prefix` and
 //! `--filter` into filters, `--filter` taking `sql:`/`cel:` expressions or the Subscriptions API
 //! JSON encoding; [`retry_policy_of`] turns the retry flags into a policy laid over the current
-//! one); answers are rendered by `output`.
+//! one, and [`delivery_settings_of`] the delivery flags into settings laid over the current
+//! ones); answers are rendered by `output`.
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use herald_core::Filter;
 use herald_proto::v1 as pb;
 
-use crate::args::{CreateArgs, FilterArgs, OutputFormat, RetryArgs, SubCommand, UpdateArgs};
+use crate::args::{
+    CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg, OrderingArg, OutputFormat,
+    RetryArgs, SubCommand, UpdateArgs,
+};
 use crate::client::Client;
 use crate::output;
 
@@ -47,15 +51,13 @@ pub(crate) async fn run(
             render_one(&subscription, format)
         }
         SubCommand::Update(args) => {
-            let current = if has_retry(&args.retry) {
+            // Flags are laid over the current policy and settings, which the server replaces
+            // whole.
+            let current = if has_retry(&args.retry) || has_delivery(&args.delivery) {
                 let request = pb::GetSubscriptionRequest {
                     id: args.id.clone(),
                 };
-                client
-                    .get_subscription(request)
-                    .await?
-                    .into_inner()
-                    .retry_policy
+                Some(client.get_subscription(request).await?.into_inner())
             } else {
                 None
             };
@@ -191,24 +193,92 @@ fn has_retry(args: &RetryArgs) -> bool {
         || args.max_age.is_some()
 }
 
+/// Returns the delivery settings the flags describe, laid over `current`; `None` when no
+/// delivery flag is given. A new `--rate-limit` without `--burst` bursts as much as its rate;
+/// `--burst` alone changes the current limit's burst. `--ordering none` without
+/// `--on-dead-letter` resets it to the default, which is the only one an unordered
+/// subscription takes.
+pub(crate) fn delivery_settings_of(
+    args: &DeliveryArgs,
+    current: Option<pb::DeliverySettings>,
+) -> anyhow::Result<Option<pb::DeliverySettings>> {
+    use pb::delivery_settings::{OnDeadLetter, Ordering};
+    if !has_delivery(args) {
+        return Ok(None);
+    }
+    let mut settings = current.unwrap_or_default();
+    match (args.rate_limit, args.burst) {
+        (Some(Limit::At(per_second)), burst) => {
+            settings.rate_limit = Some(pb::RateLimit {
+                per_second,
+                // 0 asks the server for the rate itself.
+                burst: burst.unwrap_or(0),
+            });
+        }
+        (Some(Limit::Removed), Some(_)) => bail!("--burst needs a rate limit, not `none`"),
+        (Some(Limit::Removed), None) => settings.rate_limit = None,
+        (None, Some(burst)) => match &mut settings.rate_limit {
+            Some(limit) => limit.burst = burst,
+            None => bail!("--burst needs --rate-limit: the subscription has no rate limit"),
+        },
+        (None, None) => {}
+    }
+    match args.max_in_flight {
+        Some(Limit::At(max_in_flight)) => settings.max_in_flight = Some(max_in_flight),
+        Some(Limit::Removed) => settings.max_in_flight = None,
+        None => {}
+    }
+    match args.ordering {
+        Some(OrderingArg::None) => {
+            settings.ordering = Ordering::None as i32;
+            if args.on_dead_letter.is_none() {
+                settings.on_dead_letter = OnDeadLetter::Unspecified as i32;
+            }
+        }
+        Some(OrderingArg::Key) => settings.ordering = Ordering::Key as i32,
+        None => {}
+    }
+    match args.on_dead_letter {
+        Some(OnDeadLetterArg::Block) => settings.on_dead_letter = OnDeadLetter::Block as i32,
+        Some(OnDeadLetterArg::Skip) => settings.on_dead_letter = OnDeadLetter::Skip as i32,
+        None => {}
+    }
+    Ok(Some(settings))
+}
+
+fn has_delivery(args: &DeliveryArgs) -> bool {
+    args.rate_limit.is_some()
+        || args.burst.is_some()
+        || args.max_in_flight.is_some()
+        || args.ordering.is_some()
+        || args.on_dead_letter.is_some()
+}
+
 fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequest> {
     Ok(pb::CreateSubscriptionRequest {
         filters: filters_of(&args.filters)?,
         retry_policy: retry_policy_of(&args.retry, None),
+        delivery: delivery_settings_of(&args.delivery, None)?,
         sink: args.sink,
         secret: args.secret.unwrap_or_default(),
         description: args.description,
     })
 }
 
+/// Returns the update the flags describe; `current` is the subscription as stored, read when a
+/// retry or delivery flag is given.
 fn update_request(
     args: UpdateArgs,
-    current_policy: Option<pb::RetryPolicy>,
+    current: Option<pb::Subscription>,
 ) -> anyhow::Result<pb::UpdateSubscriptionRequest> {
     let replace_filters = args.clear_filters || has_filters(&args.filters);
+    let (current_policy, current_delivery) = current
+        .map(|subscription| (subscription.retry_policy, subscription.delivery))
+        .unwrap_or_default();
     Ok(pb::UpdateSubscriptionRequest {
         filters: filters_of(&args.filters)?,
         retry_policy: retry_policy_of(&args.retry, current_policy),
+        delivery: delivery_settings_of(&args.delivery, current_delivery)?,
         id: args.id,
         sink: args.sink.unwrap_or_default(),
         replace_filters,

@@ -1,7 +1,8 @@
-//! Snapshots of rendered subscriptions: key/value lines, the list table, JSON and filter
-//! summaries.
+//! Snapshots of rendered subscriptions: key/value lines, the list table, JSON, filter and
+//! delivery-settings summaries.
 
 use herald_proto::v1 as pb;
+use herald_proto::v1::delivery_settings::{OnDeadLetter, Ordering};
 
 use super::*;
 
@@ -28,6 +29,20 @@ fn subscription(id: &str, sink: &str, filters: Vec<pb::Filter>) -> pb::Subscript
         revision: 3,
         protocol: "HTTP".to_owned(),
         ..Default::default()
+    }
+}
+
+fn delivery(
+    rate_limit: Option<(u32, u32)>,
+    max_in_flight: Option<u32>,
+    ordering: Ordering,
+    on_dead_letter: OnDeadLetter,
+) -> pb::DeliverySettings {
+    pb::DeliverySettings {
+        rate_limit: rate_limit.map(|(per_second, burst)| pb::RateLimit { per_second, burst }),
+        max_in_flight,
+        ordering: ordering as i32,
+        on_dead_letter: on_dead_letter as i32,
     }
 }
 
@@ -60,24 +75,33 @@ updated      2025-01-02T03:04:06Z";
 
 #[test]
 fn list_renders_as_a_table_with_aligned_columns() {
-    let subscriptions = [
-        subscription(
-            "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            "https://example.com/hooks",
-            vec![filter(r#"{"prefix": {"type": "com.example."}}"#)],
-        ),
-        subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAW", "http://a.io/", Vec::new()),
-    ];
+    let mut limited = subscription(
+        "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "https://example.com/hooks",
+        vec![filter(r#"{"prefix": {"type": "com.example."}}"#)],
+    );
+    limited.delivery = Some(delivery(
+        Some((50, 50)),
+        Some(8),
+        Ordering::Key,
+        OnDeadLetter::Block,
+    ));
+    let mut unlimited = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAW", "http://a.io/", Vec::new());
+    unlimited.delivery = Some(delivery(None, None, Ordering::None, OnDeadLetter::Block));
+    let subscriptions = [limited, unlimited];
     let expected = "\
-ID                              SINK                       FILTERS             CREATED
-sub_01ARZ3NDEKTSV4RRFFQ69G5FAV  https://example.com/hooks  type^=com.example.  2025-01-02T03:04:05Z
-sub_01ARZ3NDEKTSV4RRFFQ69G5FAW  http://a.io/               *                   2025-01-02T03:04:05Z";
+ID                              SINK                       FILTERS             DELIVERY                   CREATED
+sub_01ARZ3NDEKTSV4RRFFQ69G5FAV  https://example.com/hooks  type^=com.example.  50/s, 8 in flight, by key  2025-01-02T03:04:05Z
+sub_01ARZ3NDEKTSV4RRFFQ69G5FAW  http://a.io/               *                   -                          2025-01-02T03:04:05Z";
     assert_eq!(subscriptions_table(&subscriptions), expected);
 }
 
 #[test]
 fn empty_list_renders_the_header_only() {
-    assert_eq!(subscriptions_table(&[]), "ID  SINK  FILTERS  CREATED");
+    assert_eq!(
+        subscriptions_table(&[]),
+        "ID  SINK  FILTERS  DELIVERY  CREATED"
+    );
 }
 
 #[test]
@@ -345,4 +369,81 @@ fn replay_progress_renders_as_lines() {
         progress_line(&progress, OutputFormat::Json),
         r#"{"done":true,"last_sequence":"120","replayed":"40","scanned":"100"}"#
     );
+}
+
+#[test]
+fn subscription_lines_and_json_show_delivery_settings() {
+    let mut ordered = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a.io/", vec![]);
+    ordered.delivery = Some(delivery(
+        Some((50, 10)),
+        Some(8),
+        Ordering::Key,
+        OnDeadLetter::Skip,
+    ));
+    let lines = subscription_lines(&ordered);
+    assert_eq!(
+        lines.lines().last(),
+        Some("delivery     rate 50/s burst 10, max in flight 8, ordered by key, dead letters skip")
+    );
+    assert_eq!(
+        subscription_json(&ordered)["delivery"],
+        json!({
+            "rate_limit": {"per_second": 50, "burst": 10},
+            "max_in_flight": 8,
+            "ordering": "ORDERING_KEY",
+            "on_dead_letter": "ON_DEAD_LETTER_SKIP",
+        })
+    );
+
+    let mut unordered = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a.io/", vec![]);
+    unordered.delivery = Some(delivery(None, None, Ordering::None, OnDeadLetter::Block));
+    assert_eq!(
+        subscription_lines(&unordered).lines().last(),
+        Some("delivery     no rate limit, default max in flight, unordered")
+    );
+    assert_eq!(
+        subscription_json(&unordered)["delivery"],
+        json!({
+            "rate_limit": null,
+            "max_in_flight": null,
+            "ordering": "ORDERING_NONE",
+            "on_dead_letter": "ON_DEAD_LETTER_BLOCK",
+        })
+    );
+}
+
+#[test]
+fn delivery_briefs_name_only_what_differs_from_the_defaults() {
+    let cases = [
+        (None, "-"),
+        (
+            Some(delivery(None, None, Ordering::None, OnDeadLetter::Block)),
+            "-",
+        ),
+        (
+            Some(delivery(
+                Some((50, 10)),
+                None,
+                Ordering::None,
+                OnDeadLetter::Block,
+            )),
+            "50/s burst 10",
+        ),
+        (
+            Some(delivery(None, Some(4), Ordering::Key, OnDeadLetter::Skip)),
+            "4 in flight, by key (skip)",
+        ),
+        (
+            Some(delivery(
+                None,
+                None,
+                Ordering::Key,
+                OnDeadLetter::Unspecified,
+            )),
+            "by key",
+        ),
+    ];
+    for (settings, expected) in cases {
+        assert_eq!(delivery_brief(settings.as_ref()), expected, "{settings:?}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Tests of how filter flags become filters.
+//! Tests of how filter, retry and delivery flags become a request.
 
 use herald_proto::v1 as pb;
 
@@ -95,6 +95,7 @@ fn update_replaces_filters_only_when_asked() {
                 clear_filters,
                 expected_revision: None,
                 retry: RetryArgs::default(),
+                delivery: DeliveryArgs::default(),
             },
             None,
         )
@@ -177,5 +178,186 @@ fn retry_flags_on_update_keep_the_current_values_they_do_not_name() {
             )),
             ..current
         }
+    );
+}
+
+fn settings(
+    rate_limit: Option<(u32, u32)>,
+    max_in_flight: Option<u32>,
+    ordering: pb::delivery_settings::Ordering,
+    on_dead_letter: pb::delivery_settings::OnDeadLetter,
+) -> pb::DeliverySettings {
+    pb::DeliverySettings {
+        rate_limit: rate_limit.map(|(per_second, burst)| pb::RateLimit { per_second, burst }),
+        max_in_flight,
+        ordering: ordering as i32,
+        on_dead_letter: on_dead_letter as i32,
+    }
+}
+
+#[test]
+fn no_delivery_flags_mean_no_settings_change() {
+    assert_eq!(
+        delivery_settings_of(&DeliveryArgs::default(), None).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn delivery_flags_become_settings_laid_over_the_current_ones() {
+    use pb::delivery_settings::{OnDeadLetter, Ordering};
+    let ordered = settings(Some((20, 5)), Some(4), Ordering::Key, OnDeadLetter::Skip);
+    let cases = [
+        // A rate without a burst asks for a burst as large as the rate (0).
+        (
+            DeliveryArgs {
+                rate_limit: Some(Limit::At(50)),
+                ..DeliveryArgs::default()
+            },
+            None,
+            settings(
+                Some((50, 0)),
+                None,
+                Ordering::Unspecified,
+                OnDeadLetter::Unspecified,
+            ),
+        ),
+        (
+            DeliveryArgs {
+                rate_limit: Some(Limit::At(50)),
+                burst: Some(10),
+                max_in_flight: Some(Limit::At(8)),
+                ordering: Some(OrderingArg::Key),
+                on_dead_letter: Some(OnDeadLetterArg::Skip),
+            },
+            None,
+            settings(Some((50, 10)), Some(8), Ordering::Key, OnDeadLetter::Skip),
+        ),
+        // Flags not given keep the current values.
+        (
+            DeliveryArgs {
+                max_in_flight: Some(Limit::At(16)),
+                ..DeliveryArgs::default()
+            },
+            Some(ordered),
+            settings(Some((20, 5)), Some(16), Ordering::Key, OnDeadLetter::Skip),
+        ),
+        // --burst alone changes the current limit's burst.
+        (
+            DeliveryArgs {
+                burst: Some(40),
+                ..DeliveryArgs::default()
+            },
+            Some(ordered),
+            settings(Some((20, 40)), Some(4), Ordering::Key, OnDeadLetter::Skip),
+        ),
+        (
+            DeliveryArgs {
+                rate_limit: Some(Limit::Removed),
+                max_in_flight: Some(Limit::Removed),
+                ..DeliveryArgs::default()
+            },
+            Some(ordered),
+            settings(None, None, Ordering::Key, OnDeadLetter::Skip),
+        ),
+        // Leaving key order resets what dead letters do, which only ordered subscriptions set.
+        (
+            DeliveryArgs {
+                ordering: Some(OrderingArg::None),
+                ..DeliveryArgs::default()
+            },
+            Some(ordered),
+            settings(
+                Some((20, 5)),
+                Some(4),
+                Ordering::None,
+                OnDeadLetter::Unspecified,
+            ),
+        ),
+    ];
+    for (args, current, expected) in cases {
+        assert_eq!(
+            delivery_settings_of(&args, current).unwrap(),
+            Some(expected),
+            "{args:?} over {current:?}"
+        );
+    }
+}
+
+#[test]
+fn burst_without_a_rate_limit_is_refused_naming_the_flag() {
+    let burst_only = DeliveryArgs {
+        burst: Some(5),
+        ..DeliveryArgs::default()
+    };
+    let error = delivery_settings_of(&burst_only, None).unwrap_err();
+    assert!(
+        error.to_string().starts_with("--burst needs --rate-limit"),
+        "{error}"
+    );
+    let removed = DeliveryArgs {
+        rate_limit: Some(Limit::Removed),
+        burst: Some(5),
+        ..DeliveryArgs::default()
+    };
+    let error = delivery_settings_of(&removed, None).unwrap_err();
+    assert!(
+        error.to_string().starts_with("--burst needs a rate limit"),
+        "{error}"
+    );
+}
+
+#[test]
+fn update_sends_delivery_settings_only_when_a_delivery_flag_is_given() {
+    let update = |delivery: DeliveryArgs, current: Option<pb::Subscription>| {
+        update_request(
+            UpdateArgs {
+                id: "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(),
+                sink: None,
+                description: Some("renamed".to_owned()),
+                filters: FilterArgs::default(),
+                clear_filters: false,
+                expected_revision: None,
+                retry: RetryArgs::default(),
+                delivery,
+            },
+            current,
+        )
+        .unwrap()
+    };
+    let current = pb::Subscription {
+        retry_policy: Some(pb::RetryPolicy {
+            max_attempts: 3,
+            ..Default::default()
+        }),
+        delivery: Some(settings(
+            Some((20, 5)),
+            None,
+            pb::delivery_settings::Ordering::None,
+            pb::delivery_settings::OnDeadLetter::Block,
+        )),
+        ..Default::default()
+    };
+    let described = update(DeliveryArgs::default(), None);
+    assert_eq!((described.delivery, described.retry_policy), (None, None));
+    let limited = update(
+        DeliveryArgs {
+            max_in_flight: Some(Limit::At(2)),
+            ..DeliveryArgs::default()
+        },
+        Some(current),
+    );
+    assert_eq!(
+        limited.retry_policy, None,
+        "no retry flag, no policy change"
+    );
+    let delivery = limited.delivery.unwrap();
+    assert_eq!(delivery.max_in_flight, Some(2));
+    assert_eq!(
+        delivery.rate_limit,
+        Some(pb::RateLimit {
+            per_second: 20,
+            burst: 5
+        })
     );
 }

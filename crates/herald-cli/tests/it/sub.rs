@@ -98,7 +98,7 @@ async fn sends_the_token_as_a_bearer_credential() {
     let refused = failure_of(&control.heraldctl(&["sub", "list"]).await);
     assert!(refused.starts_with("error: UNAUTHENTICATED: "), "{refused}");
     let listed = stdout_of(&control.heraldctl(&["--token", TOKEN, "sub", "list"]).await);
-    assert_eq!(listed, "ID  SINK  FILTERS  CREATED\n");
+    assert_eq!(listed, "ID  SINK  FILTERS  DELIVERY  CREATED\n");
 }
 
 #[tokio::test]
@@ -183,6 +183,127 @@ async fn creates_expression_filters_and_refuses_invalid_ones_with_their_position
     assert_eq!(
         listed.lines().count(),
         2,
+        "nothing invalid is stored: {listed}"
+    );
+}
+
+#[tokio::test]
+async fn sets_and_changes_delivery_settings_with_flags() {
+    let control = Control::start(true).await;
+    let created = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--rate-limit",
+            "50",
+            "--max-in-flight",
+            "8",
+            "--ordering",
+            "key",
+            "--on-dead-letter",
+            "skip",
+        ])
+        .await;
+    let created: serde_json::Value = serde_json::from_str(&stdout_of(&created)).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["delivery"],
+        serde_json::json!({
+            "rate_limit": {"per_second": 50, "burst": 50},
+            "max_in_flight": 8,
+            "ordering": "ORDERING_KEY",
+            "on_dead_letter": "ON_DEAD_LETTER_SKIP",
+        })
+    );
+
+    let shown = stdout_of(&control.heraldctl(&["sub", "get", &id]).await);
+    assert!(
+        shown.contains(
+            "\ndelivery     rate 50/s burst 50, max in flight 8, ordered by key, dead letters skip\n"
+        ),
+        "{shown}"
+    );
+    let listed = stdout_of(&control.heraldctl(&["sub", "list"]).await);
+    assert!(
+        listed.contains("  50/s, 8 in flight, by key (skip)  "),
+        "{listed}"
+    );
+
+    // Flags not given keep their current values; leaving key order resets dead-letter handling.
+    let updated = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "update",
+            &id,
+            "--burst",
+            "10",
+            "--ordering",
+            "none",
+        ])
+        .await;
+    let updated: serde_json::Value = serde_json::from_str(&stdout_of(&updated)).unwrap();
+    assert_eq!(
+        updated["delivery"],
+        serde_json::json!({
+            "rate_limit": {"per_second": 50, "burst": 10},
+            "max_in_flight": 8,
+            "ordering": "ORDERING_NONE",
+            "on_dead_letter": "ON_DEAD_LETTER_BLOCK",
+        })
+    );
+    let cleared = control
+        .heraldctl(&[
+            "sub",
+            "update",
+            &id,
+            "--rate-limit",
+            "none",
+            "--max-in-flight",
+            "default",
+        ])
+        .await;
+    assert!(
+        stdout_of(&cleared)
+            .contains("delivery     no rate limit, default max in flight, unordered"),
+        "{}",
+        stdout_of(&cleared)
+    );
+}
+
+#[tokio::test]
+async fn refuses_out_of_bounds_delivery_settings_naming_the_field() {
+    let control = Control::start(true).await;
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--max-in-flight", "0"],
+            "error: INVALID_ARGUMENT: delivery.max_in_flight: must be between 1 and 1024\n",
+        ),
+        (
+            &["--rate-limit", "100001"],
+            "error: INVALID_ARGUMENT: delivery.rate_limit.per_second: must be between 1 and \
+             100000\n",
+        ),
+        (
+            &["--on-dead-letter", "skip"],
+            "error: INVALID_ARGUMENT: delivery.on_dead_letter: applies only to ordered \
+             subscriptions (ordering: key)\n",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["sub", "create", "--sink", SINK];
+        args.extend_from_slice(flags);
+        assert_eq!(failure_of(&control.heraldctl(&args).await), expected);
+    }
+    let listed = stdout_of(&control.heraldctl(&["sub", "list"]).await);
+    assert_eq!(
+        listed.lines().count(),
+        1,
         "nothing invalid is stored: {listed}"
     );
 }
