@@ -22,9 +22,7 @@ use serde::Deserialize;
 
 use herald_core::ErrorCode;
 
-pub use consumer::{
-    ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
-};
+pub use consumer::{ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
 pub use records::{
