@@ -167,6 +167,23 @@ pub fn classify(
     Outcome::Retry { after: delay }
 }
 
+/// How long a whole subscription should hold back after this answer: a `429` or `503` with a
+/// valid `Retry-After` asks the endpoint's sender to slow down, not only for one event. Capped
+/// by the policy's longest delay, like the event's own retry.
+pub fn subscription_pause(
+    result: &AttemptResult,
+    policy: &RetryPolicy,
+    now: OffsetDateTime,
+) -> Option<Duration> {
+    match result {
+        AttemptResult::Response {
+            status: 429 | 503,
+            retry_after: Some(value),
+        } => parse_retry_after(value, now).map(|asked| asked.min(policy.max_delay())),
+        _ => None,
+    }
+}
+
 /// Parses `Retry-After` (RFC 9110, section 10.2.3): delay-seconds or an HTTP date (IMF-fixdate),
 /// as a delay from `now`. A date in the past is no delay.
 pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {

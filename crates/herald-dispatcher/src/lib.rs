@@ -9,12 +9,17 @@
 //! Depends on `herald-nats` and `herald-signing`, never on other roles. See README.md for the
 //! delivery algorithm.
 
+mod admission;
+mod announce;
+mod attempt;
 mod client;
 mod config;
 mod context;
 mod error;
+mod health;
 mod metrics;
 mod reject;
+mod scheduler;
 mod service;
 mod supervisor;
 mod worker;

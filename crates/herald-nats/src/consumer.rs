@@ -58,6 +58,29 @@ pub struct Delivery {
     pub published: OffsetDateTime,
 }
 
+/// Extends one delivery's ack wait, detached from the delivery (see [`Delivery::progress`]).
+pub struct ProgressHandle {
+    client: async_nats::Client,
+    reply: Option<async_nats::Subject>,
+}
+
+impl ProgressHandle {
+    pub async fn send(self) -> Result<()> {
+        let Some(reply) = self.reply else {
+            return Ok(());
+        };
+        self.client
+            .publish(reply, AckKind::Progress.into())
+            .await
+            .map_err(|err| {
+                Error::new(
+                    ErrorCode::Unavailable,
+                    format!("failed to extend a delivery's ack wait: {err}"),
+                )
+            })
+    }
+}
+
 /// The stream of deliveries of a consumer.
 pub type Messages = std::pin::Pin<Box<dyn Stream<Item = Result<Delivery>> + Send>>;
 
@@ -167,6 +190,20 @@ impl Delivery {
     /// Asks for redelivery after `delay`.
     pub async fn nak(&self, delay: Duration) -> Result<()> {
         self.reply(AckKind::Nak(Some(delay))).await
+    }
+
+    /// Says the delivery is still being worked on (waiting for its key, a permit or a rate
+    /// token): JetStream restarts its ack wait instead of redelivering it.
+    pub async fn progress(&self) -> Result<()> {
+        self.reply(AckKind::Progress).await
+    }
+
+    /// A handle that sends [`Delivery::progress`] later, without borrowing the delivery.
+    pub fn progress_handle(&self) -> ProgressHandle {
+        ProgressHandle {
+            client: self.message.context.client(),
+            reply: self.message.reply.clone(),
+        }
     }
 
     /// Stops redelivery without success.

@@ -22,7 +22,9 @@ use serde::Deserialize;
 
 use herald_core::ErrorCode;
 
-pub use consumer::{ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages};
+pub use consumer::{
+    ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
+};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
 pub use records::{

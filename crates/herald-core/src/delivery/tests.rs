@@ -116,3 +116,25 @@ fn parses_retry_after_forms() {
     assert_eq!(parse_retry_after("-1", now), None);
     assert_eq!(parse_retry_after("tomorrow", now), None);
 }
+
+#[test]
+fn only_429_and_503_with_a_valid_retry_after_pause_the_subscription() {
+    let now = datetime!(2026-11-22 10:00:00 UTC);
+    let policy = RetryPolicy::fixed(vec![Duration::from_secs(2), Duration::from_secs(60)]);
+    let cases = [
+        (response(429, Some("7")), Some(Duration::from_secs(7))),
+        (response(503, Some("7")), Some(Duration::from_secs(7))),
+        (response(429, Some("86400")), Some(Duration::from_secs(60))),
+        (response(429, None), None),
+        (response(429, Some("soon")), None),
+        (response(500, Some("7")), None),
+        (failed(FailureClass::Timeout), None),
+    ];
+    for (result, pause) in cases {
+        assert_eq!(
+            subscription_pause(&result, &policy, now),
+            pause,
+            "{result:?}"
+        );
+    }
+}

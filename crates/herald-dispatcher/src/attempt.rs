@@ -1,0 +1,253 @@
+//! One delivery attempt: sign, POST, classify the answer, record it, then acknowledge, nak
+//! with the retry delay, or dead-letter. A message is never acknowledged before its outcome is
+//! final, so a crash at any point means redelivery, not loss.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use herald_core::delivery::{self, AttemptResult, DeadReason, Outcome};
+use herald_core::record::AttemptRecord;
+use herald_core::subscription::{OnDeadLetter, Ordering};
+use herald_core::{Event, Subscription};
+use herald_nats::Delivery;
+
+use crate::announce;
+use crate::client::SignedRequest;
+use crate::context::WorkerContext;
+use crate::health::HealthTracker;
+use crate::scheduler::lanes::End;
+use crate::worker::Route;
+
+/// What the scheduler learns from an attempt.
+pub(crate) struct Finished {
+    /// What the attempt means for the event's key.
+    pub(crate) end: End,
+    /// How long the endpoint asked the whole subscription to hold back (`Retry-After`).
+    pub(crate) pause: Option<Duration>,
+}
+
+pub(crate) async fn attempt(
+    context: &WorkerContext,
+    route: &Route,
+    health: &HealthTracker,
+    event: &Event,
+    delivery: &Delivery,
+) -> Finished {
+    let subscription = route.subscription();
+    let message_id = event.message_id();
+    let started_at = OffsetDateTime::now_utc();
+    let timestamp = started_at.unix_timestamp();
+    let body = event.structured().clone();
+    let signature = herald_signing::sign(route.secret(), message_id.as_str(), timestamp, &body);
+    let request = SignedRequest {
+        url: subscription.sink.url(),
+        body,
+        headers: [
+            (herald_signing::HEADER_ID, message_id.to_string()),
+            (herald_signing::HEADER_TIMESTAMP, timestamp.to_string()),
+            (herald_signing::HEADER_SIGNATURE, signature),
+        ],
+    };
+    let report = context.client.send(request).await;
+    let now = OffsetDateTime::now_utc();
+    let age = (now - delivery.published)
+        .try_into()
+        .unwrap_or(Duration::ZERO);
+    let jitter = jitter_unit(delivery.stream_sequence, timestamp);
+    let policy = &subscription.retry_policy;
+    let outcome = delivery::classify(&report.result, delivery.attempt, age, policy, now, jitter);
+    let pause = delivery::subscription_pause(&report.result, policy, now);
+    let result_class = report.result.class_label();
+    if let AttemptResult::Response { status, .. } = &report.result {
+        tracing::Span::current().record("status", status);
+    }
+    let metrics = &context.metrics;
+    metrics
+        .attempts
+        .with_label_values(&[outcome.label(), result_class])
+        .inc();
+    metrics
+        .attempt_duration
+        .with_label_values(&[outcome.label()])
+        .observe(report.elapsed.as_secs_f64());
+
+    let last_error = describe(&report);
+    let record = AttemptRecord {
+        subscription_id: subscription.id.to_string(),
+        event_id: event.id().to_owned(),
+        event_source: event.source().to_owned(),
+        event_type: event.ty().to_owned(),
+        message_id: message_id.to_string(),
+        attempt: delivery.attempt,
+        started_at,
+        duration_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        status: match &report.result {
+            AttemptResult::Response { status, .. } => Some(*status),
+            AttemptResult::Failed { .. } => None,
+        },
+        result_class: result_class.to_owned(),
+        error: report.error.clone(),
+        response_headers: report.response_headers.clone(),
+        response_body: String::from_utf8_lossy(&report.response_body).into_owned(),
+        outcome: outcome.label().to_owned(),
+        next_attempt_at: match &outcome {
+            Outcome::Retry { after } => time::Duration::try_from(*after)
+                .ok()
+                .and_then(|after| now.checked_add(after)),
+            _ => None,
+        },
+    };
+    if let Err(err) = context.records.record_attempt(&record).await {
+        context
+            .metrics
+            .records_failed
+            .with_label_values(&["attempt"])
+            .inc();
+        tracing::warn!(error = %err, "failed to record an attempt");
+    }
+
+    let ordered_block = subscription.delivery.ordering == Ordering::Key
+        && subscription.delivery.on_dead_letter == OnDeadLetter::Block;
+    let (end, acknowledged) = match &outcome {
+        Outcome::Delivered => {
+            tracing::debug!(elapsed = ?report.elapsed, "delivered");
+            health.succeeded(context, &subscription.id, now).await;
+            (End::Final, delivery.ack().await)
+        }
+        Outcome::Retry { after } => {
+            tracing::info!(
+                sink = %subscription.sink.authority(),
+                result = result_class,
+                error = last_error.as_str(),
+                retry_in = ?after,
+                "attempt failed"
+            );
+            let failing_too_long = health.failed(context, &subscription.id, now).await;
+            if failing_too_long {
+                let reason = format!(
+                    "the endpoint failed continuously for {}",
+                    humantime_serde::re::humantime::format_duration(context.config.disable_after)
+                );
+                announce::disable(context, subscription, &reason).await;
+            }
+            (End::Retry, delivery.nak(*after).await)
+        }
+        Outcome::Dead { reason } => {
+            health.failed(context, &subscription.id, now).await;
+            let (stored, acknowledged) =
+                give_up(context, subscription, event, delivery, *reason, &last_error).await;
+            let end = match (stored, ordered_block) {
+                (false, _) => End::Retry,
+                (true, true) => End::Block,
+                (true, false) => End::Final,
+            };
+            (end, acknowledged)
+        }
+        Outcome::Gone => {
+            health.failed(context, &subscription.id, now).await;
+            let (stored, acknowledged) = give_up(
+                context,
+                subscription,
+                event,
+                delivery,
+                DeadReason::Gone,
+                &last_error,
+            )
+            .await;
+            announce::disable(context, subscription, "the endpoint answered 410 Gone").await;
+            (if stored { End::Final } else { End::Retry }, acknowledged)
+        }
+    };
+    if let Err(err) = acknowledged {
+        // The event stays pending and is redelivered after the ack wait: a duplicate, not a loss.
+        tracing::warn!(error = %err, "failed to acknowledge the attempt's outcome");
+    }
+    Finished { end, pause }
+}
+
+/// Dead-letters an event, announces it, then stops its redelivery. If the dead letter cannot be
+/// stored, the event is nak'd instead so it is not lost. Returns whether the dead letter was
+/// stored, and how acknowledging went.
+async fn give_up(
+    context: &WorkerContext,
+    subscription: &Subscription,
+    event: &Event,
+    delivery: &Delivery,
+    reason: DeadReason,
+    last_error: &str,
+) -> (bool, herald_nats::Result<()>) {
+    let stored = context
+        .records
+        .dead_letter(
+            &subscription.id,
+            event.structured().clone(),
+            delivery.stream_sequence,
+            delivery.attempt,
+            reason.as_str(),
+            last_error,
+        )
+        .await;
+    if let Err(err) = stored {
+        context
+            .metrics
+            .records_failed
+            .with_label_values(&["dead_letter"])
+            .inc();
+        tracing::error!(error = %err, "failed to store a dead letter; retrying the event later");
+        return (false, delivery.nak(Duration::from_secs(5)).await);
+    }
+    context
+        .metrics
+        .dead_letters
+        .with_label_values(&[reason.as_str()])
+        .inc();
+    tracing::warn!(
+        reason = reason.as_str(),
+        attempts = delivery.attempt,
+        "event dead-lettered"
+    );
+    // Herald's own operational events are not announced again: a failing operator endpoint
+    // would otherwise feed itself.
+    if !event.ty().starts_with(announce::OPERATIONAL_PREFIX) {
+        let data = serde_json::json!({
+            "subscription_id": subscription.id.as_str(),
+            "event_id": event.id(),
+            "event_source": event.source(),
+            "event_type": event.ty(),
+            "attempts": delivery.attempt,
+            "reason": reason.as_str(),
+            "last_error": last_error,
+        });
+        let id = format!("exhausted-{}-{}", subscription.id, event.message_id());
+        announce::announce(
+            context,
+            &id,
+            "dev.herald.attempt.exhausted",
+            &subscription.id,
+            data,
+        )
+        .await;
+    }
+    (true, delivery.term().await)
+}
+
+/// Returns a one-line description of what went wrong in an attempt.
+fn describe(report: &crate::client::AttemptReport) -> String {
+    match (&report.result, &report.error) {
+        (_, Some(error)) => error.clone(),
+        (AttemptResult::Response { status, .. }, None) => format!("endpoint answered {status}"),
+        (AttemptResult::Failed { class }, None) => class.as_str().to_owned(),
+    }
+}
+
+/// A uniform number in [0, 1) for retry jitter, from values that differ per attempt.
+fn jitter_unit(sequence: u64, timestamp: i64) -> f64 {
+    // SplitMix64 finaliser: enough to decorrelate retries of events that failed together.
+    let mut z = sequence ^ (timestamp as u64).rotate_left(32) ^ u64::from(std::process::id());
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1_u64 << 53) as f64
+}

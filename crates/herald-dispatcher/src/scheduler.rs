@@ -1,0 +1,292 @@
+//! The scheduler of one owned subscription: decides when each pulled event's attempt starts.
+//!
+//! Pulled messages are admitted in arrival order (decoded, type-checked, filtered:
+//! `admission.rs`), then wait in [`lanes`]: unkeyed events in one queue, keyed events of an
+//! ordered subscription in one FIFO lane per key, one event of a key in flight at a time. An
+//! attempt starts only with a concurrency permit (at most the subscription's `max_in_flight`
+//! running) and a rate token ([`limiter`]); a `429`/`503` with `Retry-After` pauses the whole
+//! subscription. Waiting is not an attempt: it burns no retry, and events that wait are kept
+//! alive with in-progress acknowledgements so JetStream does not redeliver them meanwhile.
+//!
+//! On cancellation the scheduler stops pulling and starting, lets the attempts in flight finish
+//! (the service aborts them after its grace period), and leaves waiting events unacknowledged
+//! for redelivery.
+
+pub(crate) mod lanes;
+pub(crate) mod limiter;
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tokio::time::{MissedTickBehavior, Sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use herald_core::Event;
+use herald_core::subscription::{OnDeadLetter, Ordering};
+use herald_nats::{ConsumerSpec, Delivery, Messages};
+
+use crate::admission::{self, Admission};
+use crate::attempt::{self, Finished};
+use crate::context::WorkerContext;
+use crate::health::HealthTracker;
+use crate::worker::Route;
+
+use lanes::{Admitted, End, Job, Lanes};
+use limiter::Limiter;
+
+/// An admitted event waiting for its turn.
+struct Waiting {
+    delivery: Delivery,
+    event: Event,
+}
+
+/// A running attempt's result: the event's key, its sequence, and what the attempt found.
+type Done = (Option<String>, u64, Finished);
+
+/// Runs until the message stream ends or `cancel`; then waits for the attempts in flight.
+pub(crate) async fn run(
+    context: &Arc<WorkerContext>,
+    routes: &mut watch::Receiver<Arc<Route>>,
+    health: &Arc<HealthTracker>,
+    mut messages: Messages,
+    mut applied: ConsumerSpec,
+    cancel: &CancellationToken,
+) {
+    let config = &context.config;
+    let mut route = Arc::clone(&routes.borrow_and_update());
+    let mut limiter = Limiter::new(route.subscription().delivery.rate_limit);
+    let mut lanes: Lanes<Waiting> = Lanes::default();
+    let mut running: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
+    let mut settling: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+    let mut wake: Option<Pin<Box<Sleep>>> = None;
+    let keepalive_every = (config.ack_wait() / 3).max(std::time::Duration::from_millis(100));
+    let mut keepalive = tokio::time::interval_at(
+        tokio::time::Instant::now() + keepalive_every,
+        keepalive_every,
+    );
+    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut routes_open = true;
+    // An ordered subscription that blocks keys on dead letters finds them blocked again after
+    // a restart or a takeover: the dead letters are the record, and a purge unblocks.
+    if blocks_keys(&route)
+        && let Some(keys) = dead_letter_keys(context, &route).await
+    {
+        for key in &keys {
+            lanes.block(key);
+        }
+    }
+    let mut dead_letter_check = tokio::time::interval_at(
+        tokio::time::Instant::now() + DEAD_LETTER_CHECK,
+        DEAD_LETTER_CHECK,
+    );
+    dead_letter_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        // Start every attempt that has a permit and a token.
+        let max_in_flight = route.max_in_flight(config);
+        while wake.is_none() && running.len() < max_in_flight && lanes.has_ready() {
+            if let Err(wait) = limiter.try_acquire() {
+                wake = Some(Box::pin(tokio::time::sleep(wait)));
+                break;
+            }
+            let Some((key, job)) = lanes.pop() else {
+                break;
+            };
+            running.push(start(context, &route, health, key, job));
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some((key, sequence, finished)) = running.next(), if !running.is_empty() => {
+                if let Some(pause) = finished.pause {
+                    limiter.pause_for(pause);
+                }
+                if let Some(key) = key {
+                    lanes.finish(&key, sequence, finished.end);
+                }
+            }
+            Some(()) = settling.next(), if !settling.is_empty() => {}
+            item = messages.next() => match item {
+                Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
+                Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
+                None => break,
+            },
+            () = wait_for(&mut wake), if wake.is_some() => wake = None,
+            _ = keepalive.tick() => settling.push(keep_alive(&lanes)),
+            _ = dead_letter_check.tick() => {
+                let blocked = lanes.blocked_keys();
+                if !blocked.is_empty()
+                    && let Some(keys) = dead_letter_keys(context, &route).await
+                {
+                    for key in blocked.iter().filter(|key| !keys.contains(*key)) {
+                        tracing::info!(key, "the dead letter blocking a key is gone; the key moves on");
+                        lanes.unblock(key);
+                    }
+                }
+            }
+            changed = routes.changed(), if routes_open => {
+                if changed.is_err() {
+                    // The service dropped this worker; the token is cancelled too.
+                    routes_open = false;
+                    continue;
+                }
+                route = Arc::clone(&routes.borrow_and_update());
+                limiter.set_limit(route.subscription().delivery.rate_limit);
+                let spec = route.consumer_spec(config);
+                if spec != applied {
+                    // New filter subjects or a new window apply to the consumer in place.
+                    match Box::pin(context.nats.ensure_consumer(&spec)).await {
+                        Ok(_) => applied = spec,
+                        Err(err) => tracing::warn!(error = %err, "failed to update the consumer"),
+                    }
+                }
+            }
+        }
+    }
+    // Waiting events are dropped unacknowledged: JetStream redelivers them.
+    drop(lanes);
+    while running.next().await.is_some() {}
+    while settling.next().await.is_some() {}
+}
+
+/// How often blocked keys are checked against the dead letters, to notice purges.
+const DEAD_LETTER_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn blocks_keys(route: &Route) -> bool {
+    let delivery = &route.subscription().delivery;
+    delivery.ordering == Ordering::Key && delivery.on_dead_letter == OnDeadLetter::Block
+}
+
+/// The keys of a subscription's dead letters; `None` when they cannot be read now.
+async fn dead_letter_keys(context: &WorkerContext, route: &Route) -> Option<BTreeSet<String>> {
+    let id = &route.subscription().id;
+    match Box::pin(context.records.select_dead_letters(id, None)).await {
+        Ok(dead_letters) => Some(
+            dead_letters
+                .into_iter()
+                .filter_map(|dead| Event::from_structured(dead.event).ok())
+                .filter_map(|event| event.partition_key().map(|key| key.into_owned()))
+                .collect(),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "failed to read the dead letters that block keys");
+            None
+        }
+    }
+}
+
+async fn wait_for(wake: &mut Option<Pin<Box<Sleep>>>) {
+    match wake {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Admits a pulled message into the lanes, or settles it at once when it will not be delivered.
+fn admit(
+    context: &Arc<WorkerContext>,
+    route: &Route,
+    lanes: &mut Lanes<Waiting>,
+    settling: &mut FuturesUnordered<BoxFuture<'static, ()>>,
+    delivery: Delivery,
+) {
+    let event = match admission::admit(&context.metrics, route, &delivery) {
+        Admission::Deliver(event) => event,
+        refused => {
+            let context = Arc::clone(context);
+            settling.push(Box::pin(async move {
+                admission::settle(&context, &delivery, refused).await;
+            }));
+            return;
+        }
+    };
+    let sequence = delivery.stream_sequence;
+    let redriven = delivery.subject().starts_with("herald.redeliver.");
+    let key = match route.subscription().delivery.ordering {
+        Ordering::Key => event.partition_key().map(|key| key.into_owned()),
+        Ordering::None => None,
+    };
+    let job = Job {
+        sequence,
+        item: Waiting { delivery, event },
+    };
+    let Some(key) = key else {
+        lanes.push_free(job);
+        return;
+    };
+    let admitted = if redriven {
+        lanes.push_redriven(&key, job)
+    } else {
+        lanes.push(&key, job)
+    };
+    match admitted {
+        Admitted::Queued => {}
+        // A redelivery of an event that was already waiting or running: the copy is dropped
+        // without an answer, and the one kept answers for both.
+        Admitted::Replaced(_) | Admitted::Running(_) => {
+            tracing::debug!(sequence, "dropped a redelivered copy of a waiting event");
+        }
+    }
+}
+
+/// Starts one attempt; a panic inside it costs that event a redelivery, never the worker.
+fn start(
+    context: &Arc<WorkerContext>,
+    route: &Arc<Route>,
+    health: &Arc<HealthTracker>,
+    key: Option<String>,
+    job: Job<Waiting>,
+) -> BoxFuture<'static, Done> {
+    let context = Arc::clone(context);
+    let route = Arc::clone(route);
+    let health = Arc::clone(health);
+    Box::pin(async move {
+        let Waiting { delivery, event } = job.item;
+        let span = tracing::info_span!(
+            "delivery",
+            event_id = event.id(),
+            event_type = event.ty(),
+            attempt = delivery.attempt,
+            status = tracing::field::Empty,
+        );
+        let attempted = AssertUnwindSafe(attempt::attempt(
+            &context, &route, &health, &event, &delivery,
+        ))
+        .catch_unwind()
+        .instrument(span)
+        .await;
+        let finished = attempted.unwrap_or_else(|panic| {
+            context.metrics.delivery_panics.inc();
+            tracing::error!(
+                panic = admission::panic_message(panic.as_ref()),
+                "a delivery panicked; the event is redelivered after the ack wait"
+            );
+            Finished {
+                end: End::Retry,
+                pause: None,
+            }
+        });
+        (key, job.sequence, finished)
+    })
+}
+
+/// Tells JetStream that every waiting event is still being worked on.
+fn keep_alive(lanes: &Lanes<Waiting>) -> BoxFuture<'static, ()> {
+    let progress: Vec<_> = lanes
+        .waiting_items()
+        .map(|waiting| waiting.delivery.progress_handle())
+        .collect();
+    Box::pin(async move {
+        for handle in progress {
+            if let Err(err) = handle.send().await {
+                tracing::debug!(error = %err, "failed to extend a waiting event's ack wait");
+            }
+        }
+    })
+}
