@@ -10,7 +10,6 @@
     clippy::unreachable,
     reason = "a test fails by panicking"
 )]
-
 #![allow(
     clippy::large_futures,
     reason = "a test cluster starts once per test; boxing its futures buys nothing"
@@ -26,6 +25,7 @@ mod e2e_ingest_to_delivery;
 mod e2e_nats_producers;
 mod e2e_restart;
 mod e2e_retry_and_dlq;
+mod e2e_scheduling;
 mod e2e_sink_privacy;
 mod tidy;
 

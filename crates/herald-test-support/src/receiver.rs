@@ -59,6 +59,9 @@ struct Inner {
     requests: Vec<Recorded>,
     reply: Reply,
     delay: Duration,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A recording webhook endpoint. Stops when dropped.
@@ -92,6 +95,8 @@ impl TestReceiver {
             requests: Vec::new(),
             reply: Reply::Status(StatusCode::OK),
             delay: Duration::ZERO,
+            in_flight: 0,
+            max_in_flight: 0,
         }));
         let stop = CancellationToken::new();
         let resets = Arc::new(AtomicUsize::new(0));
@@ -160,6 +165,11 @@ impl TestReceiver {
     }
 
     /// Returns the number of requests received so far.
+    /// The most requests the receiver was answering at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
     pub fn count(&self) -> usize {
         self.lock().requests.len()
     }
@@ -325,8 +335,12 @@ async fn record(
             received_at,
             status,
         });
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         (status, extra_headers, inner.delay)
     };
+    // Counted out when the answer is sent, or when the client gives up on it.
+    let _answering = Answering(Arc::clone(&inner));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -340,6 +354,17 @@ async fn record(
         }
     }
     response
+}
+
+/// One request being answered.
+struct Answering(Arc<Mutex<Inner>>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.in_flight = inner.in_flight.saturating_sub(1);
+        }
+    }
 }
 
 /// A reproducible pseudo-random number per request index.

@@ -1,0 +1,333 @@
+//! A subscription's delivery settings, applied by the dispatcher's scheduler: the rate limit and
+//! the concurrency limit as the endpoint sees them, a `Retry-After` that slows the whole
+//! subscription, per-key ordering through failures and retries, and a dead letter that blocks
+//! its key until it is redriven.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use herald_proto::v1 as pb;
+use herald_test_support::{Recorded, Reply, TestReceiver, eventually};
+use serde_json::json;
+
+use crate::cluster::{TestCluster, exact_type, fixed_retry_policy};
+use crate::wait_until_settled;
+
+#[allow(
+    clippy::print_stderr,
+    reason = "the figure is part of the test's report"
+)]
+fn report(line: &str) {
+    eprintln!("{line}");
+}
+
+fn settings(
+    rate: Option<(u32, u32)>,
+    max_in_flight: u32,
+    ordering: pb::delivery_settings::Ordering,
+    on_dead_letter: pb::delivery_settings::OnDeadLetter,
+) -> pb::DeliverySettings {
+    pb::DeliverySettings {
+        rate_limit: rate.map(|(per_second, burst)| pb::RateLimit { per_second, burst }),
+        max_in_flight: Some(max_in_flight),
+        ordering: ordering as i32,
+        on_dead_letter: on_dead_letter as i32,
+    }
+}
+
+async fn subscribe(
+    cluster: &TestCluster,
+    sink: &str,
+    event_type: &str,
+    retry_policy: pb::RetryPolicy,
+    delivery: pb::DeliverySettings,
+) -> pb::Subscription {
+    let request = pb::CreateSubscriptionRequest {
+        sink: sink.to_owned(),
+        filters: vec![exact_type(event_type)],
+        retry_policy: Some(retry_policy),
+        delivery: Some(delivery),
+        ..Default::default()
+    };
+    let subscription = Box::pin(async {
+        cluster
+            .control()
+            .await
+            .create_subscription(request)
+            .await
+            .unwrap()
+            .into_inner()
+    })
+    .await;
+    let nats = cluster.nats.clone();
+    let id = subscription.id.clone();
+    eventually(
+        "the subscription's consumer",
+        Duration::from_secs(10),
+        || {
+            let nats = nats.clone();
+            let id = id.clone();
+            async move { nats.consumer_progress(&id).await.ok() }
+        },
+    )
+    .await;
+    subscription
+}
+
+fn keyed_event(id: &str, event_type: &str, key: &str) -> String {
+    json!({
+        "specversion": "1.0", "id": id, "source": "/herald/tests", "type": event_type,
+        "partitionkey": key, "datacontenttype": "application/json", "data": {"id": id},
+    })
+    .to_string()
+}
+
+fn event_id(recorded: &Recorded) -> String {
+    recorded.json()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_rate_limited_subscription_keeps_to_its_rate_and_its_concurrency() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_delay(Duration::from_millis(30));
+    let (rate, burst, max_in_flight) = (20, 4, 2);
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.paced",
+        fixed_retry_policy(&[100], 5),
+        settings(
+            Some((rate, burst)),
+            max_in_flight,
+            pb::delivery_settings::Ordering::None,
+            pb::delivery_settings::OnDeadLetter::Unspecified,
+        ),
+    )
+    .await;
+    let events = 50;
+    for n in 0..events {
+        cluster
+            .post_structured(&herald_test_support::structured_event(
+                &format!("paced-{n}"),
+                "com.paced",
+            ))
+            .await;
+    }
+    let requests = receiver.wait_for(events, Duration::from_secs(60)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    assert_eq!(receiver.count(), events, "each event once");
+    assert!(
+        receiver.max_concurrent() <= max_in_flight as usize,
+        "the endpoint saw {} requests at once",
+        receiver.max_concurrent()
+    );
+    // Over any window of a second or more, at most rate × window + burst requests arrive. The
+    // slack allows for requests that left on time and arrived bunched up on a busy machine.
+    let arrivals: Vec<Instant> = requests.iter().map(|r| r.received_at).collect();
+    let slack = Duration::from_millis(500);
+    for (first, start) in arrivals.iter().enumerate() {
+        for (last, end) in arrivals.iter().enumerate().skip(first) {
+            let window = end.duration_since(*start);
+            if window < Duration::from_secs(1) {
+                continue;
+            }
+            let count = (last - first + 1) as f64;
+            let bound = f64::from(rate) * (window + slack).as_secs_f64() + f64::from(burst);
+            assert!(
+                count <= bound,
+                "{count} requests in {window:?}, bound {bound}"
+            );
+        }
+    }
+    let span = arrivals[events - 1].duration_since(arrivals[0]);
+    report(&format!(
+        "rate limit {rate}/s burst {burst}: {events} deliveries in {span:?} ({:.1}/s), at most {} at once",
+        (events - 1) as f64 / span.as_secs_f64(),
+        receiver.max_concurrent()
+    ));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn retry_after_on_429_holds_the_whole_subscription_back() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_reply(Reply::WithHeaders(
+        StatusCode::TOO_MANY_REQUESTS,
+        vec![("retry-after".to_owned(), "2".to_owned())],
+    ));
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.slow",
+        // Retry-After is honoured up to the policy's longest delay.
+        fixed_retry_policy(&[5000], 5),
+        settings(
+            None,
+            1,
+            pb::delivery_settings::Ordering::None,
+            pb::delivery_settings::OnDeadLetter::Unspecified,
+        ),
+    )
+    .await;
+    for n in 0..3 {
+        cluster
+            .post_structured(&herald_test_support::structured_event(
+                &format!("slow-{n}"),
+                "com.slow",
+            ))
+            .await;
+    }
+    let first = receiver.wait_for(1, Duration::from_secs(20)).await;
+    receiver.set_reply(Reply::Status(StatusCode::OK));
+    let requests = receiver.wait_for(4, Duration::from_secs(30)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    let held = requests[1].received_at.duration_since(first[0].received_at);
+    assert!(
+        held >= Duration::from_millis(1900),
+        "the next request, for another event, came {held:?} after the 429"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_key_is_delivered_one_at_a_time_in_order_through_failures_and_retries() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_reply(Reply::FailRandomly {
+        percent: 20,
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+    });
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.ordered",
+        fixed_retry_policy(&[50, 100], 100),
+        settings(
+            None,
+            8,
+            pb::delivery_settings::Ordering::Key,
+            pb::delivery_settings::OnDeadLetter::Block,
+        ),
+    )
+    .await;
+    let (keys, per_key) = (6, 15);
+    for n in 0..per_key {
+        for key in 0..keys {
+            cluster
+                .post_structured(&keyed_event(
+                    &format!("k{key}-{n:03}"),
+                    "com.ordered",
+                    &format!("k{key}"),
+                ))
+                .await;
+        }
+    }
+    eventually("every event delivered", Duration::from_secs(90), || async {
+        let delivered = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count();
+        (delivered >= keys * per_key).then_some(())
+    })
+    .await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    // Per key, every request (failed ones included) is for the same event or a later one than
+    // the request before it: retries keep their place, and no event overtakes an earlier one.
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for request in receiver.requests() {
+        let id = event_id(&request);
+        let key = id.split('-').next().unwrap_or_default().to_owned();
+        by_key.entry(key).or_default().push(id);
+    }
+    assert_eq!(by_key.len(), keys);
+    for (key, ids) in &by_key {
+        assert!(
+            ids.windows(2).all(|pair| pair[0] <= pair[1]),
+            "key {key} out of order: {ids:?}"
+        );
+    }
+    let failures = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.status != StatusCode::OK)
+        .count();
+    report(&format!(
+        "ordered: {keys} keys × {per_key} events in order through {failures} failed attempts"
+    ));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_blocks_its_key_until_redriven_while_other_keys_go_on() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    // The first request, for key a's first event, is refused with a terminal status.
+    receiver.set_reply(Reply::FailFirst {
+        count: 1,
+        status: StatusCode::BAD_REQUEST,
+    });
+    let mut policy = fixed_retry_policy(&[100], 5);
+    policy.terminal_status_codes = vec![400];
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.blocking",
+        policy,
+        settings(
+            None,
+            1,
+            pb::delivery_settings::Ordering::Key,
+            pb::delivery_settings::OnDeadLetter::Block,
+        ),
+    )
+    .await;
+    for id in ["a-1", "a-2", "b-1", "b-2"] {
+        let key = &id[..1];
+        cluster
+            .post_structured(&keyed_event(id, "com.blocking", key))
+            .await;
+    }
+    receiver.wait_for(3, Duration::from_secs(20)).await;
+    // Key b is done; key a waits behind its dead letter.
+    eventually("key b delivered", Duration::from_secs(20), || async {
+        let ids: Vec<String> = receiver.requests().iter().map(event_id).collect();
+        (ids.contains(&"b-2".to_owned())).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = receiver.requests().iter().map(event_id).collect();
+    assert_eq!(
+        ids,
+        ["a-1", "b-1", "b-2"],
+        "a-2 waits for a-1's dead letter"
+    );
+
+    let redriven = cluster
+        .deliveries()
+        .await
+        .redrive_dead_letters(pb::RedriveDeadLettersRequest {
+            subscription_id: subscription.id.clone(),
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(redriven.redriven, 1);
+    let requests = receiver.wait_for(5, Duration::from_secs(20)).await;
+    let ids: Vec<String> = requests.iter().map(event_id).collect();
+    assert_eq!(
+        ids,
+        ["a-1", "b-1", "b-2", "a-1", "a-2"],
+        "the redriven event goes first"
+    );
+    wait_until_settled(&cluster, &subscription.id).await;
+    cluster.shutdown().await;
+}
