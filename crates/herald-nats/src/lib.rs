@@ -117,7 +117,7 @@ impl Nats {
             .name("herald")
             .connection_timeout(config.request_timeout)
             .retry_on_initial_connect()
-            .connect(config.url.as_str())
+            .connect(server_urls(&config.url))
             .await
             .map_err(Error::unavailable("failed to connect to nats"))?;
         let mut jetstream = jetstream::new(client.clone());
@@ -314,6 +314,15 @@ async fn ensure_subscriptions_bucket(
             "failed to create or update the subscriptions bucket",
         ))?;
     Ok(())
+}
+
+/// Splits `nats.url`, a comma-separated seed list, into the servers the client tries: it parses
+/// one string as one URL, so `a:4222,b:4222` would be refused whole.
+fn server_urls(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect()
 }
 
 pub(crate) fn storage_type(storage: Storage) -> jetstream::stream::StorageType {
