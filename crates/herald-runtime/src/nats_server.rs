@@ -5,6 +5,10 @@
 //! are refused: Debian's 2.9 silently ignores consumer settings Herald relies on (multiple
 //! filter subjects) and would deliver every event to every subscription.
 //!
+//! A server may also be one node of a cluster ([`ClusterOptions`]): it then has a name, a route
+//! listener, routes to its peers and an HTTP monitoring endpoint, which the test kit polls for
+//! the JetStream meta leader.
+//!
 //! The child runs in its own process group, so a Ctrl-C in the terminal reaches Herald only and
 //! Herald stops the server after draining its own work.
 
@@ -46,12 +50,31 @@ pub struct ServerOptions {
     pub config_file: Option<PathBuf>,
 }
 
+/// How a server joins a cluster. Every node needs its own name and route port; JetStream then
+/// replicates streams across the nodes (R3 on three).
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Name of this server, unique in the cluster (JetStream's peers are known by it).
+    pub server_name: String,
+    /// Name of the cluster, the same on every node.
+    pub cluster_name: String,
+    /// Port of this server's route listener on [`ServerOptions::host`]; it must stay the same
+    /// across restarts, since the other nodes' routes name it.
+    pub cluster_port: u16,
+    /// Route URLs of the other nodes (`nats://host:port` of their route listeners).
+    pub routes: Vec<String>,
+    /// Port of the HTTP monitoring endpoint (`/jsz` names the meta and stream leaders); 0 picks
+    /// a free one.
+    pub monitor_port: u16,
+}
+
 /// A running nats-server. Dropping it kills the process.
 #[derive(Debug)]
 pub struct NatsServer {
     child: Child,
     url: String,
     port: u16,
+    monitor_url: Option<String>,
     log_file: PathBuf,
 }
 
@@ -111,6 +134,23 @@ fn version_at_least(text: &str, major: u32, minor: u32) -> bool {
 impl NatsServer {
     /// Starts a server with JetStream and waits until it accepts connections.
     pub async fn start(options: &ServerOptions) -> Result<NatsServer, Error> {
+        NatsServer::launch(options, None).await
+    }
+
+    /// Starts a server with JetStream as one node of a cluster and waits until it accepts
+    /// connections. It may not have joined its peers yet: the meta leader is elected once a
+    /// majority of the nodes is up.
+    pub async fn start_in_cluster(
+        options: &ServerOptions,
+        cluster: &ClusterOptions,
+    ) -> Result<NatsServer, Error> {
+        NatsServer::launch(options, Some(cluster)).await
+    }
+
+    async fn launch(
+        options: &ServerOptions,
+        cluster: Option<&ClusterOptions>,
+    ) -> Result<NatsServer, Error> {
         let path = locate()?;
         let spawn_error = |source| Error::Spawn {
             path: path.clone(),
@@ -122,11 +162,7 @@ impl NatsServer {
         let _ = std::fs::remove_dir_all(&ports_dir);
         std::fs::create_dir_all(&ports_dir).map_err(spawn_error)?;
         let log_file = options.data_dir.join("nats-server.log");
-        let port = if options.port == 0 {
-            "-1".to_owned()
-        } else {
-            options.port.to_string()
-        };
+        let port = port_arg(options.port);
         let mut command = Command::new(&path);
         if let Some(config_file) = &options.config_file {
             command.arg("--config").arg(config_file);
@@ -138,7 +174,19 @@ impl NatsServer {
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .arg("--log")
-            .arg(&log_file)
+            .arg(&log_file);
+        if let Some(cluster) = cluster {
+            command
+                .args(["--server_name", &cluster.server_name])
+                .args(["--cluster_name", &cluster.cluster_name])
+                .arg("--cluster")
+                .arg(format!("nats://{}:{}", options.host, cluster.cluster_port))
+                .args(["--http_port", &port_arg(cluster.monitor_port)]);
+            if !cluster.routes.is_empty() {
+                command.args(["--routes", &cluster.routes.join(",")]);
+            }
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -146,9 +194,10 @@ impl NatsServer {
             .kill_on_drop(true);
         let child = command.spawn().map_err(spawn_error)?;
         let timeout = Duration::from_secs(20);
-        let url = wait_for_ports_file(&ports_dir, timeout)
+        let ports = wait_for_ports_file(&ports_dir, timeout)
             .await
             .ok_or_else(|| Error::StartTimeout(timeout, log_file.clone()))?;
+        let url = ports.client;
         let port = url
             .rsplit(':')
             .next()
@@ -158,6 +207,7 @@ impl NatsServer {
             child,
             url,
             port,
+            monitor_url: ports.monitor,
             log_file,
         })
     }
@@ -169,6 +219,12 @@ impl NatsServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Returns the HTTP monitoring URL, `http://host:port`, when monitoring is on (cluster
+    /// nodes).
+    pub fn monitor_url(&self) -> Option<&str> {
+        self.monitor_url.as_deref()
     }
 
     pub fn log_file(&self) -> &Path {
@@ -196,7 +252,22 @@ impl NatsServer {
     }
 }
 
-async fn wait_for_ports_file(dir: &Path, timeout: Duration) -> Option<String> {
+/// The port argument nats-server takes: `-1` asks it to pick a free one.
+fn port_arg(port: u16) -> String {
+    if port == 0 {
+        "-1".to_owned()
+    } else {
+        port.to_string()
+    }
+}
+
+/// What a started server's ports file says.
+struct Ports {
+    client: String,
+    monitor: Option<String>,
+}
+
+async fn wait_for_ports_file(dir: &Path, timeout: Duration) -> Option<Ports> {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
         if let Ok(mut entries) = std::fs::read_dir(dir) {
@@ -204,7 +275,9 @@ async fn wait_for_ports_file(dir: &Path, timeout: Duration) -> Option<String> {
                 let path = entry.ok()?.path();
                 let text = std::fs::read_to_string(&path).ok()?;
                 let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
-                ports["nats"][0].as_str().map(str::to_owned)
+                let client = ports["nats"][0].as_str()?.to_owned();
+                let monitor = ports["monitoring"][0].as_str().map(str::to_owned);
+                Some(Ports { client, monitor })
             });
             if found.is_some() {
                 return found;

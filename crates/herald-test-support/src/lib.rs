@@ -2,7 +2,8 @@
 //!
 //! Dev-only: no production crate depends on it. Tests never mock the broker: each one starts its
 //! own nats-server with JetStream on a free port in a temporary directory, and a missing binary
-//! fails the test with an install hint instead of skipping it.
+//! fails the test with an install hint instead of skipping it. [`NatsCluster`] starts several
+//! such servers as one JetStream cluster, for replication and failover tests.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +13,7 @@
     reason = "the test kit serves tests, which fail by panicking"
 )]
 
+mod cluster;
 mod receiver;
 
 use std::future::Future;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use herald_runtime::nats_server::{self, ServerOptions};
 
+pub use cluster::NatsCluster;
 pub use receiver::{Recorded, Reply, TestReceiver};
 
 /// A nats-server with JetStream, private to one test. Killed when dropped.

@@ -49,6 +49,11 @@ impl Ports {
 /// Starts `herald <role>` with test settings: no auth, loopback delivery allowed, short
 /// timeouts (attempt 2 s, so the ack wait is 10 s), a 5 s grace period.
 pub(crate) fn start(role: &str, ports: &Ports) -> Role {
+    start_with(role, ports, &[])
+}
+
+/// Starts `herald <role>` as [`start`] does, with `env` on top of the test settings.
+pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Role {
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg(role)
         .args(["--nats-url", &ports.nats_url])
@@ -66,6 +71,7 @@ pub(crate) fn start(role: &str, ports: &Ports) -> Role {
             "HERALD_LOG",
             std::env::var("TEST_HERALD_LOG").unwrap_or_else(|_| "warn".to_owned()),
         )
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true)
