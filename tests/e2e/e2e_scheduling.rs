@@ -331,3 +331,122 @@ async fn a_dead_letter_blocks_its_key_until_redriven_while_other_keys_go_on() {
     wait_until_settled(&cluster, &subscription.id).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_waiting_for_a_long_retry_leave_the_subscription_free_for_the_others() {
+    // Before the retry backlog, 40 events nak'd into a 10-minute delay filled the consumer's
+    // window (2 × max_in_flight, at least 32) and the 160 healthy events after them waited too.
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let (events, failing) = (200, 40);
+    let failing_ids: std::collections::BTreeSet<String> =
+        (0..failing).map(|n| format!("long-{n:03}")).collect();
+    receiver.set_reply(Reply::FailIds {
+        ids: failing_ids.clone(),
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    });
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.long",
+        fixed_retry_policy(&[600_000], 5),
+        settings(
+            None,
+            4,
+            pb::delivery_settings::Ordering::None,
+            pb::delivery_settings::OnDeadLetter::Unspecified,
+        ),
+    )
+    .await;
+    // The failing events come first, so they are pulled before the healthy ones.
+    for n in 0..events {
+        cluster
+            .post_structured(&herald_test_support::structured_event(
+                &format!("long-{n:03}"),
+                "com.long",
+            ))
+            .await;
+    }
+    eventually(
+        "every healthy event delivered",
+        Duration::from_secs(60),
+        || async {
+            let delivered = receiver
+                .requests()
+                .iter()
+                .filter(|r| r.status == StatusCode::OK)
+                .count();
+            (delivered >= events - failing).then_some(())
+        },
+    )
+    .await;
+    // The live consumer is done with all of them: the failing ones wait in the retry backlog.
+    wait_until_settled(&cluster, &subscription.id).await;
+    assert_eq!(receiver.count(), events, "one attempt each so far");
+    let metrics = cluster.dispatcher_metrics();
+    let line = format!("herald_dispatch_retries_scheduled_total {failing}");
+    assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_from_the_backlog_comes_back_at_its_time_as_the_next_attempt_in_its_keys_order() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_reply(Reply::FailIds {
+        ids: ["later-1".to_owned()].into(),
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    });
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.later",
+        // Long enough to go through the retry backlog rather than a nak.
+        fixed_retry_policy(&[2_000], 5),
+        settings(
+            None,
+            4,
+            pb::delivery_settings::Ordering::Key,
+            pb::delivery_settings::OnDeadLetter::Block,
+        ),
+    )
+    .await;
+    for id in ["later-1", "later-2"] {
+        cluster
+            .post_structured(&keyed_event(id, "com.later", "k"))
+            .await;
+    }
+    let first = receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(event_id(&first[0]), "later-1");
+    // The failing event waits in the backlog; the key's next event waits for it.
+    receiver.set_reply(Reply::Status(StatusCode::OK));
+    let requests = receiver.wait_for(3, Duration::from_secs(30)).await;
+    let ids: Vec<String> = requests.iter().map(event_id).collect();
+    assert_eq!(ids, ["later-1", "later-1", "later-2"]);
+    let waited = requests[1]
+        .received_at
+        .duration_since(requests[0].received_at);
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+    assert_eq!(
+        requests[1].header("webhook-id"),
+        requests[0].header("webhook-id")
+    );
+    wait_until_settled(&cluster, &subscription.id).await;
+    let attempts = cluster
+        .deliveries()
+        .await
+        .list_attempts(pb::ListAttemptsRequest {
+            event_id: "later-1".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .attempts;
+    let numbers: Vec<u32> = attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, [1, 2], "the backlog carries the attempt count");
+    cluster.shutdown().await;
+}

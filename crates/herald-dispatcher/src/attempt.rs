@@ -131,7 +131,10 @@ pub(crate) async fn attempt(
                 );
                 announce::disable(context, subscription, &reason).await;
             }
-            (End::Retry, delivery.nak(*after).await)
+            (
+                End::Retry,
+                retry_later(context, subscription, event, delivery, *after).await,
+            )
         }
         Outcome::Dead { reason } => {
             health.failed(context, &subscription.id, now).await;
@@ -164,6 +167,53 @@ pub(crate) async fn attempt(
         tracing::warn!(error = %err, "failed to acknowledge the attempt's outcome");
     }
     Finished { end, pause }
+}
+
+/// Delays below this are nak'd: the event holds its consumer slot that long at most. Longer ones
+/// go to the retry backlog, so events in a long backoff never fill the live consumer's window.
+pub(crate) const BACKLOG_FROM: Duration = Duration::from_secs(2);
+
+/// Arranges the event's next attempt `after` from now: a nak for a short delay, otherwise a
+/// schedule in the retry backlog and then an acknowledgement of this delivery. If the schedule
+/// cannot be stored, the delivery is nak'd instead, so nothing is lost.
+async fn retry_later(
+    context: &WorkerContext,
+    subscription: &Subscription,
+    event: &Event,
+    delivery: &Delivery,
+    after: Duration,
+) -> herald_nats::Result<()> {
+    if after < BACKLOG_FROM {
+        return delivery.nak(after).await;
+    }
+    let due = time::Duration::try_from(after)
+        .ok()
+        .and_then(|after| OffsetDateTime::now_utc().checked_add(after));
+    let Some(due) = due else {
+        return delivery.nak(after).await;
+    };
+    let retry = herald_nats::RetryOf {
+        event: event.structured().clone(),
+        attempts: delivery.attempt,
+        event_sequence: delivery.stream_sequence,
+        published: delivery.published,
+        headers: &[],
+    };
+    match context.retries.schedule(&subscription.id, retry, due).await {
+        Ok(()) => {
+            context.metrics.retries_scheduled.inc();
+            delivery.ack().await
+        }
+        Err(err) => {
+            context
+                .metrics
+                .records_failed
+                .with_label_values(&["retry"])
+                .inc();
+            tracing::warn!(error = %err, "failed to schedule a retry; nak'd with its delay instead");
+            delivery.nak(after).await
+        }
+    }
 }
 
 /// Dead-letters an event, announces it, then stops its redelivery. If the dead letter cannot be

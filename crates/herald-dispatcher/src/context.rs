@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use herald_nats::{EventPublisher, Nats, Records, RejectedStore};
+use herald_nats::{EventPublisher, Nats, Records, RejectedStore, Retries};
 
 use crate::client::DeliveryClient;
 use crate::{Config, Metrics};
@@ -17,6 +17,7 @@ pub(crate) struct WorkerContext {
     pub(crate) client: DeliveryClient,
     pub(crate) records: Records,
     pub(crate) publisher: EventPublisher,
+    pub(crate) retries: Retries,
 }
 
 impl WorkerContext {
@@ -29,6 +30,7 @@ impl WorkerContext {
         let records = nats.records();
         let publisher = nats.publisher();
         let rejected = nats.rejected();
+        let retries = nats.retries();
         WorkerContext {
             config,
             nats,
@@ -37,6 +39,7 @@ impl WorkerContext {
             client,
             records,
             publisher,
+            retries,
         }
     }
 }

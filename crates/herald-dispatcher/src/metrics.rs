@@ -35,6 +35,8 @@ pub struct Metrics {
     pub subscriptions_unserved: IntGauge,
     /// Deliveries whose processing panicked; the event is redelivered after the ack wait.
     pub delivery_panics: IntCounter,
+    /// Failed attempts handed to the retry backlog (`HERALD_RETRIES`) for a later attempt.
+    pub retries_scheduled: IntCounter,
 }
 
 impl Metrics {
@@ -106,7 +108,12 @@ impl Metrics {
                 "herald_dispatch_delivery_panics_total",
                 "Deliveries whose processing panicked",
             )?,
+            retries_scheduled: IntCounter::new(
+                "herald_dispatch_retries_scheduled_total",
+                "Failed attempts handed to the retry backlog for a later attempt",
+            )?,
         };
+        registry.register(Box::new(metrics.retries_scheduled.clone()))?;
         registry.register(Box::new(metrics.worker_restarts.clone()))?;
         registry.register(Box::new(metrics.subscriptions_unserved.clone()))?;
         registry.register(Box::new(metrics.delivery_panics.clone()))?;

@@ -128,6 +128,9 @@ impl Service {
                     if let Err(err) = context.nats.delete_consumer(id.as_str()).await {
                         tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
                     }
+                    if let Err(err) = context.retries.forget(&id).await {
+                        tracing::warn!(subscription_id = %id, error = %err, "failed to forget the subscription's retries");
+                    }
                     tracing::info!(subscription_id = %id, "subscription removed");
                 }
                 Input::Change(Some(Err(err))) => {
@@ -286,10 +289,13 @@ async fn remove_orphan_consumers(
         .map(|s| s.value.id.as_str().to_owned())
         .collect();
     for name in nats.consumer_names().await? {
-        let is_subscription_consumer = SubscriptionId::parse(&name).is_ok();
-        if is_subscription_consumer && !live.contains(&name) {
+        let Ok(id) = SubscriptionId::parse(&name) else {
+            continue;
+        };
+        if !live.contains(&name) {
             tracing::info!(consumer = %name, "deleting the consumer of a deleted subscription");
             nats.delete_consumer(&name).await?;
+            nats.retries().forget(&id).await?;
         }
     }
     Ok(())

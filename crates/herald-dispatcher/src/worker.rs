@@ -74,6 +74,14 @@ impl Route {
         self.max_in_flight(config).saturating_mul(2).max(32)
     }
 
+    /// The subscription's consumer of due retries in the retry backlog.
+    fn retry_consumer_spec(&self, config: &Config) -> ConsumerSpec {
+        ConsumerSpec {
+            filter_subjects: vec![herald_nats::due_subject(&self.subscription.id)],
+            ..self.consumer_spec(config)
+        }
+    }
+
     pub(crate) fn consumer_spec(&self, config: &Config) -> ConsumerSpec {
         ConsumerSpec {
             name: self.subscription.id.as_str().to_owned(),
@@ -111,8 +119,26 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            let messages = match Box::pin(consumer.messages(route.window(&context.config))).await {
-                Ok(messages) => messages,
+            let retry_spec = route.retry_consumer_spec(&context.config);
+            let retries = match Box::pin(context.retries.ensure_consumer(&retry_spec)).await {
+                Ok(retries) => retries,
+                Err(err) => {
+                    tracing::warn!(error = %err, "failed to set up the retry consumer; retrying");
+                    pause(&cancel, &mut retry_delay).await;
+                    continue;
+                }
+            };
+            let window = route.window(&context.config);
+            let pulled = futures::future::try_join(
+                Box::pin(consumer.messages(window)),
+                Box::pin(retries.messages(window)),
+            )
+            .await;
+            let messages = match pulled {
+                // Live events and due retries feed one scheduler.
+                Ok((live, due)) => {
+                    Box::pin(futures::stream::select(live, due)) as herald_nats::Messages
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to pull; retrying");
                     pause(&cancel, &mut retry_delay).await;

@@ -137,9 +137,40 @@ impl Delivery {
         let info = message
             .info()
             .map_err(|err| Error::new(ErrorCode::Internal, format!("malformed delivery: {err}")))?;
-        let attempt = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
-        let stream_sequence = info.stream_sequence;
-        let published = info.published;
+        let mut attempt = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
+        let mut stream_sequence = info.stream_sequence;
+        let mut published = info.published;
+        // A due retry (`retries.rs`) carries the event's own position, age and attempts so far;
+        // its own delivery count adds the attempts made since it became due.
+        if message
+            .subject
+            .as_str()
+            .starts_with(crate::retries::DUE_PREFIX)
+        {
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(name))
+                    .map(|value| value.as_str().to_owned())
+            };
+            if let Some(made) =
+                header(crate::retries::HEADER_ATTEMPT).and_then(|v| v.parse::<u32>().ok())
+            {
+                attempt = made.saturating_add(attempt);
+            }
+            if let Some(sequence) =
+                header(crate::retries::HEADER_EVENT_SEQUENCE).and_then(|v| v.parse().ok())
+            {
+                stream_sequence = sequence;
+            }
+            if let Some(stored) = header(crate::retries::HEADER_PUBLISHED)
+                .and_then(|v| v.parse::<i128>().ok())
+                .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+            {
+                published = stored;
+            }
+        }
         Ok(Delivery {
             message,
             attempt,
@@ -225,6 +256,18 @@ pub(crate) async fn ensure(
     stream: &jetstream::stream::Stream,
     spec: &ConsumerSpec,
 ) -> Result<EventConsumer> {
+    let from = jetstream::consumer::DeliverPolicy::ByStartTime {
+        start_time: spec.start_time,
+    };
+    ensure_from(stream, spec, from).await
+}
+
+/// Like [`ensure`], from where `deliver_policy` says (a work-queue stream takes only `All`).
+pub(crate) async fn ensure_from(
+    stream: &jetstream::stream::Stream,
+    spec: &ConsumerSpec,
+    deliver_policy: jetstream::consumer::DeliverPolicy,
+) -> Result<EventConsumer> {
     let (filter_subject, filter_subjects) = match spec.filter_subjects.as_slice() {
         [one] => (one.clone(), Vec::new()),
         many => (String::new(), many.to_vec()),
@@ -232,9 +275,7 @@ pub(crate) async fn ensure(
     let config = pull::Config {
         durable_name: Some(spec.name.clone()),
         description: Some(format!("Herald subscription {}", spec.name)),
-        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartTime {
-            start_time: spec.start_time,
-        },
+        deliver_policy,
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait: spec.ack_wait,
         max_deliver: -1,

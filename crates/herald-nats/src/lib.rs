@@ -12,6 +12,7 @@ mod error;
 mod publisher;
 mod records;
 mod rejected;
+mod retries;
 mod scan;
 mod store;
 
@@ -35,6 +36,7 @@ pub use rejected::{
     HEADER_DETAIL, HEADER_ORIGINAL_MSG_ID, HEADER_ORIGINAL_SEQUENCE, HEADER_ORIGINAL_SUBJECT,
     HEADER_REASON, REJECTED_STREAM, REJECTED_SUBJECT_PREFIX, RejectedEvent, RejectedStore, Stored,
 };
+pub use retries::{RETRIES_STREAM, Retries, RetryOf, due_subject};
 pub use scan::{Scanned, Start};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 
@@ -101,6 +103,7 @@ pub struct Nats {
     jetstream: jetstream::Context,
     events: jetstream::stream::Stream,
     records: Records,
+    retries: Retries,
     atomic_batches: bool,
 }
 
@@ -126,11 +129,13 @@ impl Nats {
         rejected::ensure_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
         let records = records::ensure(&jetstream, config).await?;
+        let retries = retries::ensure(&jetstream, &config.events).await?;
         Ok(Nats {
             client,
             jetstream,
             events,
             records,
+            retries,
             atomic_batches: config.events.atomic_batches,
         })
     }
@@ -139,6 +144,11 @@ impl Nats {
     pub fn publisher(&self) -> EventPublisher {
         let atomic = self.atomic_batches && self.events.cached_info().config.allow_atomic_publish;
         EventPublisher::new(self.jetstream.clone(), atomic)
+    }
+
+    /// Returns the retry backlog.
+    pub fn retries(&self) -> Retries {
+        self.retries.clone()
     }
 
     /// Returns the delivery records: dead letters, attempts, endpoint health, redelivery.

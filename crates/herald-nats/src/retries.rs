@@ -1,0 +1,198 @@
+//! The retry backlog: events waiting for a later attempt, kept out of the live consumer.
+//!
+//! nats-server keeps a message nak'd with a delay in its consumer's pending set, so events in a
+//! long backoff would fill the subscription's window and stop it. Instead, an event due for a
+//! later attempt is published to the stream `HERALD_RETRIES` as a one-shot JetStream message
+//! schedule (`Nats-Schedule: @at <time>`, nats-server 2.12+) on
+//! `herald.retry.sched.<subscription>.<event sequence>`, targeting
+//! `herald.retry.due.<subscription>`: at its time the server publishes it there, where the
+//! subscription's retry consumer (named like the subscription) picks it up. The stream is a work
+//! queue: a due retry is gone once acknowledged.
+//!
+//! A retry carries what a live delivery gets from JetStream's metadata: the attempts made so far
+//! (`Herald-Attempt`), the event's sequence in the events stream (`Herald-Event-Sequence`) and
+//! when it was first stored (`Herald-Published`, unix nanoseconds), so the retry schedule, the
+//! age limit and per-key order survive restarts.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use herald_core::{ErrorCode, SubscriptionId, subject};
+
+use crate::consumer::{self, ConsumerSpec, EventConsumer};
+use crate::{Error, Result};
+
+/// Name of the retry backlog stream.
+pub const RETRIES_STREAM: &str = "HERALD_RETRIES";
+
+pub(crate) const HEADER_ATTEMPT: &str = "Herald-Attempt";
+pub(crate) const HEADER_EVENT_SEQUENCE: &str = "Herald-Event-Sequence";
+pub(crate) const HEADER_PUBLISHED: &str = "Herald-Published";
+
+/// Subject prefix of due retries; a message on it is a retry, whose headers say which attempt.
+pub(crate) const DUE_PREFIX: &str = "herald.retry.due.";
+
+/// The subject a subscription's retries become due on.
+pub fn due_subject(id: &SubscriptionId) -> String {
+    format!("{DUE_PREFIX}{id}")
+}
+
+fn schedule_subject(id: &SubscriptionId, event_sequence: u64) -> String {
+    format!("{}.retry.sched.{id}.{event_sequence}", subject::ROOT)
+}
+
+/// What a retry needs to carry.
+pub struct RetryOf<'a> {
+    /// The event, structured CloudEvents JSON.
+    pub event: Bytes,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub event_sequence: u64,
+    pub published: OffsetDateTime,
+    /// The trace context and other headers the event travels with.
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+/// The retry backlog.
+#[derive(Clone)]
+pub struct Retries {
+    jetstream: jetstream::Context,
+    stream: jetstream::stream::Stream,
+}
+
+impl Retries {
+    /// Schedules another attempt of an event at `due` (rounded up to the second: schedules have
+    /// second resolution). Returns once JetStream stored the schedule.
+    pub async fn schedule(
+        &self,
+        id: &SubscriptionId,
+        retry: RetryOf<'_>,
+        due: OffsetDateTime,
+    ) -> Result<()> {
+        let due = round_up_to_second(due);
+        let at = due
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|err| Error::new(ErrorCode::Internal, format!("bad retry time: {err}")))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in retry.headers {
+            headers.insert(*name, *value);
+        }
+        headers.insert("Nats-Schedule", format!("@at {at}").as_str());
+        headers.insert("Nats-Schedule-Target", due_subject(id).as_str());
+        headers.insert("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
+        headers.insert(HEADER_ATTEMPT, retry.attempts.to_string().as_str());
+        headers.insert(
+            HEADER_EVENT_SEQUENCE,
+            retry.event_sequence.to_string().as_str(),
+        );
+        headers.insert(
+            HEADER_PUBLISHED,
+            retry.published.unix_timestamp_nanos().to_string().as_str(),
+        );
+        // One schedule per event and attempt: a crash between storing it and acknowledging the
+        // delivery it replaces stores it once when the attempt is made again.
+        let message_id = format!("retry_{id}_{}_{}", retry.event_sequence, retry.attempts);
+        headers.insert("Nats-Msg-Id", message_id.as_str());
+        self.jetstream
+            .publish_with_headers(
+                schedule_subject(id, retry.event_sequence),
+                headers,
+                retry.event,
+            )
+            .await
+            .map_err(Error::unavailable("failed to schedule a retry"))?
+            .await
+            .map_err(Error::unavailable("jetstream did not store a retry"))?;
+        Ok(())
+    }
+
+    /// Creates or updates a subscription's retry consumer on its due subject (`start_time` is
+    /// not used: a work queue is read from its start).
+    pub async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
+        let all = jetstream::consumer::DeliverPolicy::All;
+        consumer::ensure_from(&self.stream, spec, all).await
+    }
+
+    /// Forgets a subscription's retries: its consumer, its schedules and its due retries.
+    pub async fn forget(&self, id: &SubscriptionId) -> Result<()> {
+        consumer::delete(&self.stream, id.as_str()).await?;
+        for filter in [
+            format!("{}.retry.sched.{id}.>", subject::ROOT),
+            due_subject(id),
+        ] {
+            self.stream
+                .purge()
+                .filter(filter)
+                .await
+                .map_err(Error::unavailable("failed to purge retries"))?;
+        }
+        Ok(())
+    }
+}
+
+fn round_up_to_second(time: OffsetDateTime) -> OffsetDateTime {
+    if time.nanosecond() == 0 {
+        return time;
+    }
+    let floor = time.replace_nanosecond(0).unwrap_or(time);
+    floor.checked_add(time::Duration::SECOND).unwrap_or(floor)
+}
+
+pub(crate) async fn ensure(
+    jetstream: &jetstream::Context,
+    config: &crate::EventsStreamConfig,
+) -> Result<Retries> {
+    jetstream
+        .create_or_update_stream(jetstream::stream::Config {
+            name: RETRIES_STREAM.to_owned(),
+            description: Some(
+                "Herald: events waiting for a later delivery attempt, as message schedules"
+                    .to_owned(),
+            ),
+            subjects: vec![format!("{}.retry.>", subject::ROOT)],
+            retention: jetstream::stream::RetentionPolicy::WorkQueue,
+            // A retry never outlives the event it retries.
+            max_age: config.retention,
+            duplicate_window: Duration::from_secs(120),
+            storage: crate::storage_type(config.storage),
+            num_replicas: config.replicas,
+            allow_message_schedules: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(Error::unavailable(
+            "failed to create or update the retries stream (nats-server 2.12 or later is needed for message schedules)",
+        ))?;
+    let stream = jetstream
+        .get_stream(RETRIES_STREAM)
+        .await
+        .map_err(Error::unavailable("failed to open the retries stream"))?;
+    Ok(Retries {
+        jetstream: jetstream.clone(),
+        stream,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn retry_times_round_up_to_the_second() {
+        assert_eq!(
+            round_up_to_second(datetime!(2026-12-01 10:00:00.001 UTC)),
+            datetime!(2026-12-01 10:00:01 UTC)
+        );
+        assert_eq!(
+            round_up_to_second(datetime!(2026-12-01 10:00:00 UTC)),
+            datetime!(2026-12-01 10:00:00 UTC)
+        );
+    }
+}
