@@ -55,6 +55,11 @@ fn assert_no_secret(what: &str, text: &str) {
 
 #[tokio::test]
 async fn an_unreachable_sinks_path_and_query_appear_in_no_log_record_or_announcement() {
+    // tracing decides whether a callsite is enabled when it is first hit; while one dispatcher
+    // is registered it asks only the hitting thread's, so a callsite another test's thread hit
+    // first would stay disabled here as well. A second, silent dispatcher kept alive makes it
+    // ask every registered one.
+    let _silent = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let logs = CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()

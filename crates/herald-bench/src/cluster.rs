@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
 use herald_proto::v1 as pb;
+use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 use herald_runtime::nats_server::{NatsServer, ServerOptions};
 
@@ -136,6 +137,30 @@ impl Cluster {
         &self,
     ) -> anyhow::Result<SubscriptionServiceClient<tonic::transport::Channel>> {
         Ok(SubscriptionServiceClient::connect(self.control_url.clone()).await?)
+    }
+
+    /// Returns how many attempts of a subscription were counted as failed (outcome retry).
+    pub(crate) async fn failed_attempts(&self, subscription_id: &str) -> anyhow::Result<usize> {
+        let mut deliveries = DeliveryServiceClient::connect(self.control_url.clone()).await?;
+        let mut failed = 0;
+        let mut page_token = String::new();
+        loop {
+            let page = deliveries
+                .list_attempts(pb::ListAttemptsRequest {
+                    subscription_id: subscription_id.to_owned(),
+                    outcome: pb::AttemptOutcome::Retry.into(),
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            failed += page.attempts.len();
+            if page.next_page_token.is_empty() {
+                return Ok(failed);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Stops the roles (SIGTERM, then kill) and the nats-server.

@@ -4,12 +4,16 @@
 //!
 //! Each subscription points at `/hook/<slot>`, so fan-out deliveries of one event count once per
 //! subscription. A workload resets the recorder and may ask for a share of requests to fail
-//! with `503`, to exercise retries.
+//! with `503`, to exercise retries, or restart the receiver on the same port the way a
+//! redeployed endpoint behind NAT looks to its clients (W4r).
 
 use std::collections::HashSet;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -17,6 +21,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 use crate::stats::unix_nanos;
 
@@ -46,6 +53,17 @@ pub(crate) struct Receiver {
     /// Share of requests answered 503, in millionths.
     fail_per_million: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    /// The server listening now, replaced by [`Receiver::restart`].
+    serving: Arc<Mutex<Option<Serving>>>,
+    /// Connections of replaced servers reset so far.
+    resets: Arc<AtomicU64>,
+}
+
+/// One server instance on the receiver's port.
+struct Serving {
+    task: JoinHandle<()>,
+    /// Set when the instance is replaced: its connections reset the next request they carry.
+    replaced: Arc<AtomicBool>,
 }
 
 #[derive(serde::Deserialize)]
@@ -62,7 +80,7 @@ struct DataView {
 impl Receiver {
     /// Starts the receiver on a free loopback port.
     pub(crate) async fn start(secret: herald_signing::Secret) -> anyhow::Result<Receiver> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let receiver = Receiver {
             address: listener.local_addr()?,
             secret: Arc::new(secret),
@@ -73,17 +91,56 @@ impl Receiver {
             unique: Arc::new(AtomicU64::new(0)),
             fail_per_million: Arc::new(AtomicU64::new(0)),
             requests: Arc::new(AtomicU64::new(0)),
+            serving: Arc::new(Mutex::new(None)),
+            resets: Arc::new(AtomicU64::new(0)),
         };
+        receiver.serve(listener);
+        Ok(receiver)
+    }
+
+    /// Restarts the receiver on the same port as a redeployed endpoint behind NAT or a load
+    /// balancer looks to its clients: nothing closes the old server's keep-alive connections,
+    /// and each resets the next request it carries, unread; new connections reach the new
+    /// server.
+    pub(crate) async fn restart(&self) -> anyhow::Result<()> {
+        let old = self.lock_serving().take();
+        if let Some(old) = old {
+            old.replaced.store(true, Ordering::SeqCst);
+            // Ends the accept loop and its listener; the connections' tasks live on.
+            old.task.abort();
+            let _ = old.task.await;
+        }
+        let listener = TcpListener::bind(self.address).await?;
+        self.serve(listener);
+        Ok(())
+    }
+
+    /// Returns how many connections of replaced servers have been reset, each on the request
+    /// it carried.
+    pub(crate) fn resets(&self) -> u64 {
+        self.resets.load(Ordering::Relaxed)
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let replaced = Arc::new(AtomicBool::new(false));
         let app = Router::new()
             .route("/hook/{slot}", post(receive))
-            .with_state(receiver.clone());
-        tokio::spawn(async move {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
+            .with_state(self.clone());
+        let listener = InstanceListener {
+            listener,
+            replaced: Arc::clone(&replaced),
+            resets: Arc::clone(&self.resets),
+        };
+        let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(receiver)
+        *self.lock_serving() = Some(Serving { task, replaced });
+    }
+
+    fn lock_serving(&self) -> std::sync::MutexGuard<'_, Option<Serving>> {
+        self.serving
+            .lock()
+            .expect("receiver lock should not be poisoned")
     }
 
     /// Returns the sink URL of `slot`.
@@ -191,4 +248,91 @@ fn mix(counter: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// Accepts connections that belong to one server instance, with TCP_NODELAY.
+struct InstanceListener {
+    listener: TcpListener,
+    replaced: Arc<AtomicBool>,
+    resets: Arc<AtomicU64>,
+}
+
+impl axum::serve::Listener for InstanceListener {
+    type Io = InstanceConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (InstanceConnection, SocketAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, address)) => {
+                    let _ = stream.set_nodelay(true);
+                    let connection = InstanceConnection {
+                        stream,
+                        replaced: Arc::clone(&self.replaced),
+                        resets: Arc::clone(&self.resets),
+                    };
+                    return (connection, address);
+                }
+                // Out of descriptors or an aborted handshake: try again shortly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection of one server instance; once the instance is replaced, reading resets it.
+struct InstanceConnection {
+    stream: TcpStream,
+    replaced: Arc<AtomicBool>,
+    resets: Arc<AtomicU64>,
+}
+
+impl AsyncRead for InstanceConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.replaced.load(Ordering::Relaxed) {
+            // Closed with SO_LINGER 0 when dropped: the client gets a reset, not an answer.
+            let _ = self.stream.set_zero_linger();
+            self.resets.fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for InstanceConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
