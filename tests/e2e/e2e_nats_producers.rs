@@ -311,3 +311,52 @@ async fn a_message_only_a_full_parse_rejects_is_moved_aside_and_the_subscription
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn replay_delivers_binary_mode_events_from_nats_producers_too() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let subscription = cluster
+        .subscribe(receiver.url(), vec![exact_type("com.shop.order.created")])
+        .await;
+    let messages = json!([{
+        "subject": "herald.events.0.com.shop.order.created",
+        "headers": {
+            "ce-specversion": "1.0", "ce-id": "binary-replayed", "ce-source": "/producers/py",
+            "ce-type": "com.shop.order.created", "Content-Type": "application/json",
+        },
+        "payload": "{\"total\": 3}",
+    }]);
+    publish_with_nats_py(&cluster.nats_server.url(), messages).await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+
+    let mut progress = cluster
+        .deliveries()
+        .await
+        .replay_events(pb::ReplayEventsRequest {
+            subscription_id: subscription.id.clone(),
+            from: Some(pb::replay_events_request::From::StartSequence(1)),
+            to: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(update) = progress.message().await.unwrap() {
+        last = Some(update);
+    }
+    let last = last.expect("replay reports progress");
+    assert_eq!((last.done, last.replayed), (true, 1), "{last:?}");
+    let requests = receiver.wait_for(2, Duration::from_secs(20)).await;
+    for recorded in &requests {
+        verify_delivery(recorded, &subscription.secret);
+        assert_eq!(recorded.json()["data"]["total"], 3);
+    }
+    assert_eq!(
+        requests[1].header("webhook-id"),
+        requests[0].header("webhook-id")
+    );
+    wait_until_settled(&cluster, &subscription.id).await;
+    cluster.shutdown().await;
+}

@@ -310,7 +310,13 @@ impl Replay {
     async fn replay_one(&mut self, scanned: &Scanned) -> Result<()> {
         self.progress.scanned += 1;
         self.progress.last_sequence = scanned.sequence;
-        let Ok(event) = Event::from_structured(scanned.payload.clone()) else {
+        let headers = scanned
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()));
+        let Ok(event) =
+            Event::from_stored(scanned.header("Content-Type"), headers, &scanned.payload)
+        else {
             tracing::debug!(
                 sequence = scanned.sequence,
                 "replay skipped an unreadable event"
@@ -324,8 +330,9 @@ impl Replay {
             "replay-{}-{}-{}",
             self.subscription.id, self.replay_id, scanned.sequence
         );
+        // The structured form: a binary-mode event from a NATS producer is replayed whole.
         self.records
-            .redeliver(&self.subscription.id, scanned.payload.clone(), &dedup)
+            .redeliver(&self.subscription.id, event.structured().clone(), &dedup)
             .await?;
         self.progress.replayed += 1;
         Ok(())

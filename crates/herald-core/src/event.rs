@@ -29,6 +29,9 @@ pub const SPEC_VERSION: &str = "1.0";
 /// Media type of a structured-mode CloudEvent in JSON.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
 
+/// What every structured-mode CloudEvents media type starts with (`+json`, `-batch+json`, ...).
+const STRUCTURED_PREFIX: &str = "application/cloudevents";
+
 /// Media type of a CloudEvents JSON batch.
 pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 
@@ -213,6 +216,26 @@ impl Event {
             attributes,
             structured: Bytes::from(structured),
         })
+    }
+
+    /// Decodes a message stored on the events stream: structured mode when its content type
+    /// is a CloudEvents one (what ingest stores), binary mode (`ce-` headers, the payload as
+    /// data) otherwise, as producers publishing to NATS directly may (CloudEvents NATS binding).
+    /// The one decoder of stored messages: delivery and replay read them alike.
+    pub fn from_stored<'a>(
+        content_type: Option<&str>,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        payload: &Bytes,
+    ) -> Result<Event, EventError> {
+        let structured = content_type.is_some_and(|value| {
+            value
+                .get(..STRUCTURED_PREFIX.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(STRUCTURED_PREFIX))
+        });
+        if structured {
+            return Event::from_structured(payload.clone());
+        }
+        Event::from_binary(headers, content_type, payload)
     }
 
     pub fn attributes(&self) -> &Attributes {

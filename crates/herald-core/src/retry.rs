@@ -260,3 +260,16 @@ mod durations_ms {
             .collect())
     }
 }
+
+/// A uniform number in [0, 1) for [`RetryPolicy::delay`]'s jitter, from values that differ per
+/// attempt: the event's stream sequence, the attempt's unix timestamp, and a per-process salt
+/// (the caller's process id), so events that failed together are retried apart.
+pub fn jitter_unit(sequence: u64, timestamp: i64, salt: u32) -> f64 {
+    // SplitMix64's finaliser: cheap, and enough to decorrelate retries.
+    let mut z = sequence ^ (timestamp as u64).rotate_left(32) ^ u64::from(salt);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1_u64 << 53) as f64
+}

@@ -85,20 +85,11 @@ pub(crate) async fn settle(context: &WorkerContext, delivery: &Delivery, admissi
 /// Decodes a stored message: structured mode (what ingest stores), or binary mode (`ce-`
 /// headers) from producers that publish to NATS directly (CloudEvents NATS binding).
 fn decode(delivery: &Delivery) -> Result<Event, EventError> {
-    let content_type = delivery.header("Content-Type");
-    let structured = content_type.is_some_and(|value| {
-        value
-            .to_ascii_lowercase()
-            .starts_with("application/cloudevents")
-    });
-    if structured {
-        return Event::from_structured(delivery.payload().clone());
-    }
     let headers = delivery.headers();
     let pairs = headers
         .iter()
         .map(|(name, value)| (*name, value.as_bytes()));
-    Event::from_binary(pairs, content_type, delivery.payload())
+    Event::from_stored(delivery.header("Content-Type"), pairs, delivery.payload())
 }
 
 /// The text of a panic's payload, when it has one.

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use herald_core::delivery::{self, AttemptResult, DeadReason, Outcome};
 use herald_core::record::AttemptRecord;
+use herald_core::retry;
 use herald_core::subscription::{OnDeadLetter, Ordering};
 use herald_core::{Event, Subscription};
 use herald_nats::Delivery;
@@ -54,7 +55,7 @@ pub(crate) async fn attempt(
     let age = (now - delivery.published)
         .try_into()
         .unwrap_or(Duration::ZERO);
-    let jitter = jitter_unit(delivery.stream_sequence, timestamp);
+    let jitter = retry::jitter_unit(delivery.stream_sequence, timestamp, std::process::id());
     let policy = &subscription.retry_policy;
     let outcome = delivery::classify(&report.result, delivery.attempt, age, policy, now, jitter);
     let pause = delivery::subscription_pause(&report.result, policy, now);
@@ -289,15 +290,4 @@ fn describe(report: &crate::client::AttemptReport) -> String {
         (AttemptResult::Response { status, .. }, None) => format!("endpoint answered {status}"),
         (AttemptResult::Failed { class }, None) => class.as_str().to_owned(),
     }
-}
-
-/// A uniform number in [0, 1) for retry jitter, from values that differ per attempt.
-fn jitter_unit(sequence: u64, timestamp: i64) -> f64 {
-    // SplitMix64 finaliser: enough to decorrelate retries of events that failed together.
-    let mut z = sequence ^ (timestamp as u64).rotate_left(32) ^ u64::from(std::process::id());
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1_u64 << 53) as f64
 }

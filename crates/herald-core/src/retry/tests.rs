@@ -130,3 +130,18 @@ fn storage_form_uses_milliseconds() {
     );
     assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), policy);
 }
+
+#[test]
+fn jitter_units_are_in_the_unit_interval_and_spread_events_that_failed_together() {
+    let units: Vec<f64> = (0..1000)
+        .map(|sequence| jitter_unit(sequence, 1_764_000_000, 42))
+        .collect();
+    assert!(units.iter().all(|unit| (0.0..1.0).contains(unit)));
+    let low = units.iter().filter(|unit| **unit < 0.5).count();
+    assert!((400..=600).contains(&low), "{low} of 1000 below one half");
+    assert_ne!(
+        jitter_unit(1, 1, 1),
+        jitter_unit(1, 1, 2),
+        "the salt matters"
+    );
+}
