@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::process::{Child, Command};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use herald_proto::v1 as pb;
 use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
@@ -16,6 +19,42 @@ use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 use herald_runtime::nats_server::{NatsServer, ServerOptions};
 
 use crate::stats::{MachineSample, ProcessSample, sample_machine, sample_process};
+
+/// The bearer token the roles accept, on ingest and control alike, and that every request of
+/// the load generator and every gRPC call carries: outside `herald dev` neither API may go
+/// without one, loopback included.
+pub(crate) const API_TOKEN: &str = "herald-bench-api-token";
+
+/// A Subscriptions API client that sends [`API_TOKEN`].
+pub(crate) type ControlClient = SubscriptionServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A Deliveries API client that sends [`API_TOKEN`].
+type DeliveryClient = DeliveryServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <API_TOKEN>` to each gRPC call.
+#[derive(Clone)]
+pub(crate) struct BearerToken(AsciiMetadataValue);
+
+impl BearerToken {
+    fn new() -> anyhow::Result<BearerToken> {
+        let value = format!("Bearer {API_TOKEN}")
+            .parse()
+            .context("the bench token should be printable ASCII")?;
+        Ok(BearerToken(value))
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
 
 /// One Herald role process.
 pub(crate) struct Role {
@@ -70,6 +109,7 @@ impl Cluster {
         std::fs::write(&config, CONFIG)?;
         let ingest_listen = format!("127.0.0.1:{}", free_port()?);
         let control_listen = format!("127.0.0.1:{}", free_port()?);
+        let api_tokens = format!(r#"["{API_TOKEN}"]"#);
         let mut roles = Vec::new();
         for (name, subcommand) in [
             ("control", "control"),
@@ -86,6 +126,8 @@ impl Cluster {
                 .args(["--ingest-listen", &ingest_listen])
                 .args(["--control-listen", &control_listen])
                 .args(["--admin-listen", &admin])
+                .env("HERALD_INGEST__AUTH__API_TOKENS", &api_tokens)
+                .env("HERALD_CONTROL__AUTH__API_TOKENS", &api_tokens)
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -132,16 +174,34 @@ impl Cluster {
         }
     }
 
-    /// Returns a gRPC client of the control plane.
-    pub(crate) async fn control(
-        &self,
-    ) -> anyhow::Result<SubscriptionServiceClient<tonic::transport::Channel>> {
-        Ok(SubscriptionServiceClient::connect(self.control_url.clone()).await?)
+    /// Returns a gRPC client of the control plane, sending [`API_TOKEN`].
+    pub(crate) async fn control(&self) -> anyhow::Result<ControlClient> {
+        let channel = self.channel().await?;
+        Ok(SubscriptionServiceClient::with_interceptor(
+            channel,
+            BearerToken::new()?,
+        ))
+    }
+
+    /// Returns a Deliveries API client of the control plane, sending [`API_TOKEN`].
+    async fn deliveries(&self) -> anyhow::Result<DeliveryClient> {
+        let channel = self.channel().await?;
+        Ok(DeliveryServiceClient::with_interceptor(
+            channel,
+            BearerToken::new()?,
+        ))
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        let channel = Channel::from_shared(self.control_url.clone())?
+            .connect()
+            .await?;
+        Ok(channel)
     }
 
     /// Returns how many attempts of a subscription were counted as failed (outcome retry).
     pub(crate) async fn failed_attempts(&self, subscription_id: &str) -> anyhow::Result<usize> {
-        let mut deliveries = DeliveryServiceClient::connect(self.control_url.clone()).await?;
+        let mut deliveries = self.deliveries().await?;
         let mut failed = 0;
         let mut page_token = String::new();
         loop {
@@ -185,7 +245,7 @@ impl Cluster {
 
 /// Creates a subscription to `event_type` delivering to `sink`; returns its id.
 pub(crate) async fn subscribe(
-    control: &mut SubscriptionServiceClient<tonic::transport::Channel>,
+    control: &mut ControlClient,
     sink: &str,
     event_type: &str,
     secret: &str,
@@ -227,10 +287,7 @@ pub(crate) async fn subscribe(
 }
 
 /// Deletes a subscription.
-pub(crate) async fn unsubscribe(
-    control: &mut SubscriptionServiceClient<tonic::transport::Channel>,
-    id: &str,
-) -> anyhow::Result<()> {
+pub(crate) async fn unsubscribe(control: &mut ControlClient, id: &str) -> anyhow::Result<()> {
     let request = pb::DeleteSubscriptionRequest {
         id: id.to_owned(),
         expected_revision: 0,
@@ -239,17 +296,12 @@ pub(crate) async fn unsubscribe(
     Ok(())
 }
 
-/// The generated Herald configuration: no auth (loopback benchmark), delivery to loopback
-/// allowed, quiet logs. Subscriptions carry a short retry policy for the retries workload.
+/// The generated Herald configuration: delivery to loopback allowed, quiet logs (the API tokens
+/// come as `HERALD_*__AUTH__API_TOKENS`, see [`API_TOKEN`]). Subscriptions carry a short retry
+/// policy for the retries workload.
 const CONFIG: &str = r#"# Generated by herald-bench.
 [network]
 allow_loopback = true
-
-[ingest.auth]
-disabled = true
-
-[control.auth]
-disabled = true
 
 [dispatcher]
 

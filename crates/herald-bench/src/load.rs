@@ -4,12 +4,13 @@
 //! was answered) measures capacity; open loop (sends scheduled by the clock, whatever the
 //! answers) measures latency at a fixed rate, queueing included. Every event carries the time it
 //! was meant to be sent in `data.sent_ns` (unix nanoseconds), which the receiver turns into
-//! end-to-end latency.
+//! end-to-end latency. Requests to ingest carry the roles' bearer token (`cluster::API_TOKEN`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cluster::API_TOKEN;
 use crate::stats::unix_nanos;
 
 /// Size of one event's JSON, padding included.
@@ -18,9 +19,10 @@ pub(crate) const EVENT_BYTES: usize = 1024;
 /// What a request carries and where it goes.
 #[derive(Clone)]
 pub(crate) enum Mode {
-    /// One event per request, `application/cloudevents+json`, to ingest.
+    /// One event per request, `application/cloudevents+json`, to ingest, with the bearer token.
     Structured,
-    /// `size` events per request, `application/cloudevents-batch+json`, to ingest.
+    /// `size` events per request, `application/cloudevents-batch+json`, to ingest, with the
+    /// bearer token.
     Batch(usize),
     /// One event per request straight to the receiver, signed as the dispatcher would sign it.
     SignedDirect(Arc<herald_signing::Secret>),
@@ -153,6 +155,7 @@ fn build_request(
             let body = event_json(&format!("{run}-{index}"), event_type, unix_nanos());
             let request = client
                 .post(url)
+                .bearer_auth(API_TOKEN)
                 .header("content-type", "application/cloudevents+json")
                 .body(body);
             (request, 1)
@@ -166,6 +169,7 @@ fn build_request(
             let body = format!("[{}]", members.join(","));
             let request = client
                 .post(url)
+                .bearer_auth(API_TOKEN)
                 .header("content-type", "application/cloudevents-batch+json")
                 .body(body);
             (request, *size as u64)
@@ -187,8 +191,8 @@ fn build_request(
     }
 }
 
-/// Sends `rate` single events per second for `duration`, each at its scheduled time whatever
-/// the answers to earlier ones.
+/// Sends `rate` single events per second for `duration` to ingest (with the bearer token), each
+/// at its scheduled time whatever the answers to earlier ones.
 pub(crate) async fn open_loop(
     client: &reqwest::Client,
     url: &str,
@@ -209,6 +213,7 @@ pub(crate) async fn open_loop(
         let body = event_json(&format!("{run}-{index}"), event_type, unix_nanos());
         let request = client
             .post(url)
+            .bearer_auth(API_TOKEN)
             .header("content-type", "application/cloudevents+json")
             .body(body);
         sends.spawn(async move {

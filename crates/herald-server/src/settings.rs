@@ -110,7 +110,6 @@ impl Settings {
                 problems.extend(auth_disabled_problem(
                     "ingest",
                     settings.ingest.auth.disabled,
-                    settings.listen.ingest,
                 ));
             }
         }
@@ -123,7 +122,6 @@ impl Settings {
                 problems.extend(auth_disabled_problem(
                     "control",
                     settings.control.auth.disabled,
-                    settings.listen.control,
                 ));
             }
         }
@@ -142,17 +140,17 @@ impl Settings {
     }
 }
 
-/// Returns why `<section>.auth.disabled` is refused outside dev mode: an API without
-/// authentication is only for dev mode, where it listens on loopback. Outside it, only a
-/// loopback listener (local tests and benchmarks) may go without, never one other hosts reach.
-fn auth_disabled_problem(section: &str, disabled: bool, listen: SocketAddr) -> Option<String> {
-    if !disabled || listen.ip().is_loopback() {
+/// Returns why `<section>.auth.disabled` is refused outside dev mode, whatever the listen
+/// address: an API without authentication is only for `herald dev`. A loopback listener is no
+/// exception, since every local user and process (a sidecar, a port forward, a proxy) reaches it;
+/// local tests and benchmarks configure tokens like any deployment.
+fn auth_disabled_problem(section: &str, disabled: bool) -> Option<String> {
+    if !disabled {
         return None;
     }
     let variable = format!("HERALD_{}__AUTH__API_TOKENS", section.to_ascii_uppercase());
     Some(format!(
-        "{section}.auth.disabled is only for dev mode: it would let any host that reaches \
-         listen.{section} ({listen}) in without credentials; set {variable} instead, or run \
-         `herald dev`"
+        "{section}.auth.disabled is only for dev mode, whatever listen.{section} is: remove it \
+         and set {variable} (a JSON list of tokens, 16+ characters each), or run `herald dev`"
     ))
 }

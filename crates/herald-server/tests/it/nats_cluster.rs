@@ -84,6 +84,7 @@ impl Producers {
                         let id = format!("cluster-{}", next.fetch_add(1, Ordering::SeqCst));
                         let response = http
                             .post(&url)
+                            .bearer_auth(process::API_TOKEN)
                             .header("content-type", "application/cloudevents+json")
                             .body(structured_event(&id, "com.cluster"))
                             .send()

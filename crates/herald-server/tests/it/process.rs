@@ -15,6 +15,10 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// The bearer token every started role accepts, on ingest and control alike: outside
+/// `herald dev` neither API may go without one, loopback included.
+pub(crate) const API_TOKEN: &str = "herald-process-test-token";
+
 /// A running `herald <role>` process.
 pub(crate) struct Role {
     pub(crate) child: Child,
@@ -46,22 +50,23 @@ impl Ports {
     }
 }
 
-/// Starts `herald <role>` with test settings: no auth, loopback delivery allowed, short
-/// timeouts (attempt 2 s, so the ack wait is 10 s), a 5 s grace period.
+/// Starts `herald <role>` with test settings: [`API_TOKEN`] as the ingest and control token,
+/// loopback delivery allowed, short timeouts (attempt 2 s, so the ack wait is 10 s), a 5 s grace period.
 pub(crate) fn start(role: &str, ports: &Ports) -> Role {
     start_with(role, ports, &[])
 }
 
 /// Starts `herald <role>` as [`start`] does, with `env` on top of the test settings.
 pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Role {
+    let api_tokens = format!(r#"["{API_TOKEN}"]"#);
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg(role)
         .args(["--nats-url", &ports.nats_url])
         .args(["--ingest-listen", &format!("127.0.0.1:{}", ports.ingest)])
         .args(["--control-listen", &format!("127.0.0.1:{}", ports.control)])
         .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
-        .env("HERALD_INGEST__AUTH__DISABLED", "true")
-        .env("HERALD_CONTROL__AUTH__DISABLED", "true")
+        .env("HERALD_INGEST__AUTH__API_TOKENS", &api_tokens)
+        .env("HERALD_CONTROL__AUTH__API_TOKENS", &api_tokens)
         .env("HERALD_NETWORK__ALLOW_LOOPBACK", "true")
         .env("HERALD_DISPATCHER__REQUEST_TIMEOUT", "2s")
         .env("HERALD_DISPATCHER__CONNECT_TIMEOUT", "1s")
@@ -121,13 +126,26 @@ pub(crate) async fn nats(url: &str) -> herald_nats::Nats {
         .expect("nats should connect")
 }
 
+/// Adds `authorization: Bearer <API_TOKEN>` to a gRPC call.
+fn authorize(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let value = format!("Bearer {API_TOKEN}")
+        .parse()
+        .expect("the test token should be ASCII");
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
 /// Creates a subscription through the control process and waits for its consumer.
 pub(crate) async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> String {
     use herald_proto::v1 as pb;
-    let mut client =
-        pb::subscription_service_client::SubscriptionServiceClient::connect(ports.control_url())
-            .await
-            .unwrap();
+    let channel = tonic::transport::Channel::from_shared(ports.control_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
+        channel, authorize,
+    );
     let request = pb::CreateSubscriptionRequest {
         sink: sink.to_owned(),
         ..Default::default()
@@ -167,6 +185,7 @@ pub(crate) async fn post_batches(ports: &Ports, prefix: &str, count: usize) {
             .collect();
         let response = http
             .post(ports.ingest_url())
+            .bearer_auth(API_TOKEN)
             .header("content-type", "application/cloudevents-batch+json")
             .body(serde_json::to_vec(&batch).unwrap())
             .send()

@@ -81,7 +81,10 @@ fn refuses_disabled_auth_outside_dev_mode_on_a_listener_other_hosts_reach() {
         stderr.contains("ingest.auth.disabled is only for dev mode"),
         "{stderr}"
     );
-    assert!(stderr.contains("listen.ingest (0.0.0.0:8080)"), "{stderr}");
+    assert!(
+        stderr.contains("set HERALD_INGEST__AUTH__API_TOKENS"),
+        "says what to do instead: {stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 
     let output = herald(
@@ -94,6 +97,10 @@ fn refuses_disabled_auth_outside_dev_mode_on_a_listener_other_hosts_reach() {
         stderr.contains("control.auth.disabled is only for dev mode"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("set HERALD_CONTROL__AUTH__API_TOKENS"),
+        "says what to do instead: {stderr}"
+    );
 
     let output = herald(
         &["ingest", "--ingest-listen", "[::]:8080"],
@@ -102,27 +109,70 @@ fn refuses_disabled_auth_outside_dev_mode_on_a_listener_other_hosts_reach() {
     assert_eq!(output.status.code(), Some(64), "every interface, IPv6");
 }
 
+// Issue 10, defect 11: a first fix still let loopback listeners go without credentials, which
+// every local user and process reaches; only `herald dev` may.
 #[test]
-fn accepts_disabled_auth_in_dev_mode_and_on_loopback_listeners() {
-    // A setting that is invalid everywhere makes each start stop at validation, and shows
-    // which problems were found.
-    let invalid = ("HERALD_INGEST__MAX_BODY_BYTES", "0");
-    let output = herald(&["dev"], &[invalid]);
-    assert_eq!(output.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("ingest.max_body_bytes"), "{stderr}");
-    assert!(!stderr.contains("auth"), "dev mode disables auth: {stderr}");
-
+fn refuses_disabled_auth_outside_dev_mode_even_on_loopback() {
     let output = herald(
         &[
             "all",
+            "--nats-url",
+            "nats://127.0.0.1:1",
             "--ingest-listen",
             "127.0.0.1:8080",
             "--control-listen",
             "[::1]:50051",
         ],
         &[
-            invalid,
+            ("HERALD_INGEST__AUTH__DISABLED", "true"),
+            ("HERALD_CONTROL__AUTH__DISABLED", "true"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ingest.auth.disabled is only for dev mode"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("control.auth.disabled is only for dev mode"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+
+    // Tokens next to the setting do not make it acceptable: it would still let everyone in.
+    let output = herald(
+        &[
+            "ingest",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+            "--ingest-listen",
+            "127.0.0.1:8080",
+        ],
+        &[
+            ("HERALD_INGEST__AUTH__DISABLED", "true"),
+            (
+                "HERALD_INGEST__AUTH__API_TOKENS",
+                r#"["a-producer-token-0123456789"]"#,
+            ),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ingest.auth.disabled is only for dev mode"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn accepts_disabled_auth_in_dev_mode() {
+    // A setting that is invalid everywhere makes the start stop at validation, and shows which
+    // problems were found.
+    let output = herald(
+        &["dev"],
+        &[
+            ("HERALD_INGEST__MAX_BODY_BYTES", "0"),
             ("HERALD_INGEST__AUTH__DISABLED", "true"),
             ("HERALD_CONTROL__AUTH__DISABLED", "true"),
         ],
@@ -130,8 +180,5 @@ fn accepts_disabled_auth_in_dev_mode_and_on_loopback_listeners() {
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ingest.max_body_bytes"), "{stderr}");
-    assert!(
-        !stderr.contains("auth"),
-        "loopback listeners may go without: {stderr}"
-    );
+    assert!(!stderr.contains("auth"), "dev mode disables auth: {stderr}");
 }
