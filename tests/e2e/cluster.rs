@@ -59,6 +59,7 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
         disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 64,
         shutdown_grace_period: Duration::from_secs(10),
+        lease_ttl: Duration::from_secs(10),
     }
 }
 

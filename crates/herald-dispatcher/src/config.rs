@@ -29,6 +29,11 @@ pub struct Config {
     /// How long in-flight attempts may run after shutdown begins.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace_period: Duration,
+    /// A replica's membership lasts this long after its last rewrite (every `lease_ttl / 3`):
+    /// a dead replica's subscriptions move after at most about `lease_ttl + lease_ttl / 3`.
+    /// Every replica must use the same value.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 impl Config {
@@ -50,6 +55,12 @@ impl Config {
         }
         if self.disable_after.is_zero() {
             problems.push("dispatcher.disable_after must be positive".to_owned());
+        }
+        if self.lease_ttl < herald_nats::MIN_LEASE_TTL {
+            problems.push(format!(
+                "dispatcher.lease_ttl must be at least {}",
+                humantime_serde::re::humantime::format_duration(herald_nats::MIN_LEASE_TTL)
+            ));
         }
         problems
     }

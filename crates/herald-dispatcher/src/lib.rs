@@ -18,6 +18,7 @@ mod context;
 mod error;
 mod health;
 mod metrics;
+pub mod ownership;
 mod reject;
 mod scheduler;
 mod service;

@@ -8,6 +8,7 @@
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
 mod consumer;
+mod dispatchers;
 mod error;
 mod publisher;
 mod records;
@@ -25,6 +26,10 @@ use herald_core::ErrorCode;
 
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
+};
+pub use dispatchers::{
+    CLAIMS_BUCKET, Claim, ClaimEntry, ClaimState, Dispatchers, MEMBERS_BUCKET, MIN_LEASE_TTL,
+    MemberChange, MemberId, validate_replica_id,
 };
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};

@@ -24,6 +24,7 @@ fn config() -> Config {
         disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 8,
         shutdown_grace_period: Duration::from_secs(5),
+        lease_ttl: Duration::from_secs(10),
     }
 }
 
