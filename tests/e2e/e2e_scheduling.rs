@@ -450,3 +450,48 @@ async fn a_retry_from_the_backlog_comes_back_at_its_time_as_the_next_attempt_in_
     assert_eq!(numbers, [1, 2], "the backlog carries the attempt count");
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_key_waiting_for_a_backlog_retry_still_waits_after_the_dispatcher_restarts() {
+    let mut cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_reply(Reply::FailIds {
+        ids: ["restart-1".to_owned()].into(),
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    });
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.restart",
+        fixed_retry_policy(&[4_000], 5),
+        settings(
+            None,
+            4,
+            pb::delivery_settings::Ordering::Key,
+            pb::delivery_settings::OnDeadLetter::Block,
+        ),
+    )
+    .await;
+    for id in ["restart-1", "restart-2", "restart-3"] {
+        cluster
+            .post_structured(&keyed_event(id, "com.restart", "k"))
+            .await;
+    }
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    eventually("the retry in the backlog", Duration::from_secs(10), || async {
+        let metrics = cluster.dispatcher_metrics();
+        metrics
+            .contains("herald_dispatch_retries_scheduled_total 1")
+            .then_some(())
+    })
+    .await;
+    // A new dispatcher finds the key's first event in the retry backlog, and holds the others.
+    cluster.stop_dispatcher().await;
+    cluster.start_dispatcher().await;
+    receiver.set_reply(Reply::Status(StatusCode::OK));
+    let requests = receiver.wait_for(4, Duration::from_secs(30)).await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    let ids: Vec<String> = requests.iter().map(event_id).collect();
+    assert_eq!(ids, ["restart-1", "restart-1", "restart-2", "restart-3"]);
+    cluster.shutdown().await;
+}

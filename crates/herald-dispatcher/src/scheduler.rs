@@ -82,6 +82,25 @@ pub(crate) async fn run(
             lanes.block(key);
         }
     }
+    // Likewise a key whose event waits in the retry backlog waits for it, not only while the
+    // worker that scheduled the retry lives.
+    if route.subscription().delivery.ordering == Ordering::Key {
+        match Box::pin(context.retries.pending(&route.subscription().id)).await {
+            Ok(pending) => {
+                for (sequence, event) in pending {
+                    if let Some(key) = Event::from_structured(event)
+                        .ok()
+                        .and_then(|event| event.partition_key().map(|key| key.into_owned()))
+                    {
+                        lanes.await_retry(&key, sequence);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to read the retries its keys wait for")
+            }
+        }
+    }
     let mut dead_letter_check = tokio::time::interval_at(
         tokio::time::Instant::now() + DEAD_LETTER_CHECK,
         DEAD_LETTER_CHECK,

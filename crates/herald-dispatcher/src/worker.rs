@@ -119,6 +119,13 @@ pub(crate) async fn run(
                     continue;
                 }
             };
+            // An ordered subscription starts again from its acknowledgement floor, so whatever a
+            // previous worker or owner left unacknowledged comes first, in stream order.
+            if route.subscription.delivery.ordering == herald_core::subscription::Ordering::Key
+                && let Err(err) = Box::pin(context.nats.reset_consumer(spec.name.as_str())).await
+            {
+                tracing::warn!(error = %err, "failed to reset the ordered subscription's consumer");
+            }
             let retry_spec = route.retry_consumer_spec(&context.config);
             let retries = match Box::pin(context.retries.ensure_consumer(&retry_spec)).await {
                 Ok(retries) => retries,

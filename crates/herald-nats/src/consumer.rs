@@ -291,6 +291,17 @@ pub(crate) async fn ensure_from(
     Ok(EventConsumer { consumer })
 }
 
+/// Resets a consumer to its acknowledgement floor (nats-server 2.14, ADR-60): every event it
+/// handed out and that is not acknowledged is delivered again at once, in stream order, before
+/// anything newer; events acknowledged beyond the floor come again too (duplicates).
+pub(crate) async fn reset(stream: &jetstream::stream::Stream, name: &str) -> Result<()> {
+    stream
+        .reset_consumer(name, None)
+        .await
+        .map_err(Error::unavailable("failed to reset a consumer"))?;
+    Ok(())
+}
+
 pub(crate) async fn delete(stream: &jetstream::stream::Stream, name: &str) -> Result<()> {
     match stream.delete_consumer(name).await {
         Ok(_) => Ok(()),

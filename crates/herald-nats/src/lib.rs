@@ -205,7 +205,15 @@ impl Nats {
         consumer::ensure(&self.events, spec).await
     }
 
+    /// Resets a subscription's consumer to its acknowledgement floor, so what a previous owner
+    /// left unacknowledged comes first, in stream order (see `consumer::reset`).
+    pub async fn reset_consumer(&self, name: &str) -> Result<()> {
+        consumer::reset(&self.events, name).await
+    }
+
     /// Deletes a subscription's consumer; deleting one that does not exist succeeds.
+    ///
+    /// Its retry consumer and backlog are separate: see [`Retries::forget`].
     pub async fn delete_consumer(&self, name: &str) -> Result<()> {
         consumer::delete(&self.events, name).await
     }

@@ -117,6 +117,41 @@ impl Retries {
         consumer::ensure_from(&self.stream, spec, all).await
     }
 
+    /// Lists a subscription's retries still to come, scheduled or due and not yet acknowledged:
+    /// each one's events-stream sequence and its event (structured JSON). A new worker of an
+    /// ordered subscription makes their keys wait for them.
+    pub async fn pending(&self, id: &SubscriptionId) -> Result<Vec<(u64, Bytes)>> {
+        let mut pending = Vec::new();
+        for filter in [
+            format!("{}.retry.sched.{id}.*", subject::ROOT),
+            due_subject(id),
+        ] {
+            let mut next = 1;
+            loop {
+                let message = match self
+                    .stream
+                    .direct_get_next_for_subject(filter.as_str(), Some(next))
+                    .await
+                {
+                    Ok(message) => message,
+                    Err(err) if err.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                        break;
+                    }
+                    Err(err) => return Err(Error::unavailable("failed to read the retries")(err)),
+                };
+                next = message.sequence.saturating_add(1);
+                let sequence = message
+                    .headers
+                    .get(HEADER_EVENT_SEQUENCE)
+                    .and_then(|value| value.as_str().parse::<u64>().ok());
+                if let Some(sequence) = sequence {
+                    pending.push((sequence, message.payload));
+                }
+            }
+        }
+        Ok(pending)
+    }
+
     /// Forgets a subscription's retries: its consumer, its schedules and its due retries.
     pub async fn forget(&self, id: &SubscriptionId) -> Result<()> {
         consumer::delete(&self.stream, id.as_str()).await?;

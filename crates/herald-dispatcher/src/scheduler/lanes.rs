@@ -166,6 +166,25 @@ impl<T> Lanes<T> {
         }
     }
 
+    /// Makes a key wait for the retry of its event `sequence` (found in the retry backlog at
+    /// start-up) before any of its events start; the earliest such event wins.
+    pub(crate) fn await_retry(&mut self, key: &str, sequence: u64) {
+        let lane = self.lanes.entry(key.to_owned()).or_insert_with(|| Lane {
+            queue: VecDeque::new(),
+            state: State::Idle,
+        });
+        match lane.state {
+            State::Idle => {
+                lane.state = State::AwaitingRetry(sequence);
+                self.ready.retain(|ready| ready != key);
+            }
+            State::AwaitingRetry(waiting) if sequence < waiting => {
+                lane.state = State::AwaitingRetry(sequence);
+            }
+            _ => {}
+        }
+    }
+
     /// Marks a key blocked (a dead letter found at start-up) before any of its events start.
     pub(crate) fn block(&mut self, key: &str) {
         let lane = self.lanes.entry(key.to_owned()).or_insert_with(|| Lane {

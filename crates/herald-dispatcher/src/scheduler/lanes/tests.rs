@@ -71,6 +71,25 @@ fn a_dead_letter_blocks_its_key_until_it_is_redriven() {
 }
 
 #[test]
+fn a_key_with_a_retry_in_the_backlog_at_start_up_waits_for_it() {
+    let mut lanes = Lanes::default();
+    lanes.await_retry("a", 5);
+    lanes.await_retry("a", 3);
+    lanes.push("a", job(6));
+    lanes.push("b", job(7));
+    assert_eq!(pop_all(&mut lanes), [(Some("b".to_owned()), 7)]);
+    lanes.push("a", job(5));
+    assert!(
+        pop_all(&mut lanes).is_empty(),
+        "the earliest pending retry goes first"
+    );
+    lanes.push("a", job(3));
+    assert_eq!(pop_all(&mut lanes), [(Some("a".to_owned()), 3)]);
+    lanes.finish("a", 3, End::Final);
+    assert_eq!(pop_all(&mut lanes), [(Some("a".to_owned()), 6)]);
+}
+
+#[test]
 fn a_purged_dead_letter_lets_its_key_move_on() {
     let mut lanes = Lanes::default();
     lanes.push("a", job(1));
