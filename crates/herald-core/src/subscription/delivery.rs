@@ -146,7 +146,11 @@ mod tests {
             ),
         ];
         for (settings, field) in cases {
-            assert_eq!(settings.validate().unwrap_err().field, field, "{settings:?}");
+            assert_eq!(
+                settings.validate().unwrap_err().field,
+                field,
+                "{settings:?}"
+            );
         }
         assert_eq!(limit(50, 10).validate(), Ok(()));
         let ordered = DeliverySettings {
