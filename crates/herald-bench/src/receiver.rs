@@ -131,8 +131,12 @@ impl Receiver {
             replaced: Arc::clone(&replaced),
             resets: Arc::clone(&self.resets),
         };
+        // Never shut down gracefully: when `restart` aborts the accept loop, plain `serve` would
+        // have its idle connections closed (a graceful restart, which clients notice); here they
+        // are left open, as nothing tells a client when a server behind NAT went away.
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let serve = axum::serve(listener, app).with_graceful_shutdown(std::future::pending());
+            let _ = serve.await;
         });
         *self.lock_serving() = Some(Serving { task, replaced });
     }
