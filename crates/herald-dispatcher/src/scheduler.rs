@@ -36,6 +36,7 @@ use crate::admission::{self, Admission};
 use crate::attempt::{self, Finished};
 use crate::context::WorkerContext;
 use crate::health::HealthTracker;
+use crate::ownership::Fence;
 use crate::worker::Route;
 
 use lanes::{Admitted, End, Job, Lanes};
@@ -55,6 +56,7 @@ pub(crate) async fn run(
     context: &Arc<WorkerContext>,
     routes: &mut watch::Receiver<Arc<Route>>,
     health: &Arc<HealthTracker>,
+    fence: &Fence,
     mut messages: Messages,
     mut applied: ConsumerSpec,
     cancel: &CancellationToken,
@@ -109,7 +111,13 @@ pub(crate) async fn run(
     loop {
         // Start every attempt that has a permit and a token.
         let max_in_flight = route.max_in_flight(config);
-        while wake.is_none() && running.len() < max_in_flight && lanes.has_ready() {
+        // Only while this replica owns the subscription: a replica that lost it (or was stopped
+        // past its lease) starts nothing, and the service stops this worker.
+        while wake.is_none()
+            && running.len() < max_in_flight
+            && lanes.has_ready()
+            && fence.is_valid()
+        {
             if let Err(wait) = limiter.try_acquire() {
                 wake = Some(Box::pin(tokio::time::sleep(wait)));
                 break;

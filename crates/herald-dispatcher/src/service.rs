@@ -1,7 +1,7 @@
 //! The dispatcher service: reconciles one worker per subscription with the subscriptions
 //! bucket, and drains them on shutdown.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use herald_nats::{Nats, SubscriptionChange, Versioned};
 
 use crate::client::DeliveryClient;
 use crate::context::WorkerContext;
+use crate::ownership::{Fence, Ownership, OwnershipConfig, new_replica_id};
 use crate::supervisor::{Ended, RestartPolicy, Supervisor, Unserved};
 use crate::worker::{self, Route};
 use crate::{Config, Metrics, Result};
@@ -52,7 +53,10 @@ type Changes =
 struct WorkerHandle {
     revision: u64,
     routes: watch::Sender<Arc<Route>>,
+    /// Cancelled when the worker must stop (shutdown, not active, not owned any more).
     cancel: CancellationToken,
+    /// Checked before every attempt: this replica still owns the subscription.
+    fence: Fence,
     /// The task currently serving the subscription.
     task: tokio::task::Id,
 }
@@ -65,6 +69,7 @@ struct WorkerHandle {
 enum Input {
     Shutdown,
     Change(Option<herald_nats::Result<SubscriptionChange>>),
+    Owned,
     WorkerEnded(Option<Ended>),
 }
 
@@ -76,22 +81,29 @@ impl Service {
     }
 
     /// Runs until `shutdown` is cancelled; then stops pulling, lets in-flight attempts finish
-    /// within the grace period, and leaves everything else unacknowledged for redelivery.
+    /// within the grace period, hands its subscriptions over to the other replicas, and leaves
+    /// everything else unacknowledged for redelivery.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let context = self.context;
-        let mut supervisor = self.supervisor;
         // NATS may be briefly unreachable while the process starts: keep trying until shutdown.
-        let store = loop {
-            match context.nats.subscriptions().await {
-                Ok(store) => break store,
-                Err(err) => {
-                    tracing::warn!(error = %err, "failed to open the subscriptions bucket; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                }
-            }
+        let Some(store) = until_up(&shutdown, "open the subscriptions bucket", || {
+            context.nats.subscriptions()
+        })
+        .await
+        else {
+            return Ok(());
+        };
+        let ownership_config = OwnershipConfig::new(new_replica_id(), context.config.lease_ttl);
+        let Some(ownership) = until_up(&shutdown, "join the dispatchers", || {
+            Ownership::start(
+                &context.nats,
+                ownership_config.clone(),
+                shutdown.child_token(),
+            )
+        })
+        .await
+        else {
+            return Ok(());
         };
         if let Err(err) = remove_orphan_consumers(&context.nats, &store).await {
             tracing::warn!(error = %err, "failed to remove consumers of deleted subscriptions");
@@ -100,38 +112,34 @@ impl Service {
             Ok(changes) => changes,
             Err(_) => return Ok(()),
         };
-        let mut workers: HashMap<SubscriptionId, WorkerHandle> = HashMap::new();
-        tracing::info!("dispatcher running");
+        let mut owned_rx = ownership.owned();
+        let mut dispatcher = Reconciler {
+            context,
+            supervisor: self.supervisor,
+            ownership,
+            shutdown: shutdown.clone(),
+            active: BTreeMap::new(),
+            owned: BTreeMap::new(),
+            workers: HashMap::new(),
+        };
+        tracing::info!(
+            replica_id = dispatcher.ownership.replica_id(),
+            "dispatcher running"
+        );
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => Input::Shutdown,
                 change = changes.next() => Input::Change(change),
-                ended = supervisor.join_next(), if !supervisor.is_empty() => Input::WorkerEnded(ended),
+                Ok(()) = owned_rx.changed() => Input::Owned,
+                ended = dispatcher.supervisor.join_next(), if !dispatcher.supervisor.is_empty() => Input::WorkerEnded(ended),
             };
             match input {
                 Input::Shutdown => break,
                 Input::Change(Some(Ok(SubscriptionChange::Put(subscription)))) => {
-                    upsert(
-                        &context,
-                        &mut workers,
-                        &mut supervisor,
-                        &shutdown,
-                        subscription,
-                    );
+                    dispatcher.put(subscription);
                 }
                 Input::Change(Some(Ok(SubscriptionChange::Deleted(id)))) => {
-                    if let Some(worker) = workers.remove(&id) {
-                        worker.cancel.cancel();
-                    }
-                    supervisor.forget(&id);
-                    context.metrics.subscriptions.set(workers.len() as i64);
-                    if let Err(err) = context.nats.delete_consumer(id.as_str()).await {
-                        tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
-                    }
-                    if let Err(err) = context.retries.forget(&id).await {
-                        tracing::warn!(subscription_id = %id, error = %err, "failed to forget the subscription's retries");
-                    }
-                    tracing::info!(subscription_id = %id, "subscription removed");
+                    dispatcher.delete(id).await;
                 }
                 Input::Change(Some(Err(err))) => {
                     tracing::warn!(error = %err, "subscription watch failed; watching again");
@@ -147,12 +155,20 @@ impl Service {
                         Err(_) => break,
                     }
                 }
-                Input::WorkerEnded(Some(ended)) => {
-                    restart_if_wanted(&context, &mut workers, &mut supervisor, ended);
+                Input::Owned => {
+                    let owned = owned_rx.borrow_and_update().clone();
+                    dispatcher.owned_changed(owned);
                 }
+                Input::WorkerEnded(Some(ended)) => dispatcher.ended(ended),
                 Input::WorkerEnded(None) => {}
             }
         }
+        let Reconciler {
+            mut supervisor,
+            workers,
+            ownership,
+            ..
+        } = dispatcher;
         tracing::info!(workers = workers.len(), grace_period = ?self.grace_period, "dispatcher draining");
         for worker in workers.values() {
             worker.cancel.cancel();
@@ -168,89 +184,201 @@ impl Service {
             );
             supervisor.abort_all().await;
         }
+        // Nothing is delivered any more: the other replicas may take everything at once.
+        ownership.shutdown().await;
         tracing::info!(graceful = drained.is_ok(), "dispatcher stopped");
         Ok(())
     }
 }
 
-fn upsert(
-    context: &Arc<WorkerContext>,
-    workers: &mut HashMap<SubscriptionId, WorkerHandle>,
-    supervisor: &mut Supervisor,
-    shutdown: &CancellationToken,
-    subscription: Versioned<herald_core::Subscription>,
-) {
-    let id = subscription.value.id.clone();
-    let revision = subscription.revision;
-    if !subscription.value.state.is_active() {
-        // Paused or disabled: stop delivering but keep the consumer, so events accumulate and
-        // are delivered once the subscription is resumed.
-        if let Some(worker) = workers.remove(&id) {
-            worker.cancel.cancel();
-            tracing::info!(subscription_id = %id, state = ?subscription.value.state, "subscription not active: delivery stopped");
+/// Retries `open` until it succeeds or `shutdown`; `None` when shut down first.
+async fn until_up<T, E, F, Fut>(shutdown: &CancellationToken, what: &str, mut open: F) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+{
+    loop {
+        match Box::pin(open()).await {
+            Ok(value) => return Some(value),
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to {what}; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
         }
-        supervisor.forget(&id);
-        context.metrics.subscriptions.set(workers.len() as i64);
-        return;
     }
-    if let Some(worker) = workers.get_mut(&id) {
-        if worker.revision >= revision {
-            return;
-        }
-        worker.revision = revision;
-        // The worker applies new filter subjects to its consumer and uses the new route for
-        // every delivery from now on.
-        worker
-            .routes
-            .send_replace(Arc::new(Route::new(subscription.value)));
-        tracing::info!(subscription_id = %id, revision, "subscription updated");
-        return;
-    }
-    let (routes, routes_rx) = watch::channel(Arc::new(Route::new(subscription.value)));
-    let cancel = shutdown.child_token();
-    let task = supervisor.start(
-        id.clone(),
-        worker::run(Arc::clone(context), routes_rx, cancel.clone()),
-    );
-    workers.insert(
-        id.clone(),
-        WorkerHandle {
-            revision,
-            routes,
-            cancel,
-            task,
-        },
-    );
-    context.metrics.subscriptions.set(workers.len() as i64);
-    tracing::info!(subscription_id = %id, revision, "subscription added");
 }
 
-/// Restarts a worker that ended while its subscription still wants delivering (it panicked, or
-/// returned without being cancelled); a worker stopped on purpose is let go.
-fn restart_if_wanted(
-    context: &Arc<WorkerContext>,
-    workers: &mut HashMap<SubscriptionId, WorkerHandle>,
-    supervisor: &mut Supervisor,
-    ended: Ended,
-) {
-    let Some(worker) = workers.get_mut(&ended.id) else {
-        return;
-    };
-    if worker.task != ended.task || worker.cancel.is_cancelled() {
-        return;
+/// The service's state: which subscriptions are active, which this replica owns, and the
+/// workers it runs. A subscription has a worker exactly while it is active and owned; a worker
+/// that must stop is cancelled, and once its task ended the subscription is drained (its claim
+/// released) or, if it is wanted again, started anew.
+struct Reconciler {
+    context: Arc<WorkerContext>,
+    supervisor: Supervisor,
+    ownership: Ownership,
+    shutdown: CancellationToken,
+    active: BTreeMap<SubscriptionId, Versioned<herald_core::Subscription>>,
+    owned: BTreeMap<SubscriptionId, Fence>,
+    workers: HashMap<SubscriptionId, WorkerHandle>,
+}
+
+impl Reconciler {
+    fn put(&mut self, subscription: Versioned<herald_core::Subscription>) {
+        let id = subscription.value.id.clone();
+        if subscription.value.state.is_active() {
+            let stale = self
+                .active
+                .get(&id)
+                .is_some_and(|known| known.revision >= subscription.revision);
+            if stale {
+                return;
+            }
+            self.active.insert(id.clone(), subscription);
+        } else if self.active.remove(&id).is_some() {
+            // Paused or disabled: stop delivering but keep the consumer, so events accumulate
+            // and are delivered once the subscription is resumed.
+            tracing::info!(subscription_id = %id, "subscription not active: delivery stops");
+        }
+        self.offer();
+        self.reconcile(&id);
     }
-    let routes = worker.routes.subscribe();
-    let run = worker::run(Arc::clone(context), routes, worker.cancel.clone());
-    let (task, delay) = supervisor.restart(ended.id.clone(), worker.cancel.clone(), run);
-    worker.task = task;
-    context.metrics.worker_restarts.inc();
-    match ended.result {
-        Err(err) if err.is_panic() => {
-            tracing::error!(subscription_id = %ended.id, error = %err, restart_in = ?delay, "a delivery worker panicked; restarting it");
+
+    async fn delete(&mut self, id: SubscriptionId) {
+        self.active.remove(&id);
+        self.offer();
+        self.reconcile(&id);
+        if let Err(err) = self.context.nats.delete_consumer(id.as_str()).await {
+            tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
         }
-        _ => {
-            tracing::error!(subscription_id = %ended.id, restart_in = ?delay, "a delivery worker ended on its own; restarting it");
+        if let Err(err) = self.context.retries.forget(&id).await {
+            tracing::warn!(subscription_id = %id, error = %err, "failed to forget the subscription's retries");
         }
+        tracing::info!(subscription_id = %id, "subscription removed");
+    }
+
+    fn owned_changed(&mut self, owned: BTreeMap<SubscriptionId, Fence>) {
+        let mut touched: BTreeSet<SubscriptionId> = self.owned.keys().cloned().collect();
+        touched.extend(owned.keys().cloned());
+        self.owned = owned;
+        for id in touched {
+            self.reconcile(&id);
+        }
+    }
+
+    /// Tells ownership which subscriptions want delivering.
+    fn offer(&self) {
+        self.ownership
+            .set_subscriptions(self.active.keys().cloned().collect());
+    }
+
+    /// Brings one subscription's worker in line with whether it is active and owned.
+    fn reconcile(&mut self, id: &SubscriptionId) {
+        let wanted = self
+            .active
+            .get(id)
+            .zip(self.owned.get(id))
+            .map(|(subscription, fence)| (subscription.clone(), fence.clone()));
+        match (wanted, self.workers.get_mut(id)) {
+            (Some((subscription, _)), Some(worker)) => {
+                if !worker.cancel.is_cancelled() && worker.revision < subscription.revision {
+                    worker.revision = subscription.revision;
+                    // The worker applies new filter subjects to its consumer and uses the new
+                    // route for every delivery from now on.
+                    worker
+                        .routes
+                        .send_replace(Arc::new(Route::new(subscription.value)));
+                    tracing::info!(subscription_id = %id, revision = subscription.revision, "subscription updated");
+                }
+                // A cancelled worker is started again once its task ended, if still wanted.
+            }
+            (None, Some(worker)) => {
+                if !worker.cancel.is_cancelled() {
+                    worker.cancel.cancel();
+                    tracing::info!(subscription_id = %id, "delivery of the subscription stops here");
+                }
+            }
+            (Some((subscription, fence)), None) => self.start(subscription, fence),
+            (None, None) => {}
+        }
+        self.context.metrics.subscriptions.set(self.running());
+    }
+
+    fn start(&mut self, subscription: Versioned<herald_core::Subscription>, fence: Fence) {
+        let id = subscription.value.id.clone();
+        let revision = subscription.revision;
+        let (routes, routes_rx) = watch::channel(Arc::new(Route::new(subscription.value)));
+        let cancel = self.shutdown.child_token();
+        let task = self.supervisor.start(
+            id.clone(),
+            worker::run(
+                Arc::clone(&self.context),
+                routes_rx,
+                fence.clone(),
+                cancel.clone(),
+            ),
+        );
+        self.workers.insert(
+            id.clone(),
+            WorkerHandle {
+                revision,
+                routes,
+                cancel,
+                fence,
+                task,
+            },
+        );
+        tracing::info!(subscription_id = %id, revision, "delivering the subscription");
+    }
+
+    /// A worker's task ended: restart it if it ended on its own while still wanted, otherwise
+    /// drain the subscription and start it again if it is wanted again meanwhile.
+    fn ended(&mut self, ended: Ended) {
+        let Some(worker) = self.workers.get_mut(&ended.id) else {
+            return;
+        };
+        if worker.task != ended.task {
+            return;
+        }
+        if !worker.cancel.is_cancelled() {
+            let routes = worker.routes.subscribe();
+            let run = worker::run(
+                Arc::clone(&self.context),
+                routes,
+                worker.fence.clone(),
+                worker.cancel.clone(),
+            );
+            let (task, delay) =
+                self.supervisor
+                    .restart(ended.id.clone(), worker.cancel.clone(), run);
+            worker.task = task;
+            self.context.metrics.worker_restarts.inc();
+            match ended.result {
+                Err(err) if err.is_panic() => {
+                    tracing::error!(subscription_id = %ended.id, error = %err, restart_in = ?delay, "a delivery worker panicked; restarting it");
+                }
+                _ => {
+                    tracing::error!(subscription_id = %ended.id, restart_in = ?delay, "a delivery worker ended on its own; restarting it");
+                }
+            }
+            return;
+        }
+        self.workers.remove(&ended.id);
+        self.supervisor.forget(&ended.id);
+        self.ownership.drained(&ended.id);
+        self.reconcile(&ended.id);
+    }
+
+    fn running(&self) -> i64 {
+        let running = self
+            .workers
+            .values()
+            .filter(|worker| !worker.cancel.is_cancelled())
+            .count();
+        i64::try_from(running).unwrap_or(i64::MAX)
     }
 }
 

@@ -16,6 +16,7 @@ use herald_nats::ConsumerSpec;
 use crate::Config;
 use crate::context::WorkerContext;
 use crate::health::HealthTracker;
+use crate::ownership::Fence;
 use crate::scheduler;
 
 /// A subscription prepared for delivery: parsed once per revision, used for every event.
@@ -97,6 +98,7 @@ impl Route {
 pub(crate) async fn run(
     context: Arc<WorkerContext>,
     mut routes: watch::Receiver<Arc<Route>>,
+    fence: Fence,
     cancel: CancellationToken,
 ) {
     let subscription_id = routes.borrow().subscription.id.clone();
@@ -157,6 +159,7 @@ pub(crate) async fn run(
                 &context,
                 &mut routes,
                 &health,
+                &fence,
                 messages,
                 spec,
                 &cancel,

@@ -79,11 +79,17 @@ impl<C: Clock + Clone> Limiter<C> {
     }
 }
 
+/// A bucket that starts empty: a subscription taken over from another replica (or started
+/// again) may have just had its burst spent there, so the first requests here are paced, and
+/// the endpoint sees at most `rate × window + burst` across the hand-over too.
 fn bucket<C: Clock>(limit: RateLimit, clock: C) -> Option<Bucket<C>> {
     let rate = NonZeroU32::new(limit.per_second)?;
     let burst = NonZeroU32::new(limit.burst).unwrap_or(rate);
     let quota = Quota::per_second(rate).allow_burst(burst);
-    Some(RateLimiter::direct_with_clock(quota, clock))
+    let bucket = RateLimiter::direct_with_clock(quota, clock);
+    // Taking the whole burst cannot fail on a fresh bucket; if it did, it would only start full.
+    let _ = bucket.check_n(burst);
+    Some(bucket)
 }
 
 #[cfg(test)]
@@ -133,8 +139,18 @@ mod tests {
     }
 
     #[test]
+    fn a_new_bucket_starts_empty_so_a_hand_over_adds_no_second_burst() {
+        let (mut limiter, clock) = limiter(10, 5);
+        assert_eq!(limiter.try_acquire(), Err(Duration::from_millis(100)));
+        clock.advance(Duration::from_secs(1));
+        let burst = std::iter::from_fn(|| limiter.try_acquire().ok()).count();
+        assert_eq!(burst, 5, "the burst builds up while idle");
+    }
+
+    #[test]
     fn a_refusal_says_how_long_to_wait() {
         let (mut limiter, clock) = limiter(4, 1);
+        clock.advance(Duration::from_millis(250));
         assert_eq!(limiter.try_acquire(), Ok(()));
         let wait = limiter.try_acquire().unwrap_err();
         assert_eq!(wait, Duration::from_millis(250));
@@ -167,6 +183,8 @@ mod tests {
             per_second: 1,
             burst: 1,
         }));
+        assert!(limiter.try_acquire().is_err());
+        clock.advance(Duration::from_secs(1));
         assert_eq!(limiter.try_acquire(), Ok(()));
         assert!(limiter.try_acquire().is_err());
     }
