@@ -113,7 +113,17 @@ pub(crate) async fn run(
             // Boxed here and below: a worker is parked in its select loop for most of its life,
             // and its task should not reserve room for the set-up futures (W6: 10,000 idle
             // subscriptions).
-            let consumer = match Box::pin(context.nats.ensure_consumer(&spec)).await {
+            // An ordered subscription starts again from its acknowledgement floor, so whatever a
+            // previous worker or owner left unacknowledged comes first, in stream order, and no
+            // pull left open by another process can take its events.
+            let ordered =
+                route.subscription.delivery.ordering == herald_core::subscription::Ordering::Key;
+            let set_up = if ordered {
+                Box::pin(context.nats.renew_consumer(&spec)).await
+            } else {
+                Box::pin(context.nats.ensure_consumer(&spec)).await
+            };
+            let consumer = match set_up {
                 Ok(consumer) => consumer,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to set up the consumer; retrying");
@@ -121,13 +131,6 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            // An ordered subscription starts again from its acknowledgement floor, so whatever a
-            // previous worker or owner left unacknowledged comes first, in stream order.
-            if route.subscription.delivery.ordering == herald_core::subscription::Ordering::Key
-                && let Err(err) = Box::pin(context.nats.reset_consumer(spec.name.as_str())).await
-            {
-                tracing::warn!(error = %err, "failed to reset the ordered subscription's consumer");
-            }
             let retry_spec = route.retry_consumer_spec(&context.config);
             let retries = match Box::pin(context.retries.ensure_consumer(&retry_spec)).await {
                 Ok(retries) => retries,

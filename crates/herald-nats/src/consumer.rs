@@ -291,15 +291,37 @@ pub(crate) async fn ensure_from(
     Ok(EventConsumer { consumer })
 }
 
-/// Resets a consumer to its acknowledgement floor (nats-server 2.14, ADR-60): every event it
-/// handed out and that is not acknowledged is delivered again at once, in stream order, before
-/// anything newer; events acknowledged beyond the floor come again too (duplicates).
-pub(crate) async fn reset(stream: &jetstream::stream::Stream, name: &str) -> Result<()> {
-    stream
-        .reset_consumer(name, None)
-        .await
-        .map_err(Error::unavailable("failed to reset a consumer"))?;
-    Ok(())
+/// Replaces a subscription's consumer by one that starts right after the old one's
+/// acknowledgement floor: every event it handed out and that is not acknowledged is delivered
+/// again at once, in stream order, before anything newer (events acknowledged beyond the floor
+/// come again too: duplicates). Unlike a consumer reset, deleting the old consumer also ends the
+/// pull requests other processes still hold on it, such as those of a replica stopped past its
+/// lease, which would otherwise take events the new owner must deliver in order.
+pub(crate) async fn renew(
+    stream: &jetstream::stream::Stream,
+    spec: &ConsumerSpec,
+) -> Result<EventConsumer> {
+    let floor = match stream.get_consumer::<pull::Config>(&spec.name).await {
+        Ok(mut consumer) => {
+            consumer
+                .info()
+                .await
+                .map_err(Error::unavailable("failed to read consumer info"))?
+                .ack_floor
+                .stream_sequence
+        }
+        Err(_) => 0,
+    };
+    if floor == 0 {
+        // Nothing acknowledged yet: the consumer's own start (the subscription's creation) holds.
+        delete(stream, &spec.name).await?;
+        return ensure(stream, spec).await;
+    }
+    delete(stream, &spec.name).await?;
+    let from = jetstream::consumer::DeliverPolicy::ByStartSequence {
+        start_sequence: floor.saturating_add(1),
+    };
+    ensure_from(stream, spec, from).await
 }
 
 pub(crate) async fn delete(stream: &jetstream::stream::Stream, name: &str) -> Result<()> {

@@ -205,10 +205,11 @@ impl Nats {
         consumer::ensure(&self.events, spec).await
     }
 
-    /// Resets a subscription's consumer to its acknowledgement floor, so what a previous owner
-    /// left unacknowledged comes first, in stream order (see `consumer::reset`).
-    pub async fn reset_consumer(&self, name: &str) -> Result<()> {
-        consumer::reset(&self.events, name).await
+    /// Recreates a subscription's consumer from its acknowledgement floor, so what a previous
+    /// worker or owner left unacknowledged comes first, in stream order, and no other process
+    /// keeps a pull on it (see `consumer::renew`).
+    pub async fn renew_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
+        consumer::renew(&self.events, spec).await
     }
 
     /// Deletes a subscription's consumer; deleting one that does not exist succeeds.

@@ -12,5 +12,6 @@
 mod crash;
 mod nats_cluster;
 mod process;
+mod replicas;
 mod shutdown;
 mod startup;

@@ -127,7 +127,9 @@ pub(crate) async fn nats(url: &str) -> herald_nats::Nats {
 }
 
 /// Adds `authorization: Bearer <API_TOKEN>` to a gRPC call.
-fn authorize(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+pub(crate) fn authorize(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
     let value = format!("Bearer {API_TOKEN}")
         .parse()
         .expect("the test token should be ASCII");

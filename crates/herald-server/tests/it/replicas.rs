@@ -1,0 +1,235 @@
+//! Several `herald dispatch` processes share the subscriptions, and their limits and per-key
+//! order hold while one is killed (`kill -9`) and another is stopped (SIGSTOP) for longer than
+//! its lease, then woken up (SIGCONT).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use herald_proto::v1 as pb;
+use herald_test_support::{NatsServer, Recorded, TestReceiver, eventually};
+
+use crate::process::{self, API_TOKEN, Ports};
+
+#[allow(
+    clippy::print_stderr,
+    reason = "the figures are part of the test's report"
+)]
+fn report(line: &str) {
+    eprintln!("{line}");
+}
+
+const RATE: u32 = 40;
+const BURST: u32 = 5;
+const MAX_IN_FLIGHT: u32 = 2;
+const KEYS: usize = 8;
+const PER_KEY: usize = 25;
+
+async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> String {
+    let channel = tonic::transport::Channel::from_shared(ports.control_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
+        channel,
+        process::authorize,
+    );
+    let request = pb::CreateSubscriptionRequest {
+        sink: sink.to_owned(),
+        retry_policy: Some(pb::RetryPolicy {
+            backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+                delays: vec![prost_types::Duration {
+                    seconds: 0,
+                    nanos: 200_000_000,
+                }],
+            })),
+            jitter_percent: Some(0),
+            max_attempts: 100,
+            ..Default::default()
+        }),
+        delivery: Some(pb::DeliverySettings {
+            rate_limit: Some(pb::RateLimit {
+                per_second: RATE,
+                burst: BURST,
+            }),
+            max_in_flight: Some(MAX_IN_FLIGHT),
+            ordering: pb::delivery_settings::Ordering::Key as i32,
+            on_dead_letter: pb::delivery_settings::OnDeadLetter::Block as i32,
+        }),
+        ..Default::default()
+    };
+    let id = client
+        .create_subscription(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    eventually(
+        "the subscription's consumer",
+        Duration::from_secs(20),
+        || {
+            let nats = nats.clone();
+            let id = id.clone();
+            async move { nats.consumer_progress(&id).await.ok() }
+        },
+    )
+    .await;
+    id
+}
+
+/// Posts every event, keys interleaved, in batches of `KEYS` (one event per key).
+async fn post_events(ports: &Ports) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    for n in 0..PER_KEY {
+        let batch: Vec<serde_json::Value> = (0..KEYS)
+            .map(|key| {
+                serde_json::json!({
+                    "specversion": "1.0", "id": format!("k{key}-{n:03}"), "source": "/replicas",
+                    "type": "com.replicas", "partitionkey": format!("k{key}"),
+                })
+            })
+            .collect();
+        let response = http
+            .post(ports.ingest_url())
+            .bearer_auth(API_TOKEN)
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::to_vec(&batch).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+}
+
+fn event_id(recorded: &Recorded) -> String {
+    recorded.json()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn signal(role: &process::Role, signal: &str) {
+    let pid = role.child.id().expect("the process should be running");
+    let status = tokio::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn three_dispatchers_keep_order_and_limits_through_a_kill_and_a_stall_past_the_lease() {
+    let nats_server = NatsServer::start().await;
+    let ports = Ports::new(nats_server.url());
+    let nats = process::nats(&ports.nats_url).await;
+    let _control = process::start("control", &ports);
+    let _ingest = process::start("ingest", &ports);
+    process::wait_for_port(ports.control).await;
+    process::wait_for_port(ports.ingest).await;
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let mut dispatchers: Vec<Option<process::Role>> = (0..3)
+        .map(|_| Some(process::start_with("dispatch", &ports, &lease)))
+        .collect();
+    let receivers: Vec<TestReceiver> =
+        futures::future::join_all((0..6).map(|_| TestReceiver::start())).await;
+    for receiver in &receivers {
+        receiver.set_delay(Duration::from_millis(10));
+        subscribe(&ports, &nats, receiver.url()).await;
+    }
+    let started = Instant::now();
+    post_events(&ports).await;
+    let total = KEYS * PER_KEY;
+    // Let every replica take its share, then kill one and stop another past its lease.
+    eventually("deliveries under way", Duration::from_secs(30), || async {
+        (receivers.iter().map(TestReceiver::count).sum::<usize>() >= 6 * 20).then_some(())
+    })
+    .await;
+    let killed_at = Instant::now();
+    if let Some(killed) = dispatchers[0].take() {
+        killed.kill().await;
+    }
+    let stalled = dispatchers[1].as_ref().expect("the second dispatcher runs");
+    signal(stalled, "STOP").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    signal(stalled, "CONT").await;
+
+    for receiver in &receivers {
+        receiver.wait_for(total, Duration::from_secs(120)).await;
+        eventually(
+            "every event delivered",
+            Duration::from_secs(120),
+            || async {
+                let ids: BTreeSet<String> = receiver.requests().iter().map(event_id).collect();
+                (ids.len() == total).then_some(())
+            },
+        )
+        .await;
+    }
+    let finished = started.elapsed();
+
+    let mut duplicates = 0;
+    // The longest silence an endpoint saw after the kill: how long its work took to move.
+    let mut longest_gap = Duration::ZERO;
+    for receiver in &receivers {
+        let after_kill: Vec<Instant> = receiver
+            .requests()
+            .iter()
+            .map(|r| r.received_at)
+            .filter(|at| *at >= killed_at)
+            .collect();
+        if let Some(first) = after_kill.first() {
+            longest_gap = longest_gap.max(first.duration_since(killed_at));
+        }
+        for pair in after_kill.windows(2) {
+            longest_gap = longest_gap.max(pair[1].duration_since(pair[0]));
+        }
+    }
+    for receiver in &receivers {
+        let requests = receiver.requests();
+        duplicates += requests.len() - total;
+        // Per key, the first delivery of each event comes in publish order.
+        let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for request in &requests {
+            let id = event_id(request);
+            if seen.insert(id.clone()) {
+                let key = id.split('-').next().unwrap_or_default().to_owned();
+                first.entry(key).or_default().push(id);
+            }
+        }
+        for (key, ids) in &first {
+            assert!(
+                ids.windows(2).all(|pair| pair[0] < pair[1]),
+                "key {key} out of order: {ids:?}"
+            );
+        }
+        assert!(
+            receiver.max_concurrent() <= MAX_IN_FLIGHT as usize,
+            "{} requests at once",
+            receiver.max_concurrent()
+        );
+        // Over any window of a second or more, across every replica: at most rate × window +
+        // burst (with slack for requests that left on time and arrived bunched up).
+        let arrivals: Vec<Instant> = requests.iter().map(|r| r.received_at).collect();
+        for (first, start) in arrivals.iter().enumerate() {
+            for (last, end) in arrivals.iter().enumerate().skip(first) {
+                let window = end.duration_since(*start);
+                if window < Duration::from_secs(1) {
+                    continue;
+                }
+                let count = (last - first + 1) as f64;
+                let bound = f64::from(RATE) * (window.as_secs_f64() + 0.5) + f64::from(BURST);
+                assert!(count <= bound, "{count} requests in {window:?}");
+            }
+        }
+    }
+    report(&format!(
+        "3 dispatchers, 6 ordered subscriptions at {RATE}/s, {total} events each: all delivered in order after {finished:?} \
+         (kill -9 and a 5 s SIGSTOP at {:?}; longest silence of an endpoint afterwards, the time its work took to move: {longest_gap:?}), \
+         {duplicates} duplicates, at most {MAX_IN_FLIGHT} at once",
+        killed_at.duration_since(started)
+    ));
+}
