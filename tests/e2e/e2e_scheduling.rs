@@ -478,12 +478,16 @@ async fn a_key_waiting_for_a_backlog_retry_still_waits_after_the_dispatcher_rest
             .await;
     }
     receiver.wait_for(1, Duration::from_secs(20)).await;
-    eventually("the retry in the backlog", Duration::from_secs(10), || async {
-        let metrics = cluster.dispatcher_metrics();
-        metrics
-            .contains("herald_dispatch_retries_scheduled_total 1")
-            .then_some(())
-    })
+    eventually(
+        "the retry in the backlog",
+        Duration::from_secs(10),
+        || async {
+            let metrics = cluster.dispatcher_metrics();
+            metrics
+                .contains("herald_dispatch_retries_scheduled_total 1")
+                .then_some(())
+        },
+    )
     .await;
     // A new dispatcher finds the key's first event in the retry backlog, and holds the others.
     cluster.stop_dispatcher().await;

@@ -139,7 +139,8 @@ pub(crate) async fn run(
         health.register("dispatcher_workers", move || unserved.is_empty());
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let task = tokio::spawn(async move { Ok(service.run(token).await?) });
+        // Boxed: the dispatcher's loop holds its whole state, and this task need not.
+        let task = tokio::spawn(async move { Ok(Box::pin(service.run(token)).await?) });
         running.push(RunningRole {
             name: "dispatcher",
             stop,

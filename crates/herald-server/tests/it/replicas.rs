@@ -80,7 +80,7 @@ async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> Strin
 /// Posts every event, keys interleaved, in batches of `KEYS` (one event per key).
 async fn post_events(ports: &Ports) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().build().unwrap();
     for n in 0..PER_KEY {
         let batch: Vec<serde_json::Value> = (0..KEYS)
             .map(|key| {
