@@ -220,14 +220,22 @@ impl TestCluster {
         filters: Vec<pb::Filter>,
         retry_policy: pb::RetryPolicy,
     ) -> pb::Subscription {
+        let request = pb::CreateSubscriptionRequest {
+            sink: sink.to_owned(),
+            filters,
+            retry_policy: Some(retry_policy),
+            ..Default::default()
+        };
+        self.create_subscription(request).await
+    }
+
+    /// Creates a subscription and waits until its consumer exists.
+    pub(crate) async fn create_subscription(
+        &self,
+        request: pb::CreateSubscriptionRequest,
+    ) -> pb::Subscription {
         // Boxed: a gRPC connect and call make a large future.
         Box::pin(async move {
-            let request = pb::CreateSubscriptionRequest {
-                sink: sink.to_owned(),
-                filters,
-                retry_policy: Some(retry_policy),
-                ..Default::default()
-            };
             let subscription = self
                 .control()
                 .await

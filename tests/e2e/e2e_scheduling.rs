@@ -50,29 +50,7 @@ async fn subscribe(
         delivery: Some(delivery),
         ..Default::default()
     };
-    let subscription = Box::pin(async {
-        cluster
-            .control()
-            .await
-            .create_subscription(request)
-            .await
-            .unwrap()
-            .into_inner()
-    })
-    .await;
-    let nats = cluster.nats.clone();
-    let id = subscription.id.clone();
-    eventually(
-        "the subscription's consumer",
-        Duration::from_secs(10),
-        || {
-            let nats = nats.clone();
-            let id = id.clone();
-            async move { nats.consumer_progress(&id).await.ok() }
-        },
-    )
-    .await;
-    subscription
+    cluster.create_subscription(request).await
 }
 
 fn keyed_event(id: &str, event_type: &str, key: &str) -> String {
