@@ -4,6 +4,8 @@
 //! This is the one place outside `herald-nats` that imports `async_nats` (ARCHITECTURE.md
 //! records the exception): the baseline must measure the client library and the server alone,
 //! so routing it through Herald's publisher would measure part of what it is compared against.
+//! The workloads' few reads of JetStream state (W6's consumer count, W8's retry backlog) are
+//! here for the same reason: one module holds the harness's own NATS client.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -219,4 +221,25 @@ pub(crate) async fn herald_consumers(nats_url: &str) -> anyhow::Result<usize> {
     let mut stream = context.get_stream("HERALD_EVENTS").await?;
     let count = stream.info().await?.state.consumer_count;
     Ok(count)
+}
+
+/// Returns how many retries of a subscription wait in Herald's retry backlog (`HERALD_RETRIES`,
+/// one schedule per event on `herald.retry.sched.<subscription>.<event sequence>`).
+pub(crate) async fn scheduled_retries(
+    nats_url: &str,
+    subscription_id: &str,
+) -> anyhow::Result<u64> {
+    use futures::TryStreamExt as _;
+
+    let client = async_nats::connect(nats_url).await?;
+    let context = jetstream::new(client);
+    let stream = context.get_stream("HERALD_RETRIES").await?;
+    let mut subjects = stream
+        .info_with_subjects(format!("herald.retry.sched.{subscription_id}.>"))
+        .await?;
+    let mut scheduled = 0_u64;
+    while let Some((_, count)) = subjects.try_next().await? {
+        scheduled += count as u64;
+    }
+    Ok(scheduled)
 }

@@ -243,12 +243,41 @@ impl Cluster {
     }
 }
 
-/// Creates a subscription to `event_type` delivering to `sink`; returns its id.
+/// How a benchmark subscription retries and schedules its deliveries.
+#[derive(Clone, Default)]
+pub(crate) struct SubscriptionOptions {
+    /// The one retry delay, repeated; unset gives the short schedule W5 needs (100 ms, then
+    /// 200 ms).
+    pub(crate) retry_delay: Option<Duration>,
+    /// Ordering and rate limit; unset gives Herald's default delivery settings.
+    pub(crate) delivery: Option<pb::DeliverySettings>,
+}
+
+/// Creates a subscription to `event_type` delivering to `sink`, with the short retry schedule
+/// and the default delivery settings; returns its id.
 pub(crate) async fn subscribe(
     control: &mut ControlClient,
     sink: &str,
     event_type: &str,
     secret: &str,
+) -> anyhow::Result<String> {
+    subscribe_with(
+        control,
+        sink,
+        event_type,
+        secret,
+        &SubscriptionOptions::default(),
+    )
+    .await
+}
+
+/// Creates a subscription to `event_type` delivering to `sink`; returns its id.
+pub(crate) async fn subscribe_with(
+    control: &mut ControlClient,
+    sink: &str,
+    event_type: &str,
+    secret: &str,
+    options: &SubscriptionOptions,
 ) -> anyhow::Result<String> {
     let filter = pb::Filter {
         dialect: Some(pb::filter::Dialect::Exact(pb::AttributeFilter {
@@ -260,30 +289,40 @@ pub(crate) async fn subscribe(
         filters: vec![filter],
         secret: secret.to_owned(),
         description: "herald-bench".to_owned(),
-        // A short schedule, so W5's retries finish within the run.
         retry_policy: Some(pb::RetryPolicy {
             backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
-                delays: vec![
-                    prost_types::Duration {
-                        seconds: 0,
-                        nanos: 100_000_000,
-                    },
-                    prost_types::Duration {
-                        seconds: 0,
-                        nanos: 200_000_000,
-                    },
-                ],
+                delays: retry_delays(options.retry_delay),
             })),
             jitter_percent: Some(0),
             max_attempts: 50,
             max_age: None,
             terminal_status_codes: Vec::new(),
         }),
-        // Herald's default delivery settings.
-        delivery: None,
+        delivery: options.delivery,
     };
     let created = control.create_subscription(request).await?.into_inner();
     Ok(created.id)
+}
+
+/// Returns the fixed backoff: `delay` alone, or by default a short schedule, so W5's retries
+/// finish within the run.
+fn retry_delays(delay: Option<Duration>) -> Vec<prost_types::Duration> {
+    let Some(delay) = delay else {
+        return vec![
+            prost_types::Duration {
+                seconds: 0,
+                nanos: 100_000_000,
+            },
+            prost_types::Duration {
+                seconds: 0,
+                nanos: 200_000_000,
+            },
+        ];
+    };
+    vec![prost_types::Duration {
+        seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(delay.subsec_nanos()).unwrap_or_default(),
+    }]
 }
 
 /// Deletes a subscription.

@@ -5,13 +5,15 @@
 //! answers) measures latency at a fixed rate, queueing included. Every event carries the time it
 //! was meant to be sent in `data.sent_ns` (unix nanoseconds), which the receiver turns into
 //! end-to-end latency. Requests to ingest carry the roles' bearer token (`cluster::API_TOKEN`).
+//! Keyed batches give each event a CloudEvents `partitionkey` extension, for ordered
+//! subscriptions (W7, W7b).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cluster::API_TOKEN;
-use crate::stats::unix_nanos;
+use crate::stats::{mix, unix_nanos};
 
 /// Size of one event's JSON, padding included.
 pub(crate) const EVENT_BYTES: usize = 1024;
@@ -24,6 +26,9 @@ pub(crate) enum Mode {
     /// `size` events per request, `application/cloudevents-batch+json`, to ingest, with the
     /// bearer token.
     Batch(usize),
+    /// As `Batch`, each event with a `partitionkey` of `num_keys` keys (`key-<k>`), drawn from
+    /// the event's index by a pseudo-random spread, as unrelated producers' keys interleave.
+    KeyedBatch { size: usize, num_keys: u64 },
     /// One event per request straight to the receiver, signed as the dispatcher would sign it.
     SignedDirect(Arc<herald_signing::Secret>),
 }
@@ -57,8 +62,22 @@ pub(crate) fn client(max_connections: usize) -> anyhow::Result<reqwest::Client> 
 
 /// Returns one structured event of about [`EVENT_BYTES`] bytes.
 pub(crate) fn event_json(id: &str, event_type: &str, sent_ns: u64) -> String {
+    keyed_event_json(id, event_type, None, sent_ns)
+}
+
+/// Returns one structured event of about [`EVENT_BYTES`] bytes, with a `partitionkey` when
+/// `key` is set.
+pub(crate) fn keyed_event_json(
+    id: &str,
+    event_type: &str,
+    key: Option<&str>,
+    sent_ns: u64,
+) -> String {
+    let extension = key
+        .map(|key| format!(r#""partitionkey":"{key}","#))
+        .unwrap_or_default();
     let head = format!(
-        r#"{{"specversion":"1.0","id":"{id}","source":"/herald-bench","type":"{event_type}","datacontenttype":"application/json","data":{{"sent_ns":{sent_ns},"pad":""#
+        r#"{{"specversion":"1.0","id":"{id}","source":"/herald-bench","type":"{event_type}",{extension}"datacontenttype":"application/json","data":{{"sent_ns":{sent_ns},"pad":""#
     );
     let tail = r#""}}"#;
     let pad = EVENT_BYTES.saturating_sub(head.len() + tail.len());
@@ -174,6 +193,23 @@ fn build_request(
                 .body(body);
             (request, *size as u64)
         }
+        Mode::KeyedBatch { size, num_keys } => {
+            let first = index * *size as u64;
+            let sent_ns = unix_nanos();
+            let members: Vec<String> = (first..first + *size as u64)
+                .map(|n| {
+                    let key = format!("key-{}", key_index(n, *num_keys));
+                    keyed_event_json(&format!("{run}-{n}"), event_type, Some(&key), sent_ns)
+                })
+                .collect();
+            let body = format!("[{}]", members.join(","));
+            let request = client
+                .post(url)
+                .bearer_auth(API_TOKEN)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(body);
+            (request, *size as u64)
+        }
         Mode::SignedDirect(secret) => {
             let message_id = format!("msg_{run}_{index}");
             let body = event_json(&format!("{run}-{index}"), event_type, unix_nanos());
@@ -189,6 +225,11 @@ fn build_request(
             (request, 1)
         }
     }
+}
+
+/// Returns the key of event `index` among `num_keys` (0 to `num_keys - 1`).
+fn key_index(index: u64, num_keys: u64) -> u64 {
+    mix(index) % num_keys.max(1)
 }
 
 /// Sends `rate` single events per second for `duration` to ingest (with the bearer token), each
@@ -253,7 +294,9 @@ pub(crate) struct OpenLoop {
 
 #[cfg(test)]
 mod tests {
-    use super::{EVENT_BYTES, event_json};
+    use std::collections::HashSet;
+
+    use super::{EVENT_BYTES, event_json, key_index, keyed_event_json};
 
     #[test]
     fn events_are_one_kibibyte_of_valid_json() {
@@ -261,5 +304,20 @@ mod tests {
         assert_eq!(json.len(), EVENT_BYTES);
         let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
         assert_eq!(value["data"]["sent_ns"], 42);
+    }
+
+    #[test]
+    fn keyed_events_carry_the_partitionkey_extension_in_the_same_size() {
+        let json = keyed_event_json("run-1", "bench.test", Some("key-999"), 42);
+        assert_eq!(json.len(), EVENT_BYTES);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["partitionkey"], "key-999");
+    }
+
+    #[test]
+    fn keys_spread_over_all_of_them() {
+        let keys: HashSet<u64> = (0..50_000).map(|index| key_index(index, 1_000)).collect();
+        assert_eq!(keys.len(), 1_000);
+        assert!((0..100).all(|index| key_index(index, 1) == 0));
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! It starts a nats-server per durability profile and Herald's roles as separate processes,
 //! measures the baselines (B1 raw JetStream publishing, B2 the load generator straight against
-//! the receiver, B3 the raw JetStream hop's latency) and the workloads W1 to W7 (and W4r, W4
-//! right after the endpoint restarted) in the same run, prints one JSON line per result,
-//! and writes docs/BENCHMARKS.md. It asserts nothing: targets are reported, met or missed.
+//! the receiver, B3 the raw JetStream hop's latency) and the workloads W1 to W8 (and W4r, W4
+//! right after the endpoint restarted; W7b, one hot key; the rate limiter's cost) in the same
+//! run, prints one JSON line per result, and writes docs/BENCHMARKS.md. It asserts nothing:
+//! targets are reported, met or missed.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,9 +17,11 @@
 
 mod baseline;
 mod cluster;
+mod limiter;
 mod load;
 mod receiver;
 mod report;
+mod scheduling;
 mod stats;
 
 use std::path::PathBuf;
@@ -30,7 +33,9 @@ use clap::Parser;
 use futures::StreamExt as _;
 use serde_json::json;
 
-use crate::cluster::{Cluster, Snapshot, subscribe, unsubscribe};
+use crate::cluster::{
+    Cluster, Snapshot, SubscriptionOptions, subscribe, subscribe_with, unsubscribe,
+};
 use crate::load::{Mode, Until};
 use crate::receiver::Receiver;
 use crate::report::{CostRow, Row, emit, note};
@@ -113,10 +118,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bench.w1b(&cluster, "default", b1, Some(0.60), w1).await?;
     }
     let mut subscriptions = Vec::new();
+    let mut first_w2 = None;
     if bench.wants("w2") {
-        bench
+        let w2 = bench
             .w2(&cluster, "default", "w2", &mut subscriptions)
             .await?;
+        first_w2 = Some(w2);
     }
     if bench.wants("w3") {
         bench.w3(&cluster, &mut subscriptions).await?;
@@ -135,6 +142,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if bench.wants("w5") {
         bench.w5(&cluster, &mut subscriptions).await?;
+    }
+    // Last on this cluster, so W1 to W6 run as they did before these workloads existed.
+    if ["w7", "w8", "limiter"]
+        .iter()
+        .any(|workload| bench.wants(workload))
+    {
+        bench.scheduling(&cluster, first_w2).await?;
     }
     let mut control = cluster.control().await?;
     for id in subscriptions.drain(..) {
@@ -168,20 +182,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if bench.wants("always") {
         bench.sync_always(&herald, &args).await?;
     }
-
-    let line = json!({
-        "workload": "W7",
-        "skipped": true,
-        "reason": "ordered delivery is not implemented yet (ARCHITECTURE.md: ordering none yet; the partition token prepares it)",
-    });
-    emit(&line);
-    bench.rows.push(Row {
-        workload: "W7 ordered delivery".to_owned(),
-        profile: "".to_owned(),
-        figure: "skipped: ordered delivery is not implemented yet".to_owned(),
-        target: "".to_owned(),
-        met: None,
-    });
 
     let wall = started.elapsed().as_secs_f64();
     let mut environment = report::environment();
@@ -219,6 +219,21 @@ struct Bench {
     costs: Vec<CostRow>,
     next_slot: u32,
     only: Vec<String>,
+}
+
+/// One delivery run: what the load generator sends, and how many unique deliveries the receiver
+/// should end up holding.
+struct DeliveryRun<'a> {
+    event_type: &'a str,
+    /// Prefix of the event ids (`<run>-<index>`).
+    run: &'a str,
+    /// The shape of each request (batches of 100 events).
+    mode: Mode,
+    /// Requests in flight at once.
+    senders: usize,
+    num_requests: u64,
+    expected: u64,
+    timeout: Duration,
 }
 
 impl Bench {
@@ -545,12 +560,26 @@ impl Bench {
         event_type: &str,
         count: usize,
     ) -> anyhow::Result<Vec<String>> {
+        self.subscribe_flowing_with(cluster, event_type, count, &SubscriptionOptions::default())
+            .await
+    }
+
+    /// As [`Bench::subscribe_flowing`], with a retry delay or delivery settings of its own.
+    async fn subscribe_flowing_with(
+        &mut self,
+        cluster: &Cluster,
+        event_type: &str,
+        count: usize,
+        options: &SubscriptionOptions,
+    ) -> anyhow::Result<Vec<String>> {
         let mut control = cluster.control().await?;
         let mut ids = Vec::new();
         for _ in 0..count {
             let slot = self.slot();
             let sink = self.receiver.sink(slot);
-            ids.push(subscribe(&mut control, &sink, event_type, &self.secret_text).await?);
+            let id =
+                subscribe_with(&mut control, &sink, event_type, &self.secret_text, options).await?;
+            ids.push(id);
         }
         self.receiver.reset(0.0);
         let run = format!("warmup-{event_type}");
@@ -586,27 +615,49 @@ impl Bench {
         fan_out: u64,
         run: &str,
     ) -> (f64, receiver::Recording, bool, Duration) {
+        let num_requests = num_events / 100;
+        let delivery_run = DeliveryRun {
+            event_type,
+            run,
+            mode: Mode::Batch(100),
+            senders: 8,
+            num_requests,
+            expected: num_requests * 100 * fan_out,
+            timeout: Duration::from_secs(180),
+        };
+        self.deliver_run(cluster, &delivery_run).await
+    }
+
+    /// Sends `delivery_run`'s requests and waits until the receiver holds its expected unique
+    /// deliveries, or its timeout passed; returns (deliveries/s, recording, complete, elapsed),
+    /// the time from the first send to the last unique delivery.
+    async fn deliver_run(
+        &mut self,
+        cluster: &Cluster,
+        delivery_run: &DeliveryRun<'_>,
+    ) -> (f64, receiver::Recording, bool, Duration) {
         let started = Instant::now();
         let client = self.client.clone();
         let url = cluster.ingest_url.clone();
-        let event_type_owned = event_type.to_owned();
-        let run_owned = run.to_owned();
+        let event_type_owned = delivery_run.event_type.to_owned();
+        let run_owned = delivery_run.run.to_owned();
+        let mode = delivery_run.mode.clone();
+        let (senders, num_requests) = (delivery_run.senders, delivery_run.num_requests);
         let sender = tokio::spawn(async move {
             load::closed_loop(
                 &client,
                 &url,
-                Mode::Batch(100),
-                8,
-                Until::Requests(num_events / 100),
+                mode,
+                senders,
+                Until::Requests(num_requests),
                 &event_type_owned,
                 &run_owned,
             )
             .await
         });
-        let expected = (num_events / 100) * 100 * fan_out;
         let complete = self
             .receiver
-            .wait_for(expected, Duration::from_secs(180))
+            .wait_for(delivery_run.expected, delivery_run.timeout)
             .await;
         let _ = sender.await;
         let recording = self.receiver.take();

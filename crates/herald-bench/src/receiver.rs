@@ -6,8 +6,15 @@
 //! subscription. A workload resets the recorder and may ask for a share of requests to fail
 //! with `503`, to exercise retries, or restart the receiver on the same port the way a
 //! redeployed endpoint behind NAT looks to its clients (W4r).
+//!
+//! Two modes serve the scheduling workloads: *poison* answers `500` every time to the events
+//! whose index (the number after the last `-` of the id the load generator gave it) is a
+//! multiple of n, so they fail permanently (W8); and for events with a `partitionkey`, the
+//! recording counts first deliveries that arrive after a later-published event of their key
+//! (W7b, whose single sender publishes in index order).
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::stats::unix_nanos;
+use crate::stats::{mix, unix_nanos};
 
 /// What the receiver saw since the last reset.
 #[derive(Debug, Default)]
@@ -33,6 +40,8 @@ pub(crate) struct Recording {
     pub(crate) unique: u64,
     pub(crate) duplicates: u64,
     pub(crate) failed_on_purpose: u64,
+    /// First deliveries of a keyed event that arrived after one of a higher index of its key.
+    pub(crate) out_of_order: u64,
     pub(crate) bad_signatures: u64,
     pub(crate) latencies_ns: Vec<u64>,
     pub(crate) last_receipt: Option<Instant>,
@@ -40,6 +49,8 @@ pub(crate) struct Recording {
 
 struct Inner {
     seen: HashSet<(u32, String)>,
+    /// The highest event index delivered so far per `(slot, partitionkey)`.
+    last_index: HashMap<(u32, String), u64>,
     recording: Recording,
 }
 
@@ -52,6 +63,8 @@ pub(crate) struct Receiver {
     unique: Arc<AtomicU64>,
     /// Share of requests answered 503, in millionths.
     fail_per_million: Arc<AtomicU64>,
+    /// Events whose index is a multiple of this fail every time; 0 turns poison off.
+    poison_one_in: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
     /// The server listening now, replaced by [`Receiver::restart`].
     serving: Arc<Mutex<Option<Serving>>>,
@@ -69,6 +82,8 @@ struct Serving {
 #[derive(serde::Deserialize)]
 struct EventView {
     id: String,
+    #[serde(default)]
+    partitionkey: Option<String>,
     data: DataView,
 }
 
@@ -86,10 +101,12 @@ impl Receiver {
             secret: Arc::new(secret),
             inner: Arc::new(Mutex::new(Inner {
                 seen: HashSet::new(),
+                last_index: HashMap::new(),
                 recording: Recording::default(),
             })),
             unique: Arc::new(AtomicU64::new(0)),
             fail_per_million: Arc::new(AtomicU64::new(0)),
+            poison_one_in: Arc::new(AtomicU64::new(0)),
             requests: Arc::new(AtomicU64::new(0)),
             serving: Arc::new(Mutex::new(None)),
             resets: Arc::new(AtomicU64::new(0)),
@@ -152,17 +169,25 @@ impl Receiver {
         format!("http://{}/hook/{slot}", self.address)
     }
 
-    /// Forgets everything and sets the share of requests to fail on purpose.
+    /// Forgets everything, turns poison off and sets the share of requests to fail on purpose.
     pub(crate) fn reset(&self, fail_ratio: f64) {
         let mut inner = self
             .inner
             .lock()
             .expect("receiver lock should not be poisoned");
         inner.seen.clear();
+        inner.last_index.clear();
         inner.recording = Recording::default();
+        self.poison_one_in.store(0, Ordering::SeqCst);
         self.unique.store(0, Ordering::SeqCst);
         self.fail_per_million
             .store((fail_ratio * 1e6) as u64, Ordering::SeqCst);
+    }
+
+    /// Fails every event whose index is a multiple of `one_in`, on every attempt, until the next
+    /// reset; of the indices `0..n`, [`poisoned_among`] fail.
+    pub(crate) fn poison(&self, one_in: u64) {
+        self.poison_one_in.store(one_in, Ordering::SeqCst);
     }
 
     /// Returns the number of unique deliveries so far.
@@ -217,6 +242,7 @@ async fn receive(
         herald_signing::DEFAULT_TOLERANCE_SECS,
     );
     let event: Option<EventView> = serde_json::from_slice(&body).ok();
+    let poison_one_in = receiver.poison_one_in.load(Ordering::Relaxed);
     let fail_per_million = receiver.fail_per_million.load(Ordering::Relaxed);
     let request_number = receiver.requests.fetch_add(1, Ordering::Relaxed);
     let fail = fail_per_million > 0 && mix(request_number) % 1_000_000 < fail_per_million;
@@ -232,7 +258,33 @@ async fn receive(
         inner.recording.failed_on_purpose += 1;
         return StatusCode::SERVICE_UNAVAILABLE;
     }
+    // The index is read only when a mode needs it, so other workloads' receiver CPU is as before.
+    let index = if poison_one_in > 0 || event.partitionkey.is_some() {
+        event_index(&event.id)
+    } else {
+        None
+    };
+    if poison_one_in > 0 && index.is_some_and(|index| index % poison_one_in == 0) {
+        inner.recording.failed_on_purpose += 1;
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     if inner.seen.insert((slot, event.id)) {
+        if let (Some(key), Some(index)) = (event.partitionkey, index) {
+            let arrived_late = match inner.last_index.entry((slot, key)) {
+                Entry::Occupied(highest) if index < *highest.get() => true,
+                Entry::Occupied(mut highest) => {
+                    *highest.get_mut() = index;
+                    false
+                }
+                Entry::Vacant(first) => {
+                    first.insert(index);
+                    false
+                }
+            };
+            if arrived_late {
+                inner.recording.out_of_order += 1;
+            }
+        }
         inner.recording.unique += 1;
         inner
             .recording
@@ -246,12 +298,17 @@ async fn receive(
     StatusCode::NO_CONTENT
 }
 
-/// SplitMix64: a well-spread pseudo-random number from a counter.
-fn mix(counter: u64) -> u64 {
-    let mut z = counter.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// Returns how many of the event indices `0..num_events` [`Receiver::poison`] fails.
+pub(crate) fn poisoned_among(num_events: u64, one_in: u64) -> u64 {
+    if one_in == 0 {
+        return 0;
+    }
+    num_events.div_ceil(one_in)
+}
+
+/// Returns the index the load generator put after the last `-` of an event id.
+fn event_index(id: &str) -> Option<u64> {
+    id.rsplit_once('-')?.1.parse().ok()
 }
 
 /// Accepts connections that belong to one server instance, with TCP_NODELAY.
@@ -338,5 +395,27 @@ impl AsyncWrite for InstanceConnection {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{event_index, poisoned_among};
+
+    #[test]
+    fn poison_counts_the_indices_it_fails() {
+        for (num_events, one_in) in [(100, 20), (101, 20), (5_000, 20), (7, 1), (7, 0)] {
+            let failed = (0..num_events)
+                .filter(|index| one_in > 0 && index % one_in == 0)
+                .count() as u64;
+            assert_eq!(poisoned_among(num_events, one_in), failed);
+        }
+    }
+
+    #[test]
+    fn the_index_is_the_number_after_the_last_dash() {
+        assert_eq!(event_index("w8-default-1234"), Some(1234));
+        assert_eq!(event_index("warmup-bench.w8-0"), Some(0));
+        assert_eq!(event_index("no-index-here"), None);
     }
 }

@@ -43,6 +43,15 @@ pub(crate) fn unix_nanos() -> u64 {
         .unwrap_or_default()
 }
 
+/// SplitMix64: a well-spread pseudo-random number from a counter (the receiver's failure draw,
+/// the load generator's choice of key).
+pub(crate) fn mix(counter: u64) -> u64 {
+    let mut z = counter.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// CPU time and memory of one process, from `/proc/<pid>/stat` and `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ProcessSample {
