@@ -197,6 +197,8 @@ pub(crate) async fn ensure(
             num_replicas: config.replicas,
             allow_message_schedules: true,
             allow_direct: true,
+            // One retry consumer per subscription, like the events stream's consumers.
+            max_consumers: crate::MAX_SUBSCRIPTION_CONSUMERS,
             ..Default::default()
         })
         .await
