@@ -477,3 +477,53 @@ async fn a_key_waiting_for_a_backlog_retry_still_waits_after_the_dispatcher_rest
     assert_eq!(ids, ["restart-1", "restart-1", "restart-2", "restart-3"]);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn endpoint_health_written_by_another_replica_is_merged_not_overwritten() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_reply(Reply::Status(StatusCode::INTERNAL_SERVER_ERROR));
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.health",
+        fixed_retry_policy(&[600_000], 5),
+        settings(
+            None,
+            1,
+            pb::delivery_settings::Ordering::None,
+            pb::delivery_settings::OnDeadLetter::Unspecified,
+        ),
+    )
+    .await;
+    // Another replica saw this endpoint fail for an hour before the hand-over.
+    let id = herald_core::SubscriptionId::parse(&subscription.id).unwrap();
+    let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let theirs = herald_core::record::EndpointHealth {
+        consecutive_failures: 50,
+        failing_since: Some(an_hour_ago),
+        last_success_at: None,
+        last_failure_at: Some(an_hour_ago),
+    };
+    let records = cluster.nats.records();
+    records.set_health(&id, &theirs).await.unwrap();
+    cluster
+        .post_structured(&herald_test_support::structured_event(
+            "health-1",
+            "com.health",
+        ))
+        .await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let merged = eventually("the merged health", Duration::from_secs(10), || {
+        let records = records.clone();
+        let id = id.clone();
+        async move {
+            let health = records.health(&id).await.ok()?;
+            (health.last_failure_at > Some(an_hour_ago)).then_some(health)
+        }
+    })
+    .await;
+    assert_eq!(merged.failing_since, Some(an_hour_ago), "{merged:?}");
+    assert_eq!(merged.consecutive_failures, 50, "{merged:?}");
+    cluster.shutdown().await;
+}

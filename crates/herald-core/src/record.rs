@@ -102,6 +102,28 @@ impl EndpointHealth {
         self.last_failure_at = Some(now);
     }
 
+    /// Combines two views of one endpoint, written by two replicas around a hand-over: the
+    /// latest success ends every run of failures that began before it; of the runs left, the
+    /// earliest start and the longest count stand (the views overlap, so counts are not added).
+    pub fn merge(&self, other: &EndpointHealth) -> EndpointHealth {
+        let last_success_at = self.last_success_at.max(other.last_success_at);
+        let ongoing = |view: &EndpointHealth| {
+            view.failing_since
+                .filter(|since| last_success_at.is_none_or(|success| *since > success))
+                .map(|since| (since, view.consecutive_failures))
+        };
+        let runs: Vec<(OffsetDateTime, u64)> = [ongoing(self), ongoing(other)]
+            .into_iter()
+            .flatten()
+            .collect();
+        EndpointHealth {
+            consecutive_failures: runs.iter().map(|(_, count)| *count).max().unwrap_or(0),
+            failing_since: runs.iter().map(|(since, _)| *since).min(),
+            last_success_at,
+            last_failure_at: self.last_failure_at.max(other.last_failure_at),
+        }
+    }
+
     /// Returns true when the endpoint has failed continuously for at least `threshold`.
     pub fn failing_for_at_least(
         &self,
@@ -110,5 +132,61 @@ impl EndpointHealth {
     ) -> bool {
         self.failing_since
             .is_some_and(|since| now - since >= threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn health(
+        failures: u64,
+        since: Option<OffsetDateTime>,
+        success: Option<OffsetDateTime>,
+    ) -> EndpointHealth {
+        EndpointHealth {
+            consecutive_failures: failures,
+            failing_since: since,
+            last_success_at: success,
+            last_failure_at: since,
+        }
+    }
+
+    #[test]
+    fn merging_two_replicas_views_keeps_what_is_still_true() {
+        let t = |minute: u8| datetime!(2026-12-01 10:00 UTC).replace_minute(minute).ok();
+        let cases = [
+            // A success after the other's failures ends them.
+            (
+                health(3, t(1), None),
+                health(0, None, t(2)),
+                health(0, None, t(2)),
+            ),
+            // Failures after the other's success still run.
+            (
+                health(2, t(5), t(1)),
+                health(0, None, t(3)),
+                health(2, t(5), t(3)),
+            ),
+            // Both failing: the earliest start, the longest count.
+            (
+                health(4, t(1), None),
+                health(2, t(3), None),
+                health(4, t(1), None),
+            ),
+            (
+                EndpointHealth::default(),
+                EndpointHealth::default(),
+                EndpointHealth::default(),
+            ),
+        ];
+        for (ours, theirs, merged) in cases {
+            let mut expected = merged.clone();
+            expected.last_failure_at = ours.last_failure_at.max(theirs.last_failure_at);
+            assert_eq!(ours.merge(&theirs), expected, "{ours:?} + {theirs:?}");
+            assert_eq!(theirs.merge(&ours), expected, "symmetric");
+        }
     }
 }

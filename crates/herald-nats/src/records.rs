@@ -258,7 +258,49 @@ impl Records {
             .unwrap_or_default())
     }
 
-    /// Writes a subscription's endpoint health.
+    /// Returns a subscription's endpoint health and the revision it is stored at, for
+    /// [`Records::set_health_if`]: 0 when none was ever stored.
+    pub async fn health_versioned(&self, id: &SubscriptionId) -> Result<(EndpointHealth, u64)> {
+        let entry = self
+            .health
+            .entry(id.as_str())
+            .await
+            .map_err(Error::unavailable("failed to read endpoint health"))?;
+        Ok(match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => (
+                serde_json::from_slice(&entry.value).unwrap_or_default(),
+                entry.revision,
+            ),
+            Some(entry) => (EndpointHealth::default(), entry.revision),
+            None => (EndpointHealth::default(), 0),
+        })
+    }
+
+    /// Writes a subscription's endpoint health only if it is still at `revision` (0: none
+    /// stored): the new revision, or `None` when another writer came first (a replica that
+    /// delivered for the subscription just before), whose view the caller merges and writes.
+    pub async fn set_health_if(
+        &self,
+        id: &SubscriptionId,
+        health: &EndpointHealth,
+        revision: u64,
+    ) -> Result<Option<u64>> {
+        let value = Bytes::from(serde_json::to_vec(health).map_err(serialize_error)?);
+        if revision == 0 {
+            return match self.health.create(id.as_str(), value).await {
+                Ok(revision) => Ok(Some(revision)),
+                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+                Err(err) => Err(Error::unavailable("failed to write endpoint health")(err)),
+            };
+        }
+        match self.health.update(id.as_str(), value, revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(err) => Err(Error::unavailable("failed to write endpoint health")(err)),
+        }
+    }
+
+    /// Writes a subscription's endpoint health, whatever is stored (an operator's reset).
     pub async fn set_health(&self, id: &SubscriptionId, health: &EndpointHealth) -> Result<()> {
         let value = Bytes::from(serde_json::to_vec(health).map_err(serialize_error)?);
         self.health
