@@ -23,10 +23,10 @@ async fn kill_9_of_a_dispatcher_loses_no_event_and_duplicates_stay_within_what_w
     let nats_server = NatsServer::start().await;
     let ports = Ports::new(nats_server.url());
     let nats = process::nats(&ports.nats_url).await;
-    let _control = process::start("control", &ports);
-    let _ingest = process::start("ingest", &ports);
-    process::wait_for_port(ports.control).await;
-    process::wait_for_port(ports.ingest).await;
+    let mut control = process::start("control", &ports);
+    let mut ingest = process::start("ingest", &ports);
+    control.wait_listening(ports.control).await;
+    ingest.wait_listening(ports.ingest).await;
     let receiver = TestReceiver::start().await;
     receiver.set_delay(Duration::from_millis(10));
     let dispatcher = process::start("dispatch", &ports);
@@ -70,10 +70,10 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_within_the_grace_perio
     let nats_server = NatsServer::start().await;
     let ports = Ports::new(nats_server.url());
     let nats = process::nats(&ports.nats_url).await;
-    let _control = process::start("control", &ports);
-    let _ingest = process::start("ingest", &ports);
-    process::wait_for_port(ports.control).await;
-    process::wait_for_port(ports.ingest).await;
+    let mut control = process::start("control", &ports);
+    let mut ingest = process::start("ingest", &ports);
+    control.wait_listening(ports.control).await;
+    ingest.wait_listening(ports.ingest).await;
     let receiver = TestReceiver::start().await;
     // Below the 2 s attempt deadline: the attempts succeed, slowly.
     receiver.set_delay(Duration::from_millis(1500));

@@ -158,8 +158,8 @@ async fn kill_9_of_a_nats_server_in_an_r3_cluster_loses_no_acknowledged_event_an
     // Ingest warns of every 503 during the failover; the test counts them instead.
     let ingest_log = std::env::var("TEST_HERALD_LOG").unwrap_or_else(|_| "error".to_owned());
     let ingest_env = [replicas[0], ("HERALD_LOG", ingest_log.as_str())];
-    let _control = process::start_with("control", &ports, &replicas);
-    process::wait_for_port(ports.control).await;
+    let mut control = process::start_with("control", &ports, &replicas);
+    control.wait_listening(ports.control).await;
     // Herald's processes created the topology; every stream and bucket is on all three nodes.
     for stream in STREAMS {
         let found = eventually(&format!("stream {stream}"), Duration::from_secs(30), || {
@@ -171,9 +171,9 @@ async fn kill_9_of_a_nats_server_in_an_r3_cluster_loses_no_acknowledged_event_an
     let nats = herald_nats::Nats::connect(&cluster.nats_config())
         .await
         .expect("nats should connect through the seed list");
-    let _ingest = process::start_with("ingest", &ports, &ingest_env);
+    let mut ingest = process::start_with("ingest", &ports, &ingest_env);
     let _dispatcher = process::start_with("dispatch", &ports, &replicas);
-    process::wait_for_port(ports.ingest).await;
+    ingest.wait_listening(ports.ingest).await;
     let receiver = TestReceiver::start().await;
     // A little latency keeps deliveries in flight when the node dies.
     receiver.set_delay(Duration::from_millis(20));

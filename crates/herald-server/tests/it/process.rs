@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
@@ -85,22 +85,27 @@ pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Rol
     Role { child }
 }
 
-/// Waits until a TCP port accepts connections.
-pub(crate) async fn wait_for_port(port: u16) {
-    herald_test_support::eventually(
-        &format!("port {port}"),
-        Duration::from_secs(20),
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(drop)
-        },
-    )
-    .await;
-}
-
 impl Role {
+    /// Waits until the role accepts connections on `port`, failing at once if it exits first.
+    ///
+    /// A role listens only once its NATS topology is in place, which on a loaded machine with a
+    /// three-node cluster (every stream and bucket a raft group) can take well beyond any fixed
+    /// bound a test would pick; what tells a broken start from a slow one is the process ending,
+    /// so that is what is watched. The outer bound only stops a start that hangs for good.
+    pub(crate) async fn wait_listening(&mut self, port: u16) {
+        let hung = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the role exited with {status} before listening on port {port}");
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return;
+            }
+            assert!(Instant::now() < hung, "the role hung before listening on port {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM.
     pub(crate) async fn terminate(&self) {
         let pid = self.child.id().expect("the process should be running");

@@ -125,10 +125,10 @@ async fn three_dispatchers_keep_order_and_limits_through_a_kill_and_a_stall_past
     let nats_server = NatsServer::start().await;
     let ports = Ports::new(nats_server.url());
     let nats = process::nats(&ports.nats_url).await;
-    let _control = process::start("control", &ports);
-    let _ingest = process::start("ingest", &ports);
-    process::wait_for_port(ports.control).await;
-    process::wait_for_port(ports.ingest).await;
+    let mut control = process::start("control", &ports);
+    let mut ingest = process::start("ingest", &ports);
+    control.wait_listening(ports.control).await;
+    ingest.wait_listening(ports.ingest).await;
     let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
     let mut dispatchers: Vec<Option<process::Role>> = (0..3)
         .map(|_| Some(process::start_with("dispatch", &ports, &lease)))
