@@ -98,10 +98,16 @@ impl Role {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the role exited with {status} before listening on port {port}");
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return;
             }
-            assert!(Instant::now() < hung, "the role hung before listening on port {port}");
+            assert!(
+                Instant::now() < hung,
+                "the role hung before listening on port {port}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
