@@ -233,3 +233,122 @@ async fn three_dispatchers_keep_order_and_limits_through_a_kill_and_a_stall_past
         killed_at.duration_since(started)
     ));
 }
+
+/// Posts `count` unordered events in batches of 100.
+async fn post_unordered(ports: &Ports, count: usize) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().build().unwrap();
+    for start in (0..count).step_by(100) {
+        let batch: Vec<serde_json::Value> = (start..(start + 100).min(count))
+            .map(|n| {
+                serde_json::json!({
+                    "specversion": "1.0", "id": format!("paced-{n:04}"), "source": "/replicas",
+                    "type": "com.paced",
+                })
+            })
+            .collect();
+        let response = http
+            .post(ports.ingest_url())
+            .bearer_auth(API_TOKEN)
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::to_vec(&batch).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+}
+
+/// Runs `dispatchers` dispatcher processes against a subscription limited to 20 events a
+/// second, with far more events waiting than it may send, and counts what the endpoint
+/// receives over 30 s of steady state.
+async fn endpoint_rate_over_thirty_seconds(dispatchers: usize) -> usize {
+    const LIMIT: u32 = 20;
+    let nats_server = NatsServer::start().await;
+    let ports = Ports::new(nats_server.url());
+    let nats = process::nats(&ports.nats_url).await;
+    let mut control = process::start("control", &ports);
+    let mut ingest = process::start("ingest", &ports);
+    control.wait_listening(ports.control).await;
+    ingest.wait_listening(ports.ingest).await;
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let _dispatchers: Vec<process::Role> = (0..dispatchers)
+        .map(|_| process::start_with("dispatch", &ports, &lease))
+        .collect();
+    let receiver = TestReceiver::start().await;
+    let channel = tonic::transport::Channel::from_shared(ports.control_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
+        channel,
+        process::authorize,
+    );
+    let request = pb::CreateSubscriptionRequest {
+        sink: receiver.url().to_owned(),
+        delivery: Some(pb::DeliverySettings {
+            // A burst of a few lets a send that woke late be made up (with a burst of 1, every
+            // late timer wake-up is lost for good, and the rate sits a few percent below).
+            rate_limit: Some(pb::RateLimit {
+                per_second: LIMIT,
+                burst: 5,
+            }),
+            max_in_flight: Some(4),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = client
+        .create_subscription(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    eventually(
+        "the subscription's consumer",
+        Duration::from_secs(20),
+        || {
+            let nats = nats.clone();
+            let id = id.clone();
+            async move { nats.consumer_progress(&id).await.ok() }
+        },
+    )
+    .await;
+    // 50 s worth of events: the limit, not the supply, sets the pace throughout.
+    post_unordered(&ports, 1000).await;
+    // Past the start (ownership settling, the first pull), then 30 s of steady state.
+    let warm = receiver.wait_for(20, Duration::from_secs(60)).await;
+    let from = warm[19].received_at;
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let until = from + Duration::from_secs(30);
+    receiver
+        .requests()
+        .iter()
+        .filter(|r| r.received_at >= from && r.received_at < until)
+        .count()
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_within_five_percent_over_thirty_seconds_with_one_dispatcher() {
+    let received = Box::pin(endpoint_rate_over_thirty_seconds(1)).await;
+    report(&format!(
+        "1 dispatcher, limit 20/s: {received} requests in 30 s (target 600 ± 5 %)"
+    ));
+    assert!(
+        (570..=630).contains(&received),
+        "{received} requests in 30 s"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_within_five_percent_over_thirty_seconds_with_three_dispatchers() {
+    let received = Box::pin(endpoint_rate_over_thirty_seconds(3)).await;
+    report(&format!(
+        "3 dispatchers, limit 20/s: {received} requests in 30 s (target 600 ± 5 %)"
+    ));
+    assert!(
+        (570..=630).contains(&received),
+        "{received} requests in 30 s"
+    );
+}
