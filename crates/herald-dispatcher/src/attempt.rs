@@ -198,7 +198,6 @@ async fn retry_later(
         attempts: delivery.attempt,
         event_sequence: delivery.stream_sequence,
         published: delivery.published,
-        headers: &[],
     };
     match context.retries.schedule(&subscription.id, retry, due).await {
         Ok(()) => {

@@ -162,6 +162,17 @@ impl Ownership {
         self.subscriptions.send_replace(ids);
     }
 
+    /// Adds one active subscription to those [`Ownership::set_subscriptions`] set: a change of
+    /// one, for callers that learn of subscriptions one at a time.
+    pub fn offer(&self, id: SubscriptionId) {
+        self.subscriptions.send_if_modified(|ids| ids.insert(id));
+    }
+
+    /// Removes one subscription from those offered (see [`Ownership::offer`]).
+    pub fn withdraw(&self, id: &SubscriptionId) {
+        self.subscriptions.send_if_modified(|ids| ids.remove(id));
+    }
+
     /// Returns what this replica may deliver now, each with the fence to check before every
     /// attempt. A subscription that leaves the map must stop; call [`Ownership::drained`] once
     /// its attempts have finished. (One that came and went between two looks at the map needs

@@ -167,8 +167,10 @@ impl Service {
             mut supervisor,
             workers,
             ownership,
+            context,
             ..
         } = dispatcher;
+        let context_metrics = &context.metrics;
         tracing::info!(workers = workers.len(), grace_period = ?self.grace_period, "dispatcher draining");
         for worker in workers.values() {
             worker.cancel.cancel();
@@ -184,6 +186,7 @@ impl Service {
             );
             supervisor.abort_all().await;
         }
+        context_metrics.subscriptions.set(0);
         // Nothing is delivered any more: the other replicas may take everything at once.
         ownership.shutdown().await;
         tracing::info!(graceful = drained.is_ok(), "dispatcher stopped");
@@ -238,18 +241,19 @@ impl Reconciler {
                 return;
             }
             self.active.insert(id.clone(), subscription);
+            self.ownership.offer(id.clone());
         } else if self.active.remove(&id).is_some() {
             // Paused or disabled: stop delivering but keep the consumer, so events accumulate
             // and are delivered once the subscription is resumed.
+            self.ownership.withdraw(&id);
             tracing::info!(subscription_id = %id, "subscription not active: delivery stops");
         }
-        self.offer();
         self.reconcile(&id);
     }
 
     async fn delete(&mut self, id: SubscriptionId) {
         self.active.remove(&id);
-        self.offer();
+        self.ownership.withdraw(&id);
         self.reconcile(&id);
         if let Err(err) = self.context.nats.delete_consumer(id.as_str()).await {
             tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
@@ -269,42 +273,41 @@ impl Reconciler {
         }
     }
 
-    /// Tells ownership which subscriptions want delivering.
-    fn offer(&self) {
-        self.ownership
-            .set_subscriptions(self.active.keys().cloned().collect());
-    }
-
-    /// Brings one subscription's worker in line with whether it is active and owned.
+    /// Brings one subscription's worker in line with whether it is active and owned, and with
+    /// the claim it is owned under: a worker holding another claim's fence (this replica lost
+    /// the subscription and took it again between two looks at the owned map) is stopped, and
+    /// started again under the new fence once its task ended.
     fn reconcile(&mut self, id: &SubscriptionId) {
-        let wanted = self
-            .active
-            .get(id)
-            .zip(self.owned.get(id))
-            .map(|(subscription, fence)| (subscription.clone(), fence.clone()));
-        match (wanted, self.workers.get_mut(id)) {
-            (Some((subscription, _)), Some(worker)) => {
+        let subscription = self.active.get(id);
+        let fence = self.owned.get(id);
+        match (subscription.zip(fence), self.workers.get_mut(id)) {
+            (Some((subscription, fence)), Some(worker))
+                if worker.fence.token() == fence.token() =>
+            {
                 if !worker.cancel.is_cancelled() && worker.revision < subscription.revision {
                     worker.revision = subscription.revision;
                     // The worker applies new filter subjects to its consumer and uses the new
                     // route for every delivery from now on.
                     worker
                         .routes
-                        .send_replace(Arc::new(Route::new(subscription.value)));
+                        .send_replace(Arc::new(Route::new(subscription.value.clone())));
                     tracing::info!(subscription_id = %id, revision = subscription.revision, "subscription updated");
                 }
                 // A cancelled worker is started again once its task ended, if still wanted.
             }
-            (None, Some(worker)) => {
+            (_, Some(worker)) => {
                 if !worker.cancel.is_cancelled() {
                     worker.cancel.cancel();
+                    self.context.metrics.subscriptions.dec();
                     tracing::info!(subscription_id = %id, "delivery of the subscription stops here");
                 }
             }
-            (Some((subscription, fence)), None) => self.start(subscription, fence),
+            (Some((subscription, fence)), None) => {
+                let (subscription, fence) = (subscription.clone(), fence.clone());
+                self.start(subscription, fence);
+            }
             (None, None) => {}
         }
-        self.context.metrics.subscriptions.set(self.running());
     }
 
     fn start(&mut self, subscription: Versioned<herald_core::Subscription>, fence: Fence) {
@@ -331,6 +334,7 @@ impl Reconciler {
                 task,
             },
         );
+        self.context.metrics.subscriptions.inc();
         tracing::info!(subscription_id = %id, revision, "delivering the subscription");
     }
 
@@ -370,15 +374,6 @@ impl Reconciler {
         self.supervisor.forget(&ended.id);
         self.ownership.drained(&ended.id);
         self.reconcile(&ended.id);
-    }
-
-    fn running(&self) -> i64 {
-        let running = self
-            .workers
-            .values()
-            .filter(|worker| !worker.cancel.is_cancelled())
-            .count();
-        i64::try_from(running).unwrap_or(i64::MAX)
     }
 }
 

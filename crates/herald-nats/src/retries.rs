@@ -46,15 +46,13 @@ fn schedule_subject(id: &SubscriptionId, event_sequence: u64) -> String {
 }
 
 /// What a retry needs to carry.
-pub struct RetryOf<'a> {
+pub struct RetryOf {
     /// The event, structured CloudEvents JSON.
     pub event: Bytes,
     /// Attempts made so far.
     pub attempts: u32,
     pub event_sequence: u64,
     pub published: OffsetDateTime,
-    /// The trace context and other headers the event travels with.
-    pub headers: &'a [(&'a str, &'a str)],
 }
 
 /// The retry backlog.
@@ -70,7 +68,7 @@ impl Retries {
     pub async fn schedule(
         &self,
         id: &SubscriptionId,
-        retry: RetryOf<'_>,
+        retry: RetryOf,
         due: OffsetDateTime,
     ) -> Result<()> {
         let due = round_up_to_second(due);
@@ -78,9 +76,6 @@ impl Retries {
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|err| Error::new(ErrorCode::Internal, format!("bad retry time: {err}")))?;
         let mut headers = HeaderMap::new();
-        for (name, value) in retry.headers {
-            headers.insert(*name, *value);
-        }
         headers.insert("Nats-Schedule", format!("@at {at}").as_str());
         headers.insert("Nats-Schedule-Target", due_subject(id).as_str());
         headers.insert("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);

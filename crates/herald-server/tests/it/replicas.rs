@@ -25,15 +25,6 @@ const KEYS: usize = 8;
 const PER_KEY: usize = 25;
 
 async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> String {
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
     let request = pb::CreateSubscriptionRequest {
         sink: sink.to_owned(),
         retry_policy: Some(pb::RetryPolicy {
@@ -58,6 +49,24 @@ async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> Strin
         }),
         ..Default::default()
     };
+    create(ports, nats, request).await
+}
+
+/// Creates a subscription through the control API and waits for its consumer; returns its id.
+async fn create(
+    ports: &Ports,
+    nats: &herald_nats::Nats,
+    request: pb::CreateSubscriptionRequest,
+) -> String {
+    let channel = tonic::transport::Channel::from_shared(ports.control_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
+        channel,
+        process::authorize,
+    );
     let id = client
         .create_subscription(request)
         .await
@@ -276,15 +285,6 @@ async fn endpoint_rate_over_thirty_seconds(dispatchers: usize) -> usize {
         .map(|_| process::start_with("dispatch", &ports, &lease))
         .collect();
     let receiver = TestReceiver::start().await;
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
     let request = pb::CreateSubscriptionRequest {
         sink: receiver.url().to_owned(),
         delivery: Some(pb::DeliverySettings {
@@ -299,22 +299,7 @@ async fn endpoint_rate_over_thirty_seconds(dispatchers: usize) -> usize {
         }),
         ..Default::default()
     };
-    let id = client
-        .create_subscription(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
-    eventually(
-        "the subscription's consumer",
-        Duration::from_secs(20),
-        || {
-            let nats = nats.clone();
-            let id = id.clone();
-            async move { nats.consumer_progress(&id).await.ok() }
-        },
-    )
-    .await;
+    create(&ports, &nats, request).await;
     // 50 s worth of events: the limit, not the supply, sets the pace throughout.
     post_unordered(&ports, 1000).await;
     // Past the start (ownership settling, the first pull), then 30 s of steady state.
