@@ -573,6 +573,12 @@ def check_scaled_object(where: str, objects: list[dict], obj: dict, namespace: s
         for key in ("lagThreshold", "activationLagThreshold"):
             if key in metadata and not re.fullmatch(r"\d+", metadata[key]):
                 problem(name, f"{key} must be an integer, not {metadata[key]!r}")
+        # A subscription's durable consumer is named after it (herald-dispatcher's worker.rs).
+        consumer = metadata.get("consumer", "")
+        if consumer == "sub_REPLACE_WITH_SUBSCRIPTION_ID":
+            print(f"note: {name}: the consumer is the component's placeholder: patch in real subscription ids")
+        elif consumer and not re.fullmatch(r"sub_[0-9A-HJKMNP-TV-Z]{26}", consumer):
+            problem(name, f"consumer {consumer!r} is no subscription id (sub_<ULID>)")
         if streams and metadata.get("stream") not in streams:
             problem(name, f"stream {metadata.get('stream')} is not a Herald stream ({sorted(streams)})")
         endpoint = metadata.get("natsServerMonitoringEndpoint", "")
@@ -608,8 +614,8 @@ def check_rendered(where: str, objects: list[dict], uid: int | None) -> None:
     namespace = next(iter(namespaces)) if len(namespaces) == 1 else None
     if namespace is None:
         problem(where, f"objects must share one namespace, not {sorted(map(str, namespaces))}")
-    dev = "dev" in where
-    production = "production" in where
+    dev = where.startswith("overlays/dev")
+    production = where.startswith("overlays/production")
     makefile = read("Makefile")
     nats_version = re.search(r"^NATS_SERVER_VERSION \?= (\S+)", makefile, re.M)
     for obj in objects:
