@@ -4,6 +4,10 @@
 //! Names are checked when they are resolved (`resolver.rs`), so DNS rebinding cannot slip a
 //! private address in after a check; IP-literal URLs bypass reqwest's resolver and are checked
 //! before sending.
+//!
+//! Requests to one endpoint host share a bound (`hosts.rs`): however many subscriptions send to
+//! it, at most that many requests to it are in flight at once, each on its own keep-alive
+//! connection.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,8 +23,10 @@ use herald_core::record::{MAX_RECORDED_BODY, RECORDED_HEADERS};
 
 use crate::{Config, Error, Result};
 
+use self::hosts::HostLimits;
 use self::resolver::{DENIED_MARKER, GuardedResolver};
 
+mod hosts;
 mod resolver;
 #[cfg(test)]
 mod tests;
@@ -64,6 +70,8 @@ pub(crate) struct DeliveryClient {
     /// reused connection was lost before any response.
     fresh: reqwest::Client,
     policy: Arc<NetworkPolicy>,
+    /// Requests in flight per endpoint host, across subscriptions.
+    hosts: Arc<HostLimits>,
     max_body_bytes: usize,
     request_timeout: Duration,
 }
@@ -73,6 +81,7 @@ impl DeliveryClient {
         // reqwest is built without a default crypto provider; ring is the process's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
+        let per_host = max_in_flight_per_host(config);
         let build = |pooled: bool| {
             let resolver = Arc::new(GuardedResolver::new(Arc::clone(&policy)));
             let builder = reqwest::Client::builder()
@@ -84,7 +93,11 @@ impl DeliveryClient {
                 .dns_resolver(resolver)
                 .tcp_nodelay(true);
             let builder = if pooled && !config.pool_idle_timeout.is_zero() {
-                builder.pool_idle_timeout(config.pool_idle_timeout)
+                // A host never has more requests in flight than this, so it never needs more
+                // idle connections either.
+                builder
+                    .pool_idle_timeout(config.pool_idle_timeout)
+                    .pool_max_idle_per_host(per_host)
             } else {
                 builder.pool_max_idle_per_host(0)
             };
@@ -96,6 +109,7 @@ impl DeliveryClient {
             http: build(true)?,
             fresh: build(false)?,
             policy,
+            hosts: Arc::new(HostLimits::new(per_host)),
             max_body_bytes: config.max_response_body_bytes,
             request_timeout: config.request_timeout,
         })
@@ -122,7 +136,32 @@ impl DeliveryClient {
             let error = format!("{range} addresses are not allowed as delivery targets");
             return AttemptReport::failed(FailureClass::DeniedAddress, started.elapsed(), error);
         }
-        let sent = match self.post(&self.http, &request).send().await {
+        // Waiting for the host counts against the attempt's deadline, so an attempt still
+        // takes at most `request_timeout` (the consumer's ack wait assumes so).
+        let acquired =
+            tokio::time::timeout(self.request_timeout, self.hosts.acquire(request.url)).await;
+        let Ok(_permit) = acquired else {
+            let error = format!(
+                "waited the whole request timeout for one of the {} requests in flight to the \
+                 endpoint's host to finish",
+                self.hosts.per_host()
+            );
+            return AttemptReport::failed(FailureClass::Timeout, started.elapsed(), error);
+        };
+        // The request's own future (reqwest's, several KiB) exists only while it runs: an
+        // attempt waiting for its host holds just this function's few words.
+        Box::pin(self.send_now(&request, started)).await
+    }
+
+    /// Sends a request whose host permit is held; `started` is when the attempt began.
+    async fn send_now(&self, request: &SignedRequest<'_>, started: Instant) -> AttemptReport {
+        let remaining = self.request_timeout.saturating_sub(started.elapsed());
+        let sent = match self
+            .post(&self.http, request)
+            .timeout(remaining)
+            .send()
+            .await
+        {
             Err(err) if connection_lost_before_response(&err) => {
                 let remaining = self.request_timeout.saturating_sub(started.elapsed());
                 if remaining.is_zero() {
@@ -132,7 +171,7 @@ impl DeliveryClient {
                         error = describe_failure(err).as_str(),
                         "connection lost before a response; sending again on a new connection"
                     );
-                    self.post(&self.fresh, &request)
+                    self.post(&self.fresh, request)
                         .timeout(remaining)
                         .send()
                         .await
@@ -185,6 +224,15 @@ impl DeliveryClient {
             response_body,
         }
     }
+}
+
+/// Requests in flight to one host at most, across subscriptions: the most one subscription may
+/// ask for (`herald_core::subscription::MAX_IN_FLIGHT`), so no subscription's own setting is ever
+/// cut; only many subscriptions to one host share it.
+fn max_in_flight_per_host(config: &Config) -> usize {
+    usize::try_from(herald_core::subscription::MAX_IN_FLIGHT)
+        .unwrap_or(usize::MAX)
+        .max(config.max_in_flight_per_subscription)
 }
 
 impl DeliveryClient {

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use herald_core::delivery::{AttemptResult, FailureClass};
 use herald_core::network::NetworkPolicy;
 
+use super::hosts::HostLimits;
 use super::resolver::{DENIED_MARKER, GuardedResolver};
 use super::{AttemptReport, DeliveryClient, SignedRequest};
 use crate::Config;
@@ -336,4 +337,73 @@ async fn idle_connections_are_reused_within_the_pool_idle_timeout() {
     }
     assert_eq!(endpoint.requests(), 3);
     assert_eq!(endpoint.connections(), 1);
+}
+
+#[tokio::test]
+async fn requests_to_one_host_wait_for_its_bound_within_the_request_timeout() {
+    let endpoint = Endpoint::start().await;
+    endpoint.state.hang.store(true, Ordering::SeqCst);
+    let mut config = config();
+    config.request_timeout = Duration::from_millis(300);
+    let mut client = DeliveryClient::new(&config, NetworkPolicy::new(true, false)).unwrap();
+    client.hosts = Arc::new(HostLimits::new(1));
+    // Two subscriptions' paths on one host: the second waits for the first, which hangs.
+    let first_url = endpoint.url();
+    let second_url = format!("http://127.0.0.1:{}/other", endpoint.port);
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(send(&client, &first_url), send(&client, &second_url));
+    assert_eq!(failure_class(&first), Some(FailureClass::Timeout));
+    assert_eq!(failure_class(&second), Some(FailureClass::Timeout));
+    let error = second.error.unwrap_or_default();
+    assert!(error.contains("requests in flight"), "{error}");
+    // Neither took longer than the one deadline, and the waiting one was never sent.
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    assert_eq!(endpoint.requests(), 1);
+    assert_eq!(endpoint.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_request_waiting_for_its_host_goes_out_when_another_finishes() {
+    let endpoint = Endpoint::start().await;
+    let mut client = DeliveryClient::new(&config(), NetworkPolicy::new(true, false)).unwrap();
+    client.hosts = Arc::new(HostLimits::new(1));
+    let url = endpoint.url();
+    let reports = futures::future::join_all((0..4).map(|_| send(&client, &url))).await;
+    for report in &reports {
+        assert_eq!(status(report), Some(204), "{:?}", report.error);
+    }
+    // One at a time, so one connection served them all.
+    assert_eq!(endpoint.requests(), 4);
+    assert_eq!(endpoint.connections(), 1);
+}
+
+#[tokio::test]
+async fn hosts_are_told_apart_by_scheme_host_and_port_and_unused_ones_are_forgotten() {
+    let limits = HostLimits::new(1);
+    let url = |text: &str| url::Url::parse(text).unwrap();
+    let held = limits.acquire(&url("http://a.example/one")).await;
+    // Another path of the same host waits; the default port is the same host.
+    let same = tokio::time::timeout(
+        Duration::from_millis(50),
+        limits.acquire(&url("http://a.example:80/two")),
+    )
+    .await;
+    assert!(same.is_err(), "the same host should wait");
+    let other = tokio::time::timeout(
+        Duration::from_millis(50),
+        limits.acquire(&url("http://a.example:8080/one")),
+    )
+    .await;
+    assert!(other.is_ok(), "another port is another host");
+    drop(other);
+    drop(held);
+    assert_eq!(limits.num_hosts(), 2);
+    for index in 0..2_000 {
+        drop(
+            limits
+                .acquire(&url(&format!("http://h{index}.example/")))
+                .await,
+        );
+    }
+    assert!(limits.num_hosts() <= 1_024, "{}", limits.num_hosts());
 }
