@@ -243,6 +243,119 @@ async fn each_key_is_delivered_one_at_a_time_in_order_through_failures_and_retri
 }
 
 #[tokio::test]
+async fn a_failing_keys_later_events_wait_in_its_hold_while_every_other_key_finishes() {
+    // Before holds, a failing key's later events stayed pulled in its lane: with 60 of them and
+    // a window of 32, the window filled with that key and the other keys stopped.
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_reply(Reply::FailKeyUntil {
+        key: "bad".to_owned(),
+        until: Instant::now() + Duration::from_secs(3600),
+        percent: 0,
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    });
+    let subscription = subscribe(
+        &cluster,
+        receiver.url(),
+        "com.held",
+        // Short retries: nak'd, not in the backlog; the key holds all the same.
+        fixed_retry_policy(&[300], 1000),
+        settings(
+            None,
+            2,
+            pb::delivery_settings::Ordering::Key,
+            pb::delivery_settings::OnDeadLetter::Block,
+        ),
+    )
+    .await;
+    let (bad, keys, per_key) = (60, 10, 10);
+    for n in 0..bad {
+        cluster
+            .post_structured(&keyed_event(&format!("bad-{n:03}"), "com.held", "bad"))
+            .await;
+    }
+    for n in 0..per_key {
+        for key in 0..keys {
+            cluster
+                .post_structured(&keyed_event(
+                    &format!("k{key}-{n:03}"),
+                    "com.held",
+                    &format!("k{key}"),
+                ))
+                .await;
+        }
+    }
+    eventually(
+        "every other key delivered while key bad fails",
+        Duration::from_secs(60),
+        || async {
+            let delivered = receiver
+                .requests()
+                .iter()
+                .filter(|r| r.status == StatusCode::OK)
+                .count();
+            (delivered >= keys * per_key).then_some(())
+        },
+    )
+    .await;
+    let metrics = cluster.dispatcher_metrics();
+    let held = metric_value(&metrics, "herald_dispatch_events_held_total");
+    assert!(held >= 1.0, "key bad's later events were held: {held}");
+    let failed_before = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.status != StatusCode::OK)
+        .map(event_id)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        failed_before.into_iter().collect::<Vec<_>>(),
+        ["bad-000"],
+        "only the key's head was attempted while it failed"
+    );
+
+    receiver.set_reply(Reply::Status(StatusCode::OK));
+    eventually("key bad delivered", Duration::from_secs(60), || async {
+        let delivered = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count();
+        (delivered >= keys * per_key + bad).then_some(())
+    })
+    .await;
+    wait_until_settled(&cluster, &subscription.id).await;
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for request in receiver.requests() {
+        let id = event_id(&request);
+        let key = id.split('-').next().unwrap_or_default().to_owned();
+        by_key.entry(key).or_default().push(id);
+    }
+    for (key, ids) in &by_key {
+        assert!(
+            ids.windows(2).all(|pair| pair[0] <= pair[1]),
+            "key {key} out of order: {ids:?}"
+        );
+    }
+    let bad_ids: std::collections::BTreeSet<&String> = by_key["bad"].iter().collect();
+    assert_eq!(bad_ids.len(), bad, "every held event delivered");
+    let metrics = cluster.dispatcher_metrics();
+    let released = metric_value(&metrics, "herald_dispatch_events_released_total");
+    assert!(released >= held, "released {released} of {held} held");
+    report(&format!(
+        "hold: {held} events of a failing key held, {released} released, {} other events delivered meanwhile",
+        keys * per_key
+    ));
+    cluster.shutdown().await;
+}
+
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
 async fn a_dead_letter_blocks_its_key_until_redriven_while_other_keys_go_on() {
     let cluster = TestCluster::start().await;
     let receiver = TestReceiver::start().await;

@@ -44,6 +44,20 @@ pub fn partition_of(key: &str) -> u32 {
     hash % PARTITIONS
 }
 
+/// Returns a subject token naming an ordering key: 32 hex digits, the first 128 bits of SHA-256
+/// over the key. Keys are free text of any length, so they cannot be subject tokens themselves;
+/// at 128 bits two keys of one subscription never share a token in practice.
+pub fn key_token(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut token = String::with_capacity(32);
+    for byte in digest.iter().take(16) {
+        // Infallible: writing to a String.
+        let _ = write!(token, "{byte:02x}");
+    }
+    token
+}
+
 /// Returns the subject an event of type `event_type` in `partition` is stored on, or `None` when
 /// the encoded subject would exceed [`MAX_SUBJECT_LEN`].
 pub fn event_subject(partition: u32, event_type: &str) -> Option<String> {

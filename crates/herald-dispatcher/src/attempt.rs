@@ -132,10 +132,7 @@ pub(crate) async fn attempt(
                 );
                 announce::disable(context, subscription, &reason).await;
             }
-            (
-                End::Retry,
-                retry_later(context, subscription, event, delivery, *after).await,
-            )
+            retry_later(context, subscription, event, delivery, *after).await
         }
         Outcome::Dead { reason } => {
             health.failed(context, &subscription.id, now).await;
@@ -176,22 +173,22 @@ pub(crate) const BACKLOG_FROM: Duration = Duration::from_secs(2);
 
 /// Arranges the event's next attempt `after` from now: a nak for a short delay, otherwise a
 /// schedule in the retry backlog and then an acknowledgement of this delivery. If the schedule
-/// cannot be stored, the delivery is nak'd instead, so nothing is lost.
+/// cannot be stored, the delivery is nak'd instead, so nothing is lost. Says which it was.
 async fn retry_later(
     context: &WorkerContext,
     subscription: &Subscription,
     event: &Event,
     delivery: &Delivery,
     after: Duration,
-) -> herald_nats::Result<()> {
+) -> (End, herald_nats::Result<()>) {
     if after < BACKLOG_FROM {
-        return delivery.nak(after).await;
+        return (End::Retry, delivery.nak(after).await);
     }
     let due = time::Duration::try_from(after)
         .ok()
         .and_then(|after| OffsetDateTime::now_utc().checked_add(after));
     let Some(due) = due else {
-        return delivery.nak(after).await;
+        return (End::Retry, delivery.nak(after).await);
     };
     let retry = herald_nats::RetryOf {
         event: event.structured().clone(),
@@ -202,7 +199,7 @@ async fn retry_later(
     match context.retries.schedule(&subscription.id, retry, due).await {
         Ok(()) => {
             context.metrics.retries_scheduled.inc();
-            delivery.ack().await
+            (End::RetryLater, delivery.ack().await)
         }
         Err(err) => {
             context
@@ -211,7 +208,7 @@ async fn retry_later(
                 .with_label_values(&["retry"])
                 .inc();
             tracing::warn!(error = %err, "failed to schedule a retry; nak'd with its delay instead");
-            delivery.nak(after).await
+            (End::Retry, delivery.nak(after).await)
         }
     }
 }

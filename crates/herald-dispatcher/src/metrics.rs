@@ -37,6 +37,10 @@ pub struct Metrics {
     pub delivery_panics: IntCounter,
     /// Failed attempts handed to the retry backlog (`HERALD_RETRIES`) for a later attempt.
     pub retries_scheduled: IntCounter,
+    /// Events of an ordered key moved to its hold while an earlier event of the key waits.
+    pub events_held: IntCounter,
+    /// Held events released from their key's hold for delivery.
+    pub events_released: IntCounter,
 }
 
 impl Metrics {
@@ -112,7 +116,17 @@ impl Metrics {
                 "herald_dispatch_retries_scheduled_total",
                 "Failed attempts handed to the retry backlog for a later attempt",
             )?,
+            events_held: IntCounter::new(
+                "herald_dispatch_events_held_total",
+                "Events of an ordered key moved out of the live consumer while an earlier event of the key waits",
+            )?,
+            events_released: IntCounter::new(
+                "herald_dispatch_events_released_total",
+                "Held events released from their key's hold for delivery",
+            )?,
         };
+        registry.register(Box::new(metrics.events_held.clone()))?;
+        registry.register(Box::new(metrics.events_released.clone()))?;
         registry.register(Box::new(metrics.retries_scheduled.clone()))?;
         registry.register(Box::new(metrics.worker_restarts.clone()))?;
         registry.register(Box::new(metrics.subscriptions_unserved.clone()))?;

@@ -8,6 +8,11 @@
 //! subscription. Waiting is not an attempt: it burns no retry, and events that wait are kept
 //! alive with in-progress acknowledgements so JetStream does not redeliver them meanwhile.
 //!
+//! On an ordered subscription, the later events of a key whose head failed or is blocked are
+//! moved to the key's hold in the retry stream and acknowledged, and released from it in order
+//! once the head is done (`lanes`): a failing key holds back only itself and takes no room in
+//! the consumer's window.
+//!
 //! On cancellation the scheduler stops pulling and starting, lets the attempts in flight finish
 //! (the service aborts them after its grace period), and leaves waiting events unacknowledged
 //! for redelivery.
@@ -51,6 +56,15 @@ struct Waiting {
 /// A running attempt's result: the event's key, its sequence, and what the attempt found.
 type Done = (Option<String>, u64, Finished);
 
+/// A move to a key's hold: the key, and the event back when it could not be moved.
+type Moved = (String, Option<Job<Waiting>>);
+
+/// A release from a key's hold: the key, and what was released (`Err` when it failed).
+type Released = (String, Result<Option<u64>, ()>);
+
+/// How long a failed move or release waits before it is tried again.
+const HOLD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs until the message stream ends or `cancel`; then waits for the attempts in flight.
 pub(crate) async fn run(
     context: &Arc<WorkerContext>,
@@ -67,6 +81,8 @@ pub(crate) async fn run(
     let mut lanes: Lanes<Waiting> = Lanes::default();
     let mut running: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
     let mut settling: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+    let mut moving: FuturesUnordered<BoxFuture<'static, Moved>> = FuturesUnordered::new();
+    let mut releasing: FuturesUnordered<BoxFuture<'static, Released>> = FuturesUnordered::new();
     let mut wake: Option<Pin<Box<Sleep>>> = None;
     let keepalive_every = (config.ack_wait() / 3).max(std::time::Duration::from_millis(100));
     let mut keepalive = tokio::time::interval_at(
@@ -102,6 +118,20 @@ pub(crate) async fn run(
                 tracing::warn!(error = %err, "failed to read the retries its keys wait for")
             }
         }
+        // And a key with held events delivers them before its live ones.
+        match Box::pin(context.retries.held_keys(&route.subscription().id)).await {
+            Ok(held) => {
+                for held in held {
+                    if let Some(key) = Event::from_structured(held.event)
+                        .ok()
+                        .and_then(|event| event.partition_key().map(|key| key.into_owned()))
+                    {
+                        lanes.hold(&key);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "failed to read the held keys"),
+        }
     }
     let mut dead_letter_check = tokio::time::interval_at(
         tokio::time::Instant::now() + DEAD_LETTER_CHECK,
@@ -127,6 +157,14 @@ pub(crate) async fn run(
             };
             running.push(start(context, &route, health, key, job));
         }
+        // Move the later events of waiting keys out of the window, and release held events of
+        // keys that are done waiting.
+        while let Some((key, job)) = lanes.take_move() {
+            moving.push(move_to_hold(context, &route, key, job));
+        }
+        while let Some(key) = lanes.take_release() {
+            releasing.push(release_held(context, &route, key));
+        }
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
@@ -139,6 +177,14 @@ pub(crate) async fn run(
                 }
             }
             Some(()) = settling.next(), if !settling.is_empty() => {}
+            Some((key, unmoved)) = moving.next(), if !moving.is_empty() => match unmoved {
+                None => lanes.moved(&key),
+                Some(job) => lanes.move_failed(&key, job),
+            },
+            Some((key, released)) = releasing.next(), if !releasing.is_empty() => match released {
+                Ok(released) => lanes.released(&key, released),
+                Err(()) => lanes.release_failed(&key),
+            },
             item = messages.next() => match item {
                 Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
                 Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
@@ -180,6 +226,8 @@ pub(crate) async fn run(
     drop(lanes);
     while running.next().await.is_some() {}
     while settling.next().await.is_some() {}
+    while moving.next().await.is_some() {}
+    while releasing.next().await.is_some() {}
 }
 
 /// How often blocked keys are checked against the dead letters, to notice purges.
@@ -313,6 +361,76 @@ fn keep_alive(lanes: &Lanes<Waiting>) -> BoxFuture<'static, ()> {
         for handle in progress {
             if let Err(err) = handle.send().await {
                 tracing::debug!(error = %err, "failed to extend a waiting event's ack wait");
+            }
+        }
+    })
+}
+
+/// Moves a waiting event of a held key to the key's hold, then acknowledges its live delivery.
+/// A failed move gives the event back after a pause; it keeps its place and is moved again.
+fn move_to_hold(
+    context: &Arc<WorkerContext>,
+    route: &Route,
+    key: String,
+    job: Job<Waiting>,
+) -> BoxFuture<'static, Moved> {
+    let context = Arc::clone(context);
+    let id = route.subscription().id.clone();
+    Box::pin(async move {
+        let Waiting { delivery, event } = &job.item;
+        let held = context
+            .retries
+            .hold(
+                &id,
+                &key,
+                event.structured().clone(),
+                delivery.stream_sequence,
+                delivery.published,
+            )
+            .await;
+        match held {
+            Ok(()) => {
+                context.metrics.events_held.inc();
+                if let Err(err) = delivery.ack().await {
+                    // It comes back after the ack wait and is held again: stored once.
+                    tracing::debug!(error = %err, "failed to acknowledge a held event");
+                }
+                (key, None)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to hold an event back; trying again");
+                tokio::time::sleep(HOLD_RETRY).await;
+                (key, Some(job))
+            }
+        }
+    })
+}
+
+/// Releases the oldest held event of a key that is done waiting. Returns the released event's
+/// sequence, or `None` when the hold is empty.
+fn release_held(
+    context: &Arc<WorkerContext>,
+    route: &Route,
+    key: String,
+) -> BoxFuture<'static, Released> {
+    let context = Arc::clone(context);
+    let id = route.subscription().id.clone();
+    Box::pin(async move {
+        let released = async {
+            let Some(held) = context.retries.first_held(&id, &key).await? else {
+                return Ok(None);
+            };
+            context.retries.release(&id, &held).await?;
+            context.metrics.events_released.inc();
+            Ok::<_, herald_nats::Error>(Some(held.event_sequence))
+        }
+        .await;
+        match released {
+            Ok(released) => (key, Ok(released)),
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to release a held event; trying again");
+                tokio::time::sleep(HOLD_RETRY).await;
+                (key, Err(()))
             }
         }
     })

@@ -41,7 +41,7 @@ pub use rejected::{
     HEADER_DETAIL, HEADER_ORIGINAL_MSG_ID, HEADER_ORIGINAL_SEQUENCE, HEADER_ORIGINAL_SUBJECT,
     HEADER_REASON, REJECTED_STREAM, REJECTED_SUBJECT_PREFIX, RejectedEvent, RejectedStore, Stored,
 };
-pub use retries::{RETRIES_STREAM, Retries, RetryOf, due_subject};
+pub use retries::{Held, RETRIES_STREAM, Retries, RetryOf, due_subject};
 pub use scan::{Scanned, Start};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 

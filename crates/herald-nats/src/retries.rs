@@ -13,6 +13,12 @@
 //! (`Herald-Attempt`), the event's sequence in the events stream (`Herald-Event-Sequence`) and
 //! when it was first stored (`Herald-Published`, unix nanoseconds), so the retry schedule, the
 //! age limit and per-key order survive restarts.
+//!
+//! The same stream holds back the later events of an ordered key that waits ([`holds`]).
+
+mod holds;
+
+pub use holds::Held;
 
 use std::time::Duration;
 
@@ -147,12 +153,14 @@ impl Retries {
         Ok(pending)
     }
 
-    /// Forgets a subscription's retries: its consumer, its schedules and its due retries.
+    /// Forgets a subscription's retries: its consumer, its schedules, its due retries and its held
+    /// events.
     pub async fn forget(&self, id: &SubscriptionId) -> Result<()> {
         consumer::delete(&self.stream, id.as_str()).await?;
         for filter in [
             format!("{}.retry.sched.{id}.>", subject::ROOT),
             due_subject(id),
+            holds::hold_wildcard(id),
         ] {
             self.stream
                 .purge()

@@ -58,6 +58,14 @@ pub enum Reply {
         ids: std::collections::BTreeSet<String>,
         status: StatusCode,
     },
+    /// This status for the events whose `partitionkey` is `key` until `until`, and for about
+    /// `percent` % of the other requests (pseudo-randomly, reproducibly); 200 for the rest.
+    FailKeyUntil {
+        key: String,
+        until: Instant,
+        percent: u64,
+        status: StatusCode,
+    },
 }
 
 struct Inner {
@@ -169,14 +177,24 @@ impl TestReceiver {
         self.lock().requests.clone()
     }
 
-    /// Returns the number of requests received so far.
     /// The most requests the receiver was answering at once.
     pub fn max_concurrent(&self) -> usize {
         self.lock().max_in_flight
     }
 
+    /// Returns the number of requests received so far.
     pub fn count(&self) -> usize {
         self.lock().requests.len()
+    }
+
+    /// Returns the number of requests answered 200 so far, without copying them: cheap enough
+    /// to poll while thousands of requests arrive.
+    pub fn count_ok(&self) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|request| request.status == StatusCode::OK)
+            .count()
     }
 
     /// Waits until at least `count` requests arrived, returning them.
@@ -338,6 +356,21 @@ async fn record(
                     .ok()
                     .and_then(|event| event["id"].as_str().map(str::to_owned));
                 if id.is_some_and(|id| ids.contains(&id)) {
+                    (*status, Vec::new())
+                } else {
+                    (StatusCode::OK, Vec::new())
+                }
+            }
+            Reply::FailKeyUntil {
+                key,
+                until,
+                percent,
+                status,
+            } => {
+                let keyed = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .is_some_and(|event| event["partitionkey"].as_str() == Some(key.as_str()));
+                if (keyed && received_at < *until) || (!keyed && splitmix(index) % 100 < *percent) {
                     (*status, Vec::new())
                 } else {
                     (StatusCode::OK, Vec::new())

@@ -26,6 +26,22 @@ fn partitions_are_stable_and_in_range() {
     assert_eq!(partition_of(""), 0x811c_9dc5 % PARTITIONS);
 }
 
+#[test]
+fn key_tokens_are_fixed_length_hex_and_stable() {
+    // SHA-256("customer-7"), first 16 bytes: the token is part of the stored hold subjects.
+    let token = key_token("customer-7");
+    assert_eq!(token.len(), 32);
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(token, key_token("customer-7"));
+    assert_ne!(token, key_token("customer-8"));
+    assert_eq!(key_token(""), "e3b0c44298fc1c149afbf4c8996fb924");
+    assert_eq!(key_token(&"k".repeat(10_000)).len(), 32);
+}
+
 proptest! {
     #[test]
     fn type_encoding_round_trips(event_type in "\\PC{0,40}") {

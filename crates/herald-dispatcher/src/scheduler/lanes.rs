@@ -8,6 +8,15 @@
 //! failed keeps its place until its retry arrives; a head that was dead-lettered blocks its key
 //! until it is redriven, when the subscription says so.
 //!
+//! A key whose head waits in the retry backlog, failed [`HOLD_AFTER_FAILURES`] times in a row, or
+//! is blocked is *holding*: its later events are moved, oldest first
+//! and one at a time, out of the live consumer into the key's hold in the retry stream
+//! ([`herald_nats::Held`]), so a failing key occupies no room in the subscription's window.
+//! When the head reaches a final outcome and the hold has events, they are released one at a
+//! time, each waited for like a retry, until the hold is empty; only then does the key take its
+//! live events again. Moving and releasing never overlap on a key, which keeps the hold's order
+//! the key's stream order. The lanes say what to move and release; the scheduler does it.
+//!
 //! Pure bookkeeping: no I/O, no clock. Events are identified by their stream sequence.
 
 use std::collections::{HashMap, VecDeque};
@@ -16,7 +25,7 @@ use std::collections::{HashMap, VecDeque};
 mod tests;
 
 /// One waiting event: its stream sequence and what the scheduler needs to run it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct Job<T> {
     pub(crate) sequence: u64,
     pub(crate) item: T,
@@ -38,15 +47,27 @@ pub(crate) enum Admitted<T> {
 pub(crate) enum End {
     /// Delivered, or given up on in a way that lets the key move on.
     Final,
-    /// It will come back for another attempt: the key waits for it.
+    /// It will come back soon for another attempt (nak'd): the key waits for it.
     Retry,
+    /// It will come back from the retry backlog, after a delay of seconds or more: the key
+    /// waits for it and holds its later events.
+    RetryLater,
     /// Dead-lettered on a subscription that blocks the key until an operator redrives it.
     Block,
 }
 
+/// After this many failed attempts of its head in a row a key holds its later events even when
+/// each retry comes back soon. Holding costs a few NATS round trips per held event, more than an
+/// event waiting a few hundred milliseconds in the window costs; a head that keeps failing is
+/// what must not keep the window.
+pub(crate) const HOLD_AFTER_FAILURES: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Nothing running and nothing about to start.
     Idle,
+    /// The queue's head may start now: the key is in `ready`.
+    Ready,
     Running(u64),
     AwaitingRetry(u64),
     Blocked,
@@ -56,6 +77,45 @@ enum State {
 struct Lane<T> {
     queue: VecDeque<Job<T>>,
     state: State,
+    /// Later events are moved to the hold instead of waiting here.
+    holding: bool,
+    /// The hold may have events (something was moved there, or one was found at start-up).
+    stored: bool,
+    /// The queue's oldest event is being moved to the hold (it is out of `queue` meanwhile).
+    moving: bool,
+    /// The hold's oldest event is being released.
+    releasing: bool,
+    /// Failed attempts of the current head in a row.
+    failures: u32,
+}
+
+impl<T> Lane<T> {
+    fn new() -> Lane<T> {
+        Lane {
+            queue: VecDeque::new(),
+            state: State::Idle,
+            holding: false,
+            stored: false,
+            moving: false,
+            releasing: false,
+            failures: 0,
+        }
+    }
+
+    fn can_move(&self) -> bool {
+        self.holding
+            && !self.moving
+            && !self.releasing
+            && !self.queue.is_empty()
+            && matches!(
+                self.state,
+                State::Running(_) | State::AwaitingRetry(_) | State::Blocked
+            )
+    }
+
+    fn can_release(&self) -> bool {
+        self.stored && self.state == State::Idle && !self.moving && !self.releasing
+    }
 }
 
 /// The waiting events of one subscription.
@@ -63,8 +123,12 @@ struct Lane<T> {
 pub(crate) struct Lanes<T> {
     free: VecDeque<Job<T>>,
     lanes: HashMap<String, Lane<T>>,
-    /// Keys whose head may start now, oldest first: exactly the idle lanes with a queue.
+    /// Keys whose head may start now, oldest first: exactly the lanes in state `Ready`.
     ready: VecDeque<String>,
+    /// Keys that may have an event to move to their hold (checked when taken).
+    to_move: VecDeque<String>,
+    /// Keys that may have an event to release from their hold (checked when taken).
+    to_release: VecDeque<String>,
     prefer_free: bool,
 }
 
@@ -74,6 +138,8 @@ impl<T> Default for Lanes<T> {
             free: VecDeque::new(),
             lanes: HashMap::new(),
             ready: VecDeque::new(),
+            to_move: VecDeque::new(),
+            to_release: VecDeque::new(),
             prefer_free: true,
         }
     }
@@ -88,17 +154,14 @@ impl<T> Lanes<T> {
     /// Adds a keyed event behind the key's earlier ones, or at the head when it is the retry
     /// the key waits for.
     pub(crate) fn push(&mut self, key: &str, job: Job<T>) -> Admitted<T> {
-        let lane = self.lanes.entry(key.to_owned()).or_insert_with(|| Lane {
-            queue: VecDeque::new(),
-            state: State::Idle,
-        });
+        let lane = self.lanes.entry(key.to_owned()).or_insert_with(Lane::new);
         match lane.state {
             State::Running(sequence) if sequence == job.sequence => {
                 return Admitted::Running(job.item);
             }
             State::AwaitingRetry(sequence) if sequence == job.sequence => {
                 lane.queue.push_front(job);
-                lane.state = State::Idle;
+                lane.state = State::Ready;
                 self.ready.push_back(key.to_owned());
                 return Admitted::Queued;
             }
@@ -108,10 +171,12 @@ impl<T> Lanes<T> {
             let old = std::mem::replace(&mut waiting.item, job.item);
             return Admitted::Replaced(old);
         }
-        let was_empty = lane.queue.is_empty();
         lane.queue.push_back(job);
-        if was_empty && lane.state == State::Idle {
+        if lane.state == State::Idle && !lane.stored && !lane.moving {
+            lane.state = State::Ready;
             self.ready.push_back(key.to_owned());
+        } else if lane.can_move() {
+            self.to_move.push_back(key.to_owned());
         }
         Admitted::Queued
     }
@@ -123,7 +188,7 @@ impl<T> Lanes<T> {
             && lane.state == State::Blocked
         {
             lane.queue.push_front(job);
-            lane.state = State::Idle;
+            lane.state = State::Ready;
             self.ready.push_back(key.to_owned());
             return Admitted::Queued;
         }
@@ -137,11 +202,25 @@ impl<T> Lanes<T> {
         if take_free {
             return self.free.pop_front().map(|job| (None, job));
         }
-        let key = self.ready.pop_front()?;
-        let lane = self.lanes.get_mut(&key)?;
-        let job = lane.queue.pop_front()?;
-        lane.state = State::Running(job.sequence);
-        Some((Some(key), job))
+        while let Some(key) = self.ready.pop_front() {
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                continue;
+            };
+            if lane.state != State::Ready {
+                continue;
+            }
+            let Some(job) = lane.queue.pop_front() else {
+                lane.state = State::Idle;
+                continue;
+            };
+            lane.state = State::Running(job.sequence);
+            if lane.can_move() {
+                // Live events queued behind a released or retried head while the key holds.
+                self.to_move.push_back(key.clone());
+            }
+            return Some((Some(key), job));
+        }
+        None
     }
 
     /// Records how a started keyed event ended.
@@ -152,31 +231,190 @@ impl<T> Lanes<T> {
         if lane.state != State::Running(sequence) {
             return;
         }
-        lane.state = match end {
-            End::Final => State::Idle,
-            End::Retry => State::AwaitingRetry(sequence),
-            End::Block => State::Blocked,
-        };
-        if lane.state == State::Idle {
-            if lane.queue.is_empty() {
-                self.lanes.remove(key);
-            } else {
-                self.ready.push_back(key.to_owned());
+        match end {
+            End::Final => {
+                lane.state = State::Idle;
+                lane.failures = 0;
+                self.settle(key);
+            }
+            End::Retry => {
+                lane.state = State::AwaitingRetry(sequence);
+                lane.failures = lane.failures.saturating_add(1);
+                if lane.failures >= HOLD_AFTER_FAILURES {
+                    self.start_holding(key);
+                }
+            }
+            End::RetryLater => {
+                lane.state = State::AwaitingRetry(sequence);
+                self.start_holding(key);
+            }
+            End::Block => {
+                lane.state = State::Blocked;
+                self.start_holding(key);
             }
         }
+    }
+
+    /// The key's later events go to its hold from now on.
+    fn start_holding(&mut self, key: &str) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        lane.holding = true;
+        if lane.can_move() {
+            self.to_move.push_back(key.to_owned());
+        }
+    }
+
+    /// Decides what an idle lane does next: release from its hold, start its queue's head, or
+    /// nothing (it is removed).
+    fn settle(&mut self, key: &str) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        if lane.state != State::Idle {
+            return;
+        }
+        if lane.can_release() {
+            self.to_release.push_back(key.to_owned());
+            return;
+        }
+        if lane.stored || lane.moving || lane.releasing {
+            // It waits for the move or the release in progress.
+            return;
+        }
+        // Nothing is held: whatever is queued is the key's next, in order.
+        lane.holding = false;
+        if lane.queue.is_empty() {
+            self.lanes.remove(key);
+        } else {
+            lane.state = State::Ready;
+            self.ready.push_back(key.to_owned());
+        }
+    }
+
+    /// Takes the next event to move to its key's hold: the oldest queued event of a holding key
+    /// whose head is running, waiting for a retry, or blocked. Until [`Lanes::moved`] or
+    /// [`Lanes::move_failed`], the key moves nothing else.
+    pub(crate) fn take_move(&mut self) -> Option<(String, Job<T>)> {
+        while let Some(key) = self.to_move.pop_front() {
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                continue;
+            };
+            if !lane.can_move() {
+                continue;
+            }
+            let Some(job) = lane.queue.pop_front() else {
+                continue;
+            };
+            lane.moving = true;
+            return Some((key, job));
+        }
+        None
+    }
+
+    /// Records that the event taken by [`Lanes::take_move`] is stored in the hold.
+    pub(crate) fn moved(&mut self, key: &str) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        lane.moving = false;
+        lane.stored = true;
+        if lane.can_move() {
+            self.to_move.push_back(key.to_owned());
+        }
+        self.settle(key);
+    }
+
+    /// Puts back an event that could not be moved; it is taken again later.
+    pub(crate) fn move_failed(&mut self, key: &str, job: Job<T>) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        lane.moving = false;
+        lane.queue.push_front(job);
+        if lane.can_move() {
+            self.to_move.push_back(key.to_owned());
+        }
+        self.settle(key);
+    }
+
+    /// Takes the next release to make: a key whose head is done and whose hold may have
+    /// events. Until [`Lanes::released`] or [`Lanes::release_failed`] nothing else of the key
+    /// moves or starts.
+    pub(crate) fn take_release(&mut self) -> Option<String> {
+        while let Some(key) = self.to_release.pop_front() {
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                continue;
+            };
+            if !lane.can_release() {
+                continue;
+            }
+            lane.releasing = true;
+            return Some(key);
+        }
+        None
+    }
+
+    /// Records a release: `Some(sequence)` when that held event was released (the key waits
+    /// for it like a retry), `None` when the hold was empty (the key takes live events again).
+    pub(crate) fn released(&mut self, key: &str, released: Option<u64>) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        lane.releasing = false;
+        match released {
+            Some(sequence) => {
+                // The released event may have arrived before the release's answer did.
+                if let Some(index) = lane.queue.iter().position(|job| job.sequence == sequence)
+                    && let Some(job) = lane.queue.remove(index)
+                {
+                    lane.queue.push_front(job);
+                    lane.state = State::Ready;
+                    self.ready.push_back(key.to_owned());
+                    return;
+                }
+                lane.state = State::AwaitingRetry(sequence);
+                if lane.can_move() {
+                    self.to_move.push_back(key.to_owned());
+                }
+            }
+            None => {
+                lane.stored = false;
+                self.settle(key);
+            }
+        }
+    }
+
+    /// Records a release that failed; it is made again later.
+    pub(crate) fn release_failed(&mut self, key: &str) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        lane.releasing = false;
+        self.settle(key);
+    }
+
+    /// Marks a key as having held events (found at start-up): they go before its live ones.
+    pub(crate) fn hold(&mut self, key: &str) {
+        let lane = self.lanes.entry(key.to_owned()).or_insert_with(Lane::new);
+        lane.holding = true;
+        lane.stored = true;
+        if lane.state == State::Ready {
+            // Only live events were queued: they come after the held ones.
+            lane.state = State::Idle;
+        }
+        self.settle(key);
     }
 
     /// Makes a key wait for the retry of its event `sequence` (found in the retry backlog at
     /// start-up) before any of its events start; the earliest such event wins.
     pub(crate) fn await_retry(&mut self, key: &str, sequence: u64) {
-        let lane = self.lanes.entry(key.to_owned()).or_insert_with(|| Lane {
-            queue: VecDeque::new(),
-            state: State::Idle,
-        });
+        let lane = self.lanes.entry(key.to_owned()).or_insert_with(Lane::new);
+        lane.holding = true;
         match lane.state {
-            State::Idle => {
+            State::Idle | State::Ready => {
                 lane.state = State::AwaitingRetry(sequence);
-                self.ready.retain(|ready| ready != key);
             }
             State::AwaitingRetry(waiting) if sequence < waiting => {
                 lane.state = State::AwaitingRetry(sequence);
@@ -187,17 +425,14 @@ impl<T> Lanes<T> {
 
     /// Marks a key blocked (a dead letter found at start-up) before any of its events start.
     pub(crate) fn block(&mut self, key: &str) {
-        let lane = self.lanes.entry(key.to_owned()).or_insert_with(|| Lane {
-            queue: VecDeque::new(),
-            state: State::Idle,
-        });
-        if lane.state == State::Idle {
+        let lane = self.lanes.entry(key.to_owned()).or_insert_with(Lane::new);
+        if matches!(lane.state, State::Idle | State::Ready) {
             lane.state = State::Blocked;
-            self.ready.retain(|ready| ready != key);
+            lane.holding = true;
         }
     }
 
-    /// True when some event may start now.
+    /// True when some event may start now (or a stale entry remains, which `pop` skips).
     pub(crate) fn has_ready(&self) -> bool {
         !self.free.is_empty() || !self.ready.is_empty()
     }
@@ -211,11 +446,7 @@ impl<T> Lanes<T> {
             return;
         }
         lane.state = State::Idle;
-        if lane.queue.is_empty() {
-            self.lanes.remove(key);
-        } else {
-            self.ready.push_back(key.to_owned());
-        }
+        self.settle(key);
     }
 
     /// Keys blocked by a dead letter.

@@ -337,3 +337,184 @@ async fn a_rate_limit_holds_within_five_percent_over_thirty_seconds_with_three_d
         "{received} requests in 30 s"
     );
 }
+
+/// Posts `per_key` events for each of `keys` keys, keys interleaved, 500 to a batch.
+async fn post_keyed(ports: &Ports, keys: usize, per_key: usize) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().build().unwrap();
+    let events: Vec<serde_json::Value> = (0..per_key)
+        .flat_map(|n| {
+            (0..keys).map(move |key| {
+                serde_json::json!({
+                    "specversion": "1.0", "id": format!("k{key:02}-{n:03}"), "source": "/ordering",
+                    "type": "com.ordering", "partitionkey": format!("k{key:02}"),
+                })
+            })
+        })
+        .collect();
+    for batch in events.chunks(500) {
+        let response = http
+            .post(ports.ingest_url())
+            .bearer_auth(API_TOKEN)
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::to_vec(batch).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+}
+
+// Several worker threads: the receiver answers 10,000 requests while the test polls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_keys_stay_in_order_through_random_failures_while_one_failing_key_holds_back_only_itself()
+ {
+    const KEYS: usize = 50;
+    const PER_KEY: usize = 200;
+    const IN_FLIGHT: u32 = 16;
+    let failing_key = "k07";
+    let nats_server = NatsServer::start().await;
+    let ports = Ports::new(nats_server.url());
+    let nats = process::nats(&ports.nats_url).await;
+    let mut control = process::start("control", &ports);
+    let mut ingest = process::start("ingest", &ports);
+    control.wait_listening(ports.control).await;
+    ingest.wait_listening(ports.ingest).await;
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let _dispatchers: Vec<process::Role> = (0..3)
+        .map(|_| process::start_with("dispatch", &ports, &lease))
+        .collect();
+    let receiver = TestReceiver::start().await;
+    // One key's requests all fail; about 20 % of the others fail at random.
+    receiver.set_reply(herald_test_support::Reply::FailKeyUntil {
+        key: failing_key.to_owned(),
+        until: Instant::now() + Duration::from_secs(3600),
+        percent: 20,
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+    });
+    let request = pb::CreateSubscriptionRequest {
+        sink: receiver.url().to_owned(),
+        retry_policy: Some(pb::RetryPolicy {
+            backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+                delays: vec![prost_types::Duration {
+                    seconds: 0,
+                    nanos: 100_000_000,
+                }],
+            })),
+            jitter_percent: Some(0),
+            max_attempts: 1000,
+            ..Default::default()
+        }),
+        delivery: Some(pb::DeliverySettings {
+            max_in_flight: Some(IN_FLIGHT),
+            ordering: pb::delivery_settings::Ordering::Key as i32,
+            on_dead_letter: pb::delivery_settings::OnDeadLetter::Block as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = create(&ports, &nats, request).await;
+    let started = Instant::now();
+    post_keyed(&ports, KEYS, PER_KEY).await;
+    let posted = started.elapsed();
+
+    let delivered_of = |key_filter: &dyn Fn(&str) -> bool| {
+        let ok: BTreeSet<String> = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.status == axum::http::StatusCode::OK)
+            .map(event_id)
+            .filter(|id| key_filter(id))
+            .collect();
+        ok.len()
+    };
+    let others = |id: &str| !id.starts_with(failing_key);
+    // The other 49 keys finish while the failing key's endpoint path keeps failing (for at
+    // least 10 s): were it holding them back, they would never finish.
+    // Counting is cheap, collecting the ids is not: only once enough succeeded.
+    eventually(
+        "the other keys delivered",
+        Duration::from_secs(240),
+        || async {
+            (receiver.count_ok() >= (KEYS - 1) * PER_KEY
+                && delivered_of(&others) == (KEYS - 1) * PER_KEY)
+                .then_some(())
+        },
+    )
+    .await;
+    let others_done = started.elapsed();
+    let failing_delivered = delivered_of(&|id: &str| id.starts_with(failing_key));
+    assert_eq!(
+        failing_delivered, 0,
+        "the failing key delivered nothing yet"
+    );
+    let failing_attempts = receiver
+        .requests()
+        .iter()
+        .filter(|r| event_id(r).starts_with(failing_key))
+        .map(event_id)
+        .collect::<BTreeSet<_>>();
+    assert_eq!(
+        failing_attempts.into_iter().collect::<Vec<_>>(),
+        [format!("{failing_key}-000")],
+        "only the failing key's head was tried"
+    );
+    let remaining = Duration::from_secs(10).saturating_sub(started.elapsed());
+    tokio::time::sleep(remaining).await;
+    let recovered_at = started.elapsed();
+    receiver.set_reply(herald_test_support::Reply::FailRandomly {
+        percent: 20,
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+    });
+    eventually(
+        "the failing key delivered once its endpoint recovers",
+        Duration::from_secs(240),
+        || async {
+            (receiver.count_ok() >= KEYS * PER_KEY && delivered_of(&|_| true) == KEYS * PER_KEY)
+                .then_some(())
+        },
+    )
+    .await;
+    let finished = started.elapsed();
+
+    // Per key, the first successful delivery of each event comes in publish order.
+    let requests = receiver.requests();
+    let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for request in requests
+        .iter()
+        .filter(|r| r.status == axum::http::StatusCode::OK)
+    {
+        let id = event_id(request);
+        if seen.insert(id.clone()) {
+            let key = id.split('-').next().unwrap_or_default().to_owned();
+            first.entry(key).or_default().push(id);
+        }
+    }
+    assert_eq!(first.len(), KEYS);
+    for (key, ids) in &first {
+        assert_eq!(ids.len(), PER_KEY, "key {key}");
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "key {key} out of order: {ids:?}"
+        );
+    }
+    assert!(
+        receiver.max_concurrent() <= IN_FLIGHT as usize,
+        "{} requests at once",
+        receiver.max_concurrent()
+    );
+    let failed = requests
+        .iter()
+        .filter(|r| r.status != axum::http::StatusCode::OK)
+        .count();
+    let id = herald_core::SubscriptionId::parse(&id).unwrap();
+    let held = nats.retries().held_keys(&id).await.unwrap();
+    assert!(held.is_empty(), "every hold emptied");
+    report(&format!(
+        "ordering at scale: {KEYS} keys × {PER_KEY} events posted in {posted:?}, {failed} failed attempts (20 % at random, and key {failing_key} failing until {recovered_at:?}): \
+         the other {} keys finished after {others_done:?} while {failing_key} waited, everything after {finished:?}, each key's first deliveries in publish order, at most {} of {IN_FLIGHT} requests at once",
+        KEYS - 1,
+        receiver.max_concurrent()
+    ));
+}

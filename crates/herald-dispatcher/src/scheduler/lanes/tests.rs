@@ -163,3 +163,251 @@ fn unkeyed_events_alternate_with_lanes() {
     assert_eq!(order, [1, 10, 2, 11, 3]);
     assert_eq!(lanes.waiting_items().count(), 0);
 }
+
+fn key(name: &str) -> Option<String> {
+    Some(name.to_owned())
+}
+
+#[test]
+fn a_failed_heads_later_events_move_to_the_hold_one_at_a_time_in_order() {
+    let mut lanes = Lanes::default();
+    for sequence in 1..=3 {
+        lanes.push("a", job(sequence));
+    }
+    lanes.push("b", job(10));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 1), (key("b"), 10)]);
+    assert_eq!(lanes.take_move(), None, "a healthy key moves nothing");
+    lanes.finish("a", 1, End::RetryLater);
+    let (moving, first) = lanes.take_move().unwrap();
+    assert_eq!((moving.as_str(), first.sequence), ("a", 2));
+    assert_eq!(lanes.take_move(), None, "one move per key at a time");
+    lanes.moved("a");
+    let (_, second) = lanes.take_move().unwrap();
+    assert_eq!(second.sequence, 3);
+    lanes.moved("a");
+    assert_eq!(lanes.take_move(), None);
+    assert_eq!(
+        lanes.waiting_items().count(),
+        0,
+        "nothing of a is kept live"
+    );
+    // Arrivals while the head waits go to the hold too.
+    lanes.push("a", job(4));
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 4);
+    lanes.moved("a");
+    assert!(pop_all(&mut lanes).is_empty());
+    // Other keys are not held back.
+    lanes.finish("b", 10, End::Final);
+    lanes.push("b", job(11));
+    assert_eq!(pop_all(&mut lanes), [(key("b"), 11)]);
+}
+
+#[test]
+fn a_held_key_releases_its_hold_in_order_before_taking_live_events_again() {
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(1));
+    lanes.push("a", job(2));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::RetryLater);
+    let (_, two) = lanes.take_move().unwrap();
+    lanes.moved("a");
+    assert_eq!(lanes.take_release(), None, "the head's retry comes first");
+    assert_eq!(lanes.push("a", job(1)), Admitted::Queued);
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 1)]);
+    // A live event arrives while the retry runs: it is held too.
+    lanes.push("a", job(3));
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 3);
+    lanes.finish("a", 1, End::Final);
+    assert_eq!(lanes.take_release(), None, "not while a move is in flight");
+    lanes.moved("a");
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+    // While releasing, live arrivals wait in the lane: moving would race the release.
+    lanes.push("a", job(4));
+    assert_eq!(lanes.take_move(), None);
+    assert!(pop_all(&mut lanes).is_empty());
+    lanes.released("a", Some(two.sequence));
+    // 4 is queued behind the held events: it moves while 2 is awaited.
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 4);
+    lanes.moved("a");
+    assert_eq!(
+        lanes.push("a", job(2)),
+        Admitted::Queued,
+        "the released event arrives"
+    );
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 2)]);
+    lanes.finish("a", 2, End::Final);
+    lanes.take_release().unwrap();
+    lanes.released("a", Some(3));
+    lanes.push("a", job(3));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 3)]);
+    lanes.finish("a", 3, End::Final);
+    lanes.take_release().unwrap();
+    lanes.released("a", Some(4));
+    lanes.push("a", job(4));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 4)]);
+    lanes.push("a", job(5));
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 5);
+    lanes.moved("a");
+    lanes.finish("a", 4, End::Final);
+    lanes.take_release().unwrap();
+    lanes.released("a", Some(5));
+    lanes.push("a", job(5));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 5)]);
+    lanes.finish("a", 5, End::Final);
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+    lanes.released("a", None);
+    // The hold is empty: the key is live again.
+    lanes.push("a", job(6));
+    assert_eq!(lanes.take_move(), None);
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 6)]);
+}
+
+#[test]
+fn a_key_whose_queue_was_empty_while_it_waited_needs_no_release() {
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(1));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::RetryLater);
+    lanes.push("a", job(1));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::Final);
+    assert_eq!(lanes.take_release(), None);
+    lanes.push("a", job(2));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 2)]);
+}
+
+#[test]
+fn an_event_that_could_not_be_moved_keeps_its_place_and_is_moved_again() {
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(1));
+    lanes.push("a", job(2));
+    lanes.push("a", job(3));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::Block);
+    let (_, two) = lanes.take_move().unwrap();
+    lanes.move_failed("a", two);
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 2, "still the oldest");
+}
+
+#[test]
+fn a_failed_release_is_made_again() {
+    let mut lanes: Lanes<u64> = Lanes::default();
+    lanes.hold("a");
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+    lanes.release_failed("a");
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+}
+
+#[test]
+fn a_key_found_held_at_start_up_releases_before_its_live_events() {
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(20));
+    lanes.hold("a");
+    assert!(
+        pop_all(&mut lanes).is_empty(),
+        "live 20 is newer than the hold"
+    );
+    lanes.take_release().unwrap();
+    lanes.released("a", Some(7));
+    lanes.push("a", job(7));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 7)]);
+    lanes.finish("a", 7, End::Final);
+    lanes.take_release().unwrap();
+    lanes.released("a", None);
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 20)]);
+}
+
+#[test]
+fn a_key_blocked_with_a_hold_at_start_up_releases_only_after_it_is_unblocked() {
+    let mut lanes: Lanes<u64> = Lanes::default();
+    lanes.block("a");
+    lanes.hold("a");
+    assert_eq!(lanes.take_release(), None);
+    lanes.push("a", job(30));
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 30);
+    lanes.moved("a");
+    lanes.unblock("a");
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+}
+
+#[test]
+fn a_key_awaiting_a_retry_at_start_up_releases_its_hold_after_the_retry() {
+    let mut lanes = Lanes::default();
+    lanes.await_retry("a", 3);
+    lanes.hold("a");
+    assert_eq!(lanes.take_release(), None);
+    lanes.push("a", job(3));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 3)]);
+    lanes.finish("a", 3, End::Final);
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+}
+
+#[test]
+fn a_released_event_that_arrives_before_the_releases_answer_still_goes_first() {
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(1));
+    lanes.push("a", job(2));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::RetryLater);
+    lanes.take_move().unwrap();
+    lanes.moved("a");
+    lanes.push("a", job(1));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::Final);
+    lanes.take_release().unwrap();
+    lanes.push("a", job(3));
+    // The released 2 is delivered by the retry consumer before the release returns.
+    lanes.push("a", job(2));
+    assert!(pop_all(&mut lanes).is_empty());
+    lanes.released("a", Some(2));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 2)]);
+    // 3 arrived live during the release: it is held behind whatever the hold still has.
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 3);
+}
+
+#[test]
+fn a_redriven_dead_letter_goes_before_the_events_its_key_held() {
+    // The redriven copy has a new, larger sequence: nothing held may be judged by it.
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(1));
+    lanes.push("a", job(2));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::Block);
+    lanes.take_move().unwrap();
+    lanes.moved("a");
+    assert_eq!(lanes.push_redriven("a", job(50)), Admitted::Queued);
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 50)]);
+    lanes.finish("a", 50, End::Final);
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+    lanes.released("a", Some(2));
+    lanes.push("a", job(2));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 2)]);
+}
+
+#[test]
+fn a_head_retried_soon_holds_its_keys_later_events_only_once_it_kept_failing() {
+    let mut lanes = Lanes::default();
+    lanes.push("a", job(1));
+    lanes.push("a", job(2));
+    for failure in 1..HOLD_AFTER_FAILURES {
+        assert_eq!(pop_all(&mut lanes), [(key("a"), 1)]);
+        lanes.finish("a", 1, End::Retry);
+        assert_eq!(lanes.take_move(), None, "after {failure} failures 2 waits live");
+        lanes.push("a", job(1));
+    }
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 1)]);
+    lanes.finish("a", 1, End::Retry);
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 2);
+    lanes.moved("a");
+    // A success ends the run: the next head starts counting afresh.
+    lanes.push("a", job(1));
+    pop_all(&mut lanes);
+    lanes.finish("a", 1, End::Final);
+    lanes.take_release().unwrap();
+    lanes.released("a", None);
+    lanes.push("a", job(3));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 3)]);
+    lanes.push("a", job(4));
+    lanes.finish("a", 3, End::Retry);
+    assert_eq!(lanes.take_move(), None);
+}
