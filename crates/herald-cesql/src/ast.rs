@@ -40,11 +40,14 @@ pub(crate) enum Expr {
     },
     /// A function invocation. `function` is `None` when no function with
     /// that name and arity exists, which is reported at evaluation time as
-    /// a missing function error (section "Functions").
+    /// a missing function error (section "Functions"), and by
+    /// [`crate::Expression::check`] before that. `position` is where the
+    /// function name starts in the expression text.
     Call {
         name: String,
         function: Option<Function>,
         args: Vec<Expr>,
+        position: usize,
     },
 }
 
@@ -122,6 +125,33 @@ impl BinaryOp {
 }
 
 impl Expr {
+    /// Returns the first call, in reading order, of a function that does not
+    /// exist with that number of arguments: its name, its arity and where
+    /// the name starts.
+    pub(crate) fn first_missing_function(&self) -> Option<(&str, usize, usize)> {
+        match self {
+            Self::Literal(_) | Self::Attribute(_) | Self::Exists(_) => None,
+            Self::Not(inner) | Self::Negate(inner) => inner.first_missing_function(),
+            Self::Binary { first, rest } => first.first_missing_function().or_else(|| {
+                rest.iter()
+                    .find_map(|(_, operand)| operand.first_missing_function())
+            }),
+            Self::Like { operand, .. } => operand.first_missing_function(),
+            Self::In { operand, set, .. } => operand
+                .first_missing_function()
+                .or_else(|| set.iter().find_map(Expr::first_missing_function)),
+            Self::Call {
+                name,
+                function,
+                args,
+                position,
+            } => match function {
+                None => Some((name, args.len(), *position)),
+                Some(_) => args.iter().find_map(Expr::first_missing_function),
+            },
+        }
+    }
+
     /// Appends the names of the attributes this expression reads (including
     /// `EXISTS` operands) to `names`, skipping duplicates.
     pub(crate) fn collect_attributes<'a>(&'a self, names: &mut Vec<&'a str>) {

@@ -82,6 +82,43 @@ impl ParseError {
     }
 }
 
+/// A static check of a parsed expression failed ([`crate::Expression::check`]):
+/// the expression parses, but would fail on every event in the same way.
+///
+/// `position` counts characters from 0, like [`ParseError::position`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at position {position}: {message}")]
+pub struct CheckError {
+    kind: ErrorKind,
+    position: usize,
+    message: String,
+}
+
+impl CheckError {
+    pub(crate) fn new(kind: ErrorKind, position: usize, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            position,
+            message: message.into(),
+        }
+    }
+
+    /// The error evaluation would report: [`ErrorKind::MissingFunction`].
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// 0-based character position of the problem in the expression text.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Lowercase description of the problem, without position.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// An error raised while evaluating an expression against an event.
 ///
 /// Evaluation never aborts: the evaluator still produces a value (see

@@ -118,6 +118,7 @@ pub(crate) fn eval<'a>(expr: &'a Expr, event: &dyn EventAttributes) -> Out<'a> {
             name,
             function,
             args,
+            ..
         } => {
             let Some(function) = function else {
                 // Section "Functions": an invocation that cannot be

@@ -71,6 +71,21 @@ impl Function {
         accepts.then_some(function)
     }
 
+    /// How many arguments the built-in called `name` (any letter case)
+    /// accepts, in words, or `None` when there is no such built-in.
+    pub(crate) fn arity_of(name: &str) -> Option<&'static str> {
+        let arity = match name.to_ascii_uppercase().as_str() {
+            "CONCAT" => "any number of arguments",
+            "CONCAT_WS" => "at least 1 argument",
+            "LEFT" | "RIGHT" => "2 arguments",
+            "SUBSTRING" => "2 or 3 arguments",
+            "LENGTH" | "LOWER" | "UPPER" | "TRIM" | "ABS" | "INT" | "BOOL" | "STRING"
+            | "IS_INT" | "IS_BOOL" => "1 argument",
+            _ => return None,
+        };
+        Some(arity)
+    }
+
     /// The return type, whose zero value is the result when an argument
     /// fails to evaluate.
     pub(crate) fn return_type(self) -> Type {
@@ -327,6 +342,33 @@ mod tests {
         assert_eq!(Function::resolve("Substring", 3), Some(Function::Substring));
         assert_eq!(Function::resolve("SUBSTRING", 4), None);
         assert_eq!(Function::resolve("NOPE", 1), None);
+    }
+
+    #[test]
+    fn every_built_in_states_its_arity() {
+        for name in [
+            "LENGTH",
+            "CONCAT",
+            "CONCAT_WS",
+            "LOWER",
+            "UPPER",
+            "TRIM",
+            "LEFT",
+            "RIGHT",
+            "SUBSTRING",
+            "ABS",
+            "INT",
+            "BOOL",
+            "STRING",
+            "IS_INT",
+            "IS_BOOL",
+        ] {
+            let resolves = (0..4).any(|arity| Function::resolve(name, arity).is_some());
+            assert!(resolves, "{name}");
+            assert!(Function::arity_of(name).is_some(), "{name}");
+        }
+        assert_eq!(Function::arity_of("substring"), Some("2 or 3 arguments"));
+        assert_eq!(Function::arity_of("NOPE"), None);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-pub use error::{ErrorKind, EvalError, ParseError};
+pub use error::{CheckError, ErrorKind, EvalError, ParseError};
 pub use value::Value;
 
 /// Maximum nesting depth of an expression accepted by [`parse`].
@@ -115,6 +115,34 @@ impl Expression {
             value: out.value.into_value(),
             error: out.error,
         }
+    }
+
+    /// Checks what can be checked without an event, as the specification
+    /// advises (section "Errors": "some error checks SHOULD be done at
+    /// compile time"): a call of a function that does not exist, or not
+    /// with that number of arguments, would be `false` with a missing
+    /// function error on every event. Returns the first such call, in
+    /// reading order, with the position of its name.
+    ///
+    /// [`parse`] accepts these expressions because the conformance suite
+    /// evaluates them; callers that store expressions for later use (a
+    /// subscription's filter) call this too and refuse them.
+    pub fn check(&self) -> Result<(), CheckError> {
+        let Some((name, arity, position)) = self.root.first_missing_function() else {
+            return Ok(());
+        };
+        let plural = if arity == 1 { "" } else { "s" };
+        let message = match functions::Function::arity_of(name) {
+            Some(accepted) => {
+                format!("function {name} takes {accepted}, not {arity} argument{plural}")
+            }
+            None => format!("unknown function {name}"),
+        };
+        Err(CheckError::new(
+            ErrorKind::MissingFunction,
+            position,
+            message,
+        ))
     }
 
     /// The names of the attributes the expression reads, including `EXISTS`

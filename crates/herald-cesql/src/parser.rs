@@ -409,6 +409,7 @@ impl Parser {
                 name,
                 function,
                 args,
+                position,
             },
             depth + 1,
             position,
@@ -537,6 +538,7 @@ mod tests {
             name,
             function,
             args,
+            ..
         } = tree("concat_ws(',', 1)")
         else {
             panic!("expected a call");

@@ -8,8 +8,10 @@
 //! (`{"exact": {"type": "com.example"}}`, `{"sql": "..."}`, `{"cel": "..."}`) and is what Herald
 //! stores.
 //!
-//! Filters are validated once, when a subscription is created or updated, compiled once per
-//! subscription revision into [`CompiledFilters`], and then only evaluated. No I/O.
+//! Filters are validated once, when a subscription is created or updated ([`validate`], which
+//! also refuses expressions that would fail on every event), compiled once per subscription
+//! revision into [`CompiledFilters`] ([`compile`], which accepts what was stored before those
+//! checks existed), and then only evaluated. No I/O.
 
 use std::collections::BTreeMap;
 
@@ -72,6 +74,18 @@ impl Dialect {
     }
 }
 
+/// How strictly [`Filter::compile_at`] checks `sql` and `cel` expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// Everything the dialect refuses, plus what would fail on every event: calls of unknown
+    /// functions (or, in CESQL, with the wrong number of arguments) and, in CEL, variables no
+    /// event can bind. For filters about to be stored.
+    Static,
+    /// Only what the dialect refuses: filters stored before the static checks existed still
+    /// compile (and fail on every event, as they always did).
+    Stored,
+}
+
 /// Why a filter was refused, with the path of the offending expression (`filters[1].any[0]`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {reason}")]
@@ -92,7 +106,12 @@ impl Filter {
     }
 
     /// Checks this filter and compiles it into its evaluable form; errors name `path`.
-    fn compile_at(&self, path: &str, depth: usize) -> Result<compiled::Node, FilterError> {
+    fn compile_at(
+        &self,
+        path: &str,
+        depth: usize,
+        checks: Checks,
+    ) -> Result<compiled::Node, FilterError> {
         let error = |reason: &str| FilterError {
             path: path.to_owned(),
             reason: reason.to_owned(),
@@ -141,8 +160,11 @@ impl Filter {
                 }
                 let mut nodes = Vec::with_capacity(filters.len());
                 for (index, filter) in filters.iter().enumerate() {
-                    nodes
-                        .push(filter.compile_at(&format!("{path}.{dialect}[{index}]"), depth + 1)?);
+                    nodes.push(filter.compile_at(
+                        &format!("{path}.{dialect}[{index}]"),
+                        depth + 1,
+                        checks,
+                    )?);
                 }
                 match self {
                     Filter::All(_) => Ok(compiled::Node::All(nodes)),
@@ -150,15 +172,16 @@ impl Filter {
                 }
             }
             Filter::Not(filter) => {
-                let node = filter.compile_at(&format!("{path}.not"), depth + 1)?;
+                let node = filter.compile_at(&format!("{path}.not"), depth + 1, checks)?;
                 Ok(compiled::Node::Not(Box::new(node)))
             }
             Filter::Sql(expression) => {
                 check_expression_len(path, "sql", expression)?;
-                let expression = sql::compile(expression).map_err(|reason| FilterError {
-                    path: format!("{path}.sql"),
-                    reason,
-                })?;
+                let expression =
+                    sql::compile(expression, checks).map_err(|reason| FilterError {
+                        path: format!("{path}.sql"),
+                        reason,
+                    })?;
                 Ok(compiled::Node::Sql(expression))
             }
             Filter::Cel(expression) => {
@@ -167,6 +190,12 @@ impl Filter {
                     path: format!("{path}.cel"),
                     reason,
                 })?;
+                if checks == Checks::Static {
+                    cel::check(expression, &program).map_err(|reason| FilterError {
+                        path: format!("{path}.cel"),
+                        reason,
+                    })?;
+                }
                 Ok(compiled::Node::Cel(program))
             }
         }
@@ -187,10 +216,12 @@ impl Filter {
     }
 }
 
-/// Validates a subscription's filter list (parsing and checking `sql` and `cel` expressions);
-/// an empty list matches every event.
+/// Validates a subscription's filter list before it is stored: parses `sql` and `cel`
+/// expressions and refuses what would fail on every event (unknown functions, CESQL calls with
+/// the wrong number of arguments, CEL variables no event binds), naming the filter and the
+/// position. An empty list matches every event.
 pub fn validate(filters: &[Filter]) -> Result<(), FilterError> {
-    compile(filters).map(drop)
+    compiled::compile_checked(filters, Checks::Static).map(drop)
 }
 
 fn check_expression_len(path: &str, dialect: &str, expression: &str) -> Result<(), FilterError> {

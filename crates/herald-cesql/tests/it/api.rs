@@ -252,3 +252,59 @@ fn expressions_are_shareable_across_threads() {
     assert_send_sync::<Evaluation>();
     assert_send_sync::<ParseError>();
 }
+
+fn check_error(input: &str) -> herald_cesql::CheckError {
+    let expression = parse(input).unwrap();
+    match expression.check() {
+        Ok(()) => panic!("{input:?} should fail its check"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn check_refuses_unknown_functions_and_wrong_arity_with_their_position() {
+    let e = check_error("FOO(type)");
+    assert_eq!(e.kind(), ErrorKind::MissingFunction);
+    assert_eq!(e.to_string(), "at position 0: unknown function FOO");
+
+    let e = check_error("type = 'a' AND abs(1, 2) = 1");
+    assert_eq!(e.position(), 15);
+    assert_eq!(
+        e.message(),
+        "function ABS takes 1 argument, not 2 arguments"
+    );
+
+    let e = check_error("CONCAT_WS() = ''");
+    assert_eq!(
+        e.message(),
+        "function CONCAT_WS takes at least 1 argument, not 0 arguments"
+    );
+
+    // Inside arguments, IN sets, LIKE operands and after NOT: the first in reading order.
+    let e = check_error("NOT (LOWER(NOPE(1)) IN ('a', BAR()))");
+    assert_eq!((e.position(), e.message()), (11, "unknown function NOPE"));
+    let e = check_error("'é' = x OR y IN (1, SUBSTRING('a'))");
+    assert_eq!(e.position(), 20);
+    assert_eq!(
+        e.message(),
+        "function SUBSTRING takes 2 or 3 arguments, not 1 argument"
+    );
+}
+
+#[test]
+fn check_accepts_every_built_in_at_its_arities() {
+    for input in [
+        "LENGTH('a') = 1",
+        "CONCAT() = '' AND CONCAT('a', 'b', 'c') = 'abc'",
+        "CONCAT_WS(',') = '' AND concat_ws(',', 'a') = 'a'",
+        "LOWER(type) = UPPER(type) OR TRIM(type) = type",
+        "LEFT(type, 1) = RIGHT(type, 1)",
+        "SUBSTRING(type, 1) = SUBSTRING(type, 1, 2)",
+        "ABS(-1) = INT('1') AND BOOL('true') AND STRING(1) = '1'",
+        "IS_INT('1') AND IS_BOOL('true')",
+        "type LIKE 'a%' AND EXISTS subject AND NOT (1 IN (1, 2))",
+    ] {
+        let expression = parse(input).unwrap();
+        assert_eq!(expression.check(), Ok(()), "{input}");
+    }
+}

@@ -166,6 +166,7 @@ proptest! {
     #[test]
     fn parse_never_panics_on_token_soup(input in token_soup()) {
         if let Ok(expression) = parse(&input) {
+            let _ = expression.check();
             let _ = expression.evaluate(&HashMap::new());
         }
     }
@@ -185,6 +186,11 @@ proptest! {
         prop_assert_eq!(&first, &second);
         if first.error.is_some() {
             prop_assert!(!first.matches());
+        }
+        // What the static check lets through never fails for a missing function.
+        if expression.check().is_ok() {
+            let kind = first.error.as_ref().map(|e| e.kind());
+            prop_assert_ne!(kind, Some(herald_cesql::ErrorKind::MissingFunction), "{}", text);
         }
         for name in expression.referenced_attributes() {
             prop_assert_eq!(name, name.to_ascii_lowercase());

@@ -125,6 +125,89 @@ async fn invalid_create_requests_name_the_field_and_store_nothing() {
     );
 }
 
+/// Asserts that `status` refuses the filter at `field` with `description` (position included),
+/// in the message and in the `BadRequest` details.
+fn check_filter_refused(status: &tonic::Status, field: &str, description: &str) {
+    check_invalid_argument(status, field);
+    assert_eq!(status.message(), format!("{field}: {description}"));
+    let violations = herald_proto::rpc::field_violations(status);
+    assert_eq!(violations[0].description, description);
+}
+
+#[tokio::test]
+async fn filters_that_would_fail_on_every_event_are_refused_with_their_position() {
+    // Issue 14: `sql:FOO(type)` was stored and then silently never matched.
+    let control = Control::start(Options::default()).await;
+    let cases = [
+        (
+            r#"{"sql": "FOO(type)"}"#,
+            "filters[0].sql",
+            "at position 0: unknown function FOO",
+        ),
+        (
+            r#"{"any": [{"exact": {"type": "a"}}, {"sql": "type = 'a' AND LEFT(type) = 'a'"}]}"#,
+            "filters[0].any[1].sql",
+            "at position 15: function LEFT takes 2 arguments, not 1 argument",
+        ),
+        (
+            r#"{"cel": "type == 'a' && type.bar()"}"#,
+            "filters[0].cel",
+            "at position 20: unknown function `bar`",
+        ),
+    ];
+    for (json, field, description) in cases {
+        let status = control
+            .client()
+            .create_subscription(pb::CreateSubscriptionRequest {
+                filters: vec![filter(json)],
+                ..create_request(PUBLIC_SINK)
+            })
+            .await
+            .unwrap_err();
+        check_filter_refused(&status, field, description);
+    }
+    let status = control
+        .client()
+        .create_subscription(pb::CreateSubscriptionRequest {
+            filters: vec![
+                filter(r#"{"exact": {"type": "a"}}"#),
+                filter(r#"{"cel": "type == 'a' && Region == 'eu'"}"#),
+            ],
+            ..create_request(PUBLIC_SINK)
+        })
+        .await
+        .unwrap_err();
+    check_invalid_argument(&status, "filters[1].cel");
+    assert!(
+        status
+            .message()
+            .starts_with("filters[1].cel: at position 15: `Region` is never bound"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(control.stored_ids().await, Vec::<String>::new());
+
+    // An update is checked the same way and changes nothing.
+    let created = control.create(create_request(PUBLIC_SINK)).await;
+    let status = control
+        .client()
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            filters: vec![filter(r#"{"sql": "FOO(type)"}"#)],
+            replace_filters: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    check_filter_refused(
+        &status,
+        "filters[0].sql",
+        "at position 0: unknown function FOO",
+    );
+    let stored = control.store.list().await.unwrap();
+    assert_eq!(stored[0].revision, created.revision);
+}
+
 #[tokio::test]
 async fn malformed_ids_are_invalid_arguments_naming_id() {
     let control = Control::start(Options::default()).await;

@@ -10,10 +10,49 @@
 
 use std::sync::{Arc, OnceLock};
 
+use ::cel::common::ast::{EntryExpr, Expr, IdedExpr, operators};
 use ::cel::{Context, Env, Program, Value};
 use serde::Deserialize;
 
 use crate::event::{Attributes, Event, ExtensionValue, SPEC_VERSION, is_json_media_type};
+
+/// The context attributes every event can bind (`specversion`, `id`, `source` and `type` are
+/// always bound; the others when the event carries them).
+const CONTEXT_ATTRIBUTES: [&str; 8] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+];
+
+/// The operators the CEL parser writes as calls, which the interpreter evaluates itself.
+const OPERATORS: [&str; 21] = [
+    operators::CONDITIONAL,
+    operators::LOGICAL_AND,
+    operators::LOGICAL_OR,
+    operators::LOGICAL_NOT,
+    operators::SUBSTRACT,
+    operators::ADD,
+    operators::MULTIPLY,
+    operators::DIVIDE,
+    operators::MODULO,
+    operators::EQUALS,
+    operators::NOT_EQUALS,
+    operators::GREATER_EQUALS,
+    operators::LESS_EQUALS,
+    operators::GREATER,
+    operators::LESS,
+    operators::NEGATE,
+    operators::INDEX,
+    operators::OPT_INDEX,
+    operators::OPT_SELECT,
+    operators::NOT_STRICTLY_FALSE,
+    operators::IN,
+];
 
 /// A parsed CEL program and whether it reads `data`.
 #[derive(Debug)]
@@ -41,6 +80,177 @@ pub(super) fn compile(source: &str) -> Result<CelProgram, String> {
         program,
         reads_data,
     })
+}
+
+/// Checks a compiled program without an event: every function it calls must exist in the
+/// environment, and every variable it reads must be one an event can bind (a context attribute,
+/// an extension, whose names are lower-case ASCII letters and digits, or `data`), a type name,
+/// or a comprehension variable in scope. Either mistake would fail on every event. The error
+/// names the first problem by position.
+pub(super) fn check(source: &str, program: &CelProgram) -> Result<(), String> {
+    let mut checker = Checker {
+        program: &program.program,
+        scopes: Vec::new(),
+        problems: Vec::new(),
+    };
+    checker.visit(program.program.expression());
+    let first = checker
+        .problems
+        .into_iter()
+        .min_by_key(|(offset, _)| *offset);
+    match first {
+        None => Ok(()),
+        Some((offset, problem)) => {
+            let position = source
+                .get(..offset)
+                .map_or(offset, |before| before.chars().count());
+            Err(format!("at position {position}: {problem}"))
+        }
+    }
+}
+
+/// Whether an event can ever bind a variable called `name` (see [`bind_attributes`]).
+fn is_bindable(name: &str) -> bool {
+    let extension_shaped = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    CONTEXT_ATTRIBUTES.contains(&name) || name == "data" || extension_shaped
+}
+
+/// Whether the environment declares a function (global or member) called `name`. The `cel`
+/// crate answers this only when a function is added to a context: adding one under a declared
+/// name is refused.
+fn is_declared(name: &str) -> bool {
+    let mut probe = Context::with_env(Arc::clone(environment()));
+    probe.add_function(name, || false).is_err()
+}
+
+/// Walks a program's expression, collecting (byte offset, problem) pairs.
+struct Checker<'p> {
+    program: &'p Program,
+    /// Comprehension variables (`x` in `list.exists(x, ...)`) of the enclosing scopes.
+    scopes: Vec<Vec<&'p str>>,
+    problems: Vec<(usize, String)>,
+}
+
+impl<'p> Checker<'p> {
+    fn offset(&self, expression: &IdedExpr) -> usize {
+        self.program
+            .source_info()
+            .offset_for(expression.id)
+            .map_or(0, |(start, _)| usize::try_from(start).unwrap_or(0))
+    }
+
+    fn in_scope(&self, name: &str) -> bool {
+        self.scopes.iter().any(|scope| scope.contains(&name))
+    }
+
+    fn visit(&mut self, expression: &'p IdedExpr) {
+        match &expression.expr {
+            Expr::Unspecified | Expr::Literal(_) => {}
+            Expr::Ident(name) => {
+                let bound = name.starts_with('@')
+                    || self.in_scope(name)
+                    || is_bindable(name)
+                    || environment().types().find_type(name).is_some();
+                if !bound {
+                    self.problems.push((
+                        self.offset(expression),
+                        format!(
+                            "`{name}` is never bound: variables are the event's attributes and \
+                             extensions (lower-case ASCII letters and digits) and `data`"
+                        ),
+                    ));
+                }
+            }
+            Expr::Call(call) => {
+                let qualified = call.target.as_deref().and_then(|target| {
+                    let segments = qualified_name(&target.expr)?;
+                    Some(format!("{segments}.{}", call.func_name))
+                });
+                // `optional.of(x)` calls the function `optional.of`: its target is no variable.
+                let namespaced = qualified.as_deref().is_some_and(is_declared);
+                if !namespaced {
+                    let known = OPERATORS.contains(&call.func_name.as_str())
+                        || is_declared(&call.func_name);
+                    if !known {
+                        // The call's offset is its opening parenthesis: point at the name.
+                        let parenthesis = self.offset(expression);
+                        let source = &self.program.source_info().source;
+                        let name = source
+                            .get(..parenthesis)
+                            .and_then(|before| before.rfind(call.func_name.as_str()))
+                            .unwrap_or(parenthesis);
+                        self.problems
+                            .push((name, format!("unknown function `{}`", call.func_name)));
+                    }
+                    if let Some(target) = &call.target {
+                        self.visit(target);
+                    }
+                }
+                for argument in &call.args {
+                    self.visit(argument);
+                }
+            }
+            Expr::Comprehension(comprehension) => {
+                self.visit(&comprehension.iter_range);
+                self.visit(&comprehension.accu_init);
+                let mut scope = vec![
+                    comprehension.iter_var.as_str(),
+                    comprehension.accu_var.as_str(),
+                ];
+                if let Some(second) = &comprehension.iter_var2 {
+                    scope.push(second);
+                }
+                self.scopes.push(scope);
+                self.visit(&comprehension.loop_cond);
+                self.visit(&comprehension.loop_step);
+                self.visit(&comprehension.result);
+                self.scopes.pop();
+            }
+            Expr::List(list) => {
+                for element in &list.elements {
+                    self.visit(element);
+                }
+            }
+            Expr::Map(map) => self.visit_entries(&map.entries),
+            Expr::Struct(structure) => self.visit_entries(&structure.entries),
+            Expr::Select(select) => self.visit(&select.operand),
+        }
+    }
+
+    fn visit_entries(&mut self, entries: &'p [::cel::common::ast::IdedEntryExpr]) {
+        for entry in entries {
+            match &entry.expr {
+                EntryExpr::StructField(field) => self.visit(&field.value),
+                EntryExpr::MapEntry(entry) => {
+                    self.visit(&entry.key);
+                    self.visit(&entry.value);
+                }
+            }
+        }
+    }
+}
+
+/// The dotted name an identifier or a chain of field selections on one spells (`a.b.c`).
+fn qualified_name(expression: &Expr) -> Option<String> {
+    let mut segments = Vec::new();
+    let mut expression = expression;
+    loop {
+        match expression {
+            Expr::Ident(name) => {
+                segments.push(name.as_str());
+                segments.reverse();
+                return Some(segments.join("."));
+            }
+            Expr::Select(select) if !select.test => {
+                segments.push(select.field.as_str());
+                expression = &select.operand.expr;
+            }
+            _ => return None,
+        }
+    }
 }
 
 impl CelProgram {

@@ -13,7 +13,7 @@ use herald_cesql::Expression;
 
 use crate::event::Event;
 use crate::filter::cel::{Activation, CelProgram};
-use crate::filter::{Dialect, Filter, FilterError, sql};
+use crate::filter::{Checks, Dialect, Filter, FilterError, sql};
 
 /// A subscription's filters, ready to evaluate; all must match. Build with [`compile`].
 #[derive(Debug, Default)]
@@ -40,10 +40,18 @@ pub struct EvaluationError {
 }
 
 /// Validates a filter list and compiles it: `sql` and `cel` expressions are parsed here, once.
+/// Stored filters are compiled with this; new ones are checked with [`crate::filter::validate`].
 pub fn compile(filters: &[Filter]) -> Result<CompiledFilters, FilterError> {
+    compile_checked(filters, Checks::Stored)
+}
+
+pub(super) fn compile_checked(
+    filters: &[Filter],
+    checks: Checks,
+) -> Result<CompiledFilters, FilterError> {
     let mut nodes = Vec::with_capacity(filters.len());
     for (index, filter) in filters.iter().enumerate() {
-        nodes.push(filter.compile_at(&format!("filters[{index}]"), 1)?);
+        nodes.push(filter.compile_at(&format!("filters[{index}]"), 1, checks)?);
     }
     let reads_data = nodes.iter().any(Node::reads_data);
     Ok(CompiledFilters { nodes, reads_data })

@@ -6,10 +6,16 @@
 use herald_cesql::{EventAttributes, Expression, Value};
 
 use crate::event::{Attributes, ExtensionValue, SPEC_VERSION};
+use crate::filter::Checks;
 
-/// Parses and checks a CESQL expression; the error names the position and the problem.
-pub(super) fn compile(source: &str) -> Result<Expression, String> {
-    herald_cesql::parse(source).map_err(|err| err.to_string())
+/// Parses a CESQL expression and, with [`Checks::Static`], refuses calls of unknown functions
+/// or with the wrong number of arguments; the error names the position and the problem.
+pub(super) fn compile(source: &str, checks: Checks) -> Result<Expression, String> {
+    let expression = herald_cesql::parse(source).map_err(|err| err.to_string())?;
+    if checks == Checks::Static {
+        expression.check().map_err(|err| err.to_string())?;
+    }
+    Ok(expression)
 }
 
 /// Evaluates an expression: `Ok(matched)`, or the evaluation error, which means no match.

@@ -418,3 +418,100 @@ fn expression_filters_leave_the_pre_filter_unconstrained() {
         vec!["herald.events.*.a.b".to_owned()]
     );
 }
+
+#[test]
+fn calls_of_unknown_functions_are_refused_before_they_are_stored() {
+    // Issue 14: `sql:FOO(type)` was stored and then silently never matched.
+    let cases = [
+        (
+            Filter::Sql("FOO(type)".to_owned()),
+            "filters[0].sql: at position 0: unknown function FOO",
+        ),
+        (
+            Filter::Sql("type = 'a' AND abs(1, 2) = 1".to_owned()),
+            "filters[0].sql: at position 15: function ABS takes 1 argument, not 2 arguments",
+        ),
+        (
+            Filter::Sql("'é' = subject OR LEFT(type) = 'a'".to_owned()),
+            "filters[0].sql: at position 17: function LEFT takes 2 arguments, not 1 argument",
+        ),
+        (
+            Filter::Cel("FOO(type)".to_owned()),
+            "filters[0].cel: at position 0: unknown function `FOO`",
+        ),
+        (
+            Filter::Cel("type == 'a' && type.bar()".to_owned()),
+            "filters[0].cel: at position 20: unknown function `bar`",
+        ),
+        (
+            Filter::Cel("data.items.exists(i, lenght(i) > 1)".to_owned()),
+            "filters[0].cel: at position 21: unknown function `lenght`",
+        ),
+    ];
+    for (filter, expected) in cases {
+        let error = validate(std::slice::from_ref(&filter))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, expected, "{filter:?}");
+    }
+    let nested = Filter::Any(vec![
+        Filter::exact("type", "a"),
+        Filter::Not(Box::new(Filter::Sql("NOPE() = 1".to_owned()))),
+    ]);
+    let error = validate(&[Filter::exact("type", "a"), nested]).unwrap_err();
+    assert_eq!(error.path, "filters[1].any[1].not.sql");
+}
+
+#[test]
+fn cel_variables_that_no_event_binds_are_refused() {
+    let never_bound = [
+        ("Type == 'a'", 0, "Type"),
+        ("type == 'a' && data_base64 != ''", 15, "data_base64"),
+        ("'é' == partition_key", 7, "partition_key"),
+    ];
+    for (expression, position, name) in never_bound {
+        let reason = validate(&[Filter::Cel(expression.to_owned())])
+            .unwrap_err()
+            .reason;
+        let expected = format!("at position {position}: `{name}` is never bound");
+        assert!(
+            reason.starts_with(&expected),
+            "{expression}: got `{reason}`"
+        );
+    }
+    // Attributes, extensions (any lower-case name may be one), `data`, comprehension variables,
+    // type names and namespaced functions all bind; reading them may still fail on an event.
+    let bindable = [
+        "specversion == '1.0' && id != '' && source != '' && type != ''",
+        "datacontenttype == 'x' || dataschema == 'x' || subject == 'x' || time == 'x'",
+        "region == 'eu' && priority > 3 && missing == 1",
+        "data.items.exists(Item, Item.sku_id == 'b') && data.items.all(i, has(i.sku))",
+        "data.items.map(x, x.sku).filter(y, y != '') == ['a']",
+        "type(priority) == int && null_type == type(null) && google.protobuf.Timestamp != int",
+        "optional.of(1).hasValue() && optional.none() == optional.none()",
+        "size(type) > 1 && type.size() > 1 && {'a': 1}.size() == 1 && dyn(1) == 1",
+        "source.matches('^/') && type.startsWith('a') && type.endsWith('a') && type.contains('a')",
+        "int('1') == 1 && uint(1) == 1u && double(1) == 1.0 && string(1) == '1' && bool('true')",
+    ];
+    for expression in bindable {
+        let filter = Filter::Cel(expression.to_owned());
+        assert_eq!(
+            validate(std::slice::from_ref(&filter)),
+            Ok(()),
+            "{expression}"
+        );
+    }
+}
+
+#[test]
+fn stored_filters_that_fail_the_static_checks_still_compile() {
+    // Stored before the checks existed: they compile, and fail on every event as before.
+    let filters = [
+        Filter::Sql("FOO(type)".to_owned()),
+        Filter::Cel("Nope == 1".to_owned()),
+    ];
+    assert!(validate(&filters).is_err());
+    let result = compile(&filters).unwrap().matches(&event(""));
+    assert!(!result.matched);
+    assert_eq!(result.errors.len(), 2, "{result:?}");
+}
