@@ -102,6 +102,14 @@ pub(crate) enum SubCommand {
         /// Subscription id (`sub_...`).
         id: String,
     },
+    /// Show, for one event, what each of a subscription's filters made of it and which decided.
+    Explain {
+        /// Subscription id (`sub_...`).
+        id: String,
+        /// A structured-mode CloudEvent in JSON, or `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        event: std::path::PathBuf,
+    },
 }
 
 /// Retry policy flags; unset ones keep the current policy (on create: Herald's defaults).

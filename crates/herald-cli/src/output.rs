@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use herald_core::Filter;
+use herald_core::filter::Explanation;
+use herald_core::{Event, Filter};
 use herald_proto::v1 as pb;
 
 use crate::args::OutputFormat;
@@ -497,6 +498,75 @@ fn delivery_json(settings: &pb::DeliverySettings) -> Value {
 }
 
 /// Returns a list of subscriptions as JSON, shaped like `ListSubscriptionsResponse`.
+/// Renders `sub explain`: a verdict line naming the deciding filter, then one row per filter,
+/// nested ones indented under their parent.
+pub(crate) fn explanation_lines(
+    subscription: &pb::Subscription,
+    event: &Event,
+    explanation: &Explanation,
+) -> String {
+    let verdict = match &explanation.decided_by {
+        None if subscription.filters.is_empty() => {
+            "matches: the subscription has no filters".to_owned()
+        }
+        None => "matches: every filter matched".to_owned(),
+        Some(path) => format!("does not match: decided by {path}"),
+    };
+    let heading = format!(
+        "event {} ({}) for {}: {verdict}",
+        event.id(),
+        event.ty(),
+        subscription.id
+    );
+    if explanation.steps.is_empty() {
+        return heading;
+    }
+    let rows: Vec<Vec<String>> = explanation
+        .steps
+        .iter()
+        .map(|step| {
+            vec![
+                format!("{}{}", "  ".repeat(step.depth), step.path),
+                step.dialect.to_owned(),
+                step.outcome.as_str().to_owned(),
+                step.value.clone().unwrap_or_default(),
+                step.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let rows = table(&["FILTER", "DIALECT", "OUTCOME", "VALUE", "ERROR"], &rows);
+    format!("{heading}\n{rows}")
+}
+
+/// Returns `sub explain` as JSON: the verdict and every filter's step.
+pub(crate) fn explanation_json(
+    subscription: &pb::Subscription,
+    event: &Event,
+    explanation: &Explanation,
+) -> Value {
+    let steps: Vec<Value> = explanation
+        .steps
+        .iter()
+        .map(|step| {
+            json!({
+                "path": step.path,
+                "dialect": step.dialect,
+                "depth": step.depth,
+                "outcome": step.outcome.as_str(),
+                "value": step.value,
+                "error": step.error,
+            })
+        })
+        .collect();
+    json!({
+        "subscription": subscription.id,
+        "event": { "id": event.id(), "source": event.source(), "type": event.ty() },
+        "matched": explanation.matched,
+        "decided_by": explanation.decided_by,
+        "filters": steps,
+    })
+}
+
 pub(crate) fn subscriptions_json(subscriptions: &[pb::Subscription]) -> Value {
     json!({
         "subscriptions": subscriptions.iter().map(subscription_json).collect::<Vec<_>>(),

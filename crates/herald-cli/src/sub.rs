@@ -4,11 +4,13 @@
 //! `--filter` into filters, `--filter` taking `sql:`/`cel:` expressions or the Subscriptions API
 //! JSON encoding; [`retry_policy_of`] turns the retry flags into a policy laid over the current
 //! one, and [`delivery_settings_of`] the delivery flags into settings laid over the current
-//! ones); answers are rendered by `output`.
+//! ones); answers are rendered by `output`. `sub explain` fetches the subscription and evaluates
+//! its filters on an event here, with `herald-core`, as the dispatcher does.
 
 use anyhow::{Context as _, bail};
 
-use herald_core::Filter;
+use herald_core::filter::Explanation;
+use herald_core::{Event, Filter};
 use herald_proto::v1 as pb;
 
 use crate::args::{
@@ -91,8 +93,57 @@ pub(crate) async fn run(
             let resumed = client.resume_subscription(request).await?.into_inner();
             render_one(&resumed, format)
         }
+        SubCommand::Explain { id, event } => {
+            let event = read_event(&event).await?;
+            let request = pb::GetSubscriptionRequest { id };
+            let subscription = client.get_subscription(request).await?.into_inner();
+            let explanation = explain(&subscription, &event)?;
+            match format {
+                OutputFormat::Table => {
+                    output::explanation_lines(&subscription, &event, &explanation)
+                }
+                OutputFormat::Json => output::json_text(&output::explanation_json(
+                    &subscription,
+                    &event,
+                    &explanation,
+                )),
+            }
+        }
     };
     Ok(text)
+}
+
+/// Reads and validates the event `sub explain` evaluates: a structured-mode CloudEvent in JSON
+/// from `path`, or from standard input when it is `-`.
+async fn read_event(path: &std::path::Path) -> anyhow::Result<Event> {
+    let body = if path == std::path::Path::new("-") {
+        let read = tokio::task::spawn_blocking(|| {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body).map(|_| body)
+        });
+        read.await
+            .context("failed to read the event from standard input")?
+            .context("failed to read the event from standard input")?
+    } else {
+        tokio::fs::read(path)
+            .await
+            .with_context(|| format!("failed to read the event from {}", path.display()))?
+    };
+    Event::from_structured(bytes::Bytes::from(body))
+        .with_context(|| format!("{} is not a valid CloudEvent", path.display()))
+}
+
+/// Evaluates a subscription's filters on `event` here, with the dispatcher's own compiler and
+/// evaluator (`herald_core::filter`), so the answer is the dispatcher's.
+pub(crate) fn explain(
+    subscription: &pb::Subscription,
+    event: &Event,
+) -> anyhow::Result<Explanation> {
+    let filters = herald_proto::filters_from_pb(&subscription.filters)
+        .context("the subscription's filters cannot be read")?;
+    let compiled = herald_core::filter::compile(&filters)
+        .context("the subscription's filters do not compile")?;
+    Ok(compiled.explain(event))
 }
 
 /// Returns the filters the flags describe, all of which must match: one for the `--type`s (an

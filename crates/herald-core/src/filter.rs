@@ -21,12 +21,14 @@ use crate::subject;
 
 mod cel;
 mod compiled;
+mod explain;
 mod sql;
 
 #[cfg(test)]
 mod tests;
 
 pub use compiled::{CompiledFilters, EvaluationError, Match, compile};
+pub use explain::{Explanation, Outcome, Step};
 
 /// Deepest nesting of `all`, `any` and `not` accepted.
 pub const MAX_DEPTH: usize = 32;

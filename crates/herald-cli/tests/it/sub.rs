@@ -1,6 +1,6 @@
 //! `heraldctl sub ...` against a running control service.
 
-use crate::support::{Control, TOKEN, failure_of, heraldctl, stdout_of};
+use crate::support::{Control, TOKEN, command, failure_of, heraldctl, stdout_of};
 
 const SINK: &str = "https://hooks.example.com/herald";
 
@@ -306,4 +306,116 @@ async fn refuses_out_of_bounds_delivery_settings_naming_the_field() {
         1,
         "nothing invalid is stored: {listed}"
     );
+}
+
+#[tokio::test]
+async fn create_refuses_a_call_of_an_unknown_function_with_its_position() {
+    // Issue 14's example: stored, it would silently never match.
+    let control = Control::start(true).await;
+    let output = control
+        .heraldctl(&["sub", "create", "--sink", SINK, "--filter", "sql:FOO(type)"])
+        .await;
+    assert_eq!(
+        failure_of(&output),
+        "error: INVALID_ARGUMENT: filters[0].sql: at position 0: unknown function FOO\n"
+    );
+}
+
+#[tokio::test]
+async fn explain_shows_which_filter_decided_and_why() {
+    let control = Control::start(true).await;
+    let created = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--type-prefix",
+            "com.shop.",
+            "--filter",
+            "sql:priority > 3",
+            "--filter",
+            "cel:data.total > 100",
+        ])
+        .await;
+    let created: serde_json::Value = serde_json::from_str(&stdout_of(&created)).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let small = std::env::temp_dir().join(format!("herald-explain-{}.json", std::process::id()));
+    std::fs::write(
+        &small,
+        r#"{"specversion":"1.0","id":"order-1","source":"/shop","type":"com.shop.order.created","region":"us","data":{"total":42}}"#,
+    )
+    .unwrap();
+    let small_path = small.clone();
+    let small = small.to_str().unwrap();
+
+    let shown = stdout_of(
+        &control
+            .heraldctl(&["sub", "explain", &id, "--event", small])
+            .await,
+    );
+    let expected = format!(
+        "event order-1 (com.shop.order.created) for {id}: does not match: decided by filters[2]\n\
+         FILTER      DIALECT  OUTCOME      VALUE                              ERROR\n\
+         filters[0]  prefix   matched      {{\"type\":\"com.shop.order.created\"}}\n\
+         filters[1]  sql      unknown      false                              \
+         missing_attribute: missing attribute 'priority'\n\
+         filters[2]  cel      not matched  false\n"
+    );
+    assert_eq!(shown, expected);
+    std::fs::remove_file(small_path).unwrap();
+
+    // `--event -` reads standard input.
+    let big = r#"{"specversion":"1.0","id":"order-2","source":"/shop","type":"com.shop.order.created","priority":5,"data":{"total":420}}"#;
+    let mut explain = command(&[
+        "--server",
+        &control.server,
+        "--output",
+        "json",
+        "sub",
+        "explain",
+        &id,
+        "--event",
+        "-",
+    ]);
+    let mut child = explain
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, big.as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let json = child.wait_with_output().await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(&json)).unwrap();
+    assert_eq!(json["matched"], true);
+    assert_eq!(json["decided_by"], serde_json::Value::Null);
+    let outcomes: Vec<(&str, &str)> = json["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            (
+                step["outcome"].as_str().unwrap(),
+                step["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("matched", r#"{"type":"com.shop.order.created"}"#),
+            ("matched", "true"),
+            ("matched", "true"),
+        ]
+    );
+
+    let not_an_event = control
+        .heraldctl(&["sub", "explain", &id, "--event", "/nonexistent/event.json"])
+        .await;
+    assert!(failure_of(&not_an_event).starts_with("error: failed to read the event from"),);
 }

@@ -272,6 +272,21 @@ impl CelProgram {
     }
 }
 
+impl CelProgram {
+    /// Evaluates the program for an explanation: its value as JSON (CEL's debug form when it
+    /// has none), or the evaluation error.
+    pub(super) fn explain(&self, activation: &Activation) -> Result<String, String> {
+        let value = self
+            .program
+            .execute(&activation.context)
+            .map_err(|err| err.to_string())?;
+        Ok(match value.json() {
+            Ok(json) => json.to_string(),
+            Err(_) => format!("{value:?}"),
+        })
+    }
+}
+
 impl Activation {
     /// Binds the event's attributes, and its JSON `data` when `with_data` and it has one.
     pub(super) fn new(event: &Event, with_data: bool) -> Activation {

@@ -18,8 +18,8 @@ use crate::filter::{Checks, Dialect, Filter, FilterError, sql};
 /// A subscription's filters, ready to evaluate; all must match. Build with [`compile`].
 #[derive(Debug, Default)]
 pub struct CompiledFilters {
-    nodes: Vec<Node>,
-    reads_data: bool,
+    pub(super) nodes: Vec<Node>,
+    pub(super) reads_data: bool,
 }
 
 /// The decision for one event.
@@ -109,6 +109,20 @@ impl Node {
         }
     }
 
+    /// Returns the dialect name, as [`Filter::dialect`] spells it.
+    pub(super) fn dialect(&self) -> &'static str {
+        match self {
+            Node::Exact(_) => "exact",
+            Node::Prefix(_) => "prefix",
+            Node::Suffix(_) => "suffix",
+            Node::All(_) => "all",
+            Node::Any(_) => "any",
+            Node::Not(_) => "not",
+            Node::Sql(_) => "sql",
+            Node::Cel(_) => "cel",
+        }
+    }
+
     fn reads_data(&self) -> bool {
         match self {
             Node::All(nodes) | Node::Any(nodes) => nodes.iter().any(Node::reads_data),
@@ -121,7 +135,7 @@ impl Node {
 
 /// Kleene's three truth values: `Unknown` is an expression that failed to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Truth {
+pub(super) enum Truth {
     True,
     False,
     Unknown,
@@ -133,12 +147,12 @@ impl From<bool> for Truth {
     }
 }
 
-struct Evaluation<'e> {
-    event: &'e Event,
-    reads_data: bool,
+pub(super) struct Evaluation<'e> {
+    pub(super) event: &'e Event,
+    pub(super) reads_data: bool,
     /// The CEL variables, built on the first `cel` leaf and reused by the others.
-    activation: Option<Activation>,
-    errors: Vec<EvaluationError>,
+    pub(super) activation: Option<Activation>,
+    pub(super) errors: Vec<EvaluationError>,
 }
 
 impl Evaluation<'_> {
@@ -166,7 +180,7 @@ impl Evaluation<'_> {
         result
     }
 
-    fn node(&mut self, node: &Node) -> Truth {
+    pub(super) fn node(&mut self, node: &Node) -> Truth {
         let attributes = self.event.attributes();
         match node {
             Node::Exact(pairs) => Truth::from(pairs.iter().all(|(name, value)| {

@@ -27,6 +27,23 @@ pub(super) fn evaluate(expression: &Expression, attributes: &Attributes) -> Resu
     }
 }
 
+/// Evaluates an expression for an explanation: its value as JSON, and its error, if any.
+pub(super) fn explain(
+    expression: &Expression,
+    attributes: &Attributes,
+) -> (String, Option<String>) {
+    let evaluation = expression.evaluate(attributes);
+    let value = match &evaluation.value {
+        Value::Boolean(flag) => serde_json::Value::Bool(*flag),
+        Value::Integer(number) => serde_json::Value::from(*number),
+        Value::String(text) => serde_json::Value::String(text.clone()),
+    };
+    let error = evaluation
+        .error
+        .map(|err| format!("{}: {}", err.kind(), err.message()));
+    (value.to_string(), error)
+}
+
 impl EventAttributes for Attributes {
     fn attribute(&self, name: &str) -> Option<Value> {
         let text = |value: &Option<String>| value.clone().map(Value::String);

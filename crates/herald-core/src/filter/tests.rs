@@ -515,3 +515,110 @@ fn stored_filters_that_fail_the_static_checks_still_compile() {
     assert!(!result.matched);
     assert_eq!(result.errors.len(), 2, "{result:?}");
 }
+
+/// A step's path, dialect, depth, outcome, value and error.
+type StepRow<'s> = (&'s str, &'s str, usize, Outcome, Option<&'s str>, Option<&'s str>);
+
+#[test]
+fn explanations_say_which_filter_decided_and_why() {
+    let event = event(r#","region":"eu","data":{"total":50}"#);
+    let filters = [
+        parse(r#"{"exact":{"type":"com.shop.order.created","region":"eu"}}"#),
+        parse(
+            r#"{"any":[{"sql":"subject = 'x'"},{"prefix":{"source":"/shop/"}},{"sql":"1 = 1"}]}"#,
+        ),
+        Filter::Cel("data.total > 100".to_owned()),
+        Filter::Sql("type LIKE 'com.%'".to_owned()),
+    ];
+    let compiled = compile(&filters).unwrap();
+    let explanation = compiled.explain(&event);
+    assert!(!explanation.matched);
+    assert_eq!(explanation.decided_by.as_deref(), Some("filters[2]"));
+    let steps: Vec<StepRow<'_>> = explanation
+        .steps
+        .iter()
+        .map(|step| {
+            (
+                step.path.as_str(),
+                step.dialect,
+                step.depth,
+                step.outcome,
+                step.value.as_deref(),
+                step.error.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (
+                "filters[0]",
+                "exact",
+                0,
+                Outcome::Matched,
+                Some(r#"{"region":"eu","type":"com.shop.order.created"}"#),
+                None
+            ),
+            ("filters[1]", "any", 0, Outcome::Matched, None, None),
+            (
+                "filters[1].any[0]",
+                "sql",
+                1,
+                Outcome::Unknown,
+                Some("false"),
+                Some("missing_attribute: missing attribute 'subject'")
+            ),
+            (
+                "filters[1].any[1]",
+                "prefix",
+                1,
+                Outcome::Matched,
+                Some(r#"{"source":"/shop/eu"}"#),
+                None
+            ),
+            ("filters[1].any[2]", "sql", 1, Outcome::Skipped, None, None),
+            (
+                "filters[2]",
+                "cel",
+                0,
+                Outcome::NotMatched,
+                Some("false"),
+                None
+            ),
+            ("filters[3]", "sql", 0, Outcome::Skipped, None, None),
+        ]
+    );
+    // The explanation agrees with matching, errors included.
+    assert_eq!(compiled.matches(&event).matched, explanation.matched);
+}
+
+#[test]
+fn an_explanation_names_a_failed_expression_when_nothing_else_decided() {
+    let plain = event("");
+    let filters = [
+        Filter::Cel("data.total > 1".to_owned()),
+        Filter::exact("type", "com.shop.order.created"),
+    ];
+    let explanation = compile(&filters).unwrap().explain(&plain);
+    assert!(!explanation.matched);
+    assert_eq!(explanation.decided_by.as_deref(), Some("filters[0]"));
+    assert_eq!(explanation.steps[0].outcome, Outcome::Unknown);
+    assert!(explanation.steps[0].error.is_some());
+    assert_eq!(explanation.steps[1].outcome, Outcome::Matched);
+
+    let matching = compile(&filters[1..]).unwrap().explain(&plain);
+    assert!(matching.matched);
+    assert_eq!(matching.decided_by, None);
+}
+
+proptest! {
+    #[test]
+    fn explanations_agree_with_matching(filters in prop::collection::vec(tree(), 0..4)) {
+        let event = proptest_event();
+        let compiled = compile(&filters).unwrap();
+        let explanation = compiled.explain(&event);
+        prop_assert_eq!(explanation.matched, compiled.matches(&event).matched);
+        let top_level = explanation.steps.iter().filter(|step| step.depth == 0).count();
+        prop_assert_eq!(top_level, filters.len());
+    }
+}
