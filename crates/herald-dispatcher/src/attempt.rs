@@ -40,7 +40,7 @@ pub(crate) async fn attempt(
     let started_at = OffsetDateTime::now_utc();
     let timestamp = started_at.unix_timestamp();
     let body = event.structured().clone();
-    let signature = herald_signing::sign(route.secret(), message_id.as_str(), timestamp, &body);
+    let signature = herald_signing::sign_all(route.secret(), message_id.as_str(), timestamp, &body);
     let request = SignedRequest {
         url: subscription.sink.url(),
         body,
