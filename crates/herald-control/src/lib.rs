@@ -65,6 +65,14 @@ pub async fn build(
     let metrics = Metrics::register(registry)?;
     // Boxed: opening the bucket is a large future, and callers embed `build`'s.
     let store = Box::pin(nats.subscriptions()).await?;
+    // Secrets written before sealing existed, or sealed under a key-encryption key that is no
+    // longer the current one, are sealed again now; failing that, each is sealed at its next
+    // write, and reads keep working meanwhile.
+    match Box::pin(store.seal_stored()).await {
+        Ok(0) => {}
+        Ok(resealed) => tracing::info!(resealed, "sealed stored secrets under the current key"),
+        Err(err) => tracing::warn!(error = %err, "failed to seal stored secrets; will retry at the next start"),
+    }
     let authenticator = auth::Authenticator::new(&config.auth, metrics.clone());
     let events = events::EventApi::new(nats.rejected(), metrics.clone());
     let events = EventServiceServer::with_interceptor(events, authenticator.clone());

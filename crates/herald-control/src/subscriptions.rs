@@ -101,6 +101,7 @@ impl SubscriptionApi {
             retry_policy,
             state: State::Active,
             delivery,
+            retired_secrets: Vec::new(),
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);

@@ -2,10 +2,12 @@
 //!
 //! The serde form of [`Subscription`] is Herald's storage format in the subscriptions KV bucket
 //! (one JSON document per key, the key being the subscription id). Fields are only ever added,
-//! with defaults, so older documents keep loading.
+//! with defaults, so older documents keep loading. Secrets appear in that form as their text;
+//! the subscription store seals them (`secret`, `retired_secrets[].secret`) before writing.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,6 +24,13 @@ pub use delivery::{DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Orde
 
 /// Longest sink URL accepted, in bytes.
 pub const MAX_SINK_LEN: usize = 2048;
+
+/// Most retired secrets a subscription keeps signing with; a rotation beyond it ends the
+/// oldest overlap early.
+pub const MAX_RETIRED_SECRETS: usize = 4;
+
+/// Longest overlap a rotation may give the secret it replaces.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A subscription: deliver events matching `filters` to `sink`, signed with `secret`.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +56,17 @@ pub struct Subscription {
     /// Rate limit, concurrency and ordering.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// Secrets replaced by a rotation, still signing beside `secret` until their overlap ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_secrets: Vec<RetiredSecret>,
+}
+
+/// A secret replaced by a rotation: deliveries are signed with it too until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSecret {
+    pub secret: WebhookSecret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_until: OffsetDateTime,
 }
 
 /// Whether a subscription delivers. Events keep accumulating in its consumer while it is paused
@@ -86,6 +106,8 @@ impl fmt::Debug for Subscription {
             .field("retry_policy", &self.retry_policy)
             .field("state", &self.state)
             .field("delivery", &self.delivery)
+            .field("scheme", &self.secret.scheme())
+            .field("retired_secrets", &self.retired_secrets.len())
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +139,47 @@ impl From<filter::FilterError> for SubscriptionError {
 }
 
 impl Subscription {
+    /// Returns the keys that sign this subscription's deliveries: its secret, and the retired
+    /// secrets whose overlap has not ended (the attempt's timestamp decides, see
+    /// `herald_signing::sign_all`).
+    pub fn signing_keys(&self) -> herald_signing::Keys {
+        self.retired_secrets.iter().fold(
+            herald_signing::Keys::new(self.secret.key().clone()),
+            |keys, retired| {
+                keys.with_retired(
+                    retired.secret.key().clone(),
+                    retired.valid_until.unix_timestamp(),
+                )
+            },
+        )
+    }
+
+    /// Replaces the secret with `new`; the current one keeps signing beside it for `overlap`
+    /// (none when zero). Retired secrets whose overlap has ended are forgotten, and at most
+    /// [`MAX_RETIRED_SECRETS`] are kept, the latest.
+    pub fn rotate_secret(&mut self, new: WebhookSecret, overlap: Duration, now: OffsetDateTime) {
+        self.forget_expired_secrets(now);
+        let old = std::mem::replace(&mut self.secret, new);
+        if !overlap.is_zero() {
+            self.retired_secrets.push(RetiredSecret {
+                secret: old,
+                valid_until: now.saturating_add(overlap.try_into().unwrap_or(time::Duration::MAX)),
+            });
+        }
+        let excess = self
+            .retired_secrets
+            .len()
+            .saturating_sub(MAX_RETIRED_SECRETS);
+        self.retired_secrets.drain(..excess);
+        self.updated_at = now;
+    }
+
+    /// Forgets retired secrets whose overlap ended at or before `now`.
+    pub fn forget_expired_secrets(&mut self, now: OffsetDateTime) {
+        self.retired_secrets
+            .retain(|retired| retired.valid_until > now);
+    }
+
     /// Checks the parts that are not checked by their own constructors.
     pub fn validate(&self) -> Result<(), SubscriptionError> {
         filter::validate(&self.filters)?;
@@ -265,18 +328,19 @@ impl From<Sink> for String {
     }
 }
 
-/// A Standard Webhooks secret (`whsec_<base64>`), never printed: its text and the key it
-/// decodes to, so a stored secret is parsed once, when it is read.
+/// A Standard Webhooks signing secret, never printed: a shared `whsec_<base64>` secret
+/// (scheme `v1`) or an ed25519 `whsk_<base64>` signing key (scheme `v1a`), its text and the key
+/// it decodes to, so a stored secret is parsed once, when it is read.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct WebhookSecret {
     text: String,
-    key: herald_signing::Secret,
+    key: herald_signing::Key,
 }
 
 impl WebhookSecret {
     pub fn parse(text: &str) -> Result<WebhookSecret, SubscriptionError> {
-        let key = herald_signing::Secret::parse(text)
+        let key = herald_signing::Key::parse(text)
             .map_err(|err| SubscriptionError::new("secret", err.to_string()))?;
         Ok(WebhookSecret {
             text: text.to_owned(),
@@ -284,22 +348,38 @@ impl WebhookSecret {
         })
     }
 
-    /// Wraps a freshly generated key.
+    /// Wraps a freshly generated shared secret.
     pub fn from_key(key: herald_signing::Secret) -> WebhookSecret {
+        WebhookSecret::from_signing_key(herald_signing::Key::Symmetric(key))
+    }
+
+    /// Wraps a freshly generated key of either scheme.
+    pub fn from_signing_key(key: herald_signing::Key) -> WebhookSecret {
         WebhookSecret {
-            text: key.to_whsec(),
+            text: key.to_text(),
             key,
         }
     }
 
-    /// Returns the secret text, for signing and for the one answer that reveals it.
+    /// Returns the secret text, for sealing and for the answers that reveal it (create and
+    /// rotate).
     pub fn expose(&self) -> &str {
         &self.text
     }
 
     /// Returns the signing key.
-    pub fn signing_secret(&self) -> herald_signing::Secret {
-        self.key.clone()
+    pub fn key(&self) -> &herald_signing::Key {
+        &self.key
+    }
+
+    /// Returns `v1` (HMAC) or `v1a` (ed25519).
+    pub fn scheme(&self) -> herald_signing::Scheme {
+        self.key.scheme()
+    }
+
+    /// Returns the public key (`whpk_...`) of an ed25519 secret, which is not secret.
+    pub fn public_key(&self) -> Option<String> {
+        self.key.public_key().map(|key| key.to_whpk())
     }
 }
 

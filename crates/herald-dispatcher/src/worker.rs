@@ -26,7 +26,8 @@ pub(crate) struct Route {
     /// `None` when the stored filters do not compile, which control's validation prevents:
     /// then nothing matches, counted as filtered with reason `invalid_filters`.
     filters: Option<CompiledFilters>,
-    secret: herald_signing::Secret,
+    /// The subscription's secret and the retired ones still in their rotation overlap.
+    secret: herald_signing::Keys,
 }
 
 impl Route {
@@ -41,7 +42,7 @@ impl Route {
                 None
             }
         };
-        let secret = subscription.secret.signing_secret();
+        let secret = subscription.signing_keys();
         Route {
             subscription,
             filter_subjects,
@@ -58,7 +59,7 @@ impl Route {
         self.filters.as_ref()
     }
 
-    pub(crate) fn secret(&self) -> &herald_signing::Secret {
+    pub(crate) fn secret(&self) -> &herald_signing::Keys {
         &self.secret
     }
 

@@ -110,6 +110,8 @@ pub struct Nats {
     records: Records,
     retries: Retries,
     atomic_batches: bool,
+    /// Seals and opens the signing secrets of stored subscriptions; `None` stores them as text.
+    keyring: Option<std::sync::Arc<herald_signing::kek::Keyring>>,
 }
 
 impl Nats {
@@ -142,7 +144,16 @@ impl Nats {
             records,
             retries,
             atomic_batches: config.events.atomic_batches,
+            keyring: None,
         })
+    }
+
+    /// Returns this connection with subscription secrets sealed under `keyring` at rest
+    /// (`store.rs`): every subscription store it opens seals what it writes and opens what it
+    /// reads.
+    pub fn with_keyring(mut self, keyring: herald_signing::kek::Keyring) -> Nats {
+        self.keyring = Some(std::sync::Arc::new(keyring));
+        self
     }
 
     /// Returns a publisher onto the events stream.
@@ -197,7 +208,7 @@ impl Nats {
             .map_err(Error::unavailable(
                 "failed to open the subscriptions bucket",
             ))?;
-        Ok(SubscriptionStore::new(kv))
+        Ok(SubscriptionStore::new(kv, self.keyring.clone()))
     }
 
     /// Creates or updates the durable consumer of a subscription.

@@ -1,11 +1,22 @@
 //! Subscriptions in the `herald_subscriptions` KV bucket: one JSON document per subscription id,
 //! written with the KV revision as an optimistic-concurrency token, and watched by dispatchers.
+//!
+//! With a keyring (`Nats::with_keyring`), the signing secrets of a document (`secret` and
+//! `retired_secrets[].secret`) are sealed before it is written, each replaced by
+//! `{"alg", "kek", "nonce", "ciphertext"}` bound to the subscription id, and opened when it is
+//! read; the rest of the document stays readable JSON. A secret still stored as plain text
+//! (written before sealing existed, or without a keyring) loads as it is, and is sealed by the
+//! next write or by [`SubscriptionStore::seal_stored`].
+
+use std::sync::Arc;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use serde_json::Value;
 
 use herald_core::{ErrorCode, Subscription, SubscriptionId};
+use herald_signing::kek::{Keyring, Sealed};
 
 use crate::{Error, Result};
 
@@ -33,16 +44,73 @@ pub enum SubscriptionChange {
 #[derive(Clone)]
 pub struct SubscriptionStore {
     kv: kv::Store,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl SubscriptionStore {
-    pub(crate) fn new(kv: kv::Store) -> SubscriptionStore {
-        SubscriptionStore { kv }
+    pub(crate) fn new(kv: kv::Store, keyring: Option<Arc<Keyring>>) -> SubscriptionStore {
+        SubscriptionStore { kv, keyring }
+    }
+
+    /// Seals every stored secret that is in plain text or sealed under a key-encryption key
+    /// other than the current one, and removes the older revisions of each document it
+    /// rewrites, so no plain-text secret stays in the bucket's history. Returns how many
+    /// subscriptions it rewrote; one changed meanwhile is left to its writer, who seals it.
+    /// Does nothing without a keyring.
+    pub async fn seal_stored(&self) -> Result<usize> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(0);
+        };
+        let mut rewritten = 0;
+        for key in self.keys().await? {
+            let Some(entry) = self
+                .kv
+                .entry(&key)
+                .await
+                .map_err(Error::unavailable("failed to read the subscription"))?
+            else {
+                continue;
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let (subscription, stale) = decode(&entry.key, &entry.value, Some(keyring))?;
+            if !stale {
+                continue;
+            }
+            let value = encode(&subscription, Some(keyring))?;
+            match self.kv.update(&key, value, entry.revision).await {
+                Ok(_) => {}
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(err) => return Err(Error::unavailable("failed to reseal a subscription")(err)),
+            }
+            self.kv
+                .stream
+                .purge()
+                .filter(format!("{}{key}", self.kv.prefix))
+                .keep(1)
+                .await
+                .map_err(Error::unavailable(
+                    "failed to purge a subscription's older revisions",
+                ))?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
+    }
+
+    async fn keys(&self) -> Result<Vec<String>> {
+        self.kv
+            .keys()
+            .await
+            .map_err(Error::unavailable("failed to list subscriptions"))?
+            .try_collect()
+            .await
+            .map_err(Error::unavailable("failed to list subscriptions"))
     }
 
     /// Stores a new subscription; fails with `AlreadyExists` when the id is taken.
     pub async fn create(&self, subscription: &Subscription) -> Result<u64> {
-        let value = encode(subscription)?;
+        let value = encode(subscription, self.keyring.as_deref())?;
         self.kv
             .create(subscription.id.as_str(), value)
             .await
@@ -64,23 +132,43 @@ impl SubscriptionStore {
             .map_err(Error::unavailable("failed to read the subscription"))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => Ok(Some(Versioned {
-                value: decode(&entry.key, &entry.value)?,
+                value: decode(&entry.key, &entry.value, self.keyring.as_deref())?.0,
                 revision: entry.revision,
             })),
             _ => Ok(None),
         }
     }
 
-    /// Reads every subscription, ordered by id.
-    pub async fn list(&self) -> Result<Vec<Versioned<Subscription>>> {
-        let keys: Vec<String> = self
+    /// Returns a subscription's document exactly as stored, sealed secrets included: what
+    /// anyone who can read the bucket sees (for audits and tests).
+    pub async fn stored_document(&self, id: &SubscriptionId) -> Result<Option<Bytes>> {
+        let entry = self
             .kv
-            .keys()
+            .entry(id.as_str())
             .await
-            .map_err(Error::unavailable("failed to list subscriptions"))?
+            .map_err(Error::unavailable("failed to read the subscription"))?;
+        Ok(entry
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .map(|entry| entry.value))
+    }
+
+    /// Returns how many revisions of a subscription the bucket holds, its history included.
+    pub async fn revisions(&self, id: &SubscriptionId) -> Result<usize> {
+        let history = self
+            .kv
+            .history(id.as_str())
+            .await
+            .map_err(Error::unavailable("failed to read the subscription's history"))?;
+        let entries: Vec<kv::Entry> = history
             .try_collect()
             .await
-            .map_err(Error::unavailable("failed to list subscriptions"))?;
+            .map_err(Error::unavailable("failed to read the subscription's history"))?;
+        Ok(entries.len())
+    }
+
+    /// Reads every subscription, ordered by id.
+    pub async fn list(&self) -> Result<Vec<Versioned<Subscription>>> {
+        let keys = self.keys().await?;
         let mut subscriptions = Vec::with_capacity(keys.len());
         for key in keys {
             let Ok(id) = SubscriptionId::parse(&key) else {
@@ -98,7 +186,7 @@ impl SubscriptionStore {
     /// Replaces a subscription if it is still at `expected_revision`; fails with `Aborted` when
     /// someone else changed it first.
     pub async fn update(&self, subscription: &Subscription, expected_revision: u64) -> Result<u64> {
-        let value = encode(subscription)?;
+        let value = encode(subscription, self.keyring.as_deref())?;
         self.kv
             .update(subscription.id.as_str(), value, expected_revision)
             .await
@@ -138,7 +226,10 @@ impl SubscriptionStore {
             .watch_with_history(">")
             .await
             .map_err(Error::unavailable("failed to watch subscriptions"))?;
-        Ok(watch.filter_map(|entry| async move {
+        let keyring = self.keyring.clone();
+        Ok(watch.filter_map(move |entry| {
+            let keyring = keyring.clone();
+            async move {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(err) => return Some(Err(Error::unavailable("subscription watch failed")(err))),
@@ -148,8 +239,8 @@ impl SubscriptionStore {
                 return None;
             };
             match entry.operation {
-                kv::Operation::Put => match decode(&entry.key, &entry.value) {
-                    Ok(value) => {
+                kv::Operation::Put => match decode(&entry.key, &entry.value, keyring.as_deref()) {
+                    Ok((value, _)) => {
                         Some(Ok(SubscriptionChange::Put(Versioned { value, revision: entry.revision })))
                     }
                     Err(err) => {
@@ -159,25 +250,126 @@ impl SubscriptionStore {
                 },
                 kv::Operation::Delete | kv::Operation::Purge => Some(Ok(SubscriptionChange::Deleted(id))),
             }
+            }
         }))
     }
 }
 
-fn encode(subscription: &Subscription) -> Result<Bytes> {
-    let bytes = serde_json::to_vec(subscription).map_err(|err| {
+/// Serializes a subscription, sealing its secrets when there is a keyring.
+fn encode(subscription: &Subscription, keyring: Option<&Keyring>) -> Result<Bytes> {
+    let serialize_error = |err: serde_json::Error| {
         Error::new(
             ErrorCode::Internal,
             format!("failed to serialize a subscription: {err}"),
         )
-    })?;
+    };
+    let mut document = serde_json::to_value(subscription).map_err(serialize_error)?;
+    if let Some(keyring) = keyring {
+        let context = sealing_context(subscription.id.as_str());
+        for_each_secret(&mut document, |slot| {
+            let Value::String(text) = slot else {
+                return Ok(());
+            };
+            let sealed = keyring.seal(text.as_bytes(), &context).map_err(|err| {
+                Error::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "failed to seal a secret of subscription {}: {err}",
+                        subscription.id
+                    ),
+                )
+            })?;
+            *slot = sealed_to_json(&sealed);
+            Ok(())
+        })?;
+    }
+    let bytes = serde_json::to_vec(&document).map_err(serialize_error)?;
     Ok(Bytes::from(bytes))
 }
 
-fn decode(key: &str, value: &[u8]) -> Result<Subscription> {
-    serde_json::from_slice(value).map_err(|err| {
+/// Parses a stored subscription, opening its sealed secrets; the flag says whether it should
+/// be written again to seal it under the current key-encryption key (a plain-text secret, or
+/// one sealed under an older KEK). Errors name the key and never quote the document.
+fn decode(key: &str, value: &[u8], keyring: Option<&Keyring>) -> Result<(Subscription, bool)> {
+    let unreadable = |reason: String| {
         Error::new(
             ErrorCode::Internal,
-            format!("stored subscription {key} is unreadable: {err}"),
+            format!("stored subscription {key} is unreadable: {reason}"),
         )
+    };
+    let mut document: Value =
+        serde_json::from_slice(value).map_err(|err| unreadable(err.to_string()))?;
+    let context = sealing_context(key);
+    let mut stale = false;
+    for_each_secret(&mut document, |slot| {
+        match slot {
+            Value::String(_) => stale |= keyring.is_some(),
+            Value::Object(_) => {
+                let keyring = keyring.ok_or_else(|| {
+                    unreadable(
+                        "its secrets are sealed and no key-encryption key is configured \
+                         (secrets.keys)"
+                            .to_owned(),
+                    )
+                })?;
+                let sealed = sealed_from_json(slot)
+                    .ok_or_else(|| unreadable("a sealed secret is malformed".to_owned()))?;
+                let plaintext = keyring
+                    .open(&sealed, &context)
+                    .map_err(|err| unreadable(err.to_string()))?;
+                let text = String::from_utf8(plaintext)
+                    .map_err(|_| unreadable("a sealed secret is not text".to_owned()))?;
+                stale |= keyring.is_stale(&sealed);
+                *slot = Value::String(text);
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let subscription: Subscription =
+        serde_json::from_value(document).map_err(|err| unreadable(err.to_string()))?;
+    Ok((subscription, stale))
+}
+
+/// Calls `f` on every secret of a stored document: `secret` and `retired_secrets[].secret`,
+/// the fields `herald_core::Subscription` keeps secrets in.
+fn for_each_secret(
+    document: &mut Value,
+    mut f: impl FnMut(&mut Value) -> Result<()>,
+) -> Result<()> {
+    if let Some(slot) = document.get_mut("secret") {
+        f(slot)?;
+    }
+    if let Some(Value::Array(retired)) = document.get_mut("retired_secrets") {
+        for entry in retired {
+            if let Some(slot) = entry.get_mut("secret") {
+                f(slot)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a sealed secret is bound to: its subscription, so it opens in no other document.
+fn sealing_context(id: &str) -> Vec<u8> {
+    format!("herald/subscription-secret/{id}").into_bytes()
+}
+
+fn sealed_to_json(sealed: &Sealed) -> Value {
+    serde_json::json!({
+        "alg": sealed.algorithm,
+        "kek": sealed.key_id,
+        "nonce": sealed.nonce,
+        "ciphertext": sealed.ciphertext,
+    })
+}
+
+fn sealed_from_json(value: &Value) -> Option<Sealed> {
+    let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+    Some(Sealed {
+        algorithm: field("alg")?,
+        key_id: field("kek")?,
+        nonce: field("nonce")?,
+        ciphertext: field("ciphertext")?,
     })
 }

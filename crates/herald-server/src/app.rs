@@ -92,6 +92,11 @@ pub(crate) async fn run(
     let nats = Nats::connect(&settings.nats)
         .await
         .with_context(|| format!("failed to connect to NATS at {}", settings.nats.url))?;
+    // Signing secrets are sealed at rest under the configured key-encryption keys.
+    let nats = match settings.keyring() {
+        Some(keyring) => nats.with_keyring(keyring),
+        None => nats,
+    };
     let connection = nats.clone();
     health.register("nats_connected", move || connection.is_connected());
 

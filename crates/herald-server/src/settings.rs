@@ -22,6 +22,7 @@ const DEV_PROFILE: &str = include_str!("dev.toml");
 pub(crate) struct Settings {
     pub(crate) nats: herald_nats::Config,
     pub(crate) network: NetworkSettings,
+    pub(crate) secrets: SecretsSettings,
     pub(crate) listen: ListenSettings,
     pub(crate) ingest: herald_ingest::Config,
     pub(crate) dispatcher: herald_dispatcher::Config,
@@ -35,6 +36,26 @@ pub(crate) struct NetworkSettings {
     pub(crate) allow_loopback: bool,
     pub(crate) allow_private: bool,
 }
+
+/// Key-encryption keys that seal signing secrets in the subscriptions bucket.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretsSettings {
+    /// `ID:BASE64` entries (32-byte keys); the first seals, every one opens.
+    pub(crate) keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsSettings")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The key-encryption key of `herald dev` when `secrets.keys` is empty: fixed and published
+/// here, so it protects nothing; it only keeps dev mode on the same code path as production.
+const DEV_KEK: &str = "dev:ZGV2LW1vZGUta2V5LW5vdC1hLXNlY3JldC0wMDAwMDA=";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,8 +123,14 @@ impl Settings {
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides.values));
-        let settings: Settings = figment.extract().map_err(|err| err.to_string())?;
+        let mut settings: Settings = figment.extract().map_err(|err| err.to_string())?;
         let mut problems = Vec::new();
+        if dev && settings.secrets.keys.is_empty() {
+            settings.secrets.keys.push(DEV_KEK.to_owned());
+        }
+        if roles.dispatch || roles.control {
+            problems.extend(secrets_problem(&settings.secrets));
+        }
         if roles.ingest {
             problems.extend(settings.ingest.problems());
             if !dev {
@@ -135,9 +162,31 @@ impl Settings {
         }
     }
 
+    /// Returns the keyring that seals subscription secrets; `None` when no key is configured
+    /// (only possible for a process running ingest alone, which never reads them).
+    pub(crate) fn keyring(&self) -> Option<herald_signing::kek::Keyring> {
+        herald_signing::kek::Keyring::parse(&self.secrets.keys).ok()
+    }
+
     pub(crate) fn network_policy(&self) -> NetworkPolicy {
         NetworkPolicy::new(self.network.allow_loopback, self.network.allow_private)
     }
+}
+
+/// Returns why the key-encryption keys are unusable: missing (outside dev mode, which has its
+/// own) or malformed. Roles that read or write subscriptions need them.
+fn secrets_problem(secrets: &SecretsSettings) -> Option<String> {
+    if secrets.keys.is_empty() {
+        return Some(
+            "secrets.keys is required outside dev mode: set HERALD_SECRETS__KEYS to a JSON list \
+             of key-encryption keys, `[\"ID:BASE64\"]` with 32 random bytes (`openssl rand \
+             -base64 32`), the one that seals first"
+                .to_owned(),
+        );
+    }
+    herald_signing::kek::Keyring::parse(&secrets.keys)
+        .err()
+        .map(|err| format!("secrets.keys: {err}"))
 }
 
 /// Returns why `<section>.auth.disabled` is refused outside dev mode, whatever the listen

@@ -1,10 +1,16 @@
-//! Standard Webhooks signatures, scheme `v1` (HMAC-SHA256 over `msg_id.timestamp.payload`).
+//! Standard Webhooks signatures: scheme `v1` (HMAC-SHA256 over `msg_id.timestamp.payload`) and
+//! scheme `v1a` (ed25519 over the same content), signing with several keys at once during a
+//! rotation, and the sealing of stored secrets under key-encryption keys (`kek.rs`).
 //!
-//! The dispatcher signs every attempt afresh with [`sign`]; `heraldctl listen` and receivers
-//! written in Rust check it with [`verify`]. Secrets are `whsec_<base64>` strings of 24 to 64
-//! random bytes (Standard Webhooks, "Signature scheme") and never appear in `Debug` output.
+//! The dispatcher signs every attempt afresh with [`sign_all`] (one signature per key still
+//! valid at the attempt's timestamp, space-separated); `heraldctl listen` and receivers written
+//! in Rust check them with [`verify`] and [`verify_asymmetric`]. Symmetric secrets are
+//! `whsec_<base64>` strings of 24 to 64 random bytes, asymmetric ones `whsk_<base64>` (an
+//! ed25519 seed) with the public key `whpk_<base64>` (Standard Webhooks, "Signature scheme").
+//! No secret ever appears in `Debug` output.
 //!
-//! No I/O except the operating system's random source in [`Secret::generate`]; no async runtime.
+//! No I/O except the operating system's random source (generating secrets, sealing nonces); no
+//! async runtime.
 
 use std::fmt;
 
@@ -12,8 +18,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{KeyInit, Mac};
 
+mod asymmetric;
+pub mod kek;
+mod keys;
 #[cfg(test)]
 mod tests;
+
+pub use asymmetric::{
+    PUBLIC_KEY_PREFIX, PublicKey, SIGNING_KEY_PREFIX, SigningKey, verify_asymmetric,
+};
+pub use keys::{Key, Keys, Scheme, sign_all};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -50,6 +64,14 @@ pub enum Error {
     NoMatch,
     #[error("the operating system's random source failed: {0}")]
     Random(String),
+    #[error("key must start with `whsk_` (signing) or `whpk_` (public)")]
+    KeyPrefix,
+    #[error("key is not valid base64 after its prefix")]
+    KeyEncoding,
+    #[error("key is not a valid ed25519 key")]
+    KeyInvalid,
+    #[error("no v1a signature verifies")]
+    NoAsymmetricMatch,
 }
 
 /// A symmetric signing secret.
@@ -125,17 +147,7 @@ pub fn verify(
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), Error> {
-    if msg_id.is_empty() || msg_id.contains('.') {
-        return Err(Error::MessageId);
-    }
-    let timestamp: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| Error::TimestampFormat)?;
-    let skew = now.saturating_sub(timestamp);
-    if skew.abs() > tolerance_secs {
-        return Err(Error::TimestampOutOfTolerance(skew));
-    }
+    let timestamp = check_headers(msg_id, timestamp, now, tolerance_secs)?;
     for candidate in signatures.split_whitespace() {
         let Some(encoded) = candidate.strip_prefix("v1,") else {
             continue;
@@ -152,4 +164,25 @@ pub fn verify(
         }
     }
     Err(Error::NoMatch)
+}
+
+/// Checks the message id and the timestamp's distance from `now`; returns the timestamp.
+pub(crate) fn check_headers(
+    msg_id: &str,
+    timestamp: &str,
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<i64, Error> {
+    if msg_id.is_empty() || msg_id.contains('.') {
+        return Err(Error::MessageId);
+    }
+    let timestamp: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| Error::TimestampFormat)?;
+    let skew = now.saturating_sub(timestamp);
+    if skew.abs() > tolerance_secs {
+        return Err(Error::TimestampOutOfTolerance(skew));
+    }
+    Ok(timestamp)
 }

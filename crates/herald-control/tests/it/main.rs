@@ -14,4 +14,5 @@ mod support;
 mod auth;
 mod deliveries;
 mod discovery;
+mod secrets;
 mod subscriptions;

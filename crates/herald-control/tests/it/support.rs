@@ -25,6 +25,10 @@ pub(crate) const PUBLIC_SINK: &str = "https://hooks.example.com/herald?token=abc
 pub(crate) struct Options {
     pub(crate) auth_disabled: bool,
     pub(crate) network: NetworkPolicy,
+    /// Key-encryption keys sealing secrets at rest; none stores them as text.
+    pub(crate) keyring: Option<herald_signing::kek::Keyring>,
+    /// A nats-server to use instead of a fresh one (a restarted control keeps its data).
+    pub(crate) nats_server: Option<NatsServer>,
 }
 
 impl Default for Options {
@@ -32,6 +36,8 @@ impl Default for Options {
         Options {
             auth_disabled: true,
             network: NetworkPolicy::public_only(),
+            keyring: None,
+            nats_server: None,
         }
     }
 }
@@ -46,17 +52,24 @@ pub(crate) struct Control {
     pub(crate) registry: prometheus::Registry,
     shutdown: CancellationToken,
     server: Option<JoinHandle<herald_control::Result<()>>>,
-    _nats: NatsServer,
+    _nats: Option<NatsServer>,
 }
 
 impl Control {
     pub(crate) async fn start(options: Options) -> Control {
-        let nats_server = NatsServer::start().await;
+        let nats_server = match options.nats_server {
+            Some(server) => server,
+            None => NatsServer::start().await,
+        };
         let nats = Box::pin(Nats::connect(&herald_test_support::nats_config(
             &nats_server.url(),
         )))
         .await
         .expect("nats should connect");
+        let nats = match options.keyring {
+            Some(keyring) => nats.with_keyring(keyring),
+            None => nats,
+        };
         let store = nats.subscriptions().await.expect("the store should open");
         let config = herald_control::Config {
             auth: herald_control::AuthConfig {
@@ -93,7 +106,7 @@ impl Control {
             registry,
             shutdown,
             server: Some(server),
-            _nats: nats_server,
+            _nats: Some(nats_server),
         }
     }
 
@@ -103,6 +116,14 @@ impl Control {
 
     pub(crate) fn deliveries(&self) -> DeliveryServiceClient<Channel> {
         DeliveryServiceClient::new(self.channel.clone())
+    }
+
+    /// Stops the service and hands back its nats-server, for a control started again on it.
+    pub(crate) async fn into_nats_server(mut self) -> NatsServer {
+        self.stop().await.expect("the service should stop cleanly");
+        self._nats
+            .take()
+            .expect("the nats-server is handed back once")
     }
 
     /// Cancels the service and returns what `run` returned.

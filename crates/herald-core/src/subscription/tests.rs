@@ -99,6 +99,7 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
             ordering: Ordering::Key,
             on_dead_letter: OnDeadLetter::Block,
         },
+        retired_secrets: Vec::new(),
     };
     let json = serde_json::to_string(&subscription).unwrap();
     assert_eq!(
@@ -123,4 +124,51 @@ fn documents_without_new_fields_load_with_defaults() {
     );
     assert_eq!(subscription.state, State::Active);
     assert!(subscription.filters.is_empty());
+}
+
+#[test]
+fn rotation_keeps_the_old_secret_signing_for_the_overlap_only() {
+    let now = time::macros::datetime!(2026-11-22 10:00 UTC);
+    let json = r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z"}"#;
+    let mut subscription: Subscription = serde_json::from_str(json).unwrap();
+    let new = WebhookSecret::from_signing_key(
+        herald_signing::Key::generate(herald_signing::Scheme::V1a).unwrap(),
+    );
+    let overlap = std::time::Duration::from_secs(3600);
+    subscription.rotate_secret(new.clone(), overlap, now);
+    assert_eq!(subscription.secret, new);
+    assert_eq!(subscription.secret.scheme(), herald_signing::Scheme::V1a);
+    assert!(
+        subscription
+            .secret
+            .public_key()
+            .unwrap()
+            .starts_with("whpk_")
+    );
+    assert_eq!(subscription.retired_secrets.len(), 1);
+    let keys = subscription.signing_keys();
+    let at = |offset: i64| keys.signing_at(now.unix_timestamp() + offset).count();
+    assert_eq!(at(0), 2);
+    assert_eq!(at(3599), 2);
+    assert_eq!(at(3600), 1);
+    // The storage form carries the retired secret, and loads again.
+    let stored = serde_json::to_string(&subscription).unwrap();
+    assert!(stored.contains("retired_secrets"));
+    assert_eq!(
+        serde_json::from_str::<Subscription>(&stored).unwrap(),
+        subscription
+    );
+    assert!(!format!("{subscription:?}").contains("MfKQ"));
+    // Later rotations forget ended overlaps and keep at most MAX_RETIRED_SECRETS.
+    for hour in 2..10 {
+        let secret = WebhookSecret::from_key(herald_signing::Secret::generate().unwrap());
+        subscription.rotate_secret(secret, overlap * 100, now + time::Duration::hours(hour));
+    }
+    assert_eq!(subscription.retired_secrets.len(), MAX_RETIRED_SECRETS);
+    subscription.rotate_secret(
+        new,
+        std::time::Duration::ZERO,
+        now + time::Duration::days(30),
+    );
+    assert!(subscription.retired_secrets.is_empty());
 }

@@ -22,6 +22,7 @@ fn subscription() -> Subscription {
         retry_policy: herald_core::retry::RetryPolicy::standard(),
         state: herald_core::State::Active,
         delivery: herald_core::DeliverySettings::default(),
+        retired_secrets: Vec::new(),
     }
 }
 

@@ -50,6 +50,9 @@ impl Ports {
     }
 }
 
+/// The key-encryption key of the process tests, as `secrets.keys`.
+pub(crate) const TEST_KEKS: &str = r#"["it:aXQta2V5LWVuY3J5cHRpb24ta2V5LTAxMjM0NTY3ODk="]"#;
+
 /// Starts `herald <role>` with test settings: [`API_TOKEN`] as the ingest and control token,
 /// loopback delivery allowed, short timeouts (attempt 2 s, so the ack wait is 10 s), a 5 s grace period.
 pub(crate) fn start(role: &str, ports: &Ports) -> Role {
@@ -67,6 +70,7 @@ pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Rol
         .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
         .env("HERALD_INGEST__AUTH__API_TOKENS", &api_tokens)
         .env("HERALD_CONTROL__AUTH__API_TOKENS", &api_tokens)
+        .env("HERALD_SECRETS__KEYS", TEST_KEKS)
         .env("HERALD_NETWORK__ALLOW_LOOPBACK", "true")
         .env("HERALD_DISPATCHER__REQUEST_TIMEOUT", "2s")
         .env("HERALD_DISPATCHER__CONNECT_TIMEOUT", "1s")

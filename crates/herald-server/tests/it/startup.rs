@@ -49,6 +49,38 @@ fn refuses_to_start_without_credentials_outside_dev_mode() {
 }
 
 #[test]
+fn refuses_to_start_without_a_key_encryption_key_outside_dev_mode() {
+    let tokens = r#"["a-long-enough-token-0123456789"]"#;
+    let base = [
+        ("HERALD_NATS__URL", "nats://127.0.0.1:1"),
+        ("HERALD_INGEST__AUTH__API_TOKENS", tokens),
+        ("HERALD_CONTROL__AUTH__API_TOKENS", tokens),
+    ];
+    for role in ["all", "dispatch", "control"] {
+        let output = herald(&[role], &base);
+        assert_eq!(output.status.code(), Some(64), "{role}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("secrets.keys is required outside dev mode")
+                && stderr.contains("HERALD_SECRETS__KEYS"),
+            "{role}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+    // A short key is refused, and the refusal does not repeat it.
+    let mut env = base.to_vec();
+    env.push(("HERALD_SECRETS__KEYS", r#"["k1:c2hvcnQta2V5LXNlY3JldA=="]"#));
+    let output = herald(&["control"], &env);
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("secrets.keys: key-encryption key `k1` must be 32 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("c2hvcnQta2V5LXNlY3JldA"), "{stderr}");
+}
+
+#[test]
 fn rejects_unknown_and_malformed_settings() {
     let output = herald(&["dev"], &[("HERALD_INGEST__MAX_BODY_BYTE", "10")]);
     assert_eq!(output.status.code(), Some(64));
