@@ -9,6 +9,7 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod auth;
+pub mod catalog;
 pub mod delivery;
 pub mod error;
 pub mod event;
