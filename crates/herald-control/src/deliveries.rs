@@ -331,8 +331,21 @@ impl Replay {
             self.subscription.id, self.replay_id, scanned.sequence
         );
         // The structured form: a binary-mode event from a NATS producer is replayed whole.
+        let trace = scanned
+            .header(herald_core::trace::TRACEPARENT)
+            .and_then(|parent| {
+                herald_core::trace::TraceContext::parse(
+                    parent,
+                    scanned.header(herald_core::trace::TRACESTATE),
+                )
+            });
         self.records
-            .redeliver(&self.subscription.id, event.structured().clone(), &dedup)
+            .redeliver(
+                &self.subscription.id,
+                event.structured().clone(),
+                &dedup,
+                trace.as_ref(),
+            )
             .await?;
         self.progress.replayed += 1;
         Ok(())

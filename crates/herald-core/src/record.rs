@@ -71,6 +71,8 @@ pub struct DeadLetter {
     pub dead_at: OffsetDateTime,
     /// Stream sequence of the event in the events stream.
     pub event_sequence: u64,
+    /// The event's trace context, kept so a redrive continues its trace.
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// How a subscription's endpoint has been doing.

@@ -49,6 +49,8 @@ pub(crate) async fn attempt(
             (herald_signing::HEADER_TIMESTAMP, timestamp.to_string()),
             (herald_signing::HEADER_SIGNATURE, signature),
         ],
+        // This attempt's span when spans are exported, else the stored context as it came.
+        trace: herald_runtime::trace::context_of(&tracing::Span::current(), delivery.trace()),
     };
     let report = context.client.send(request).await;
     let now = OffsetDateTime::now_utc();
@@ -63,6 +65,7 @@ pub(crate) async fn attempt(
     if let AttemptResult::Response { status, .. } = &report.result {
         tracing::Span::current().record("status", status);
     }
+    tracing::Span::current().record("outcome", outcome.label());
     let metrics = &context.metrics;
     metrics
         .attempts
@@ -195,6 +198,7 @@ async fn retry_later(
         attempts: delivery.attempt,
         event_sequence: delivery.stream_sequence,
         published: delivery.published,
+        trace: delivery.trace(),
     };
     match context.retries.schedule(&subscription.id, retry, due).await {
         Ok(()) => {
@@ -233,6 +237,7 @@ async fn give_up(
             delivery.attempt,
             reason.as_str(),
             last_error,
+            delivery.trace().as_ref(),
         )
         .await;
     if let Err(err) = stored {

@@ -36,6 +36,8 @@ pub(crate) struct SignedRequest<'a> {
     pub(crate) url: &'a url::Url,
     pub(crate) body: Bytes,
     pub(crate) headers: [(&'static str, String); 3],
+    /// Sent as `traceparent`/`tracestate`, so the endpoint's tracing continues the trace.
+    pub(crate) trace: Option<herald_core::trace::TraceContext>,
 }
 
 /// What one attempt produced.
@@ -246,6 +248,12 @@ impl DeliveryClient {
             .body(request.body.clone());
         for (name, value) in &request.headers {
             builder = builder.header(*name, value.as_str());
+        }
+        if let Some(trace) = &request.trace {
+            builder = builder.header(herald_core::trace::TRACEPARENT, trace.traceparent());
+            if let Some(state) = trace.tracestate() {
+                builder = builder.header(herald_core::trace::TRACESTATE, state);
+            }
         }
         builder
     }

@@ -325,11 +325,16 @@ fn start(
         let Waiting { delivery, event } = job.item;
         let span = tracing::info_span!(
             "delivery",
+            otel.kind = "client",
+            subscription_id = route.subscription().id.as_str(),
             event_id = event.id(),
             event_type = event.ty(),
             attempt = delivery.attempt,
             status = tracing::field::Empty,
+            outcome = tracing::field::Empty,
         );
+        // A child of the span the event was stored under (ingest's, or a direct producer's).
+        herald_runtime::trace::continue_trace(&span, delivery.trace().as_ref());
         let attempted = AssertUnwindSafe(attempt::attempt(
             &context, &route, &health, &event, &delivery,
         ))
@@ -386,6 +391,7 @@ fn move_to_hold(
                 event.structured().clone(),
                 delivery.stream_sequence,
                 delivery.published,
+                delivery.trace().as_ref(),
             )
             .await;
         match held {

@@ -17,7 +17,9 @@ use serde_json::value::RawValue;
 
 use herald_core::Event;
 use herald_core::event::{BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE};
+use herald_core::trace::{self, TraceContext};
 use herald_nats::EventPublisher;
+use tracing::Instrument as _;
 
 use crate::{Config, Error, Metrics, Result};
 
@@ -153,21 +155,36 @@ async fn accept(
         .events_received
         .with_label_values(&mode_label)
         .inc_by(events.len() as u64);
+    // The ingest span continues the producer's trace, and its context is stored with the events
+    // (NATS headers), so each delivery attempt is its child.
+    let span = tracing::info_span!(
+        "ingest",
+        otel.kind = "server",
+        mode = mode.as_str(),
+        events = events.len(),
+    );
+    let producer = producer_trace(headers, &events);
+    herald_runtime::trace::continue_trace(&span, producer.as_ref());
+    let stored = herald_runtime::trace::context_of(&span, producer);
     let started = Instant::now();
-    let receipts = match events.as_slice() {
-        [event] => vec![
-            state
+    let receipts = async {
+        match events.as_slice() {
+            [event] => state
                 .publisher
-                .publish(event)
+                .publish_traced(event, stored.as_ref())
                 .await
-                .map_err(Error::publishing)?,
-        ],
-        _ => state
-            .publisher
-            .publish_all(&events)
-            .await
-            .map_err(Error::publishing)?,
-    };
+                .map(|receipt| vec![receipt]),
+            _ => {
+                state
+                    .publisher
+                    .publish_all_traced(&events, stored.as_ref())
+                    .await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+    .map_err(Error::publishing)?;
     state
         .metrics
         .publish_duration
@@ -190,6 +207,23 @@ async fn accept(
         }),
     };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// The producer's trace context: the request's `traceparent`/`tracestate` headers, or else the
+/// CloudEvents Distributed Tracing extension attributes of a single event.
+fn producer_trace(headers: &HeaderMap, events: &[Event]) -> Option<TraceContext> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(parent) = header(trace::TRACEPARENT) {
+        return TraceContext::parse(parent, header(trace::TRACESTATE));
+    }
+    let [event] = events else {
+        return None;
+    };
+    let parent = event.attributes().get(trace::TRACEPARENT)?;
+    TraceContext::parse(
+        &parent,
+        event.attributes().get(trace::TRACESTATE).as_deref(),
+    )
 }
 
 /// Refuses a request that repeats `Content-Type` or a `ce-` header: Herald would read one copy,

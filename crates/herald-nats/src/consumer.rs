@@ -198,6 +198,14 @@ impl Delivery {
             .map(|value| value.as_str())
     }
 
+    /// Returns the trace context the event was stored with (`traceparent`, `tracestate`), when
+    /// it carries a valid one: set by ingest, by a producer publishing to NATS directly, or
+    /// carried through a retry, a hold, a redrive or a replay.
+    pub fn trace(&self) -> Option<herald_core::trace::TraceContext> {
+        let parent = self.header(herald_core::trace::TRACEPARENT)?;
+        herald_core::trace::TraceContext::parse(parent, self.header(herald_core::trace::TRACESTATE))
+    }
+
     /// Returns every header of the stored message as (name, value) pairs.
     pub fn headers(&self) -> Vec<(&str, &str)> {
         let Some(headers) = self.message.headers.as_ref() else {

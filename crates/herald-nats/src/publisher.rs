@@ -14,6 +14,7 @@ use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use futures::future::try_join_all;
 
+use herald_core::trace::{self, TraceContext};
 use herald_core::{ErrorCode, Event, MessageId, subject};
 
 use crate::{Error, Result};
@@ -51,7 +52,17 @@ impl EventPublisher {
 
     /// Publishes one event and waits until JetStream has persisted it.
     pub async fn publish(&self, event: &Event) -> Result<PublishReceipt> {
-        let ack = self.send(event).await?;
+        self.publish_traced(event, None).await
+    }
+
+    /// Publishes one event with the trace context it is stored with (`traceparent` and
+    /// `tracestate` headers), and waits until JetStream has persisted it.
+    pub async fn publish_traced(
+        &self,
+        event: &Event,
+        trace: Option<&TraceContext>,
+    ) -> Result<PublishReceipt> {
+        let ack = self.send(event, trace).await?;
         await_ack(ack).await
     }
 
@@ -60,16 +71,25 @@ impl EventPublisher {
     /// only when every event is persisted; on error some may be persisted, and publishing them
     /// again is harmless thanks to deduplication.
     pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<PublishReceipt>> {
+        self.publish_all_traced(events, None).await
+    }
+
+    /// Like [`EventPublisher::publish_all`], every event stored with the trace context `trace`.
+    pub async fn publish_all_traced(
+        &self,
+        events: &[Event],
+        trace: Option<&TraceContext>,
+    ) -> Result<Vec<PublishReceipt>> {
         if !self.atomic || events.len() < 2 {
-            return self.publish_pipelined(events).await;
+            return self.publish_pipelined(events, trace).await;
         }
         let mut receipts = Vec::with_capacity(events.len());
         for chunk in events.chunks(MAX_ATOMIC_BATCH) {
-            match self.publish_atomic(chunk).await {
+            match self.publish_atomic(chunk, trace).await {
                 Ok(committed) => receipts.extend(committed),
                 Err(BatchError::Refused(refusal)) => {
                     tracing::debug!(reason = %refusal, events = chunk.len(), "atomic batch refused; publishing its events one by one");
-                    receipts.extend(self.publish_pipelined(chunk).await?);
+                    receipts.extend(self.publish_pipelined(chunk, trace).await?);
                 }
                 // NATS did not answer: publishing again now would only wait as long again. The
                 // producer's retry is safe, deduplicated against whatever was committed.
@@ -85,6 +105,7 @@ impl EventPublisher {
     async fn publish_atomic(
         &self,
         events: &[Event],
+        trace: Option<&TraceContext>,
     ) -> std::result::Result<Vec<PublishReceipt>, BatchError> {
         let client = self.jetstream.client();
         let batch_id = ulid::Ulid::generate().to_string();
@@ -102,6 +123,7 @@ impl EventPublisher {
                 header::NATS_BATCH_SEQUENCE,
                 (index + 1).to_string().as_str(),
             );
+            insert_trace(&mut headers, trace);
             let payload = Bytes::clone(event.structured());
             if index == 0 || index == last {
                 if index == last {
@@ -133,25 +155,45 @@ impl EventPublisher {
         ))
     }
 
-    async fn publish_pipelined(&self, events: &[Event]) -> Result<Vec<PublishReceipt>> {
+    async fn publish_pipelined(
+        &self,
+        events: &[Event],
+        trace: Option<&TraceContext>,
+    ) -> Result<Vec<PublishReceipt>> {
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
-            acks.push(self.send(event).await?);
+            acks.push(self.send(event, trace).await?);
         }
         try_join_all(acks.into_iter().map(await_ack)).await
     }
 
-    async fn send(&self, event: &Event) -> Result<PublishAckFuture> {
+    async fn send(&self, event: &Event, trace: Option<&TraceContext>) -> Result<PublishAckFuture> {
         let message_id = event.message_id();
         let subject = subject_of(event, &message_id)?;
-        let message = jetstream::message::PublishMessage::build()
+        let mut message = jetstream::message::PublishMessage::build()
             .payload(Bytes::clone(event.structured()))
             .message_id(message_id.as_str())
             .header("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
+        if let Some(trace) = trace {
+            message = message.header(trace::TRACEPARENT, trace.traceparent());
+            if let Some(state) = trace.tracestate() {
+                message = message.header(trace::TRACESTATE, state);
+            }
+        }
         self.jetstream
             .send_publish(subject, message)
             .await
             .map_err(Error::unavailable("failed to publish to the events stream"))
+    }
+}
+
+/// Adds a trace context's headers (`traceparent`, `tracestate`) to a message's.
+pub(crate) fn insert_trace(headers: &mut HeaderMap, trace: Option<&TraceContext>) {
+    if let Some(trace) = trace {
+        headers.insert(trace::TRACEPARENT, trace.traceparent());
+        if let Some(state) = trace.tracestate() {
+            headers.insert(trace::TRACESTATE, state);
+        }
     }
 }
 

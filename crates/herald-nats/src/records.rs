@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use herald_core::record::{AttemptRecord, DeadLetter, EndpointHealth};
+use herald_core::trace::{self, TraceContext};
 use herald_core::{ErrorCode, SubscriptionId, subject};
 
 use crate::scan::{self, Scanned, Start};
@@ -67,6 +68,10 @@ pub struct AttemptQuery {
 impl Records {
     /// Stores a dead letter; storing the same event for the same subscription twice (a crash
     /// between storing and terminating) keeps one.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is one header of the dead letter"
+    )]
     pub async fn dead_letter(
         &self,
         subscription_id: &SubscriptionId,
@@ -75,8 +80,9 @@ impl Records {
         attempts: u32,
         reason: &str,
         last_error: &str,
+        trace: Option<&TraceContext>,
     ) -> Result<()> {
-        let message = jetstream::message::PublishMessage::build()
+        let message = with_trace(jetstream::message::PublishMessage::build(), trace)
             .payload(event)
             .message_id(format!("dead-{subscription_id}-{event_sequence}"))
             .header("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE)
@@ -137,10 +143,13 @@ impl Records {
     pub async fn redrive(&self, dead_letter: &DeadLetter) -> Result<()> {
         let id = SubscriptionId::parse(&dead_letter.subscription_id)
             .map_err(|err| Error::new(ErrorCode::Internal, err.to_string()))?;
-        let message = jetstream::message::PublishMessage::build()
-            .payload(dead_letter.event.clone())
-            .message_id(format!("redrive-{id}-{}", dead_letter.sequence))
-            .header("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
+        let message = with_trace(
+            jetstream::message::PublishMessage::build(),
+            dead_letter.trace.as_ref(),
+        )
+        .payload(dead_letter.event.clone())
+        .message_id(format!("redrive-{id}-{}", dead_letter.sequence))
+        .header("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
         self.publish(redeliver_subject(&id), message).await?;
         self.remove_dead_letter(dead_letter.sequence).await
     }
@@ -154,9 +163,16 @@ impl Records {
         }
     }
 
-    /// Republishes a stored event to one subscription (replay); `dedup` makes it idempotent.
-    pub async fn redeliver(&self, id: &SubscriptionId, event: Bytes, dedup: &str) -> Result<()> {
-        let message = jetstream::message::PublishMessage::build()
+    /// Republishes a stored event to one subscription (replay) with the trace context it was
+    /// stored with; `dedup` makes it idempotent.
+    pub async fn redeliver(
+        &self,
+        id: &SubscriptionId,
+        event: Bytes,
+        dedup: &str,
+        trace: Option<&TraceContext>,
+    ) -> Result<()> {
+        let message = with_trace(jetstream::message::PublishMessage::build(), trace)
             .payload(event)
             .message_id(dedup)
             .header("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
@@ -398,6 +414,24 @@ fn dead_letter_of(message: &Scanned) -> DeadLetter {
             .to_owned(),
         dead_at: message.time,
         event_sequence: number(HEADER_EVENT_SEQUENCE),
+        trace: message
+            .header(trace::TRACEPARENT)
+            .and_then(|parent| TraceContext::parse(parent, message.header(trace::TRACESTATE))),
+    }
+}
+
+/// Adds a trace context's headers to a message being built.
+fn with_trace(
+    message: jetstream::message::PublishMessage,
+    trace: Option<&TraceContext>,
+) -> jetstream::message::PublishMessage {
+    let Some(trace) = trace else {
+        return message;
+    };
+    let message = message.header(trace::TRACEPARENT, trace.traceparent());
+    match trace.tracestate() {
+        Some(state) => message.header(trace::TRACESTATE, state),
+        None => message,
     }
 }
 

@@ -27,6 +27,7 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
+use herald_core::trace::TraceContext;
 use herald_core::{ErrorCode, SubscriptionId, subject};
 
 use crate::consumer::{self, ConsumerSpec, EventConsumer};
@@ -59,6 +60,8 @@ pub struct RetryOf {
     pub attempts: u32,
     pub event_sequence: u64,
     pub published: OffsetDateTime,
+    /// The trace context the event was stored with: the retry continues its trace.
+    pub trace: Option<TraceContext>,
 }
 
 /// The retry backlog.
@@ -94,6 +97,7 @@ impl Retries {
             HEADER_PUBLISHED,
             retry.published.unix_timestamp_nanos().to_string().as_str(),
         );
+        crate::publisher::insert_trace(&mut headers, retry.trace.as_ref());
         // One schedule per event and attempt: a crash between storing it and acknowledging the
         // delivery it replaces stores it once when the attempt is made again.
         let message_id = format!("retry_{id}_{}_{}", retry.event_sequence, retry.attempts);

@@ -49,6 +49,16 @@ impl Roles {
         dispatch: false,
         control: true,
     };
+
+    /// The roles as one word, for telemetry: `ingest`, `dispatch`, `control` or `all`.
+    pub(crate) fn label(&self) -> &'static str {
+        match (self.ingest, self.dispatch, self.control) {
+            (true, false, false) => "ingest",
+            (false, true, false) => "dispatch",
+            (false, false, true) => "control",
+            _ => "all",
+        }
+    }
 }
 
 /// A role's task and the token that stops it.

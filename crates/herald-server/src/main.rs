@@ -108,7 +108,6 @@ fn main() -> ExitCode {
         "json" => herald_runtime::telemetry::LogFormat::Json,
         _ => herald_runtime::telemetry::LogFormat::Text,
     };
-    herald_runtime::telemetry::init(&settings.log.filter, format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,8 +115,25 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            tracing::error!(error = %err, "failed to start the async runtime");
+            report_start_error(&format!("failed to start the async runtime: {err}"));
             return ExitCode::FAILURE;
+        }
+    };
+    // The OTLP gRPC exporter's channel lives on the runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        herald_runtime::telemetry::init(
+            &settings.log.filter,
+            format,
+            &settings.telemetry,
+            roles.label(),
+        )
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            report_config_error(&err.to_string());
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let result = runtime.block_on(async move {
@@ -128,6 +144,8 @@ fn main() -> ExitCode {
             None => Box::pin(app::run(settings, roles, None)).await,
         }
     });
+    // Spans still queued are exported (bounded by the exporter's timeout).
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -143,4 +161,12 @@ fn main() -> ExitCode {
 )]
 fn report_config_error(problems: &str) {
     eprintln!("herald: invalid configuration: {problems}");
+}
+
+#[allow(
+    clippy::print_stderr,
+    reason = "the runtime failed before logging exists"
+)]
+fn report_start_error(problem: &str) {
+    eprintln!("herald: {problem}");
 }

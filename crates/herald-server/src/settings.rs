@@ -28,6 +28,7 @@ pub(crate) struct Settings {
     pub(crate) dispatcher: herald_dispatcher::Config,
     pub(crate) control: herald_control::Config,
     pub(crate) log: LogSettings,
+    pub(crate) telemetry: herald_runtime::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -82,7 +82,15 @@ async fn dead_letters_attempts_and_status_are_listed_and_redriven() {
     let records = control.nats.records();
     let dead = event("e-dead", "com.example.a");
     records
-        .dead_letter(&id, dead.structured().clone(), 1, 8, "exhausted", "503")
+        .dead_letter(
+            &id,
+            dead.structured().clone(),
+            1,
+            8,
+            "exhausted",
+            "503",
+            None,
+        )
         .await
         .unwrap();
     records

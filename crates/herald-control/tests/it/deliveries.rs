@@ -47,6 +47,7 @@ async fn dead_letter(control: &Control, id: &SubscriptionId, event_id: &str, eve
             8,
             "exhausted",
             "503 service unavailable",
+            None,
         )
         .await
         .unwrap();

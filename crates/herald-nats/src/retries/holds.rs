@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures::TryStreamExt as _;
 use time::OffsetDateTime;
 
+use herald_core::trace::{self, TraceContext};
 use herald_core::{SubscriptionId, subject};
 
 use super::{HEADER_ATTEMPT, HEADER_EVENT_SEQUENCE, HEADER_PUBLISHED, Retries, due_subject};
@@ -46,6 +47,8 @@ pub struct Held {
     pub published: OffsetDateTime,
     /// The event, structured CloudEvents JSON.
     pub event: Bytes,
+    /// The trace context the event was stored with.
+    pub trace: Option<TraceContext>,
 }
 
 impl Retries {
@@ -58,8 +61,10 @@ impl Retries {
         event: Bytes,
         event_sequence: u64,
         published: OffsetDateTime,
+        trace: Option<&TraceContext>,
     ) -> Result<()> {
         let mut headers = carried_headers(event_sequence, published, None);
+        crate::publisher::insert_trace(&mut headers, trace);
         let message_id = format!("hold_{id}_{event_sequence}");
         headers.insert("Nats-Msg-Id", message_id.as_str());
         self.jetstream
@@ -90,7 +95,8 @@ impl Retries {
         // No deduplication id: a release deduplicated against an earlier one would leave its
         // key waiting for a message that never comes. A crash before the delete releases the
         // event twice instead.
-        let headers = carried_headers(held.event_sequence, held.published, Some(0));
+        let mut headers = carried_headers(held.event_sequence, held.published, Some(0));
+        crate::publisher::insert_trace(&mut headers, held.trace.as_ref());
         self.jetstream
             .publish_with_headers(due_subject(id), headers, held.event.clone())
             .await
@@ -172,11 +178,21 @@ fn held_of(message: jetstream::message::StreamMessage) -> Held {
         .and_then(|value| value.parse::<i128>().ok())
         .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
         .unwrap_or(message.time);
+    let trace = message.headers.get(trace::TRACEPARENT).and_then(|parent| {
+        TraceContext::parse(
+            parent.as_str(),
+            message
+                .headers
+                .get(trace::TRACESTATE)
+                .map(|state| state.as_str()),
+        )
+    });
     Held {
         hold_sequence: message.sequence,
         event_sequence,
         published,
         event: message.payload,
+        trace,
     }
 }
 

@@ -205,6 +205,7 @@ fn attempts_convert_with_outcome_status_and_times() {
 
 fn dead_letter(event: &'static [u8]) -> DeadLetter {
     DeadLetter {
+        trace: None,
         sequence: 7,
         subscription_id: "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(),
         event: Bytes::from_static(event),

@@ -15,3 +15,4 @@ mod process;
 mod replicas;
 mod shutdown;
 mod startup;
+mod tracing;

@@ -392,7 +392,11 @@ fn a_head_retried_soon_holds_its_keys_later_events_only_once_it_kept_failing() {
     for failure in 1..HOLD_AFTER_FAILURES {
         assert_eq!(pop_all(&mut lanes), [(key("a"), 1)]);
         lanes.finish("a", 1, End::Retry);
-        assert_eq!(lanes.take_move(), None, "after {failure} failures 2 waits live");
+        assert_eq!(
+            lanes.take_move(),
+            None,
+            "after {failure} failures 2 waits live"
+        );
         lanes.push("a", job(1));
     }
     assert_eq!(pop_all(&mut lanes), [(key("a"), 1)]);
