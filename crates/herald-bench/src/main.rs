@@ -22,6 +22,7 @@ mod load;
 mod receiver;
 mod report;
 mod scheduling;
+mod schema;
 mod stats;
 mod steps;
 
@@ -97,6 +98,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         b2_per_second: None,
         logs: args.logs.clone(),
     };
+    if bench.wants("schema") {
+        schema::run(bench.quick)?;
+    }
     let herald = args.herald.clone();
     anyhow::ensure!(
         herald.is_file(),
