@@ -517,7 +517,14 @@ fn stored_filters_that_fail_the_static_checks_still_compile() {
 }
 
 /// A step's path, dialect, depth, outcome, value and error.
-type StepRow<'s> = (&'s str, &'s str, usize, Outcome, Option<&'s str>, Option<&'s str>);
+type StepRow<'s> = (
+    &'s str,
+    &'s str,
+    usize,
+    Outcome,
+    Option<&'s str>,
+    Option<&'s str>,
+);
 
 #[test]
 fn explanations_say_which_filter_decided_and_why() {
