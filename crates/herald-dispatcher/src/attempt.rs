@@ -116,7 +116,7 @@ pub(crate) async fn attempt(
     let (end, acknowledged) = match &outcome {
         Outcome::Delivered => {
             tracing::debug!(elapsed = ?report.elapsed, "delivered");
-            health.succeeded(context, &subscription.id, now).await;
+            Box::pin(health.succeeded(context, &subscription.id, now)).await;
             (End::Final, delivery.ack().await)
         }
         Outcome::Retry { after } => {
@@ -127,20 +127,27 @@ pub(crate) async fn attempt(
                 retry_in = ?after,
                 "attempt failed"
             );
-            let failing_too_long = health.failed(context, &subscription.id, now).await;
+            let failing_too_long = Box::pin(health.failed(context, &subscription.id, now)).await;
             if failing_too_long {
                 let reason = format!(
                     "the endpoint failed continuously for {}",
                     humantime_serde::re::humantime::format_duration(context.config.disable_after)
                 );
-                announce::disable(context, subscription, &reason).await;
+                Box::pin(announce::disable(context, subscription, &reason)).await;
             }
-            retry_later(context, subscription, event, delivery, *after).await
+            Box::pin(retry_later(context, subscription, event, delivery, *after)).await
         }
         Outcome::Dead { reason } => {
-            health.failed(context, &subscription.id, now).await;
-            let (stored, acknowledged) =
-                give_up(context, subscription, event, delivery, *reason, &last_error).await;
+            Box::pin(health.failed(context, &subscription.id, now)).await;
+            let (stored, acknowledged) = Box::pin(give_up(
+                context,
+                subscription,
+                event,
+                delivery,
+                *reason,
+                &last_error,
+            ))
+            .await;
             let end = match (stored, ordered_block) {
                 (false, _) => End::Retry,
                 (true, true) => End::Block,
@@ -149,17 +156,22 @@ pub(crate) async fn attempt(
             (end, acknowledged)
         }
         Outcome::Gone => {
-            health.failed(context, &subscription.id, now).await;
-            let (stored, acknowledged) = give_up(
+            Box::pin(health.failed(context, &subscription.id, now)).await;
+            let (stored, acknowledged) = Box::pin(give_up(
                 context,
                 subscription,
                 event,
                 delivery,
                 DeadReason::Gone,
                 &last_error,
-            )
+            ))
             .await;
-            announce::disable(context, subscription, "the endpoint answered 410 Gone").await;
+            Box::pin(announce::disable(
+                context,
+                subscription,
+                "the endpoint answered 410 Gone",
+            ))
+            .await;
             (if stored { End::Final } else { End::Retry }, acknowledged)
         }
     };

@@ -133,7 +133,17 @@ pub struct ConsumerProgress {
 }
 
 impl Delivery {
-    fn new(message: jetstream::Message) -> Result<Delivery> {
+    fn new(mut message: jetstream::Message) -> Result<Delivery> {
+        // The payload, subject and reply are slices of the connection's read buffer, which is
+        // a few KiB per read; a delivery that waits for its turn would keep that whole buffer
+        // alive (W3: 42 MB of read buffers held by waiting deliveries). Own copies free it.
+        let inner = &mut message.message;
+        inner.payload = Bytes::copy_from_slice(&inner.payload);
+        inner.subject = async_nats::Subject::from(inner.subject.as_str());
+        inner.reply = inner
+            .reply
+            .as_ref()
+            .map(|reply| async_nats::Subject::from(reply.as_str()));
         let info = message
             .info()
             .map_err(|err| Error::new(ErrorCode::Internal, format!("malformed delivery: {err}")))?;
