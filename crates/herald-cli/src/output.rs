@@ -50,12 +50,39 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
     if let Some(health) = &subscription.health {
         pairs.push(("health", health_summary(health)));
     }
+    if subscription.signature_scheme() != pb::SignatureScheme::Unspecified {
+        pairs.push(("signing", signing_summary(subscription)));
+    }
     let width = pairs.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     pairs
         .iter()
         .map(|(key, value)| format!("{key:<width$}  {value}").trim_end().to_owned())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Returns the signing line: the scheme, the public key of a v1a secret, and the retired
+/// secrets still signing, with the end of their overlap.
+fn signing_summary(subscription: &pb::Subscription) -> String {
+    let mut text = scheme_name(subscription.signature_scheme()).to_owned();
+    if !subscription.public_key.is_empty() {
+        text.push_str(&format!(", public key {}", subscription.public_key));
+    }
+    for retired in &subscription.retired_secrets {
+        text.push_str(&format!(
+            "; also {} until {}",
+            scheme_name(retired.signature_scheme()),
+            time_summary(retired.expire_time.as_ref())
+        ));
+    }
+    text
+}
+
+fn scheme_name(scheme: pb::SignatureScheme) -> &'static str {
+    match scheme {
+        pb::SignatureScheme::V1a => "v1a",
+        pb::SignatureScheme::V1 | pb::SignatureScheme::Unspecified => "v1",
+    }
 }
 
 /// Returns subscriptions as a table with columns ID, SINK, FILTERS, DELIVERY and CREATED.
@@ -100,6 +127,23 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
     }
     if let Some(delivery) = &subscription.delivery {
         object["delivery"] = delivery_json(delivery);
+    }
+    if subscription.signature_scheme() != pb::SignatureScheme::Unspecified {
+        object["signature_scheme"] = json!(scheme_name(subscription.signature_scheme()));
+        if !subscription.public_key.is_empty() {
+            object["public_key"] = json!(subscription.public_key);
+        }
+        object["retired_secrets"] = subscription
+            .retired_secrets
+            .iter()
+            .map(|retired| {
+                json!({
+                    "signature_scheme": scheme_name(retired.signature_scheme()),
+                    "public_key": retired.public_key,
+                    "expire_time": time_json(retired.expire_time.as_ref()),
+                })
+            })
+            .collect();
     }
     if let Some(health) = &subscription.health {
         object["health"] = json!({

@@ -15,7 +15,7 @@ use herald_proto::v1 as pb;
 
 use crate::args::{
     CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg, OrderingArg, OutputFormat,
-    RetryArgs, SubCommand, UpdateArgs,
+    RetryArgs, RotateSecretArgs, SchemeArg, SubCommand, UpdateArgs,
 };
 use crate::client::Client;
 use crate::output;
@@ -92,6 +92,13 @@ pub(crate) async fn run(
             let request = pb::ResumeSubscriptionRequest { id };
             let resumed = client.resume_subscription(request).await?.into_inner();
             render_one(&resumed, format)
+        }
+        SubCommand::RotateSecret(args) => {
+            let rotated = client
+                .rotate_secret(rotate_request(args))
+                .await?
+                .into_inner();
+            render_one(&rotated, format)
         }
         SubCommand::Explain { id, event } => {
             let event = read_event(&event).await?;
@@ -311,9 +318,41 @@ fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequ
         retry_policy: retry_policy_of(&args.retry, None),
         delivery: delivery_settings_of(&args.delivery, None)?,
         sink: args.sink,
-        secret: args.secret.unwrap_or_default(),
+        secret: create_secret(args.secret, args.scheme)?,
         description: args.description,
     })
+}
+
+/// Returns the secret to create a subscription with: the one given, or for `--scheme v1a` an
+/// ed25519 signing key generated here (the server generates v1 secrets itself).
+fn create_secret(given: Option<String>, scheme: Option<SchemeArg>) -> anyhow::Result<String> {
+    match (given, scheme) {
+        (Some(secret), _) => Ok(secret),
+        (None, Some(SchemeArg::V1a)) => {
+            let key = herald_signing::Key::generate(herald_signing::Scheme::V1a)
+                .context("failed to generate an ed25519 signing key")?;
+            Ok(key.to_text())
+        }
+        (None, _) => Ok(String::new()),
+    }
+}
+
+fn rotate_request(args: RotateSecretArgs) -> pb::RotateSecretRequest {
+    pb::RotateSecretRequest {
+        overlap: Some(herald_proto::duration_to_pb(args.overlap)),
+        secret: args.secret.unwrap_or_default(),
+        signature_scheme: scheme_of(args.scheme) as i32,
+        expected_revision: args.expected_revision.unwrap_or(0),
+        id: args.id,
+    }
+}
+
+fn scheme_of(scheme: Option<SchemeArg>) -> pb::SignatureScheme {
+    match scheme {
+        None => pb::SignatureScheme::Unspecified,
+        Some(SchemeArg::V1) => pb::SignatureScheme::V1,
+        Some(SchemeArg::V1a) => pb::SignatureScheme::V1a,
+    }
 }
 
 /// Returns the update the flags describe; `current` is the subscription as stored, read when a

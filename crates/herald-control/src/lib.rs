@@ -39,7 +39,7 @@ pub use deliveries::REPLAY_PROGRESS_EVERY;
 pub use error::{Error, Result};
 pub use events::{DEFAULT_REJECTED_PAGE_SIZE, MAX_REJECTED_PAGE_SIZE, PAYLOAD_SIZE_LIMIT};
 pub use metrics::Metrics;
-pub use subscriptions::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use subscriptions::{DEFAULT_PAGE_SIZE, DEFAULT_ROTATION_OVERLAP, MAX_PAGE_SIZE};
 
 /// The gRPC services whose health `Service::run` reports.
 const SERVICE_NAMES: [&str; 3] = [

@@ -4,8 +4,8 @@
 //! is touched, so an invalid request never changes anything. Writes use the KV revision for
 //! optimistic concurrency: a caller-supplied `expected_revision` is checked strictly, and without
 //! one a read-modify-write that loses a race is retried a few times. Secrets are returned only by
-//! `CreateSubscription` and never logged; sinks are logged by authority only (their path and
-//! query may carry tokens).
+//! `CreateSubscription` and `RotateSecret` (the new one) and never logged; sinks are logged by
+//! authority only (their path and query may carry tokens).
 
 use std::future::Future;
 
@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use herald_core::network::NetworkPolicy;
 use herald_core::record::EndpointHealth;
 use herald_core::retry::RetryPolicy;
-use herald_core::subscription::WebhookSecret;
+use herald_core::subscription::{MAX_ROTATION_OVERLAP, Scheme, WebhookSecret};
 use herald_core::{DeliverySettings, ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
 use herald_nats::{Records, SubscriptionStore, Versioned};
 use herald_proto::v1 as pb;
@@ -30,6 +30,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// Largest page a list call returns; larger requests are capped.
 pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// How long a rotated-out secret keeps signing when `RotateSecret` does not say.
+pub const DEFAULT_ROTATION_OVERLAP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How many times an update or delete without `expected_revision` re-reads and retries after
 /// losing a race with another writer.
@@ -84,11 +87,7 @@ impl SubscriptionApi {
         let retry_policy = parse_retry_policy(request.retry_policy.as_ref())?
             .unwrap_or_else(RetryPolicy::standard);
         let delivery = parse_delivery(request.delivery.as_ref())?.unwrap_or_default();
-        let secret = if request.secret.is_empty() {
-            WebhookSecret::from_key(herald_signing::Secret::generate().map_err(Error::Secret)?)
-        } else {
-            WebhookSecret::parse(&request.secret)?
-        };
+        let secret = new_secret(&request.secret, None, Scheme::V1)?;
         let now = OffsetDateTime::now_utc();
         let subscription = Subscription {
             id: SubscriptionId::from_ulid(ulid::Ulid::generate()),
@@ -267,6 +266,55 @@ impl SubscriptionApi {
         }
     }
 
+    /// Replaces the secret; the current one keeps signing for the overlap. The answer reveals
+    /// the new secret.
+    async fn rotate(&self, request: pb::RotateSecretRequest) -> Result<pb::Subscription> {
+        let id = parse_id(&request.id)?;
+        record_subscription_id(&id);
+        let overlap = match &request.overlap {
+            None => DEFAULT_ROTATION_OVERLAP,
+            Some(overlap) => herald_proto::duration_from_pb(overlap, "overlap")?,
+        };
+        if overlap > MAX_ROTATION_OVERLAP {
+            return Err(Error::invalid_argument(
+                "overlap",
+                "must be at most 30 days",
+            ));
+        }
+        let scheme = herald_proto::scheme_from_pb(request.signature_scheme, "signature_scheme")?;
+        let expected_revision = request.expected_revision;
+        let mut attempt = 1;
+        loop {
+            let Versioned {
+                value: mut subscription,
+                revision,
+            } = self.read(&id).await?;
+            check_revision(&id, expected_revision, revision)?;
+            let secret = new_secret(&request.secret, scheme, subscription.secret.scheme())?;
+            if secret == subscription.secret {
+                return Err(Error::invalid_argument("secret", "is the current secret"));
+            }
+            subscription.rotate_secret(secret, overlap, OffsetDateTime::now_utc());
+            match self.store.update(&subscription, revision).await {
+                Ok(new_revision) => {
+                    tracing::info!(
+                        revision = new_revision,
+                        overlap_secs = overlap.as_secs(),
+                        scheme = subscription.secret.scheme().as_str(),
+                        "subscription secret rotated"
+                    );
+                    return Ok(subscription_to_pb(
+                        &subscription,
+                        new_revision,
+                        SecretVisibility::Reveal,
+                    ));
+                }
+                Err(err) if should_retry(&err, expected_revision, attempt) => attempt += 1,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
     /// Resets the endpoint's health, then resumes delivery: a dispatcher that sees the
     /// subscription active never sees the failures that disabled it.
     async fn resume(&self, id_text: &str) -> Result<pb::Subscription> {
@@ -349,6 +397,14 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         self.observe("ResumeSubscription", self.resume(&id)).await
     }
 
+    async fn rotate_secret(
+        &self,
+        request: Request<pb::RotateSecretRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        self.observe("RotateSecret", self.rotate(request.into_inner()))
+            .await
+    }
+
     async fn create_subscription(
         &self,
         request: Request<pb::CreateSubscriptionRequest>,
@@ -415,6 +471,31 @@ pub(crate) async fn read_subscription(
         .get(id)
         .await?
         .ok_or_else(|| Error::NotFound(id.clone()))
+}
+
+/// Returns the secret a request gives, or a generated one of its scheme (`default_scheme`
+/// when it names none); a given secret must be of the scheme the request names, if any.
+fn new_secret(
+    given: &str,
+    scheme: Option<Scheme>,
+    default_scheme: Scheme,
+) -> Result<WebhookSecret> {
+    if given.is_empty() {
+        let key = herald_signing::Key::generate(scheme.unwrap_or(default_scheme))
+            .map_err(Error::Secret)?;
+        return Ok(WebhookSecret::from_signing_key(key));
+    }
+    let secret = WebhookSecret::parse(given)?;
+    if scheme.is_some_and(|scheme| scheme != secret.scheme()) {
+        return Err(Error::invalid_argument(
+            "signature_scheme",
+            format!(
+                "does not match the secret given, a {} secret",
+                secret.scheme().as_str()
+            ),
+        ));
+    }
+    Ok(secret)
 }
 
 pub(crate) fn parse_id(text: &str) -> Result<SubscriptionId> {

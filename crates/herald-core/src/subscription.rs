@@ -21,6 +21,8 @@ mod delivery;
 mod tests;
 
 pub use delivery::{DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit};
+/// The signature scheme of a secret, `v1` or `v1a`.
+pub use herald_signing::Scheme;
 
 /// Longest sink URL accepted, in bytes.
 pub const MAX_SINK_LEN: usize = 2048;

@@ -59,6 +59,43 @@ pub fn subscription_to_pb(
         delivery: Some(crate::delivery::delivery_settings_to_pb(
             &subscription.delivery,
         )),
+        signature_scheme: scheme_to_pb(subscription.secret.scheme()) as i32,
+        public_key: subscription.secret.public_key().unwrap_or_default(),
+        retired_secrets: subscription
+            .retired_secrets
+            .iter()
+            .map(|retired| pb::RetiredSecret {
+                signature_scheme: scheme_to_pb(retired.secret.scheme()) as i32,
+                public_key: retired.secret.public_key().unwrap_or_default(),
+                expire_time: Some(timestamp_to_pb(retired.valid_until)),
+            })
+            .collect(),
+    }
+}
+
+/// Returns the wire form of a signature scheme.
+pub fn scheme_to_pb(scheme: herald_core::subscription::Scheme) -> pb::SignatureScheme {
+    match scheme {
+        herald_core::subscription::Scheme::V1 => pb::SignatureScheme::V1,
+        herald_core::subscription::Scheme::V1a => pb::SignatureScheme::V1a,
+    }
+}
+
+/// Converts a request's signature scheme; `None` when unspecified, an error naming `field`
+/// when unknown.
+pub fn scheme_from_pb(
+    value: i32,
+    field: &str,
+) -> Result<Option<herald_core::subscription::Scheme>, herald_core::subscription::SubscriptionError>
+{
+    match pb::SignatureScheme::try_from(value) {
+        Ok(pb::SignatureScheme::Unspecified) => Ok(None),
+        Ok(pb::SignatureScheme::V1) => Ok(Some(herald_core::subscription::Scheme::V1)),
+        Ok(pb::SignatureScheme::V1a) => Ok(Some(herald_core::subscription::Scheme::V1a)),
+        Err(_) => Err(herald_core::subscription::SubscriptionError::new(
+            field,
+            format!("unknown signature scheme {value}"),
+        )),
     }
 }
 

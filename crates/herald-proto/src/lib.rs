@@ -16,13 +16,13 @@ mod tests;
 use herald_core::ErrorCode;
 
 pub use convert::{
-    SecretVisibility, filters_from_pb, filters_to_pb, subscription_to_pb, timestamp_from_pb,
-    timestamp_to_pb,
+    SecretVisibility, filters_from_pb, filters_to_pb, scheme_from_pb, scheme_to_pb,
+    subscription_to_pb, timestamp_from_pb, timestamp_to_pb,
 };
 pub use delivery::{
     attempt_outcome_label, attempt_outcome_to_pb, attempt_to_pb, dead_letter_to_pb,
-    delivery_settings_from_pb, delivery_settings_to_pb, health_to_pb, retry_policy_from_pb,
-    retry_policy_to_pb, state_to_pb,
+    delivery_settings_from_pb, delivery_settings_to_pb, duration_from_pb, duration_to_pb,
+    health_to_pb, retry_policy_from_pb, retry_policy_to_pb, state_to_pb,
 };
 
 /// Messages, client and server of the `herald.v1` package.

@@ -419,3 +419,64 @@ async fn explain_shows_which_filter_decided_and_why() {
         .await;
     assert!(failure_of(&not_an_event).starts_with("error: failed to read the event from"),);
 }
+
+#[tokio::test]
+async fn rotates_a_secret_and_creates_v1a_subscriptions_with_a_public_key() {
+    let control = Control::start(true).await;
+    let created = control
+        .heraldctl(&["--output", "json", "sub", "create", "--sink", SINK])
+        .await;
+    let created: serde_json::Value = serde_json::from_str(&stdout_of(&created)).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["signature_scheme"], "v1");
+
+    let rotated = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "rotate-secret",
+            &id,
+            "--overlap",
+            "2h",
+        ])
+        .await;
+    let rotated: serde_json::Value = serde_json::from_str(&stdout_of(&rotated)).unwrap();
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("whsec_") && new_secret != created["secret"]);
+    assert_eq!(
+        rotated["retired_secrets"].as_array().unwrap().len(),
+        1,
+        "{rotated}"
+    );
+
+    let shown = stdout_of(&control.heraldctl(&["sub", "get", &id]).await);
+    assert!(!shown.contains("whsec_"), "{shown}");
+    assert!(shown.contains("signing      v1; also v1 until "), "{shown}");
+
+    let asymmetric = control
+        .heraldctl(&[
+            "--output", "json", "sub", "create", "--sink", SINK, "--scheme", "v1a",
+        ])
+        .await;
+    let asymmetric: serde_json::Value = serde_json::from_str(&stdout_of(&asymmetric)).unwrap();
+    assert!(asymmetric["secret"].as_str().unwrap().starts_with("whsk_"));
+    let public_key = asymmetric["public_key"].as_str().unwrap();
+    assert!(public_key.starts_with("whpk_"));
+    let id = asymmetric["id"].as_str().unwrap();
+    let shown = stdout_of(&control.heraldctl(&["sub", "get", id]).await);
+    assert!(
+        shown.contains(&format!("signing      v1a, public key {public_key}")),
+        "{shown}"
+    );
+    assert!(!shown.contains("whsk_"), "{shown}");
+
+    let refused = control
+        .heraldctl(&["sub", "rotate-secret", id, "--overlap", "40days"])
+        .await;
+    assert!(
+        failure_of(&refused).contains("overlap"),
+        "{}",
+        failure_of(&refused)
+    );
+}

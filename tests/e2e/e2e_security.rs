@@ -1,0 +1,528 @@
+//! Security end to end: secrets sealed at rest while every role delivers with them, secret
+//! rotation (both signatures during the overlap, one after, checked by the `standardwebhooks`
+//! Python package), and `v1a` (ed25519) signatures checked with the published public key by
+//! OpenSSL, an implementation that shares nothing with Herald's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use herald_core::SubscriptionId;
+use herald_core::network::NetworkPolicy;
+use herald_nats::Nats;
+use herald_proto::v1 as pb;
+use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
+use herald_signing::kek::{Kek, Keyring};
+use herald_test_support::{NatsServer, Recorded, TestReceiver, eventually, structured_event};
+
+/// Control, dispatcher and a NATS connection whose subscription store seals secrets.
+struct SealedCluster {
+    _nats_server: NatsServer,
+    nats: Nats,
+    control: SubscriptionServiceClient<tonic::transport::Channel>,
+    stop: CancellationToken,
+}
+
+impl SealedCluster {
+    async fn start() -> SealedCluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let nats_server = NatsServer::start().await;
+        let keyring = Keyring::new(vec![Kek::new("e2e", [42; 32]).unwrap()]).unwrap();
+        let nats = Nats::connect(&herald_test_support::nats_config(&nats_server.url()))
+            .await
+            .unwrap()
+            .with_keyring(keyring);
+        let registry = prometheus::Registry::new();
+        let stop = CancellationToken::new();
+        let control_config = herald_control::Config {
+            auth: herald_control::AuthConfig {
+                disabled: true,
+                api_tokens: Vec::new(),
+            },
+        };
+        let control = Box::pin(herald_control::build(
+            Arc::new(control_config),
+            nats.clone(),
+            NetworkPolicy::new(true, true),
+            &registry,
+        ))
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(control.run(listener, stop.clone()));
+        let dispatcher = herald_dispatcher::build(
+            Arc::new(crate::cluster::dispatcher_config()),
+            nats.clone(),
+            NetworkPolicy::new(true, true),
+            &prometheus::Registry::new(),
+        )
+        .unwrap();
+        let token = stop.clone();
+        tokio::spawn(async move { Box::pin(dispatcher.run(token)).await });
+        let control = SubscriptionServiceClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+        SealedCluster {
+            _nats_server: nats_server,
+            nats,
+            control,
+            stop,
+        }
+    }
+
+    async fn create(&self, sink: &str, scheme: pb::SignatureScheme) -> pb::Subscription {
+        // A v1a subscription is created with its signing key, as `heraldctl sub create
+        // --scheme v1a` does.
+        let secret = match scheme {
+            pb::SignatureScheme::V1a => herald_signing::Key::generate(herald_signing::Scheme::V1a)
+                .unwrap()
+                .to_text(),
+            _ => String::new(),
+        };
+        let request = pb::CreateSubscriptionRequest {
+            sink: sink.to_owned(),
+            filters: vec![crate::cluster::exact_type("com.example.secure")],
+            secret,
+            ..Default::default()
+        };
+        self.control
+            .clone()
+            .create_subscription(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn rotate(&self, id: &str, overlap: Duration) -> pb::Subscription {
+        self.rotate_to(id, overlap, pb::SignatureScheme::Unspecified)
+            .await
+    }
+
+    async fn rotate_to(
+        &self,
+        id: &str,
+        overlap: Duration,
+        scheme: pb::SignatureScheme,
+    ) -> pb::Subscription {
+        let request = pb::RotateSecretRequest {
+            id: id.to_owned(),
+            overlap: Some(herald_proto::duration_to_pb(overlap)),
+            signature_scheme: scheme as i32,
+            ..Default::default()
+        };
+        self.control
+            .clone()
+            .rotate_secret(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn get(&self, id: &str) -> pb::Subscription {
+        let request = pb::GetSubscriptionRequest { id: id.to_owned() };
+        self.control
+            .clone()
+            .get_subscription(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Publishes an event straight onto the events stream, as ingest would.
+    async fn publish(&self, id: &str) {
+        let body = structured_event(id, "com.example.secure");
+        let event = herald_core::Event::from_structured(body.into()).unwrap();
+        self.nats.publisher().publish(&event).await.unwrap();
+    }
+
+    /// Returns the subscription's document as stored in the bucket.
+    async fn stored(&self, id: &str) -> String {
+        let store = self.nats.subscriptions().await.unwrap();
+        let id = SubscriptionId::parse(id).unwrap();
+        let bytes = store.stored_document(&id).await.unwrap().unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+}
+
+impl Drop for SealedCluster {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Checks a delivery with the `standardwebhooks` Python package and `secret`; true when it
+/// accepts one of the signatures.
+async fn python_verifies(recorded: &Recorded, secret: &str) -> bool {
+    const SCRIPT: &str = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+request = json.load(sys.stdin)
+try:
+    Webhook(request["secret"]).verify(request["body"], request["headers"])
+    print("verified")
+except Exception as err:
+    print("refused:", type(err).__name__, err)
+"#;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let python = root.join(".tools/venv/bin/python");
+    let hint = "install it with `make tools` on a fresh checkout (deploy/nats/provision.sh puts \
+                standardwebhooks into .tools/venv), or `.tools/venv/bin/pip install \
+                standardwebhooks==1.1.0`";
+    assert!(python.exists(), "{} is missing: {hint}", python.display());
+    let headers: serde_json::Map<String, serde_json::Value> =
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .iter()
+            .map(|name| {
+                let value = recorded.header(name).unwrap_or_default().to_owned();
+                ((*name).to_owned(), serde_json::Value::String(value))
+            })
+            .collect();
+    let input = serde_json::json!({
+        "secret": secret,
+        "headers": headers,
+        "body": String::from_utf8(recorded.body.to_vec()).unwrap(),
+    });
+    let mut child = tokio::process::Command::new(&python)
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'standardwebhooks'"),
+        "standardwebhooks is not installed: {hint}"
+    );
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout.trim() == "verified"
+}
+
+/// Verifies the `v1a` signatures of a delivery with OpenSSL and the published `whpk_` key;
+/// true when one verifies.
+async fn openssl_verifies(recorded: &Recorded, public_key: &str) -> bool {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let key = herald_signing::PublicKey::parse(public_key).unwrap();
+    // SubjectPublicKeyInfo of an ed25519 key: a fixed prefix, then the 32 bytes.
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(key.as_bytes());
+    let content = format!(
+        "{}.{}.{}",
+        recorded.header("webhook-id").unwrap(),
+        recorded.header("webhook-timestamp").unwrap(),
+        String::from_utf8(recorded.body.to_vec()).unwrap()
+    );
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("herald-e2e-v1a-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let key_path = write("key.der", &der);
+    let content_path = write("content", content.as_bytes());
+    let openssl = |args: Vec<std::ffi::OsString>| async move {
+        tokio::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .await
+            .expect("openssl should run (apt-get install openssl)")
+    };
+    let mut verified = false;
+    let signatures = recorded.header("webhook-signature").unwrap_or_default();
+    for signature in signatures.split(' ') {
+        let Some(encoded) = signature.strip_prefix("v1a,") else {
+            continue;
+        };
+        let encoded_path = write("signature.b64", encoded.as_bytes());
+        let signature_path = dir.join("signature");
+        let decoded = openssl(vec![
+            "base64".into(),
+            "-d".into(),
+            "-A".into(),
+            "-in".into(),
+            encoded_path.into(),
+            "-out".into(),
+            signature_path.clone().into(),
+        ])
+        .await;
+        assert!(decoded.status.success(), "{decoded:?}");
+        let output = openssl(vec![
+            "pkeyutl".into(),
+            "-verify".into(),
+            "-pubin".into(),
+            "-keyform".into(),
+            "DER".into(),
+            "-rawin".into(),
+            "-inkey".into(),
+            key_path.clone().into(),
+            "-in".into(),
+            content_path.clone().into(),
+            "-sigfile".into(),
+            signature_path.into(),
+        ])
+        .await;
+        verified |= output.status.success();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    verified
+}
+
+/// Publishes events `<prefix>-1`, `<prefix>-2`, ... until one is delivered and `accept`s:
+/// a dispatcher applies a change moments after it is stored, so the first events after it may
+/// still be signed as before.
+async fn deliver_until(
+    cluster: &SealedCluster,
+    receiver: &TestReceiver,
+    prefix: &str,
+    accept: impl Fn(&Recorded) -> bool,
+) -> Recorded {
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let accept = &accept;
+    eventually(
+        &format!("a delivery of {prefix}"),
+        Duration::from_secs(60),
+        || {
+            let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let id = format!("{prefix}-{n}");
+            async move {
+                cluster.publish(&id).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                receiver.requests().into_iter().find(|recorded| {
+                    recorded.json()["id"]
+                        .as_str()
+                        .is_some_and(|delivered| delivered.starts_with(prefix))
+                        && accept(recorded)
+                })
+            }
+        },
+    )
+    .await
+}
+
+fn signature_count(recorded: &Recorded) -> usize {
+    recorded
+        .header("webhook-signature")
+        .unwrap_or_default()
+        .split(' ')
+        .count()
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets_during_the_overlap_and_with_the_new_one_after() {
+    let cluster = SealedCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let created = cluster
+        .create(receiver.url(), pb::SignatureScheme::Unspecified)
+        .await;
+    let first = created.secret.clone();
+    let rotated = cluster.rotate(&created.id, Duration::from_secs(3600)).await;
+    let second = rotated.secret.clone();
+    assert!(second.starts_with("whsec_") && second != first);
+    assert_eq!(rotated.retired_secrets.len(), 1);
+    // Both secrets are stored sealed.
+    let stored = cluster.stored(&created.id).await;
+    for secret in [&first, &second] {
+        assert!(
+            !stored.contains(&secret[6..]),
+            "a secret is stored in clear: {stored}"
+        );
+    }
+    // Answers other than the rotation's carry no secret.
+    let read = cluster.get(&created.id).await;
+    assert!(read.secret.is_empty());
+    assert_eq!(read.retired_secrets.len(), 1);
+    assert!(read.retired_secrets[0].expire_time.is_some());
+
+    // During the overlap: two signatures, each secret verifies on its own.
+    let during = deliver_until(&cluster, &receiver, "during", |r| signature_count(r) == 2).await;
+    assert!(
+        python_verifies(&during, &first).await,
+        "the old secret verifies"
+    );
+    assert!(
+        python_verifies(&during, &second).await,
+        "the new secret verifies"
+    );
+    assert!(
+        !python_verifies(&during, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").await,
+        "an unrelated secret does not"
+    );
+
+    // After an overlap: a second rotation with 2 s of overlap signs with three secrets, then,
+    // once those 2 s are over, with the third and the first (whose hour still runs) only.
+    let third = cluster
+        .rotate(&created.id, Duration::from_secs(2))
+        .await
+        .secret;
+    let after = deliver_until(&cluster, &receiver, "after", |r| {
+        signature_count(r) == 2
+            && r.header("webhook-signature") != during.header("webhook-signature")
+    })
+    .await;
+    assert!(python_verifies(&after, &third).await);
+    assert!(python_verifies(&after, &first).await);
+    assert!(
+        !python_verifies(&after, &second).await,
+        "its overlap has ended"
+    );
+
+    // Without an overlap, the replaced secret stops signing at once.
+    let fourth = cluster.rotate(&created.id, Duration::ZERO).await.secret;
+    let last = deliver_until(&cluster, &receiver, "last", |r| {
+        signature_count(r) == 2 && !python_ok(&third, r)
+    })
+    .await;
+    assert!(python_verifies(&last, &fourth).await);
+    assert!(
+        !python_verifies(&last, &third).await,
+        "rotated out without overlap"
+    );
+}
+
+/// The signature check of `herald-signing`, to pick deliveries out without a process each.
+fn python_ok(secret: &str, recorded: &Recorded) -> bool {
+    let secret = herald_signing::Secret::parse(secret).unwrap();
+    herald_signing::verify(
+        &secret,
+        recorded.header("webhook-id").unwrap_or_default(),
+        recorded.header("webhook-timestamp").unwrap_or_default(),
+        recorded.header("webhook-signature").unwrap_or_default(),
+        &recorded.body,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        herald_signing::DEFAULT_TOLERANCE_SECS,
+    )
+    .is_ok()
+}
+
+#[tokio::test]
+async fn v1a_subscriptions_sign_with_ed25519_verified_by_openssl_with_the_published_key() {
+    let cluster = SealedCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let created = cluster
+        .create(receiver.url(), pb::SignatureScheme::V1a)
+        .await;
+    assert!(created.secret.starts_with("whsk_"), "{}", created.secret);
+    assert_eq!(created.signature_scheme(), pb::SignatureScheme::V1a);
+    // The public key is published in every answer; the signing key only at creation.
+    let read = cluster.get(&created.id).await;
+    assert!(read.secret.is_empty());
+    assert!(read.public_key.starts_with("whpk_"));
+    assert_eq!(read.public_key, created.public_key);
+    let stored = cluster.stored(&created.id).await;
+    assert!(
+        !stored.contains(&created.secret[5..]),
+        "signing key in clear: {stored}"
+    );
+
+    cluster.publish("asymmetric-1").await;
+    let delivered = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let signature = delivered[0].header("webhook-signature").unwrap();
+    assert!(
+        signature.starts_with("v1a,") && !signature.contains(' '),
+        "{signature}"
+    );
+    assert!(openssl_verifies(&delivered[0], &read.public_key).await);
+    let other = herald_signing::SigningKey::generate()
+        .unwrap()
+        .public_key()
+        .to_whpk();
+    assert!(
+        !openssl_verifies(&delivered[0], &other).await,
+        "another key does not verify"
+    );
+    assert!(!python_verifies(&delivered[0], "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").await);
+
+    // Moving to v1 with an overlap: both schemes sign, each verifiable on its own.
+    let rotated = cluster
+        .rotate_to(
+            &created.id,
+            Duration::from_secs(3600),
+            pb::SignatureScheme::V1,
+        )
+        .await;
+    assert!(rotated.secret.starts_with("whsec_"));
+    assert!(rotated.public_key.is_empty());
+    assert_eq!(rotated.retired_secrets[0].public_key, read.public_key);
+    let both = deliver_until(&cluster, &receiver, "both", |r| signature_count(r) == 2).await;
+    assert!(openssl_verifies(&both, &read.public_key).await);
+    assert!(python_verifies(&both, &rotated.secret).await);
+}
+
+#[tokio::test]
+async fn rotation_refuses_bad_requests_naming_the_field() {
+    let cluster = SealedCluster::start().await;
+    let created = cluster
+        .create("http://127.0.0.1:9/", pb::SignatureScheme::Unspecified)
+        .await;
+    let mut control = cluster.control.clone();
+    let cases = [
+        (
+            pb::RotateSecretRequest {
+                id: created.id.clone(),
+                overlap: Some(herald_proto::duration_to_pb(Duration::from_secs(
+                    31 * 86_400,
+                ))),
+                ..Default::default()
+            },
+            "overlap",
+        ),
+        (
+            pb::RotateSecretRequest {
+                id: created.id.clone(),
+                secret: created.secret.clone(),
+                ..Default::default()
+            },
+            "secret",
+        ),
+        (
+            pb::RotateSecretRequest {
+                id: created.id.clone(),
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+                signature_scheme: pb::SignatureScheme::V1a as i32,
+                ..Default::default()
+            },
+            "signature_scheme",
+        ),
+        (
+            pb::RotateSecretRequest {
+                id: created.id.clone(),
+                secret: "whsec_short".to_owned(),
+                ..Default::default()
+            },
+            "secret",
+        ),
+    ];
+    for (request, field) in cases {
+        let status = control.rotate_secret(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().starts_with(&format!("{field}: ")),
+            "{status:?}"
+        );
+        assert!(!status.message().contains(&created.secret[6..]));
+    }
+    let missing = control
+        .rotate_secret(pb::RotateSecretRequest {
+            id: "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}
