@@ -158,11 +158,12 @@ impl SubscriptionStore {
             .kv
             .history(id.as_str())
             .await
-            .map_err(Error::unavailable("failed to read the subscription's history"))?;
-        let entries: Vec<kv::Entry> = history
-            .try_collect()
-            .await
-            .map_err(Error::unavailable("failed to read the subscription's history"))?;
+            .map_err(Error::unavailable(
+                "failed to read the subscription's history",
+            ))?;
+        let entries: Vec<kv::Entry> = history.try_collect().await.map_err(Error::unavailable(
+            "failed to read the subscription's history",
+        ))?;
         Ok(entries.len())
     }
 
