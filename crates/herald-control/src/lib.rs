@@ -71,7 +71,9 @@ pub async fn build(
     match Box::pin(store.seal_stored()).await {
         Ok(0) => {}
         Ok(resealed) => tracing::info!(resealed, "sealed stored secrets under the current key"),
-        Err(err) => tracing::warn!(error = %err, "failed to seal stored secrets; will retry at the next start"),
+        Err(err) => {
+            tracing::warn!(error = %err, "failed to seal stored secrets; will retry at the next start")
+        }
     }
     let authenticator = auth::Authenticator::new(&config.auth, metrics.clone());
     let events = events::EventApi::new(nats.rejected(), metrics.clone());
