@@ -75,6 +75,120 @@ pub struct Config {
     pub dead_letter_retention: Duration,
 }
 
+/// How Herald authenticates to NATS and secures its connection, beyond what fits in a URL:
+/// every field optional, at most one way to authenticate.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectOptions {
+    /// A `.creds` file (user JWT and nkey seed), for decentralised auth.
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// A file holding an nkey seed (`SU...`).
+    pub nkey_seed_file: Option<std::path::PathBuf>,
+    /// User name, with `password`.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// An authentication token.
+    pub token: Option<String>,
+    /// PEM file of the CA certificates that sign the servers' certificates (a private CA).
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate and key, for servers that verify clients.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// Refuse to talk to a server without TLS.
+    pub tls_required: bool,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("credentials_file", &self.credentials_file)
+            .field("nkey_seed_file", &self.nkey_seed_file)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_required", &self.tls_required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectOptions {
+    /// Returns every problem with the options, empty when they are usable. `section` names
+    /// them in messages.
+    pub fn problems(&self, section: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let methods = [
+            self.credentials_file.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.user.is_some() || self.password.is_some(),
+            self.token.is_some(),
+        ];
+        if methods.iter().filter(|set| **set).count() > 1 {
+            problems.push(format!(
+                "{section}: set at most one of credentials_file, nkey_seed_file, user/password \
+                 and token"
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            problems.push(format!("{section}: user and password go together"));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            problems.push(format!(
+                "{section}: tls_cert_file and tls_key_file go together"
+            ));
+        }
+        problems
+    }
+
+    /// Applies the options to a client's connect options.
+    async fn apply(
+        &self,
+        options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::ConnectOptions> {
+        let mut options = options;
+        if let Some(path) = &self.credentials_file {
+            options = options.credentials_file(path).await.map_err(|err| {
+                Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "failed to read the nats credentials file {}: {err}",
+                        path.display()
+                    ),
+                )
+            })?;
+        }
+        if let Some(path) = &self.nkey_seed_file {
+            let seed = tokio::fs::read_to_string(path).await.map_err(|err| {
+                Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "failed to read the nats nkey seed file {}: {err}",
+                        path.display()
+                    ),
+                )
+            })?;
+            options = options.nkey(seed.trim().to_owned());
+        }
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        if let Some(path) = &self.tls_ca_file {
+            options = options.add_root_certificates(path.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if self.tls_required || self.tls_ca_file.is_some() {
+            options = options.require_tls(true);
+        }
+        Ok(options)
+    }
+}
+
 /// Settings of the events stream. Applied when Herald starts (created or updated in place).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,12 +232,20 @@ impl Nats {
     /// Connects and ensures the topology: the events stream and the subscriptions bucket are
     /// created, or updated to `config` when they exist.
     pub async fn connect(config: &Config) -> Result<Nats> {
-        // Boxed: setting up the topology is a deep future, and callers keep theirs small.
-        Box::pin(Nats::connect_unboxed(config)).await
+        Nats::connect_with(config, &ConnectOptions::default()).await
     }
 
-    async fn connect_unboxed(config: &Config) -> Result<Nats> {
-        let client = async_nats::ConnectOptions::new()
+    /// Connects as [`Nats::connect`] does, authenticating and securing the connection with
+    /// `options` (credentials, nkey, user and password or token; TLS with a private CA).
+    pub async fn connect_with(config: &Config, options: &ConnectOptions) -> Result<Nats> {
+        // Boxed: setting up the topology is a deep future, and callers keep theirs small.
+        Box::pin(Nats::connect_unboxed(config, options)).await
+    }
+
+    async fn connect_unboxed(config: &Config, options: &ConnectOptions) -> Result<Nats> {
+        let client = options
+            .apply(async_nats::ConnectOptions::new())
+            .await?
             .name("herald")
             .connection_timeout(config.request_timeout)
             .retry_on_initial_connect()

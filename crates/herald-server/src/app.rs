@@ -99,7 +99,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let health = Health::new();
     let registry = prometheus::Registry::new();
-    let nats = Nats::connect(&settings.nats)
+    let nats = Nats::connect_with(&settings.nats, &settings.nats_connection)
         .await
         .with_context(|| format!("failed to connect to NATS at {}", settings.nats.url))?;
     // Signing secrets are sealed at rest under the configured key-encryption keys.

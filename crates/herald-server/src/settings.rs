@@ -21,6 +21,10 @@ const DEV_PROFILE: &str = include_str!("dev.toml");
 #[serde(deny_unknown_fields)]
 pub(crate) struct Settings {
     pub(crate) nats: herald_nats::Config,
+    /// Credentials and TLS of the NATS connection; a section of its own so that
+    /// `herald_nats::Config`'s literal users are unaffected.
+    #[serde(default)]
+    pub(crate) nats_connection: herald_nats::ConnectOptions,
     pub(crate) network: NetworkSettings,
     pub(crate) secrets: SecretsSettings,
     pub(crate) listen: ListenSettings,
@@ -132,6 +136,7 @@ impl Settings {
         if roles.dispatch || roles.control {
             problems.extend(secrets_problem(&settings.secrets));
         }
+        problems.extend(settings.nats_connection.problems("nats_connection"));
         if roles.ingest {
             problems.extend(settings.ingest.problems());
             if !dev {

@@ -10,6 +10,7 @@
 )]
 
 mod crash;
+mod nats_auth;
 mod nats_cluster;
 mod process;
 mod replicas;
