@@ -25,6 +25,10 @@ use crate::stats::{MachineSample, ProcessSample, sample_machine, sample_process}
 /// without one, loopback included.
 pub(crate) const API_TOKEN: &str = "herald-bench-api-token";
 
+/// The key-encryption key the benchmark's roles seal signing secrets under: a JSON list of one
+/// `ID:BASE64` entry of 32 bytes (not a secret: the benchmark's subscriptions protect nothing).
+const BENCH_KEK: &str = r#"["bench:YmVuY2gta2V5LW5vdC1hLXNlY3JldC0wMDAwMDAwMDA="]"#;
+
 /// A Subscriptions API client that sends [`API_TOKEN`].
 pub(crate) type ControlClient = SubscriptionServiceClient<InterceptedService<Channel, BearerToken>>;
 
@@ -128,6 +132,8 @@ impl Cluster {
                 .args(["--admin-listen", &admin])
                 .env("HERALD_INGEST__AUTH__API_TOKENS", &api_tokens)
                 .env("HERALD_CONTROL__AUTH__API_TOKENS", &api_tokens)
+                // Outside dev mode dispatch and control seal signing secrets under a KEK.
+                .env("HERALD_SECRETS__KEYS", BENCH_KEK)
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
