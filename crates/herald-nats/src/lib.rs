@@ -7,6 +7,7 @@
 //! ([`Event`](herald_core::Event), [`Subscription`](herald_core::Subscription)) and this crate's
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
+mod catalog;
 mod consumer;
 mod dispatchers;
 mod error;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 
 use herald_core::ErrorCode;
 
+pub use catalog::{EVENT_TYPES_BUCKET, EventTypeChange, EventTypeStore};
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
 };
@@ -257,6 +259,7 @@ impl Nats {
         let events = ensure_events_stream(&jetstream, &config.events).await?;
         rejected::ensure_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
+        catalog::ensure(&jetstream, &config.events).await?;
         let records = records::ensure(&jetstream, config).await?;
         let retries = retries::ensure(&jetstream, &config.events).await?;
         Ok(Nats {
