@@ -18,7 +18,14 @@ pub(crate) struct WorkerContext {
     pub(crate) records: Records,
     pub(crate) publisher: EventPublisher,
     pub(crate) retries: Retries,
+    /// Workers setting up their consumers at once, at most [`SET_UP_AT_ONCE`]: a dispatcher
+    /// taking 10,000 subscriptions would otherwise send 20,000 consumer creations to JetStream
+    /// together, most of which time out and are sent again (benchmark W6).
+    pub(crate) set_up: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many workers may set up their consumers at the same time.
+pub(crate) const SET_UP_AT_ONCE: usize = 32;
 
 impl WorkerContext {
     pub(crate) fn new(
@@ -40,6 +47,7 @@ impl WorkerContext {
             records,
             publisher,
             retries,
+            set_up: Arc::new(tokio::sync::Semaphore::new(SET_UP_AT_ONCE)),
         }
     }
 }

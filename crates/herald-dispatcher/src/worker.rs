@@ -105,10 +105,20 @@ pub(crate) async fn run(
     let subscription_id = routes.borrow().subscription.id.clone();
     let span = tracing::info_span!("worker", %subscription_id);
     async move {
-        let health =
-            Arc::new(Box::pin(HealthTracker::load(&context.records, &subscription_id)).await);
+        // Set-up is a few JetStream API calls; only so many workers make them at once.
+        let health = {
+            let _permit = tokio::select! {
+                () = cancel.cancelled() => return,
+                permit = context.set_up.acquire() => permit,
+            };
+            Arc::new(Box::pin(HealthTracker::load(&context.records, &subscription_id)).await)
+        };
         let mut retry_delay = Duration::from_millis(100);
         while !cancel.is_cancelled() {
+            let permit = tokio::select! {
+                () = cancel.cancelled() => break,
+                permit = context.set_up.acquire() => permit,
+            };
             let route = Arc::clone(&routes.borrow_and_update());
             let spec = route.consumer_spec(&context.config);
             // Boxed here and below: a worker is parked in its select loop for most of its life,
@@ -128,6 +138,7 @@ pub(crate) async fn run(
                 Ok(consumer) => consumer,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to set up the consumer; retrying");
+                    drop(permit);
                     pause(&cancel, &mut retry_delay).await;
                     continue;
                 }
@@ -137,6 +148,7 @@ pub(crate) async fn run(
                 Ok(retries) => retries,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to set up the retry consumer; retrying");
+                    drop(permit);
                     pause(&cancel, &mut retry_delay).await;
                     continue;
                 }
@@ -154,11 +166,13 @@ pub(crate) async fn run(
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to pull; retrying");
+                    drop(permit);
                     pause(&cancel, &mut retry_delay).await;
                     continue;
                 }
             };
             retry_delay = Duration::from_millis(100);
+            drop(permit);
             Box::pin(scheduler::run(
                 &context,
                 &mut routes,
