@@ -56,6 +56,67 @@ pub(crate) enum Command {
     Replay(ReplayArgs),
     /// Receive webhooks on a local port and print them, checking their signatures.
     Listen(ListenArgs),
+    /// Manage the event-type catalog: the types producers send, their versions and schemas.
+    #[command(subcommand)]
+    Types(TypesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TypesCommand {
+    /// Register an event type with one version (or several, with --file).
+    Create(TypeCreateArgs),
+    /// List the registered event types.
+    List,
+    /// Show one event type with its versions, schemas and examples.
+    Get {
+        /// The event type (`com.example.order.created`).
+        name: String,
+    },
+    /// Mark an event type deprecated; its events are still accepted, subscribing warns.
+    Deprecate {
+        /// The event type (`com.example.order.created`).
+        name: String,
+        /// Why, and what to use instead.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Write Markdown documentation of the catalog, to publish for the endpoints' owners.
+    Docs {
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Title of the document.
+        #[arg(long, default_value = "Event types")]
+        title: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("definition").required(true).args(["name", "file"])))]
+pub(crate) struct TypeCreateArgs {
+    /// The event type (`com.example.order.created`).
+    pub(crate) name: Option<String>,
+    /// A JSON Schema file for `data` (`-` for standard input).
+    #[arg(long, value_name = "FILE", requires = "name")]
+    pub(crate) schema: Option<std::path::PathBuf>,
+    /// The version's name, matched against the `dataversion` extension.
+    #[arg(long = "data-version", value_name = "VERSION", default_value = "1")]
+    pub(crate) version: String,
+    /// The `dataschema` URI events of this version carry.
+    #[arg(long, value_name = "URI")]
+    pub(crate) dataschema: Option<String>,
+    /// An example payload file, valid against the schema; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) example: Vec<std::path::PathBuf>,
+    #[arg(long, default_value = "")]
+    pub(crate) description: String,
+    /// Who to ask about the type.
+    #[arg(long, default_value = "")]
+    pub(crate) owner: String,
+    /// The whole type as JSON instead: `{"name", "description", "owner", "versions":
+    /// [{"version", "dataschema", "schema", "examples"}]}`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "schema", "example"])]
+    pub(crate) file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

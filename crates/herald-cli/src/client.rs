@@ -8,6 +8,7 @@ use tonic::transport::Channel;
 
 use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::event_service_client::EventServiceClient;
+use herald_proto::v1::event_type_service_client::EventTypeServiceClient;
 use herald_proto::v1::subscription_service_client::SubscriptionServiceClient;
 
 /// A Subscriptions API client that sends the bearer token, if any.
@@ -15,6 +16,8 @@ pub(crate) type Client = SubscriptionServiceClient<InterceptedService<Channel, B
 
 /// An Events API client that sends the bearer token, if any.
 pub(crate) type EventClient = EventServiceClient<InterceptedService<Channel, BearerToken>>;
+/// An EventTypes API client that sends the bearer token, if any.
+pub(crate) type TypeClient = EventTypeServiceClient<InterceptedService<Channel, BearerToken>>;
 /// A Deliveries API client that sends the bearer token, if any.
 pub(crate) type DeliveryClient = DeliveryServiceClient<InterceptedService<Channel, BearerToken>>;
 
@@ -67,6 +70,12 @@ pub(crate) async fn connect_events(
 ) -> anyhow::Result<EventClient> {
     let (channel, token) = channel(server, token).await?;
     Ok(EventServiceClient::with_interceptor(channel, token))
+}
+
+/// Connects the EventTypes API client to `server`.
+pub(crate) async fn connect_types(server: &str, token: Option<&str>) -> anyhow::Result<TypeClient> {
+    let (channel, token) = channel(server, token).await?;
+    Ok(EventTypeServiceClient::with_interceptor(channel, token))
 }
 
 async fn channel(server: &str, token: Option<&str>) -> anyhow::Result<(Channel, BearerToken)> {

@@ -12,6 +12,7 @@ mod listen;
 mod output;
 mod rejected;
 mod sub;
+mod types;
 
 #[cfg(test)]
 mod tests;
@@ -71,6 +72,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             deliveries::replay(&mut client, args, cli.output, output::print).await
         }
         Command::Listen(args) => listen::run(args).await,
+        Command::Types(command) => {
+            let mut client = client::connect_types(&cli.server, cli.token.as_deref()).await?;
+            if let Some(text) = types::run(&mut client, command, cli.output).await? {
+                output::print(&text);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -53,6 +53,9 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
     if subscription.signature_scheme() != pb::SignatureScheme::Unspecified {
         pairs.push(("signing", signing_summary(subscription)));
     }
+    for warning in &subscription.warnings {
+        pairs.push(("warning", warning.clone()));
+    }
     let width = pairs.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     pairs
         .iter()
@@ -144,6 +147,9 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
                 })
             })
             .collect();
+    }
+    if !subscription.warnings.is_empty() {
+        object["warnings"] = json!(subscription.warnings);
     }
     if let Some(health) = &subscription.health {
         object["health"] = json!({

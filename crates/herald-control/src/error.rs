@@ -2,6 +2,7 @@
 
 use herald_core::ErrorCode;
 use herald_core::SubscriptionId;
+use herald_core::catalog::CatalogError;
 use herald_core::filter::FilterError;
 use herald_core::retry::PolicyError;
 use herald_core::subscription::SubscriptionError;
@@ -17,6 +18,14 @@ pub enum Error {
     #[error("subscription {id} is at revision {actual}, not the expected revision {expected}")]
     RevisionMismatch {
         id: SubscriptionId,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("event type {0} not found")]
+    EventTypeNotFound(String),
+    #[error("event type {name} is at revision {actual}, not the expected revision {expected}")]
+    EventTypeChanged {
+        name: String,
         expected: u64,
         actual: u64,
     },
@@ -43,8 +52,8 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
-            Error::NotFound(_) => ErrorCode::NotFound,
-            Error::RevisionMismatch { .. } => ErrorCode::Aborted,
+            Error::NotFound(_) | Error::EventTypeNotFound(_) => ErrorCode::NotFound,
+            Error::RevisionMismatch { .. } | Error::EventTypeChanged { .. } => ErrorCode::Aborted,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
             Error::Store(err) => err.code(),
             Error::Metrics(_)
@@ -65,6 +74,15 @@ impl Error {
 
 impl From<SubscriptionError> for Error {
     fn from(error: SubscriptionError) -> Error {
+        Error::InvalidArgument {
+            field: error.field,
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<CatalogError> for Error {
+    fn from(error: CatalogError) -> Error {
         Error::InvalidArgument {
             field: error.field,
             reason: error.reason,

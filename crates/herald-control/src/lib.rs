@@ -1,8 +1,8 @@
 //! Control-plane role: the `herald.v1.SubscriptionService` gRPC API over the subscriptions
 //! stored in JetStream KV, the `herald.v1.DeliveryService` over the delivery records (dead
 //! letters, attempt log, endpoint health) and the events stream (replay), and the
-//! `herald.v1.EventService` over the rejected-events stream, with gRPC health checking and
-//! server reflection.
+//! `herald.v1.EventService` over the rejected-events stream, and the `herald.v1.EventTypeService`
+//! over the event-type catalog, with gRPC health checking and server reflection.
 //!
 //! Requests are converted from `pb::` types to `herald-core` types and validated at the edge
 //! (sink URL and network policy, filters, secret), then written through `herald-nats`'s
@@ -15,6 +15,7 @@ mod auth;
 mod config;
 mod deliveries;
 mod error;
+mod event_types;
 mod events;
 mod metrics;
 mod subscriptions;
@@ -31,8 +32,11 @@ use herald_core::network::NetworkPolicy;
 use herald_nats::Nats;
 use herald_proto::v1::delivery_service_server::DeliveryServiceServer;
 use herald_proto::v1::event_service_server::EventServiceServer;
+use herald_proto::v1::event_type_service_server::EventTypeServiceServer;
 use herald_proto::v1::subscription_service_server::SubscriptionServiceServer;
-use herald_proto::{DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME};
+use herald_proto::{
+    DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, EVENT_TYPE_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME,
+};
 
 pub use config::{AuthConfig, Config};
 pub use deliveries::REPLAY_PROGRESS_EVERY;
@@ -42,10 +46,11 @@ pub use metrics::Metrics;
 pub use subscriptions::{DEFAULT_PAGE_SIZE, DEFAULT_ROTATION_OVERLAP, MAX_PAGE_SIZE};
 
 /// The gRPC services whose health `Service::run` reports.
-const SERVICE_NAMES: [&str; 3] = [
+const SERVICE_NAMES: [&str; 4] = [
     SUBSCRIPTION_SERVICE_NAME,
     DELIVERY_SERVICE_NAME,
     EVENT_SERVICE_NAME,
+    EVENT_TYPE_SERVICE_NAME,
 ];
 
 /// The control service, built and ready to serve.
@@ -78,12 +83,16 @@ pub async fn build(
     let authenticator = auth::Authenticator::new(&config.auth, metrics.clone());
     let events = events::EventApi::new(nats.rejected(), metrics.clone());
     let events = EventServiceServer::with_interceptor(events, authenticator.clone());
+    let event_types = Box::pin(nats.event_types()).await?;
     let subscriptions = subscriptions::SubscriptionApi::new(
         store.clone(),
         nats.records(),
+        event_types.clone(),
         network,
         metrics.clone(),
     );
+    let event_types = event_types::EventTypeApi::new(event_types, metrics.clone());
+    let event_types = EventTypeServiceServer::with_interceptor(event_types, authenticator.clone());
     let subscriptions =
         SubscriptionServiceServer::with_interceptor(subscriptions, authenticator.clone());
     let deliveries = deliveries::DeliveryApi::new(store, nats, metrics);
@@ -105,6 +114,7 @@ pub async fn build(
         .add_service(subscriptions)
         .add_service(deliveries)
         .add_service(events)
+        .add_service(event_types)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);

@@ -18,7 +18,7 @@ use herald_core::record::EndpointHealth;
 use herald_core::retry::RetryPolicy;
 use herald_core::subscription::{MAX_ROTATION_OVERLAP, Scheme, WebhookSecret};
 use herald_core::{DeliverySettings, ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
-use herald_nats::{Records, SubscriptionStore, Versioned};
+use herald_nats::{EventTypeStore, Records, SubscriptionStore, Versioned};
 use herald_proto::v1 as pb;
 use herald_proto::{SecretVisibility, subscription_to_pb};
 
@@ -43,6 +43,8 @@ const MAX_WRITE_ATTEMPTS: u32 = 3;
 pub(crate) struct SubscriptionApi {
     store: SubscriptionStore,
     records: Records,
+    /// Read to warn about subscriptions to deprecated event types.
+    event_types: EventTypeStore,
     network: NetworkPolicy,
     metrics: Metrics,
 }
@@ -62,12 +64,14 @@ impl SubscriptionApi {
     pub(crate) fn new(
         store: SubscriptionStore,
         records: Records,
+        event_types: EventTypeStore,
         network: NetworkPolicy,
         metrics: Metrics,
     ) -> SubscriptionApi {
         SubscriptionApi {
             store,
             records,
+            event_types,
             network,
             metrics,
         }
@@ -106,11 +110,9 @@ impl SubscriptionApi {
         record_subscription_id(&subscription.id);
         let revision = self.store.create(&subscription).await?;
         tracing::info!(sink = %subscription.sink.authority(), revision, "subscription created");
-        Ok(subscription_to_pb(
-            &subscription,
-            revision,
-            SecretVisibility::Reveal,
-        ))
+        let mut created = subscription_to_pb(&subscription, revision, SecretVisibility::Reveal);
+        created.warnings = self.deprecation_warnings(&subscription.filters).await;
+        Ok(created)
     }
 
     async fn get(&self, request: pb::GetSubscriptionRequest) -> Result<pb::Subscription> {
@@ -190,11 +192,10 @@ impl SubscriptionApi {
                         revision = new_revision,
                         "subscription updated"
                     );
-                    return Ok(subscription_to_pb(
-                        &subscription,
-                        new_revision,
-                        SecretVisibility::Omit,
-                    ));
+                    let mut updated =
+                        subscription_to_pb(&subscription, new_revision, SecretVisibility::Omit);
+                    updated.warnings = self.deprecation_warnings(&subscription.filters).await;
+                    return Ok(updated);
                 }
                 Err(err) if should_retry(&err, expected_revision, attempt) => {
                     tracing::debug!(attempt, "subscription changed concurrently, retrying");
@@ -324,6 +325,11 @@ impl SubscriptionApi {
             .set_health(&id, &EndpointHealth::default())
             .await?;
         self.set_state(id_text, |_| State::Active).await
+    }
+
+    /// Warns about exact type filters naming deprecated event types (best effort).
+    async fn deprecation_warnings(&self, filters: &[Filter]) -> Vec<String> {
+        crate::event_types::deprecation_warnings(&self.event_types, filters).await
     }
 
     async fn read(&self, id: &SubscriptionId) -> Result<Versioned<Subscription>> {

@@ -70,6 +70,7 @@ pub fn subscription_to_pb(
                 expire_time: Some(timestamp_to_pb(retired.valid_until)),
             })
             .collect(),
+        warnings: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! sees `pb::` types. [`code_of`] is the one mapping of Herald error codes to gRPC status codes.
 //! Depends on `herald-core`, `prost` and `tonic`; never on NATS or on a role crate.
 
+pub mod catalog;
 pub mod convert;
 pub mod delivery;
 pub mod rpc;
@@ -15,6 +16,7 @@ mod tests;
 
 use herald_core::ErrorCode;
 
+pub use catalog::{event_type_from_pb, event_type_to_pb};
 pub use convert::{
     SecretVisibility, filters_from_pb, filters_to_pb, scheme_from_pb, scheme_to_pb,
     subscription_to_pb, timestamp_from_pb, timestamp_to_pb,
@@ -44,6 +46,8 @@ pub const SUBSCRIPTION_SERVICE_NAME: &str = v1::subscription_service_server::SER
 
 /// Fully qualified name of the events service (rejected events).
 pub const EVENT_SERVICE_NAME: &str = v1::event_service_server::SERVICE_NAME;
+/// Fully qualified name of the event-type catalog service.
+pub const EVENT_TYPE_SERVICE_NAME: &str = v1::event_type_service_server::SERVICE_NAME;
 /// Fully qualified name of the deliveries service, as health checks and reflection name it.
 pub const DELIVERY_SERVICE_NAME: &str = v1::delivery_service_server::SERVICE_NAME;
 

@@ -15,3 +15,4 @@ mod deliveries;
 mod listen;
 mod sub;
 mod support;
+mod types;
