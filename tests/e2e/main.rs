@@ -28,6 +28,7 @@ mod e2e_retry_and_dlq;
 mod e2e_scheduling;
 mod e2e_security;
 mod e2e_sink_privacy;
+mod e2e_ssrf;
 mod tidy;
 
 use std::collections::BTreeSet;

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use herald_core::network::NetworkPolicy;
 use herald_core::record::EndpointHealth;
 use herald_core::retry::RetryPolicy;
-use herald_core::subscription::{MAX_ROTATION_OVERLAP, Scheme, WebhookSecret};
+use herald_core::subscription::{MAX_ROTATION_OVERLAP, Scheme, SubscriptionError, WebhookSecret};
 use herald_core::{DeliverySettings, ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
 use herald_nats::{EventTypeStore, Records, SubscriptionStore, Versioned};
 use herald_proto::v1 as pb;
@@ -336,9 +336,24 @@ impl SubscriptionApi {
         read_subscription(&self.store, id).await
     }
 
+    /// Parses a sink and refuses a host the network policy denies before any name is
+    /// resolved: an IP literal (`url::Url` has turned every numeric spelling into one), and
+    /// `localhost`, `*.localhost` and cloud metadata names. Other names are judged by their
+    /// addresses at every connection.
     fn parse_sink(&self, text: &str) -> Result<Sink> {
         let sink = Sink::parse(text)?;
         sink.check_policy(&self.network)?;
+        if let Some(range) = sink
+            .url()
+            .host()
+            .and_then(|host| self.network.denied_host(&host))
+        {
+            return Err(SubscriptionError::new(
+                "sink",
+                format!("{range} addresses are not allowed as delivery targets"),
+            )
+            .into());
+        }
         Ok(sink)
     }
 

@@ -5,11 +5,15 @@
 //! subscription must not turn Herald into a proxy into its own network. Dev mode allows
 //! loopback and private ranges. An IPv6 address that embeds an IPv4 address (IPv4-mapped,
 //! IPv4-compatible, IPv4-translated, NAT64, 6to4, Teredo, ISATAP) is judged by the embedded
-//! address too, since a host or a translator on the way may deliver it there. Pure
+//! address too, since a host or a translator on the way may deliver it there. Cloud metadata
+//! endpoints (`169.254.169.254`, `fd00:ec2::254`, `metadata.google.internal`, ...) are refused
+//! whatever the policy says. An operator opens exactly the networks they need with an
+//! allow-list (`network.allow`), which wins over every range but cloud metadata. Pure
 //! classification; the dispatcher's resolver and control's sink validation apply it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +30,11 @@ pub enum Range {
     Multicast,
     Broadcast,
     Documentation,
+    /// Benchmarking networks, 198.18.0.0/15 and 2001:2::/48.
+    Benchmark,
     Reserved,
+    /// A cloud provider's instance metadata service: never allowed.
+    Metadata,
 }
 
 impl fmt::Display for Range {
@@ -40,7 +48,9 @@ impl fmt::Display for Range {
             Range::Multicast => "multicast",
             Range::Broadcast => "broadcast",
             Range::Documentation => "documentation",
+            Range::Benchmark => "benchmarking",
             Range::Reserved => "reserved",
+            Range::Metadata => "cloud metadata",
         })
     }
 }
@@ -50,6 +60,8 @@ impl fmt::Display for Range {
 pub struct NetworkPolicy {
     allow_loopback: bool,
     allow_private: bool,
+    /// Networks allowed whatever their range, cloud metadata excepted.
+    allowed: Vec<Network>,
 }
 
 impl NetworkPolicy {
@@ -58,6 +70,7 @@ impl NetworkPolicy {
         NetworkPolicy {
             allow_loopback: false,
             allow_private: false,
+            allowed: Vec::new(),
         }
     }
 
@@ -66,9 +79,18 @@ impl NetworkPolicy {
         NetworkPolicy {
             allow_loopback,
             allow_private,
+            allowed: Vec::new(),
         }
     }
 
+    /// Returns this policy with `networks` allowed whatever their range (`network.allow`),
+    /// except cloud metadata addresses, which nothing opens.
+    pub fn with_allowed(mut self, networks: Vec<Network>) -> NetworkPolicy {
+        self.allowed = networks;
+        self
+    }
+
+    /// Returns whether the operator switches allow a whole range.
     pub fn allows(&self, range: Range) -> bool {
         match range {
             Range::Loopback => self.allow_loopback,
@@ -80,9 +102,190 @@ impl NetworkPolicy {
     /// Returns the range that makes `ip` a forbidden target, or `None` when it is allowed.
     ///
     /// An address can be in several ranges (a local-use NAT64 address is private, and so may
-    /// be the IPv4 address it embeds): it is allowed only when the policy allows every one.
+    /// be the IPv4 address it embeds): it is allowed only when the policy allows every one, or
+    /// when it lies in an allowed network and is no cloud metadata address. An IPv4-mapped
+    /// address (`::ffff:a.b.c.d`) is the IPv4 address for the allow-list; other IPv6 forms
+    /// that embed an allowed IPv4 address are not opened by it.
     pub fn denied_range(&self, ip: IpAddr) -> Option<Range> {
+        if ranges(ip).any(|range| range == Range::Metadata) {
+            return Some(Range::Metadata);
+        }
+        let canonical = ip.to_canonical();
+        if self
+            .allowed
+            .iter()
+            .any(|network| network.contains(canonical))
+        {
+            return None;
+        }
         ranges(ip).find(|range| !self.allows(*range))
+    }
+
+    /// Returns the range that makes a URL host a forbidden target before any name is resolved,
+    /// or `None` when it may be tried: an IP literal by its address, `localhost` and names
+    /// under `.localhost` (RFC 6761) as loopback, and the names of cloud metadata services.
+    /// Other names are judged by the addresses they resolve to, at every connection.
+    pub fn denied_host(&self, host: &url::Host<&str>) -> Option<Range> {
+        match host {
+            url::Host::Ipv4(ip) => self.denied_range(IpAddr::V4(*ip)),
+            url::Host::Ipv6(ip) => self.denied_range(IpAddr::V6(*ip)),
+            url::Host::Domain(name) => self.denied_name(name),
+        }
+    }
+
+    /// Returns the range a host name belongs to by its spelling alone, when the policy denies
+    /// it; see [`NetworkPolicy::denied_host`].
+    pub fn denied_name(&self, name: &str) -> Option<Range> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if METADATA_NAMES.contains(&name.as_str()) {
+            return Some(Range::Metadata);
+        }
+        let loopback = name == "localhost" || name.ends_with(".localhost");
+        (loopback && !self.allows(Range::Loopback)).then_some(Range::Loopback)
+    }
+}
+
+/// Names of cloud instance metadata services, refused by name as well as by address.
+const METADATA_NAMES: [&str; 5] = [
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
+/// Addresses of cloud instance metadata services: AWS, GCP, Azure, OpenStack and
+/// DigitalOcean (169.254.169.254), AWS ECS task credentials (169.254.170.2) and EKS pod
+/// identity (169.254.170.23), Alibaba Cloud (100.100.100.200), Oracle Cloud (192.0.0.192).
+const METADATA_V4: [Ipv4Addr; 5] = [
+    Ipv4Addr::new(169, 254, 169, 254),
+    Ipv4Addr::new(169, 254, 170, 2),
+    Ipv4Addr::new(169, 254, 170, 23),
+    Ipv4Addr::new(100, 100, 100, 200),
+    Ipv4Addr::new(192, 0, 0, 192),
+];
+
+/// AWS's IPv6 instance metadata (fd00:ec2::254) and EKS pod identity (fd00:ec2::23).
+const METADATA_V6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254),
+    Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x23),
+];
+
+/// An IP network in CIDR notation (`10.1.0.0/16`, `fd12:3456::/48`; a bare address is a
+/// single host), as `network.allow` lists them. Addresses are written as the standard library
+/// reads them: four decimal octets, no octal, hex or short forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network {
+    address: IpAddr,
+    prefix_len: u8,
+}
+
+/// Why a network's text is not a CIDR block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a network: {reason}")]
+pub struct NetworkError {
+    text: String,
+    reason: String,
+}
+
+impl Network {
+    /// Parses `ADDRESS/PREFIX` or a bare address; host bits must be zero.
+    pub fn parse(text: &str) -> Result<Network, NetworkError> {
+        let error = |reason: &str| NetworkError {
+            text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (address_text, prefix_text) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address = IpAddr::from_str(address_text)
+            .map_err(|_| error("expected an IPv4 or IPv6 address, then optionally /PREFIX"))?;
+        let max_len: u8 = if address.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match prefix_text {
+            None => max_len,
+            Some(prefix) => {
+                let valid_digits = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit());
+                match prefix.parse::<u8>() {
+                    Ok(len) if valid_digits && len <= max_len => len,
+                    _ => return Err(error(&format!("the prefix must be 0 to {max_len}"))),
+                }
+            }
+        };
+        let network = Network {
+            address,
+            prefix_len,
+        };
+        if network.first_address() != address {
+            return Err(error(&format!(
+                "host bits are set; did you mean {}/{prefix_len}?",
+                network.first_address()
+            )));
+        }
+        Ok(network)
+    }
+
+    /// Returns whether `ip` lies in this network (an IPv4 network holds no IPv6 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+
+    fn first_address(&self) -> IpAddr {
+        match self.address {
+            IpAddr::V4(ip) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(ip) & mask))
+            }
+            IpAddr::V6(ip) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(ip) & mask))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+impl FromStr for Network {
+    type Err = NetworkError;
+    fn from_str(text: &str) -> Result<Network, NetworkError> {
+        Network::parse(text)
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = NetworkError;
+    fn try_from(text: String) -> Result<Network, NetworkError> {
+        Network::parse(&text)
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        network.to_string()
     }
 }
 
@@ -107,7 +310,9 @@ fn ranges(ip: IpAddr) -> impl Iterator<Item = Range> {
 
 fn classify_v4(ip: Ipv4Addr) -> Option<Range> {
     let [a, b, c, _] = ip.octets();
-    let range = if ip.is_loopback() {
+    let range = if METADATA_V4.contains(&ip) {
+        Range::Metadata
+    } else if ip.is_loopback() {
         Range::Loopback
     } else if ip.is_private() {
         Range::Private
@@ -121,9 +326,13 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Range> {
         Range::Multicast
     } else if ip.is_broadcast() {
         Range::Broadcast
-    } else if ip.is_documentation() || (a == 198 && (b == 18 || b == 19)) {
+    } else if ip.is_documentation() {
         Range::Documentation
-    } else if a >= 240 || (a == 192 && b == 0 && c == 0) {
+    } else if a == 198 && (b == 18 || b == 19) {
+        Range::Benchmark
+    } else if a >= 240 || (a == 192 && b == 0 && c == 0) || (a == 192 && b == 88 && c == 99) {
+        // Reserved, the IETF protocol assignments (192.0.0.0/24) and the deprecated 6to4 relay
+        // anycast (192.88.99.0/24).
         Range::Reserved
     } else {
         return None;
@@ -134,7 +343,9 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Range> {
 /// Returns the range of an IPv6 address itself, not counting an IPv4 address it embeds.
 fn classify_v6(ip: Ipv6Addr) -> Option<Range> {
     let [first, second, third, ..] = ip.segments();
-    let range = if ip.is_loopback() {
+    let range = if METADATA_V6.contains(&ip) {
+        Range::Metadata
+    } else if ip.is_loopback() {
         Range::Loopback
     } else if ip.is_unspecified() {
         Range::Unspecified
@@ -151,6 +362,12 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Range> {
     } else if (first == 0x2001 && second == 0x0db8) || (first == 0x3fff && second & 0xf000 == 0) {
         // 2001:db8::/32 and 3fff::/20.
         Range::Documentation
+    } else if first == 0x2001 && second == 0x0002 && third == 0 {
+        // 2001:2::/48.
+        Range::Benchmark
+    } else if first == 0x2001 && matches!(second & 0xfff0, 0x0010 | 0x0020) {
+        // ORCHID and ORCHIDv2, 2001:10::/28 and 2001:20::/28: identifiers, never routed.
+        Range::Reserved
     } else if first == 0x0064 && second == 0xff9b && third == 0x0001 {
         // Local-use NAT64, 64:ff9b:1::/48: translated into the operator's own IPv4 network.
         Range::Private

@@ -3,14 +3,15 @@
 //!
 //! Names are checked when they are resolved (`resolver.rs`), so DNS rebinding cannot slip a
 //! private address in after a check; IP-literal URLs bypass reqwest's resolver and are checked
-//! before sending.
+//! before sending, and so are names the policy refuses by their spelling (`localhost`). The
+//! URL is a `url::Url`, which has already turned every numeric spelling of an IPv4 address
+//! (decimal, octal, hex, short forms) into the address.
 //!
 //! Requests to one endpoint host share a bound (`hosts.rs`): however many subscriptions send to
 //! it, at most that many requests to it are in flight at once, each on its own keep-alive
 //! connection.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use herald_core::record::{MAX_RECORDED_BODY, RECORDED_HEADERS};
 use crate::{Config, Error, Result};
 
 use self::hosts::HostLimits;
-use self::resolver::{DENIED_MARKER, GuardedResolver};
+use self::resolver::{DENIED_MARKER, GuardedResolver, Lookups, SystemLookups};
 
 mod hosts;
 mod resolver;
@@ -80,12 +81,25 @@ pub(crate) struct DeliveryClient {
 
 impl DeliveryClient {
     pub(crate) fn new(config: &Config, policy: NetworkPolicy) -> Result<DeliveryClient> {
+        DeliveryClient::with_lookups(config, policy, Arc::new(SystemLookups))
+    }
+
+    /// Builds a client that resolves names with `lookups` (tests pass a fixed table, so no
+    /// name is ever looked up outside the test).
+    pub(crate) fn with_lookups(
+        config: &Config,
+        policy: NetworkPolicy,
+        lookups: Arc<dyn Lookups>,
+    ) -> Result<DeliveryClient> {
         // reqwest is built without a default crypto provider; ring is the process's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
         let per_host = max_in_flight_per_host(config);
         let build = |pooled: bool| {
-            let resolver = Arc::new(GuardedResolver::new(Arc::clone(&policy)));
+            let resolver = Arc::new(GuardedResolver::new(
+                Arc::clone(&policy),
+                Arc::clone(&lookups),
+            ));
             let builder = reqwest::Client::builder()
                 .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
                 .timeout(config.request_timeout)
@@ -129,12 +143,11 @@ impl DeliveryClient {
     /// connections and answered requests are never sent again here.
     pub(crate) async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
         let started = Instant::now();
-        let literal = match request.url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(range) = literal.and_then(|ip| self.policy.denied_range(ip)) {
+        let denied = request
+            .url
+            .host()
+            .and_then(|host| self.policy.denied_host(&host));
+        if let Some(range) = denied {
             let error = format!("{range} addresses are not allowed as delivery targets");
             return AttemptReport::failed(FailureClass::DeniedAddress, started.elapsed(), error);
         }

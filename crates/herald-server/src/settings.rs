@@ -9,7 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
-use herald_core::network::NetworkPolicy;
+use herald_core::network::{Network, NetworkPolicy};
 
 use crate::app::Roles;
 
@@ -29,6 +29,9 @@ pub(crate) struct Settings {
     pub(crate) secrets: SecretsSettings,
     pub(crate) listen: ListenSettings,
     pub(crate) ingest: herald_ingest::Config,
+    /// How ingest checks events against the event-type catalog; a section of its own so that
+    /// `herald_ingest::Config`'s literal users are unaffected.
+    pub(crate) catalog: herald_ingest::CatalogConfig,
     pub(crate) dispatcher: herald_dispatcher::Config,
     pub(crate) control: herald_control::Config,
     pub(crate) log: LogSettings,
@@ -40,6 +43,8 @@ pub(crate) struct Settings {
 pub(crate) struct NetworkSettings {
     pub(crate) allow_loopback: bool,
     pub(crate) allow_private: bool,
+    /// Networks (CIDR) delivery may reach whatever their range, cloud metadata excepted.
+    pub(crate) allow: Vec<Network>,
 }
 
 /// Key-encryption keys that seal signing secrets in the subscriptions bucket.
@@ -176,6 +181,7 @@ impl Settings {
 
     pub(crate) fn network_policy(&self) -> NetworkPolicy {
         NetworkPolicy::new(self.network.allow_loopback, self.network.allow_private)
+            .with_allowed(self.network.allow.clone())
     }
 }
 

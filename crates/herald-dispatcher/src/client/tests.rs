@@ -12,9 +12,11 @@ use herald_core::delivery::{AttemptResult, FailureClass};
 use herald_core::network::NetworkPolicy;
 
 use super::hosts::HostLimits;
-use super::resolver::{DENIED_MARKER, GuardedResolver};
+use super::resolver::{DENIED_MARKER, GuardedResolver, SystemLookups};
 use super::{AttemptReport, DeliveryClient, SignedRequest};
 use crate::Config;
+
+mod ssrf;
 
 fn config() -> Config {
     Config {
@@ -174,7 +176,10 @@ fn status(report: &AttemptReport) -> Option<u16> {
 
 #[tokio::test]
 async fn resolver_refuses_a_name_that_resolves_only_to_loopback() {
-    let resolver = GuardedResolver::new(Arc::new(NetworkPolicy::public_only()));
+    let resolver = GuardedResolver::new(
+        Arc::new(NetworkPolicy::public_only()),
+        Arc::new(SystemLookups),
+    );
     let resolved = reqwest::dns::Resolve::resolve(&resolver, "localhost".parse().unwrap()).await;
     let Err(err) = resolved else {
         panic!("localhost should be refused");
@@ -186,7 +191,10 @@ async fn resolver_refuses_a_name_that_resolves_only_to_loopback() {
 
 #[tokio::test]
 async fn resolver_passes_loopback_when_the_policy_allows_it() {
-    let resolver = GuardedResolver::new(Arc::new(NetworkPolicy::new(true, false)));
+    let resolver = GuardedResolver::new(
+        Arc::new(NetworkPolicy::new(true, false)),
+        Arc::new(SystemLookups),
+    );
     let resolved = reqwest::dns::Resolve::resolve(&resolver, "localhost".parse().unwrap())
         .await
         .unwrap_or_else(|err| panic!("localhost should resolve: {err}"));

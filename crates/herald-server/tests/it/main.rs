@@ -12,6 +12,7 @@
 mod crash;
 mod nats_auth;
 mod nats_cluster;
+mod network_allow;
 mod process;
 mod replicas;
 mod shutdown;
