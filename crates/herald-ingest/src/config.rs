@@ -19,6 +19,26 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
+/// How ingest checks events against the event-type catalog; a section of its own (`[catalog]`)
+/// passed beside [`Config`], whose literal users it leaves alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// What becomes of an event whose type the catalog does not list: `accept` it unchecked,
+    /// or `refuse` it (strict mode). Events of registered types are always checked.
+    pub unregistered: Unregistered,
+}
+
+/// What ingest does with an event of an unregistered type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unregistered {
+    /// Accept it without a schema check.
+    Accept,
+    /// Refuse it with `400`, type `urn:herald:problem:unregistered-type`.
+    Refuse,
+}
+
 /// Producer authentication: bearer tokens.
 pub use herald_core::auth::BearerAuth as AuthConfig;
 

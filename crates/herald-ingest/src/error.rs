@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use herald_core::catalog::Violation;
 use herald_core::{ErrorCode, EventError};
 
 /// An ingest failure.
@@ -15,6 +16,13 @@ pub enum Error {
     InvalidEvent(EventError),
     #[error("invalid batch: {} of its events are invalid", .0.len())]
     InvalidBatch(Vec<(usize, EventError)>),
+    /// The event-type catalog refuses the event: its data does not satisfy its type's schema, or
+    /// its type is unregistered and `catalog.unregistered` is `refuse`.
+    #[error("{0}")]
+    Refused(CatalogRefusal),
+    /// The catalog refuses some events of a batch; nothing of it was published.
+    #[error("invalid batch: the event-type catalog refuses {} of its events", .0.len())]
+    RefusedBatch(Vec<(usize, CatalogRefusal)>),
     #[error("{0}")]
     BadRequest(String),
     /// A header that must appear once appears more often: a proxy reading another copy than
@@ -54,8 +62,65 @@ pub enum Error {
     Timeout(Duration),
     #[error("failed to register metrics: {0}")]
     Metrics(prometheus::Error),
+    /// The event-type catalog could not be read at start.
+    #[error("failed to load the event-type catalog: {0}")]
+    Catalog(herald_nats::Error),
+    /// A bug of Herald's: a task checking events failed.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("listener failed: {0}")]
     Io(std::io::Error),
+}
+
+/// Why the event-type catalog refuses one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogRefusal {
+    /// The event's data does not satisfy the schema of its type's version.
+    Invalid {
+        event_type: String,
+        violation: Violation,
+    },
+    /// The type is not registered, and unregistered types are refused.
+    Unregistered { event_type: String },
+}
+
+impl CatalogRefusal {
+    /// Returns the JSON Pointer into the event at fault (`/data/total`, `/type`).
+    pub fn pointer(&self) -> &str {
+        match self {
+            CatalogRefusal::Invalid { violation, .. } => &violation.pointer,
+            CatalogRefusal::Unregistered { .. } => "/type",
+        }
+    }
+}
+
+impl std::fmt::Display for CatalogRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CatalogRefusal::Invalid {
+                event_type,
+                violation,
+            } => {
+                let version = violation
+                    .version
+                    .as_deref()
+                    .map(|version| format!(" version {version}"))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "the event does not satisfy the registered schema of `{event_type}`{version} \
+                     at `{}`: {}",
+                    violation.pointer, violation.message
+                )
+            }
+            CatalogRefusal::Unregistered { event_type } => write!(
+                f,
+                "event type `{event_type}` is not registered in the event-type catalog, and \
+                 unregistered types are refused (catalog.unregistered = \"refuse\"): register \
+                 it with `heraldctl types create`"
+            ),
+        }
+    }
 }
 
 /// A request head that hyper refuses on its own, answering before any handler runs.
@@ -112,6 +177,8 @@ impl Error {
         match self {
             Error::InvalidEvent(_)
             | Error::InvalidBatch(_)
+            | Error::Refused(_)
+            | Error::RefusedBatch(_)
             | Error::BadRequest(_)
             | Error::RepeatedHeader(_)
             | Error::UnsupportedMediaType(_)
@@ -126,7 +193,8 @@ impl Error {
             Error::Unauthenticated => ErrorCode::Unauthenticated,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Unpersisted(_) | Error::Timeout(_) => ErrorCode::Unavailable,
-            Error::Metrics(_) | Error::Io(_) => ErrorCode::Internal,
+            Error::Catalog(err) => err.code(),
+            Error::Metrics(_) | Error::Io(_) | Error::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -155,7 +223,9 @@ impl Error {
     fn slug(&self) -> &'static str {
         match self {
             Error::InvalidEvent(_) | Error::Unstorable(_) => "invalid-event",
-            Error::InvalidBatch(_) => "invalid-batch",
+            Error::InvalidBatch(_) | Error::RefusedBatch(_) => "invalid-batch",
+            Error::Refused(CatalogRefusal::Invalid { .. }) => "schema-violation",
+            Error::Refused(CatalogRefusal::Unregistered { .. }) => "unregistered-type",
             Error::BadRequest(_) | Error::MalformedHead(HeadRefusal::Invalid) => "bad-request",
             Error::RepeatedHeader(_) => "repeated-header",
             Error::PayloadTooLarge { .. } | Error::BatchTooLarge { .. } => "payload-too-large",
@@ -166,7 +236,8 @@ impl Error {
             Error::NotFound(_) => "not-found",
             Error::MethodNotAllowed(_) => "method-not-allowed",
             Error::Unpersisted(_) | Error::Timeout(_) => "unavailable",
-            Error::Metrics(_) | Error::Io(_) => "internal",
+            Error::Catalog(_) => "unavailable",
+            Error::Metrics(_) | Error::Io(_) | Error::Internal(_) => "internal",
         }
     }
 
@@ -179,9 +250,22 @@ impl Error {
                 .map(|(index, err)| BatchEntryProblem {
                     index: *index,
                     detail: err.to_string(),
+                    pointer: None,
+                })
+                .collect(),
+            Error::RefusedBatch(entries) => entries
+                .iter()
+                .map(|(index, refusal)| BatchEntryProblem {
+                    index: *index,
+                    detail: refusal.to_string(),
+                    pointer: Some(refusal.pointer().to_owned()),
                 })
                 .collect(),
             _ => Vec::new(),
+        };
+        let pointer = match self {
+            Error::Refused(refusal) => Some(refusal.pointer().to_owned()),
+            _ => None,
         };
         let problem = Problem {
             problem_type: format!("urn:herald:problem:{}", self.slug()),
@@ -189,6 +273,7 @@ impl Error {
             status: status.as_u16(),
             detail: self.to_string(),
             code: self.code().as_str().to_owned(),
+            pointer,
             errors,
         };
         // A document of strings and integers always serializes; the fallback is unreachable.
@@ -222,6 +307,10 @@ pub struct Problem {
     pub detail: String,
     /// Herald's error code (`invalid_argument`, ...).
     pub code: String,
+    /// JSON Pointer into the event at fault, when the event-type catalog refused it
+    /// (`/data/total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
     /// Per-event reasons of a refused batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<BatchEntryProblem>,
@@ -232,6 +321,9 @@ pub struct Problem {
 pub struct BatchEntryProblem {
     pub index: usize,
     pub detail: String,
+    /// JSON Pointer into the event at fault, when the event-type catalog refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 impl IntoResponse for Error {

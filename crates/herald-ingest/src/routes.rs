@@ -1,6 +1,11 @@
 //! The HTTP surface of ingest: `POST /v1/events` in three content modes, and `OPTIONS` for the
 //! webhook abuse-protection handshake (CloudEvents HTTP Web Hooks, section 4); other paths and
 //! methods get problem documents, and every request an answer within `ingest.request_timeout`.
+//!
+//! With the event-type catalog (`build_with_catalog`), every event of a request is checked
+//! against the catalog compiled for its current revision before anything is published: the data
+//! of a registered type must satisfy its version's schema, and an unregistered type is accepted
+//! or refused as `catalog.unregistered` says.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,18 +21,98 @@ use axum::routing::post;
 use serde_json::value::RawValue;
 
 use herald_core::Event;
+use herald_core::catalog::{CompiledCatalog, Verdict};
 use herald_core::event::{BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE};
 use herald_core::trace::{self, TraceContext};
 use herald_nats::EventPublisher;
 use tracing::Instrument as _;
 
-use crate::{Config, Error, Metrics, Result};
+use crate::{CatalogRefusal, Config, Error, Metrics, Result, Unregistered};
+
+/// Batches larger than this are checked against the catalog on the blocking pool: at about
+/// 3 µs per 1 KiB event, checking more would hold the runtime thread too long.
+const INLINE_CHECK_EVENTS: usize = 16;
 
 #[derive(Clone)]
 struct AppState {
     config: Arc<Config>,
     publisher: EventPublisher,
     metrics: Metrics,
+    catalog: Option<CatalogCheck>,
+}
+
+/// What ingest checks events against: the catalog compiled for its latest revision, swapped by
+/// the catalog watch (`lib.rs`), and what to do with unregistered types.
+#[derive(Clone)]
+pub(crate) struct CatalogCheck {
+    pub(crate) compiled: tokio::sync::watch::Receiver<Arc<CompiledCatalog>>,
+    pub(crate) unregistered: Unregistered,
+}
+
+impl CatalogCheck {
+    /// Returns the refusals of `events`, by index; empty when every event may be published.
+    fn refusals(
+        catalog: &CompiledCatalog,
+        unregistered: Unregistered,
+        events: &[Event],
+    ) -> Vec<(usize, CatalogRefusal)> {
+        let mut refusals = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            match catalog.check(event) {
+                Verdict::Valid => {}
+                Verdict::Unregistered => {
+                    if unregistered == Unregistered::Refuse {
+                        refusals.push((
+                            index,
+                            CatalogRefusal::Unregistered {
+                                event_type: event.ty().to_owned(),
+                            },
+                        ));
+                    }
+                }
+                Verdict::Invalid(violation) => refusals.push((
+                    index,
+                    CatalogRefusal::Invalid {
+                        event_type: event.ty().to_owned(),
+                        violation,
+                    },
+                )),
+            }
+        }
+        refusals
+    }
+
+    /// Checks every event of a request; the request is refused whole if any event is, so a
+    /// batch publishes all of its events or none.
+    async fn check(&self, events: Vec<Event>, mode: Mode) -> Result<Vec<Event>> {
+        // The guard is dropped at once: the watch holds a lock while borrowed.
+        let catalog = Arc::clone(&self.compiled.borrow());
+        let unregistered = self.unregistered;
+        if catalog.is_empty() && unregistered == Unregistered::Accept {
+            return Ok(events);
+        }
+        let (events, mut refusals) = if events.len() <= INLINE_CHECK_EVENTS {
+            let refusals = CatalogCheck::refusals(&catalog, unregistered, &events);
+            (events, refusals)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let refusals = CatalogCheck::refusals(&catalog, unregistered, &events);
+                (events, refusals)
+            })
+            .await
+            .map_err(|err| Error::Internal(format!("the catalog check failed: {err}")))?
+        };
+        if refusals.is_empty() {
+            return Ok(events);
+        }
+        match mode {
+            Mode::Batch => Err(Error::RefusedBatch(refusals)),
+            Mode::Structured | Mode::Binary => {
+                let (_, refusal) = refusals.swap_remove(0);
+                Err(Error::Refused(refusal))
+            }
+        }
+    }
 }
 
 /// Content modes of the CloudEvents HTTP binding.
@@ -48,12 +133,18 @@ impl Mode {
     }
 }
 
-pub(crate) fn router(config: Arc<Config>, publisher: EventPublisher, metrics: Metrics) -> Router {
+pub(crate) fn router(
+    config: Arc<Config>,
+    publisher: EventPublisher,
+    metrics: Metrics,
+    catalog: Option<CatalogCheck>,
+) -> Router {
     let body_limit = config.max_body_bytes;
     let state = AppState {
         config,
         publisher,
         metrics,
+        catalog,
     };
     let events = post(publish_events)
         .options(abuse_protection)
@@ -155,6 +246,10 @@ async fn accept(
         .events_received
         .with_label_values(&mode_label)
         .inc_by(events.len() as u64);
+    let events = match &state.catalog {
+        Some(catalog) => catalog.check(events, mode).await?,
+        None => events,
+    };
     // The ingest span continues the producer's trace, and its context is stored with the events
     // (NATS headers), so each delivery attempt is its child.
     let span = tracing::info_span!(

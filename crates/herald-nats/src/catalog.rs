@@ -23,7 +23,7 @@ pub const EVENT_TYPES_BUCKET: &str = "herald_event_types";
 pub enum EventTypeChange {
     /// Registered or updated (deprecated, say).
     Put(Versioned<EventType>),
-    /// Removed; the key of the removed type.
+    /// Removed; the name of the removed type.
     Deleted(String),
 }
 
@@ -161,7 +161,10 @@ impl EventTypeStore {
                     }
                 },
                 kv::Operation::Delete | kv::Operation::Purge => {
-                    Some(Ok(EventTypeChange::Deleted(entry.key)))
+                    let prefix = format!("{}.events.0.", herald_core::subject::ROOT);
+                    let name =
+                        herald_core::subject::event_type_of(&format!("{prefix}{}", entry.key));
+                    Some(Ok(EventTypeChange::Deleted(name.unwrap_or(entry.key))))
                 }
             }
         }))

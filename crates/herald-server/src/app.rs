@@ -128,11 +128,15 @@ pub(crate) async fn run(
             "ingest",
             format!("http://{}/v1/events", listener.local_addr()?),
         ));
-        let service = herald_ingest::build(
+        // Boxed: reading the catalog is a deep future, and `run`'s is large already.
+        let service = Box::pin(herald_ingest::build_with_catalog(
             Arc::new(settings.ingest.clone()),
+            &settings.catalog,
             nats.publisher(),
+            nats.event_types().await?,
             &registry,
-        )?;
+        ))
+        .await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });

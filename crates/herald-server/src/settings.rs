@@ -29,6 +29,9 @@ pub(crate) struct Settings {
     pub(crate) secrets: SecretsSettings,
     pub(crate) listen: ListenSettings,
     pub(crate) ingest: herald_ingest::Config,
+    /// How ingest checks events against the event-type catalog; a section of its own so that
+    /// `herald_ingest::Config`'s literal users are unaffected.
+    pub(crate) catalog: herald_ingest::CatalogConfig,
     pub(crate) dispatcher: herald_dispatcher::Config,
     pub(crate) control: herald_control::Config,
     pub(crate) log: LogSettings,
