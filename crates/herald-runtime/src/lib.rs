@@ -9,6 +9,7 @@ pub mod admin;
 pub mod nats_server;
 pub mod signal;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 
 pub use admin::Health;
