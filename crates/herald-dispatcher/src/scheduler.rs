@@ -53,6 +53,31 @@ struct Waiting {
     event: Event,
 }
 
+/// What a scheduler pulls: the subscription's live events, and its due retries while the retry
+/// stream holds any of them (`None` until then: opened when the scheduler stores a retry or
+/// releases a held event).
+pub(crate) struct Pulls {
+    pub(crate) live: Messages,
+    pub(crate) due: Option<Messages>,
+}
+
+/// Creates (or finds) a subscription's retry consumer and pulls it.
+pub(crate) async fn open_due(
+    context: &WorkerContext,
+    route: &Route,
+) -> herald_nats::Result<Messages> {
+    let spec = route.retry_consumer_spec(&context.config);
+    let consumer = Box::pin(context.retries.ensure_consumer(&spec)).await?;
+    Box::pin(consumer.messages(route.window(&context.config))).await
+}
+
+async fn next_due(due: &mut Option<Messages>) -> Option<herald_nats::Result<Delivery>> {
+    match due {
+        Some(due) => due.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A running attempt's result: the event's key, its sequence, and what the attempt found.
 type Done = (Option<String>, u64, Finished);
 
@@ -71,11 +96,15 @@ pub(crate) async fn run(
     routes: &mut watch::Receiver<Arc<Route>>,
     health: &Arc<HealthTracker>,
     fence: &Fence,
-    mut messages: Messages,
+    pulls: Pulls,
     mut applied: ConsumerSpec,
     cancel: &CancellationToken,
 ) {
     let config = &context.config;
+    let Pulls {
+        live: mut messages,
+        mut due,
+    } = pulls;
     let mut route = Arc::clone(&routes.borrow_and_update());
     let mut limiter = Limiter::new(route.subscription().delivery.rate_limit);
     let mut lanes: Lanes<Waiting> = Lanes::default();
@@ -172,6 +201,9 @@ pub(crate) async fn run(
                 if let Some(pause) = finished.pause {
                     limiter.pause_for(pause);
                 }
+                if finished.end == End::RetryLater && due.is_none() {
+                    due = open_due_now(context, &route).await;
+                }
                 if let Some(key) = key {
                     lanes.finish(&key, sequence, finished.end);
                 }
@@ -182,12 +214,23 @@ pub(crate) async fn run(
                 Some(job) => lanes.move_failed(&key, job),
             },
             Some((key, released)) = releasing.next(), if !releasing.is_empty() => match released {
-                Ok(released) => lanes.released(&key, released),
+                Ok(released) => {
+                    if released.is_some() && due.is_none() {
+                        due = open_due_now(context, &route).await;
+                    }
+                    lanes.released(&key, released);
+                }
                 Err(()) => lanes.release_failed(&key),
             },
             item = messages.next() => match item {
                 Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
                 Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
+                None => break,
+            },
+            item = next_due(&mut due), if due.is_some() => match item {
+                Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
+                Some(Err(err)) => tracing::warn!(error = %err, "pull of retries failed"),
+                // The worker sets both pulls up again.
                 None => break,
             },
             () = wait_for(&mut wake), if wake.is_some() => wake = None,
@@ -440,4 +483,17 @@ fn release_held(
             }
         }
     })
+}
+
+/// Opens the pull of due retries once the scheduler stored one; if that fails, the worker pulls
+/// them when it starts again (the retry is stored, so [`herald_nats::Retries::has_any`] finds
+/// it), and meanwhile the stream of live events ends so that it does.
+async fn open_due_now(context: &WorkerContext, route: &Route) -> Option<Messages> {
+    match Box::pin(open_due(context, route)).await {
+        Ok(due) => Some(due),
+        Err(err) => {
+            tracing::warn!(error = %err, "failed to pull retries; setting the worker up again");
+            Some(Box::pin(futures::stream::empty()))
+        }
+    }
 }

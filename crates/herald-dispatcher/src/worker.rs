@@ -77,7 +77,7 @@ impl Route {
     }
 
     /// The subscription's consumer of due retries in the retry backlog.
-    fn retry_consumer_spec(&self, config: &Config) -> ConsumerSpec {
+    pub(crate) fn retry_consumer_spec(&self, config: &Config) -> ConsumerSpec {
         ConsumerSpec {
             filter_subjects: vec![herald_nats::due_subject(&self.subscription.id)],
             ..self.consumer_spec(config)
@@ -143,32 +143,33 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            let retry_spec = route.retry_consumer_spec(&context.config);
-            let retries = match Box::pin(context.retries.ensure_consumer(&retry_spec)).await {
-                Ok(retries) => retries,
-                Err(err) => {
-                    tracing::warn!(error = %err, "failed to set up the retry consumer; retrying");
-                    drop(permit);
-                    pause(&cancel, &mut retry_delay).await;
-                    continue;
-                }
-            };
             let window = route.window(&context.config);
-            let pulled = futures::future::try_join(
-                Box::pin(consumer.messages(window)),
-                Box::pin(retries.messages(window)),
-            )
-            .await;
-            let messages = match pulled {
-                // Live events and due retries feed one scheduler.
-                Ok((live, due)) => {
-                    Box::pin(futures::stream::select(live, due)) as herald_nats::Messages
-                }
+            let live = match Box::pin(consumer.messages(window)).await {
+                Ok(live) => live,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to pull; retrying");
                     drop(permit);
                     pause(&cancel, &mut retry_delay).await;
                     continue;
+                }
+            };
+            // Due retries are pulled only while the retry stream holds something of this
+            // subscription; otherwise the scheduler opens the pull when it stores the first.
+            let due = match Box::pin(context.retries.has_any(&subscription_id)).await {
+                Ok(false) => None,
+                has_any => {
+                    if let Err(err) = has_any {
+                        tracing::debug!(error = %err, "failed to look for retries; pulling them");
+                    }
+                    match Box::pin(scheduler::open_due(&context, &route)).await {
+                        Ok(due) => Some(due),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "failed to pull retries; retrying");
+                            drop(permit);
+                            pause(&cancel, &mut retry_delay).await;
+                            continue;
+                        }
+                    }
                 }
             };
             retry_delay = Duration::from_millis(100);
@@ -178,7 +179,7 @@ pub(crate) async fn run(
                 &mut routes,
                 &health,
                 &fence,
-                messages,
+                scheduler::Pulls { live, due },
                 spec,
                 &cancel,
             ))

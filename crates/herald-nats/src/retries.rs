@@ -157,6 +157,29 @@ impl Retries {
         Ok(pending)
     }
 
+    /// True when the retry stream holds anything of a subscription: a schedule, a due retry or
+    /// a held event. A worker pulls its retry consumer only then, or once it stores one itself,
+    /// so an idle subscription costs one pull, not two (benchmark W6).
+    pub async fn has_any(&self, id: &SubscriptionId) -> Result<bool> {
+        for filter in [
+            format!("{}.retry.*.{id}", subject::ROOT),
+            format!("{}.retry.*.{id}.*", subject::ROOT),
+        ] {
+            let mut subjects = self
+                .stream
+                .info_with_subjects(filter)
+                .await
+                .map_err(Error::unavailable("failed to read the retry stream"))?;
+            let first = futures::TryStreamExt::try_next(&mut subjects)
+                .await
+                .map_err(Error::unavailable("failed to read the retry stream"))?;
+            if first.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Forgets a subscription's retries: its consumer, its schedules, its due retries and its held
     /// events.
     pub async fn forget(&self, id: &SubscriptionId) -> Result<()> {
