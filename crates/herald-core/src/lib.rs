@@ -19,6 +19,7 @@ pub mod record;
 pub mod retry;
 pub mod subject;
 pub mod subscription;
+pub mod test_event;
 pub mod trace;
 
 pub use error::ErrorCode;

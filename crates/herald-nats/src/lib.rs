@@ -17,6 +17,7 @@ mod rejected;
 mod retries;
 mod scan;
 mod store;
+mod test_sends;
 
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub use rejected::{
 pub use retries::{Held, RETRIES_STREAM, Retries, RetryOf, due_subject};
 pub use scan::{Scanned, Start};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
+pub use test_sends::{
+    TEST_SENDS_QUEUE, TestRequest, TestRequests, TestSends, TestSent, test_send_subject,
+};
 
 /// Name of the stream holding every event (subjects `herald.events.>`).
 pub const EVENTS_STREAM: &str = "HERALD_EVENTS";
@@ -317,6 +321,11 @@ impl Nats {
             .await
             .map_err(Error::unavailable("failed to read stream info"))?;
         Ok(info.state.last_sequence)
+    }
+
+    /// Returns test sends: control requests them, dispatchers serve them.
+    pub fn test_sends(&self) -> TestSends {
+        TestSends::new(self.client.clone())
     }
 
     /// Returns the store of rejected messages.
