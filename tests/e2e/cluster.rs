@@ -58,6 +58,7 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
         max_response_body_bytes: 64 * 1024,
         disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 64,
+        max_in_flight_per_host: 256,
         shutdown_grace_period: Duration::from_secs(10),
         lease_ttl: Duration::from_secs(10),
     }

@@ -33,6 +33,7 @@ fn settings(
         max_in_flight: Some(max_in_flight),
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
+        ..Default::default()
     }
 }
 
@@ -638,5 +639,70 @@ async fn endpoint_health_written_by_another_replica_is_merged_not_overwritten() 
     .await;
     assert_eq!(merged.failing_since, Some(an_hour_ago), "{merged:?}");
     assert_eq!(merged.consecutive_failures, 50, "{merged:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscriptions_to_one_host_share_its_bound_and_wait_for_it_without_failing_an_attempt() {
+    // Four subscriptions of 8 in flight each to one host held to 3 at once, and an attempt
+    // deadline far shorter than the queue for the host: waiting for the host must be waiting
+    // in the lanes, never an attempt that times out.
+    let mut config = crate::cluster::dispatcher_config();
+    config.max_in_flight_per_host = 3;
+    config.request_timeout = Duration::from_secs(1);
+    let cluster = TestCluster::start_with(config).await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_delay(Duration::from_millis(200));
+    let mut subscriptions = Vec::new();
+    for _ in 0..4 {
+        subscriptions.push(
+            subscribe(
+                &cluster,
+                receiver.url(),
+                "com.shared.host",
+                fixed_retry_policy(&[100], 5),
+                settings(
+                    None,
+                    8,
+                    pb::delivery_settings::Ordering::None,
+                    pb::delivery_settings::OnDeadLetter::Unspecified,
+                ),
+            )
+            .await,
+        );
+    }
+    let events = 20;
+    for n in 0..events {
+        cluster
+            .post_structured(&herald_test_support::structured_event(
+                &format!("shared-{n}"),
+                "com.shared.host",
+            ))
+            .await;
+    }
+    let deliveries = events * subscriptions.len();
+    receiver
+        .wait_for(deliveries, Duration::from_secs(120))
+        .await;
+    for subscription in &subscriptions {
+        wait_until_settled(&cluster, &subscription.id).await;
+    }
+    assert_eq!(receiver.count(), deliveries, "each delivery once");
+    assert!(
+        receiver.max_concurrent() <= 3,
+        "the host saw {} requests at once",
+        receiver.max_concurrent()
+    );
+    let metrics = cluster.dispatcher_metrics();
+    let attempts: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("herald_dispatch_attempts_total{"))
+        .collect();
+    assert!(
+        attempts
+            .iter()
+            .all(|line| line.contains(r#"outcome="delivered""#) || line.ends_with(" 0")),
+        "every attempt delivered, none failed waiting for the host: {attempts:?}"
+    );
     cluster.shutdown().await;
 }

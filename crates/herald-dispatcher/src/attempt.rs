@@ -14,7 +14,7 @@ use herald_core::{Event, Subscription};
 use herald_nats::Delivery;
 
 use crate::announce;
-use crate::client::SignedRequest;
+use crate::client::{HostPermit, SignedRequest};
 use crate::context::WorkerContext;
 use crate::health::HealthTracker;
 use crate::scheduler::lanes::End;
@@ -34,6 +34,7 @@ pub(crate) async fn attempt(
     health: &HealthTracker,
     event: &Event,
     delivery: &Delivery,
+    permit: HostPermit,
 ) -> Finished {
     let subscription = route.subscription();
     let message_id = event.message_id();
@@ -52,7 +53,7 @@ pub(crate) async fn attempt(
         // This attempt's span when spans are exported, else the stored context as it came.
         trace: herald_runtime::trace::context_of(&tracing::Span::current(), delivery.trace()),
     };
-    let report = context.client.send(request).await;
+    let report = context.client.send_permitted(request, permit).await;
     let now = OffsetDateTime::now_utc();
     let age = (now - delivery.published)
         .try_into()

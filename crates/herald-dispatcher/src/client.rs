@@ -7,9 +7,10 @@
 //! URL is a `url::Url`, which has already turned every numeric spelling of an IPv4 address
 //! (decimal, octal, hex, short forms) into the address.
 //!
-//! Requests to one endpoint host share a bound (`hosts.rs`): however many subscriptions send to
-//! it, at most that many requests to it are in flight at once, each on its own keep-alive
-//! connection.
+//! Requests to one endpoint host share a bound (`hosts.rs`, `dispatcher.max_in_flight_per_host`):
+//! however many subscriptions send to it, at most that many requests to it are in flight at
+//! once, each on its own keep-alive connection. The scheduler takes an event's place before it
+//! starts the attempt ([`DeliveryClient::send_permitted`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,7 +95,7 @@ impl DeliveryClient {
         // reqwest is built without a default crypto provider; ring is the process's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
-        let per_host = max_in_flight_per_host(config);
+        let per_host = config.max_in_flight_per_host;
         let build = |pooled: bool| {
             let resolver = Arc::new(GuardedResolver::new(
                 Arc::clone(&policy),
@@ -133,6 +134,36 @@ impl DeliveryClient {
 
     /// Performs one attempt; never fails, the failure is in the report.
     ///
+    /// Waits for a place among the requests in flight to the endpoint's host first, within the
+    /// attempt's deadline; [`DeliveryClient::send_permitted`] sends with a place already taken.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "for one-off sends outside the scheduler")
+    )]
+    pub(crate) async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
+        let started = Instant::now();
+        if let Some(report) = self.refuse_denied_host(&request, started) {
+            return report;
+        }
+        // Waiting for the host counts against the attempt's deadline, so an attempt still
+        // takes at most `request_timeout` (the consumer's ack wait assumes so).
+        let acquired =
+            tokio::time::timeout(self.request_timeout, self.hosts.acquire(request.url)).await;
+        let Ok(permit) = acquired else {
+            let error = format!(
+                "waited the whole request timeout for one of the {} requests in flight to the \
+                 endpoint's host to finish",
+                self.hosts.per_host()
+            );
+            return AttemptReport::failed(FailureClass::Timeout, started.elapsed(), error);
+        };
+        Box::pin(self.send_now(&request, HostPermit { _held: permit }, started)).await
+    }
+
+    /// Performs one attempt with its place among the host's requests already taken
+    /// ([`DeliveryClient::try_host_permit`], [`DeliveryClient::host_permit`]): what the
+    /// scheduler does, so an event waiting for its host waits in its lane, not as an attempt.
+    ///
     /// A request whose connection is closed or reset before any of the response arrived (what
     /// a pooled keep-alive connection to a restarted or idle-closing server produces) is sent
     /// once more at once on a new connection, within the same deadline, and only the second
@@ -141,35 +172,68 @@ impl DeliveryClient {
     /// Webhooks receivers deduplicate. reqwest does not say whether a connection was reused,
     /// so a new connection lost the same way gets the second chance too. Timeouts, refused
     /// connections and answered requests are never sent again here.
-    pub(crate) async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
+    pub(crate) async fn send_permitted(
+        &self,
+        request: SignedRequest<'_>,
+        permit: HostPermit,
+    ) -> AttemptReport {
         let started = Instant::now();
-        let denied = request
-            .url
-            .host()
-            .and_then(|host| self.policy.denied_host(&host));
-        if let Some(range) = denied {
-            let error = format!("{range} addresses are not allowed as delivery targets");
-            return AttemptReport::failed(FailureClass::DeniedAddress, started.elapsed(), error);
+        if let Some(report) = self.refuse_denied_host(&request, started) {
+            return report;
         }
-        // Waiting for the host counts against the attempt's deadline, so an attempt still
-        // takes at most `request_timeout` (the consumer's ack wait assumes so).
-        let acquired =
-            tokio::time::timeout(self.request_timeout, self.hosts.acquire(request.url)).await;
-        let Ok(_permit) = acquired else {
-            let error = format!(
-                "waited the whole request timeout for one of the {} requests in flight to the \
-                 endpoint's host to finish",
-                self.hosts.per_host()
-            );
-            return AttemptReport::failed(FailureClass::Timeout, started.elapsed(), error);
-        };
-        // The request's own future (reqwest's, several KiB) exists only while it runs: an
-        // attempt waiting for its host holds just this function's few words.
-        Box::pin(self.send_now(&request, started)).await
+        // The request's own future (reqwest's, several KiB) exists only while it runs.
+        Box::pin(self.send_now(&request, permit, started)).await
     }
 
-    /// Sends a request whose host permit is held; `started` is when the attempt began.
-    async fn send_now(&self, request: &SignedRequest<'_>, started: Instant) -> AttemptReport {
+    /// A place for a request to `url`'s host now, or `None` while the host has
+    /// `max_in_flight_per_host` requests in flight (or others wait for a place, who come first).
+    pub(crate) fn try_host_permit(&self, url: &url::Url) -> Option<HostPermit> {
+        self.hosts
+            .try_acquire(url)
+            .map(|held| HostPermit { _held: held })
+    }
+
+    /// Waits for a place for a request to `url`'s host, first come first served across
+    /// subscriptions.
+    pub(crate) fn host_permit(
+        &self,
+        url: &url::Url,
+    ) -> impl Future<Output = HostPermit> + Send + 'static {
+        let acquire = self.hosts.acquire(url);
+        async move {
+            HostPermit {
+                _held: acquire.await,
+            }
+        }
+    }
+
+    /// Refuses a sink whose host the policy forbids by its spelling (an IP literal, a name
+    /// such as `localhost`) before any connection; names are checked again when resolved.
+    fn refuse_denied_host(
+        &self,
+        request: &SignedRequest<'_>,
+        started: Instant,
+    ) -> Option<AttemptReport> {
+        let range = request
+            .url
+            .host()
+            .and_then(|host| self.policy.denied_host(&host))?;
+        let error = format!("{range} addresses are not allowed as delivery targets");
+        Some(AttemptReport::failed(
+            FailureClass::DeniedAddress,
+            started.elapsed(),
+            error,
+        ))
+    }
+
+    /// Sends a request whose host permit is held (until the response is read); `started` is
+    /// when the attempt began.
+    async fn send_now(
+        &self,
+        request: &SignedRequest<'_>,
+        _permit: HostPermit,
+        started: Instant,
+    ) -> AttemptReport {
         let remaining = self.request_timeout.saturating_sub(started.elapsed());
         let sent = match self
             .post(&self.http, request)
@@ -241,13 +305,10 @@ impl DeliveryClient {
     }
 }
 
-/// Requests in flight to one host at most, across subscriptions: the most one subscription may
-/// ask for (`herald_core::subscription::MAX_IN_FLIGHT`), so no subscription's own setting is ever
-/// cut; only many subscriptions to one host share it.
-fn max_in_flight_per_host(config: &Config) -> usize {
-    usize::try_from(herald_core::subscription::MAX_IN_FLIGHT)
-        .unwrap_or(usize::MAX)
-        .max(config.max_in_flight_per_subscription)
+/// A place among the requests in flight to one endpoint host; the place is free again when
+/// this is dropped.
+pub(crate) struct HostPermit {
+    _held: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl DeliveryClient {

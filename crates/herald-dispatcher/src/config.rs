@@ -26,6 +26,10 @@ pub struct Config {
     pub disable_after: Duration,
     /// Deliveries in flight per subscription.
     pub max_in_flight_per_subscription: usize,
+    /// Requests in flight to one endpoint host (scheme, host and port) at most, across all
+    /// subscriptions: the connections the dispatcher opens to one host. A subscription's own
+    /// `max_in_flight` is reached only while the host has room.
+    pub max_in_flight_per_host: usize,
     /// How long in-flight attempts may run after shutdown begins.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace_period: Duration,
@@ -52,6 +56,9 @@ impl Config {
         }
         if self.max_in_flight_per_subscription == 0 {
             problems.push("dispatcher.max_in_flight_per_subscription must be positive".to_owned());
+        }
+        if self.max_in_flight_per_host == 0 {
+            problems.push("dispatcher.max_in_flight_per_host must be positive".to_owned());
         }
         if self.disable_after.is_zero() {
             problems.push("dispatcher.disable_after must be positive".to_owned());

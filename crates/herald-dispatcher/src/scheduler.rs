@@ -4,9 +4,19 @@
 //! `admission.rs`), then wait in [`lanes`]: unkeyed events in one queue, keyed events of an
 //! ordered subscription in one FIFO lane per key, one event of a key in flight at a time. An
 //! attempt starts only with a concurrency permit (at most the subscription's `max_in_flight`
-//! running) and a rate token ([`limiter`]); a `429`/`503` with `Retry-After` pauses the whole
+//! running), a rate token ([`limiter`]) and a place among the requests in flight to the
+//! endpoint's host (`dispatcher.max_in_flight_per_host`, shared by every subscription, first
+//! come first served), taken in that order; a `429`/`503` with `Retry-After` pauses the whole
 //! subscription. Waiting is not an attempt: it burns no retry, and events that wait are kept
-//! alive with in-progress acknowledgements so JetStream does not redeliver them meanwhile.
+//! alive with in-progress acknowledgements so JetStream does not redeliver them meanwhile. An
+//! event waiting for its host is an event in its lane, not an attempt waiting inside the client.
+//!
+//! An unordered subscription reads pulled events only while fewer than [`READ_AHEAD`] events
+//! (and [`READ_AHEAD_BYTES`] of payload) wait: any waiting event can start as soon as an
+//! attempt ends, so more would only be memory (fifty subscriptions to one host held 25,000
+//! waiting events). An ordered one reads its whole window, because a key that waits keeps its
+//! later events from starting, and the events of other keys behind them must be read to start
+//! at all (a key's retry, too, arrives through the same pull).
 //!
 //! On an ordered subscription, the later events of a key whose head failed or is blocked are
 //! moved to the key's hold in the retry stream and acknowledged, and released from it in order
@@ -39,6 +49,7 @@ use herald_nats::{ConsumerSpec, Delivery, Messages};
 
 use crate::admission::{self, Admission};
 use crate::attempt::{self, Finished};
+use crate::client::HostPermit;
 use crate::context::WorkerContext;
 use crate::health::HealthTracker;
 use crate::ownership::Fence;
@@ -52,6 +63,19 @@ struct Waiting {
     delivery: Delivery,
     event: Event,
 }
+
+impl lanes::Weigh for Waiting {
+    fn weight(&self) -> usize {
+        self.delivery.payload().len()
+    }
+}
+
+/// Events an unordered subscription holds waiting before it reads more of what it pulled.
+pub(crate) const READ_AHEAD: usize = 64;
+
+/// Payload bytes an unordered subscription holds waiting before it reads more (one event is
+/// always read, whatever its size).
+pub(crate) const READ_AHEAD_BYTES: usize = 256 * 1024;
 
 /// What a scheduler pulls: the subscription's live events, and its due retries while the retry
 /// stream holds any of them (`None` until then: opened when the scheduler stores a retry or
@@ -68,7 +92,14 @@ pub(crate) async fn open_due(
 ) -> herald_nats::Result<Messages> {
     let spec = route.retry_consumer_spec(&context.config);
     let consumer = Box::pin(context.retries.ensure_consumer(&spec)).await?;
-    Box::pin(consumer.messages(route.window(&context.config))).await
+    Box::pin(consumer.messages(route.pull_batch(&context.config))).await
+}
+
+async fn wait_for_host(waiting: &mut Option<BoxFuture<'static, HostPermit>>) -> HostPermit {
+    match waiting {
+        Some(permit) => permit.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_due(due: &mut Option<Messages>) -> Option<herald_nats::Result<Delivery>> {
@@ -113,6 +144,10 @@ pub(crate) async fn run(
     let mut moving: FuturesUnordered<BoxFuture<'static, Moved>> = FuturesUnordered::new();
     let mut releasing: FuturesUnordered<BoxFuture<'static, Released>> = FuturesUnordered::new();
     let mut wake: Option<Pin<Box<Sleep>>> = None;
+    // The rate token and the host's place taken for the next attempt, and the wait for a place.
+    let mut token_held = false;
+    let mut host_permit: Option<HostPermit> = None;
+    let mut host_wait: Option<BoxFuture<'static, HostPermit>> = None;
     let keepalive_every = (config.ack_wait() / 3).max(std::time::Duration::from_millis(100));
     let mut keepalive = tokio::time::interval_at(
         tokio::time::Instant::now() + keepalive_every,
@@ -168,23 +203,42 @@ pub(crate) async fn run(
     );
     dead_letter_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        // Start every attempt that has a permit and a token.
+        // Start every attempt that has a permit, a token and a place at its host.
         let max_in_flight = route.max_in_flight(config);
+        if !lanes.has_ready() {
+            // A place nothing can use now goes back to the other subscriptions at once.
+            host_permit = None;
+        }
         // Only while this replica owns the subscription: a replica that lost it (or was stopped
         // past its lease) starts nothing, and the service stops this worker.
         while wake.is_none()
+            && host_wait.is_none()
             && running.len() < max_in_flight
             && lanes.has_ready()
             && fence.is_valid()
         {
-            if let Err(wait) = limiter.try_acquire() {
-                wake = Some(Box::pin(tokio::time::sleep(wait)));
-                break;
+            // The token first: a token kept while the host is full costs no one anything, a
+            // place kept while waiting for a token would keep it from other subscriptions.
+            if !token_held {
+                if let Err(wait) = limiter.try_acquire() {
+                    wake = Some(Box::pin(tokio::time::sleep(wait)));
+                    break;
+                }
+                token_held = true;
             }
+            let url = route.subscription().sink.url();
+            let Some(permit) = host_permit
+                .take()
+                .or_else(|| context.client.try_host_permit(url))
+            else {
+                host_wait = Some(Box::pin(context.client.host_permit(url)));
+                break;
+            };
             let Some((key, job)) = lanes.pop() else {
                 break;
             };
-            running.push(start(context, &route, health, key, job));
+            token_held = false;
+            running.push(start(context, &route, health, key, job, permit));
         }
         // Move the later events of waiting keys out of the window, and release held events of
         // keys that are done waiting.
@@ -200,6 +254,10 @@ pub(crate) async fn run(
             Some((key, sequence, finished)) = running.next(), if !running.is_empty() => {
                 if let Some(pause) = finished.pause {
                     limiter.pause_for(pause);
+                    // The endpoint asked for a pause: nothing taken before it starts.
+                    token_held = false;
+                    host_permit = None;
+                    host_wait = None;
                 }
                 if finished.end == End::RetryLater && due.is_none() {
                     due = open_due_now(context, &route).await;
@@ -222,12 +280,16 @@ pub(crate) async fn run(
                 }
                 Err(()) => lanes.release_failed(&key),
             },
-            item = messages.next() => match item {
+            permit = wait_for_host(&mut host_wait), if host_wait.is_some() => {
+                host_wait = None;
+                host_permit = Some(permit);
+            }
+            item = messages.next(), if reads_more(&route, &lanes) => match item {
                 Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
                 Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
                 None => break,
             },
-            item = next_due(&mut due), if due.is_some() => match item {
+            item = next_due(&mut due), if due.is_some() && reads_more(&route, &lanes) => match item {
                 Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
                 Some(Err(err)) => tracing::warn!(error = %err, "pull of retries failed"),
                 // The worker sets both pulls up again.
@@ -254,6 +316,9 @@ pub(crate) async fn run(
                 }
                 route = Arc::clone(&routes.borrow_and_update());
                 limiter.set_limit(route.subscription().delivery.rate_limit);
+                // The sink may have moved to another host.
+                host_permit = None;
+                host_wait = None;
                 let spec = route.consumer_spec(config);
                 if spec != applied {
                     // New filter subjects or a new window apply to the consumer in place.
@@ -271,6 +336,13 @@ pub(crate) async fn run(
     while settling.next().await.is_some() {}
     while moving.next().await.is_some() {}
     while releasing.next().await.is_some() {}
+}
+
+/// Whether the scheduler reads more of what it pulled (see the module's documentation).
+fn reads_more(route: &Route, lanes: &Lanes<Waiting>) -> bool {
+    route.subscription().delivery.ordering == Ordering::Key
+        || lanes.len() == 0
+        || (lanes.len() < READ_AHEAD && lanes.weight() < READ_AHEAD_BYTES)
 }
 
 /// How often blocked keys are checked against the dead letters, to notice purges.
@@ -360,6 +432,7 @@ fn start(
     health: &Arc<HealthTracker>,
     key: Option<String>,
     job: Job<Waiting>,
+    permit: HostPermit,
 ) -> BoxFuture<'static, Done> {
     let context = Arc::clone(context);
     let route = Arc::clone(route);
@@ -379,7 +452,7 @@ fn start(
         // A child of the span the event was stored under (ingest's, or a direct producer's).
         herald_runtime::trace::continue_trace(&span, delivery.trace().as_ref());
         let attempted = AssertUnwindSafe(attempt::attempt(
-            &context, &route, &health, &event, &delivery,
+            &context, &route, &health, &event, &delivery, permit,
         ))
         .catch_unwind()
         .instrument(span)

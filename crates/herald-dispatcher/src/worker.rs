@@ -76,6 +76,19 @@ impl Route {
         self.max_in_flight(config).saturating_mul(2).max(32)
     }
 
+    /// How many events one pull asks for. An unordered subscription reads only a few events
+    /// ahead of its attempts (`scheduler::READ_AHEAD`), so it pulls that many at a time and the
+    /// client holds little beyond what waits in the lanes; an ordered one reads its whole
+    /// window, to find keys that may start behind one that waits.
+    pub(crate) fn pull_batch(&self, config: &Config) -> usize {
+        match self.subscription.delivery.ordering {
+            herald_core::subscription::Ordering::None => {
+                scheduler::READ_AHEAD.min(self.window(config))
+            }
+            herald_core::subscription::Ordering::Key => self.window(config),
+        }
+    }
+
     /// The subscription's consumer of due retries in the retry backlog.
     pub(crate) fn retry_consumer_spec(&self, config: &Config) -> ConsumerSpec {
         ConsumerSpec {
@@ -143,8 +156,8 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            let window = route.window(&context.config);
-            let live = match Box::pin(consumer.messages(window)).await {
+            let batch = route.pull_batch(&context.config);
+            let live = match Box::pin(consumer.messages(batch)).await {
                 Ok(live) => live,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to pull; retrying");

@@ -42,17 +42,29 @@ impl HostLimits {
         self.per_host
     }
 
-    /// Waits until a request to `url`'s host may start; the permit ends it.
-    pub(super) async fn acquire(&self, url: &url::Url) -> OwnedSemaphorePermit {
+    /// Waits until a request to `url`'s host may start; the permit ends it. The future holds
+    /// the host's semaphore, not `self`, and waiters are served in the order they came.
+    pub(super) fn acquire(
+        &self,
+        url: &url::Url,
+    ) -> impl Future<Output = OwnedSemaphorePermit> + Send + 'static {
         let semaphore = self.semaphore(host_of(url));
-        #[allow(
-            clippy::expect_used,
-            reason = "the semaphores of HostLimits are never closed"
-        )]
-        semaphore
-            .acquire_owned()
-            .await
-            .expect("a host's semaphore is never closed, so acquiring should succeed")
+        async move {
+            #[allow(
+                clippy::expect_used,
+                reason = "the semaphores of HostLimits are never closed"
+            )]
+            semaphore
+                .acquire_owned()
+                .await
+                .expect("a host's semaphore is never closed, so acquiring should succeed")
+        }
+    }
+
+    /// A request to `url`'s host may start now: its permit, or `None` when the host is full
+    /// (or others wait for it, who come first).
+    pub(super) fn try_acquire(&self, url: &url::Url) -> Option<OwnedSemaphorePermit> {
+        self.semaphore(host_of(url)).try_acquire_owned().ok()
     }
 
     fn semaphore(&self, host: &str) -> Arc<Semaphore> {

@@ -26,6 +26,7 @@ fn config() -> Config {
         max_response_body_bytes: 64 * 1024,
         disable_after: Duration::from_secs(3600),
         max_in_flight_per_subscription: 8,
+        max_in_flight_per_host: 1024,
         shutdown_grace_period: Duration::from_secs(5),
         lease_ttl: Duration::from_secs(10),
     }

@@ -17,6 +17,9 @@
 //! live events again. Moving and releasing never overlap on a key, which keeps the hold's order
 //! the key's stream order. The lanes say what to move and release; the scheduler does it.
 //!
+//! The lanes count what waits and weigh it ([`Weigh`]: an event's payload bytes), so the
+//! scheduler can bound how much it holds.
+//!
 //! Pure bookkeeping: no I/O, no clock. Events are identified by their stream sequence.
 
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +32,11 @@ mod tests;
 pub(crate) struct Job<T> {
     pub(crate) sequence: u64,
     pub(crate) item: T,
+}
+
+/// What holding a waiting item costs: its bytes, as far as they grow with the event.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
 }
 
 /// What became of a pushed event.
@@ -130,6 +138,10 @@ pub(crate) struct Lanes<T> {
     /// Keys that may have an event to release from their hold (checked when taken).
     to_release: VecDeque<String>,
     prefer_free: bool,
+    /// Waiting events, free and keyed (not those running, moving or held).
+    len: usize,
+    /// The sum of their weights.
+    weight: usize,
 }
 
 impl<T> Default for Lanes<T> {
@@ -141,13 +153,36 @@ impl<T> Default for Lanes<T> {
             to_move: VecDeque::new(),
             to_release: VecDeque::new(),
             prefer_free: true,
+            len: 0,
+            weight: 0,
         }
     }
 }
 
-impl<T> Lanes<T> {
+impl<T: Weigh> Lanes<T> {
+    /// Waiting events: pushed and not yet taken to start or to move.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The waiting events' summed [`Weigh::weight`].
+    pub(crate) fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn counted_in(&mut self, job: &Job<T>) {
+        self.len += 1;
+        self.weight += job.item.weight();
+    }
+
+    fn counted_out(&mut self, job: &Job<T>) {
+        self.len -= 1;
+        self.weight -= job.item.weight();
+    }
+
     /// Adds an event that may start in any order.
     pub(crate) fn push_free(&mut self, job: Job<T>) {
+        self.counted_in(&job);
         self.free.push_back(job);
     }
 
@@ -160,6 +195,8 @@ impl<T> Lanes<T> {
                 return Admitted::Running(job.item);
             }
             State::AwaitingRetry(sequence) if sequence == job.sequence => {
+                self.len += 1;
+                self.weight += job.item.weight();
                 lane.queue.push_front(job);
                 lane.state = State::Ready;
                 self.ready.push_back(key.to_owned());
@@ -169,8 +206,11 @@ impl<T> Lanes<T> {
         }
         if let Some(waiting) = lane.queue.iter_mut().find(|w| w.sequence == job.sequence) {
             let old = std::mem::replace(&mut waiting.item, job.item);
+            self.weight = self.weight - old.weight() + waiting.item.weight();
             return Admitted::Replaced(old);
         }
+        self.len += 1;
+        self.weight += job.item.weight();
         lane.queue.push_back(job);
         if lane.state == State::Idle && !lane.stored && !lane.moving {
             lane.state = State::Ready;
@@ -187,6 +227,8 @@ impl<T> Lanes<T> {
         if let Some(lane) = self.lanes.get_mut(key)
             && lane.state == State::Blocked
         {
+            self.len += 1;
+            self.weight += job.item.weight();
             lane.queue.push_front(job);
             lane.state = State::Ready;
             self.ready.push_back(key.to_owned());
@@ -200,7 +242,9 @@ impl<T> Lanes<T> {
         let take_free = !self.free.is_empty() && (self.prefer_free || self.ready.is_empty());
         self.prefer_free = !take_free;
         if take_free {
-            return self.free.pop_front().map(|job| (None, job));
+            let job = self.free.pop_front()?;
+            self.counted_out(&job);
+            return Some((None, job));
         }
         while let Some(key) = self.ready.pop_front() {
             let Some(lane) = self.lanes.get_mut(&key) else {
@@ -218,6 +262,7 @@ impl<T> Lanes<T> {
                 // Live events queued behind a released or retried head while the key holds.
                 self.to_move.push_back(key.clone());
             }
+            self.counted_out(&job);
             return Some((Some(key), job));
         }
         None
@@ -308,6 +353,7 @@ impl<T> Lanes<T> {
                 continue;
             };
             lane.moving = true;
+            self.counted_out(&job);
             return Some((key, job));
         }
         None
@@ -332,6 +378,8 @@ impl<T> Lanes<T> {
             return;
         };
         lane.moving = false;
+        self.len += 1;
+        self.weight += job.item.weight();
         lane.queue.push_front(job);
         if lane.can_move() {
             self.to_move.push_back(key.to_owned());

@@ -10,6 +10,13 @@ fn job(sequence: u64) -> Job<u64> {
     }
 }
 
+/// A test item weighs its sequence, so sums name what is counted.
+impl Weigh for u64 {
+    fn weight(&self) -> usize {
+        usize::try_from(*self).unwrap_or(usize::MAX)
+    }
+}
+
 fn pop_all(lanes: &mut Lanes<u64>) -> Vec<(Option<String>, u64)> {
     std::iter::from_fn(|| lanes.pop().map(|(key, job)| (key, job.sequence))).collect()
 }
@@ -414,4 +421,41 @@ fn a_head_retried_soon_holds_its_keys_later_events_only_once_it_kept_failing() {
     lanes.push("a", job(4));
     lanes.finish("a", 3, End::Retry);
     assert_eq!(lanes.take_move(), None);
+}
+
+#[test]
+fn lanes_count_and_weigh_what_waits_not_what_runs_moves_or_was_replaced() {
+    let mut lanes = Lanes::default();
+    lanes.push_free(job(1));
+    for (key, sequence) in [("a", 2), ("a", 3), ("b", 4)] {
+        assert_eq!(lanes.push(key, job(sequence)), Admitted::Queued);
+    }
+    assert_eq!((lanes.len(), lanes.weight()), (4, 1 + 2 + 3 + 4));
+    // A redelivered copy of a waiting event replaces it and is counted once.
+    assert_eq!(
+        lanes.push(
+            "a",
+            Job {
+                sequence: 3,
+                item: 30
+            }
+        ),
+        Admitted::Replaced(3)
+    );
+    assert_eq!((lanes.len(), lanes.weight()), (4, 1 + 2 + 30 + 4));
+    let started = pop_all(&mut lanes);
+    assert_eq!(started.len(), 3, "the free event and each key's head");
+    assert_eq!((lanes.len(), lanes.weight()), (1, 30));
+    // A copy of a running event is not counted.
+    assert!(matches!(lanes.push("a", job(2)), Admitted::Running(2)));
+    assert_eq!((lanes.len(), lanes.weight()), (1, 30));
+    // The key holds after its head failed into the backlog: its waiting event moves out, and
+    // counts again when the move fails and it is put back.
+    lanes.finish("a", 2, End::RetryLater);
+    let (key, moving) = lanes
+        .take_move()
+        .expect("a holding key moves its later events");
+    assert_eq!((lanes.len(), lanes.weight()), (0, 0));
+    lanes.move_failed(&key, moving);
+    assert_eq!((lanes.len(), lanes.weight()), (1, 30));
 }
