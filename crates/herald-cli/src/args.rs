@@ -1,5 +1,6 @@
 //! Command-line arguments of `heraldctl`, declared with clap's derive API.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
@@ -20,6 +21,29 @@ pub(crate) struct Cli {
     /// Bearer token for the control plane.
     #[arg(long, global = true, env = "HERALD_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// PEM file with the CA that issued the control plane's certificate, for an `https://`
+    /// server (without it, the system's trusted roots).
+    #[arg(long, global = true, env = "HERALD_CA_FILE", value_name = "FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// PEM file with a client certificate to present, for a control plane that requires one
+    /// (`tls.control.client_ca_file`); with `--key`.
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub(crate) cert: Option<PathBuf>,
+    /// PEM file with the client certificate's private key; with `--cert`.
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub(crate) key: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,

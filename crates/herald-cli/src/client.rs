@@ -1,10 +1,12 @@
 //! The connection to the control plane: a gRPC channel with the bearer token attached to every
 //! call, and the one-line description of what went wrong when a call fails.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context as _;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::event_service_client::EventServiceClient;
@@ -48,48 +50,94 @@ pub(crate) struct ConnectError {
     pub(crate) source: tonic::transport::Error,
 }
 
-/// Connects to `server` (e.g. `http://127.0.0.1:50051`) for the Subscriptions API.
-pub(crate) async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
-    let (channel, token) = channel(server, token).await?;
+/// Where the control plane is and how to reach it: its URL, the bearer token, and for an
+/// `https://` URL the CA to trust and the client certificate to present.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Target {
+    pub(crate) server: String,
+    pub(crate) token: Option<String>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+/// Connects to the control plane (e.g. `http://127.0.0.1:50051`) for the Subscriptions API.
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let (channel, token) = channel(target).await?;
     Ok(SubscriptionServiceClient::with_interceptor(channel, token))
 }
 
-/// Connects to `server` for the Deliveries API.
-pub(crate) async fn connect_deliveries(
-    server: &str,
-    token: Option<&str>,
-) -> anyhow::Result<DeliveryClient> {
-    let (channel, token) = channel(server, token).await?;
+/// Connects to the control plane for the Deliveries API.
+pub(crate) async fn connect_deliveries(target: &Target) -> anyhow::Result<DeliveryClient> {
+    let (channel, token) = channel(target).await?;
     Ok(DeliveryServiceClient::with_interceptor(channel, token))
 }
 
-/// Connects the Events API client to `server`.
-pub(crate) async fn connect_events(
-    server: &str,
-    token: Option<&str>,
-) -> anyhow::Result<EventClient> {
-    let (channel, token) = channel(server, token).await?;
+/// Connects the Events API client to the control plane.
+pub(crate) async fn connect_events(target: &Target) -> anyhow::Result<EventClient> {
+    let (channel, token) = channel(target).await?;
     Ok(EventServiceClient::with_interceptor(channel, token))
 }
 
-/// Connects the EventTypes API client to `server`.
-pub(crate) async fn connect_types(server: &str, token: Option<&str>) -> anyhow::Result<TypeClient> {
-    let (channel, token) = channel(server, token).await?;
+/// Connects the EventTypes API client to the control plane.
+pub(crate) async fn connect_types(target: &Target) -> anyhow::Result<TypeClient> {
+    let (channel, token) = channel(target).await?;
     Ok(EventTypeServiceClient::with_interceptor(channel, token))
 }
 
-async fn channel(server: &str, token: Option<&str>) -> anyhow::Result<(Channel, BearerToken)> {
-    let token = token
+async fn channel(target: &Target) -> anyhow::Result<(Channel, BearerToken)> {
+    let server = &target.server;
+    let token = target
+        .token
+        .as_ref()
         .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
         .transpose()
         .context("the token must be printable ASCII")?;
-    let endpoint = Channel::from_shared(server.to_owned())
+    let mut endpoint = Channel::from_shared(server.clone())
         .with_context(|| format!("`{server}` is not a valid server URL"))?;
+    if let Some(tls) = tls_config(target)? {
+        endpoint = endpoint
+            .tls_config(tls)
+            .with_context(|| format!("cannot use TLS with `{server}`"))?;
+    }
     let channel = endpoint.connect().await.map_err(|source| ConnectError {
-        server: server.to_owned(),
+        server: server.clone(),
         source,
     })?;
     Ok((channel, BearerToken(token)))
+}
+
+/// Returns the TLS settings for an `https://` server: the CA from `--ca-file` or else the
+/// system's roots, and the client certificate when given; `None` for plain `http://`.
+fn tls_config(target: &Target) -> anyhow::Result<Option<ClientTlsConfig>> {
+    let https = target
+        .server
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    if !https {
+        if target.ca_file.is_some() || target.cert_file.is_some() {
+            anyhow::bail!(
+                "--ca-file, --cert and --key need an https:// server, not `{}`",
+                target.server
+            );
+        }
+        return Ok(None);
+    }
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
+    };
+    let mut tls = ClientTlsConfig::new();
+    tls = match &target.ca_file {
+        Some(path) => tls.ca_certificate(Certificate::from_pem(read(path, "CA file")?)),
+        None => tls.with_native_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&target.cert_file, &target.key_file) {
+        tls = tls.identity(Identity::from_pem(
+            read(cert, "client certificate")?,
+            read(key, "client key")?,
+        ));
+    }
+    Ok(Some(tls))
 }
 
 /// Returns the one-line message for a failed command: `<CODE>: <message>` for a gRPC status,

@@ -36,44 +36,51 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let target = client::Target {
+        server: cli.server,
+        token: cli.token,
+        ca_file: cli.ca_file,
+        cert_file: cli.cert,
+        key_file: cli.key,
+    };
     match cli.command {
         Command::Sub(command) => {
-            let mut client = client::connect(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect(&target).await?;
             let text = sub::run(&mut client, command, cli.output).await?;
             output::print(&text);
             Ok(())
         }
         Command::Rejected(command) => {
-            let mut client = client::connect_events(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect_events(&target).await?;
             let text = rejected::run(&mut client, command, cli.output).await?;
             output::print(&text);
             Ok(())
         }
         Command::Dlq(command) => {
-            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect_deliveries(&target).await?;
             let text = deliveries::dlq(&mut client, command, cli.output).await?;
             output::print(&text);
             Ok(())
         }
         Command::Attempts(command) => {
-            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect_deliveries(&target).await?;
             let text = deliveries::attempts(&mut client, command, cli.output).await?;
             output::print(&text);
             Ok(())
         }
         Command::Status(args) => {
-            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect_deliveries(&target).await?;
             let text = deliveries::status(&mut client, args, cli.output).await?;
             output::print(&text);
             Ok(())
         }
         Command::Replay(args) => {
-            let mut client = client::connect_deliveries(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect_deliveries(&target).await?;
             deliveries::replay(&mut client, args, cli.output, output::print).await
         }
         Command::Listen(args) => listen::run(args).await,
         Command::Types(command) => {
-            let mut client = client::connect_types(&cli.server, cli.token.as_deref()).await?;
+            let mut client = client::connect_types(&target).await?;
             if let Some(text) = types::run(&mut client, command, cli.output).await? {
                 output::print(&text);
             }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::{Connected, Router, TcpIncoming};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -129,13 +129,30 @@ impl Service {
     /// accepting, and calls in flight finish before this returns.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
+        tracing::info!(%address, "control listening");
+        self.run_incoming(TcpIncoming::from(listener), shutdown)
+            .await
+    }
+
+    /// Serves the connections `incoming` yields (TLS connections, for instance, from
+    /// `herald_runtime::tls::TlsListener::into_incoming`) as [`Service::run`] serves a TCP
+    /// listener's.
+    pub async fn run_incoming<I, IO, IE>(
+        self,
+        incoming: I,
+        shutdown: CancellationToken,
+    ) -> Result<()>
+    where
+        I: futures::Stream<Item = std::result::Result<IO, IE>>,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let health_reporter = self.health_reporter;
         for name in SERVICE_NAMES {
             health_reporter
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
-        tracing::info!(%address, "control listening");
         let signal = {
             let health_reporter = health_reporter.clone();
             async move {
@@ -148,7 +165,7 @@ impl Service {
             }
         };
         self.router
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal)
+            .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(Error::Transport)?;
         tracing::info!("control stopped");

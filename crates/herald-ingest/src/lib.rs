@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use herald_core::catalog::{CompiledCatalog, EventType};
 use herald_nats::{EventPublisher, EventTypeChange, EventTypeStore};
+use herald_runtime::tls::TlsListener;
 
 pub use config::{AuthConfig, CatalogConfig, Config, Unregistered};
 pub use error::{BatchEntryProblem, CatalogRefusal, Error, HeadRefusal, Problem, Result};
@@ -116,7 +117,25 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
         tracing::info!(%address, "ingest listening");
-        let listener = listener::Listener::new(listener, self.metrics.requests_rejected);
+        let listener = listener::Listener::new(listener, self.metrics.requests_rejected.clone());
+        self.serve(listener, shutdown).await
+    }
+
+    /// Serves HTTPS on the connections of `listener` (`herald_runtime::tls::ServerTls::listen`,
+    /// whose accept task ends with the same `shutdown`) as [`Service::run`] serves HTTP: hyper's
+    /// refusals of request heads are problem documents here too.
+    pub async fn run_tls(self, listener: TlsListener, shutdown: CancellationToken) -> Result<()> {
+        let address = listener.local_addr();
+        tracing::info!(%address, "ingest listening (tls)");
+        let listener =
+            listener::TlsConnections::new(listener, self.metrics.requests_rejected.clone());
+        self.serve(listener, shutdown).await
+    }
+
+    async fn serve<L>(self, listener: L, shutdown: CancellationToken) -> Result<()>
+    where
+        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    {
         let watch_stop = shutdown.child_token();
         let watch_task = self
             .catalog

@@ -1,12 +1,13 @@
-//! The ingest listener: TCP connections with `TCP_NODELAY`, whose automatic refusals get a
-//! problem document like every other refusal.
+//! The ingest listener: TCP connections with `TCP_NODELAY`, plain or over TLS, whose automatic
+//! refusals get a problem document like every other refusal.
 //!
 //! hyper answers a request head it cannot take (`431` for more than 100 header fields or a head
 //! over its read buffer, `414` for a request target too long, `400` for a head that is not
 //! HTTP/1) by itself, before any handler runs, with an empty body, and closes the connection.
 //! hyper has no hook for that answer, so the connection's writer recognises it (one of those
 //! statuses, `content-length: 0` and no `content-type`, which no answer of Herald's has) and
-//! sends the same status with an `application/problem+json` body instead.
+//! sends the same status with an `application/problem+json` body instead. Over TLS the writer
+//! sits above the TLS stream, so it sees and rewrites the same plaintext answer.
 
 use std::io;
 use std::pin::Pin;
@@ -17,6 +18,8 @@ use bytes::{Buf, Bytes};
 use prometheus::IntCounterVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+use herald_runtime::tls::TlsListener;
 
 use crate::Error;
 use crate::error::{HeadRefusal, PROBLEM_CONTENT_TYPE};
@@ -50,16 +53,46 @@ impl axum::serve::Listener for Listener {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "failed to set TCP_NODELAY");
         }
-        let connection = Connection {
-            inner: stream,
-            replacement: None,
-            requests_rejected: self.requests_rejected.clone(),
-        };
+        let connection = Connection::new(stream, self.requests_rejected.clone());
         (connection, address)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.tcp.local_addr()
+    }
+}
+
+/// The TLS connection `herald_runtime::tls` established (with `TCP_NODELAY`, handshake done).
+type TlsStream = <TlsListener as axum::serve::Listener>::Io;
+
+/// Accepts ingest connections over TLS.
+pub(crate) struct TlsConnections {
+    tls: TlsListener,
+    requests_rejected: IntCounterVec,
+}
+
+impl TlsConnections {
+    /// Wraps a TLS listener; `requests_rejected` counts hyper's refusals by status.
+    pub(crate) fn new(tls: TlsListener, requests_rejected: IntCounterVec) -> TlsConnections {
+        TlsConnections {
+            tls,
+            requests_rejected,
+        }
+    }
+}
+
+impl axum::serve::Listener for TlsConnections {
+    type Io = Connection<TlsStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, address) = axum::serve::Listener::accept(&mut self.tls).await;
+        let connection = Connection::new(stream, self.requests_rejected.clone());
+        (connection, address)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.tls.local_addr())
     }
 }
 
@@ -72,6 +105,16 @@ pub(crate) struct Connection<T> {
     /// The rewritten refusal being written, and how many of hyper's bytes it stands for.
     replacement: Option<(Bytes, usize)>,
     requests_rejected: IntCounterVec,
+}
+
+impl<T> Connection<T> {
+    fn new(inner: T, requests_rejected: IntCounterVec) -> Connection<T> {
+        Connection {
+            inner,
+            replacement: None,
+            requests_rejected,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Connection<T> {

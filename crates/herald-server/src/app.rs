@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use herald_nats::Nats;
 use herald_runtime::Health;
 use herald_runtime::nats_server::{NatsServer, ServerOptions};
+use herald_runtime::tls::{ServerTls, TlsConfig};
 
 use crate::settings::Settings;
 
@@ -124,9 +125,13 @@ pub(crate) async fn run(
     let mut addresses: Vec<(&str, String)> = Vec::new();
     if roles.ingest {
         let listener = bind(settings.listen.ingest, "ingest").await?;
+        // HTTP/1.1 only over TLS, as over TCP: hyper's refusals of request heads are rewritten
+        // as problem documents on HTTP/1 connections (herald-ingest's `listener.rs`).
+        let tls = load_tls(settings.tls.ingest.as_ref(), &[b"http/1.1"], "ingest")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         addresses.push((
             "ingest",
-            format!("http://{}/v1/events", listener.local_addr()?),
+            format!("{scheme}://{}/v1/events", listener.local_addr()?),
         ));
         // Boxed: reading the catalog is a deep future, and `run`'s is large already.
         let service = Box::pin(herald_ingest::build_with_catalog(
@@ -139,7 +144,18 @@ pub(crate) async fn run(
         .await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });
+        let task = tokio::spawn(async move {
+            match tls {
+                None => Ok(service.run(listener, token).await?),
+                Some(tls) => {
+                    let listener = tls.listen(listener, token.clone())?;
+                    let reloading = Reloading::start(tls, &token);
+                    let served = service.run_tls(listener, token).await;
+                    reloading.stop().await;
+                    Ok(served?)
+                }
+            }
+        });
         running.push(RunningRole {
             name: "ingest",
             stop,
@@ -168,7 +184,9 @@ pub(crate) async fn run(
     }
     if roles.control {
         let listener = bind(settings.listen.control, "control").await?;
-        addresses.push(("control", format!("grpc://{}", listener.local_addr()?)));
+        let tls = load_tls(settings.tls.control.as_ref(), &[b"h2"], "control")?;
+        let scheme = if tls.is_some() { "https" } else { "grpc" };
+        addresses.push(("control", format!("{scheme}://{}", listener.local_addr()?)));
         let service = Box::pin(herald_control::build(
             Arc::new(settings.control.clone()),
             nats.clone(),
@@ -178,7 +196,20 @@ pub(crate) async fn run(
         .await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let task = tokio::spawn(async move { Ok(service.run(listener, token).await?) });
+        let task = tokio::spawn(async move {
+            match tls {
+                None => Ok(service.run(listener, token).await?),
+                Some(tls) => {
+                    let address = listener.local_addr()?;
+                    let listener = tls.listen(listener, token.clone())?;
+                    let reloading = Reloading::start(tls, &token);
+                    tracing::info!(%address, "control listening (tls)");
+                    let served = service.run_incoming(listener.into_incoming(), token).await;
+                    reloading.stop().await;
+                    Ok(served?)
+                }
+            }
+        });
         running.push(RunningRole {
             name: "control",
             stop,
@@ -265,6 +296,41 @@ async fn futures_select_first(
     let tasks = running.iter_mut().map(|role| &mut role.task);
     let (result, index, _) = futures::future::select_all(tasks).await;
     (result, index, ())
+}
+
+/// Loads a listener's TLS certificate and key when its settings name them (checked already when
+/// the settings loaded; this reads the files again).
+fn load_tls(
+    config: Option<&TlsConfig>,
+    alpn: &[&[u8]],
+    what: &str,
+) -> anyhow::Result<Option<ServerTls>> {
+    config
+        .map(|config| ServerTls::load(config, alpn))
+        .transpose()
+        .with_context(|| format!("failed to set up TLS for {what}"))
+}
+
+/// The task that serves a listener's certificate files again when they change; stopped with
+/// its role.
+struct Reloading {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Reloading {
+    fn start(tls: ServerTls, role_stop: &CancellationToken) -> Reloading {
+        let stop = role_stop.child_token();
+        let task = tokio::spawn(tls.watch(stop.clone()));
+        Reloading { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Err(err) = self.task.await {
+            tracing::error!(error = %err, "the tls certificate watch panicked");
+        }
+    }
 }
 
 async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

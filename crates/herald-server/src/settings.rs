@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
 use herald_core::network::{Network, NetworkPolicy};
+use herald_runtime::tls::{ServerTls, TlsConfig};
 
 use crate::app::Roles;
 
@@ -28,6 +29,9 @@ pub(crate) struct Settings {
     pub(crate) network: NetworkSettings,
     pub(crate) secrets: SecretsSettings,
     pub(crate) listen: ListenSettings,
+    /// TLS of the ingest and control listeners; off while a listener's section is absent.
+    #[serde(default)]
+    pub(crate) tls: TlsSettings,
     pub(crate) ingest: herald_ingest::Config,
     /// How ingest checks events against the event-type catalog; a section of its own so that
     /// `herald_ingest::Config`'s literal users are unaffected.
@@ -73,6 +77,17 @@ pub(crate) struct ListenSettings {
     pub(crate) ingest: SocketAddr,
     pub(crate) control: SocketAddr,
     pub(crate) admin: SocketAddr,
+}
+
+/// TLS of the listeners: `[tls.ingest]` and `[tls.control]`, each with its certificate and key
+/// files and, optionally, the CA that client certificates must chain to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSettings {
+    #[serde(default)]
+    pub(crate) ingest: Option<TlsConfig>,
+    #[serde(default)]
+    pub(crate) control: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +158,7 @@ impl Settings {
         }
         problems.extend(settings.nats_connection.problems("nats_connection"));
         if roles.ingest {
+            problems.extend(tls_problems("tls.ingest", settings.tls.ingest.as_ref()));
             problems.extend(settings.ingest.problems());
             if !dev {
                 problems.extend(auth_disabled_problem(
@@ -155,6 +171,7 @@ impl Settings {
             problems.extend(settings.dispatcher.problems());
         }
         if roles.control {
+            problems.extend(tls_problems("tls.control", settings.tls.control.as_ref()));
             problems.extend(settings.control.problems());
             if !dev {
                 problems.extend(auth_disabled_problem(
@@ -199,6 +216,23 @@ fn secrets_problem(secrets: &SecretsSettings) -> Option<String> {
     herald_signing::kek::Keyring::parse(&secrets.keys)
         .err()
         .map(|err| format!("secrets.keys: {err}"))
+}
+
+/// Returns why a listener's TLS settings are unusable: the certificate, key or client CA
+/// does not load (missing, unreadable, not PEM, a key that does not match), or the reload
+/// interval is zero. Loading them is the check, so a start never fails later on a file.
+fn tls_problems(section: &str, config: Option<&TlsConfig>) -> Vec<String> {
+    let Some(config) = config else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    if config.reload_interval.is_zero() {
+        problems.push(format!("{section}.reload_interval must be positive"));
+    }
+    if let Err(err) = ServerTls::load(config, &[]) {
+        problems.push(format!("{section}: {err}"));
+    }
+    problems
 }
 
 /// Returns why `<section>.auth.disabled` is refused outside dev mode, whatever the listen

@@ -15,4 +15,5 @@ mod deliveries;
 mod listen;
 mod sub;
 mod support;
+mod tls;
 mod types;

@@ -78,6 +78,9 @@ pub(crate) fn command(args: &[&str]) -> tokio::process::Command {
         .env_remove("HERALD_SERVER")
         .env_remove("HERALD_TOKEN")
         .env_remove("HERALD_LISTEN_SECRET")
+        .env_remove("HERALD_CA_FILE")
+        .env_remove("HERALD_CLIENT_CERT")
+        .env_remove("HERALD_CLIENT_KEY")
         .kill_on_drop(true);
     command
 }

@@ -17,4 +17,5 @@ mod process;
 mod replicas;
 mod shutdown;
 mod startup;
+mod tls;
 mod tracing;
