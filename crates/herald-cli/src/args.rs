@@ -248,6 +248,11 @@ pub(crate) struct DeliveryArgs {
     /// redriven or purged (the default), or lets the key move on.
     #[arg(long, value_enum)]
     pub(crate) on_dead_letter: Option<OnDeadLetterArg>,
+    /// How events are laid out in the request: `structured` (the default: the whole event as
+    /// `application/cloudevents+json`) or `binary` (attributes as `ce-` headers, the data as the
+    /// body with its own Content-Type).
+    #[arg(long, value_enum)]
+    pub(crate) content_mode: Option<ContentModeArg>,
 }
 
 /// A limit given as a number, or the word that removes it.
@@ -289,6 +294,13 @@ pub(crate) struct RotateSecretArgs {
     /// Fail unless the subscription is still at this revision.
     #[arg(long)]
     pub(crate) expected_revision: Option<u64>,
+}
+
+/// CloudEvents HTTP content mode of deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ContentModeArg {
+    Structured,
+    Binary,
 }
 
 /// What a dead letter does to its key on an ordered subscription.

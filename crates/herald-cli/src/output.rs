@@ -211,7 +211,8 @@ pub(crate) fn policy_summary(policy: &pb::RetryPolicy) -> String {
 }
 
 /// Returns delivery settings on one line, e.g. `rate 50/s burst 10, max in flight 8, ordered by
-/// key, dead letters skip`, or `no rate limit, default max in flight, unordered`.
+/// key, dead letters skip, binary mode`, or `no rate limit, default max in flight, unordered`
+/// (structured mode, the default, is not named).
 pub(crate) fn delivery_summary(settings: &pb::DeliverySettings) -> String {
     let rate = match &settings.rate_limit {
         Some(limit) => format!("rate {}/s burst {}", limit.per_second, limit.burst),
@@ -225,7 +226,11 @@ pub(crate) fn delivery_summary(settings: &pb::DeliverySettings) -> String {
         None => "unordered".to_owned(),
         Some(on_dead_letter) => format!("ordered by key, dead letters {on_dead_letter}"),
     };
-    [rate, max_in_flight, ordering].join(", ")
+    let mut parts = vec![rate, max_in_flight, ordering];
+    if is_binary(settings) {
+        parts.push("binary mode".to_owned());
+    }
+    parts.join(", ")
 }
 
 /// Returns the settings that differ from the defaults, briefly, for the list table: `50/s
@@ -250,10 +255,18 @@ pub(crate) fn delivery_brief(settings: Option<&pb::DeliverySettings>) -> String 
         Some("skip") => parts.push("by key (skip)".to_owned()),
         Some(_) => parts.push("by key".to_owned()),
     }
+    if is_binary(settings) {
+        parts.push("binary".to_owned());
+    }
     if parts.is_empty() {
         return "-".to_owned();
     }
     parts.join(", ")
+}
+
+/// Returns true when deliveries are in CloudEvents binary mode.
+fn is_binary(settings: &pb::DeliverySettings) -> bool {
+    settings.content_mode() == pb::delivery_settings::ContentMode::Binary
 }
 
 /// Returns `None` for an unordered subscription, otherwise what a dead letter does to its key
@@ -544,6 +557,7 @@ fn delivery_json(settings: &pb::DeliverySettings) -> Value {
         "max_in_flight": settings.max_in_flight,
         "ordering": settings.ordering().as_str_name(),
         "on_dead_letter": settings.on_dead_letter().as_str_name(),
+        "content_mode": settings.content_mode().as_str_name(),
     })
 }
 

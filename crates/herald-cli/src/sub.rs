@@ -14,8 +14,8 @@ use herald_core::{Event, Filter};
 use herald_proto::v1 as pb;
 
 use crate::args::{
-    CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg, OrderingArg, OutputFormat,
-    RetryArgs, RotateSecretArgs, SchemeArg, SubCommand, UpdateArgs,
+    ContentModeArg, CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg, OrderingArg,
+    OutputFormat, RetryArgs, RotateSecretArgs, SchemeArg, SubCommand, UpdateArgs,
 };
 use crate::client::Client;
 use crate::output;
@@ -260,7 +260,7 @@ pub(crate) fn delivery_settings_of(
     args: &DeliveryArgs,
     current: Option<pb::DeliverySettings>,
 ) -> anyhow::Result<Option<pb::DeliverySettings>> {
-    use pb::delivery_settings::{OnDeadLetter, Ordering};
+    use pb::delivery_settings::{ContentMode, OnDeadLetter, Ordering};
     if !has_delivery(args) {
         return Ok(None);
     }
@@ -301,6 +301,13 @@ pub(crate) fn delivery_settings_of(
         Some(OnDeadLetterArg::Skip) => settings.on_dead_letter = OnDeadLetter::Skip as i32,
         None => {}
     }
+    match args.content_mode {
+        Some(ContentModeArg::Structured) => {
+            settings.content_mode = ContentMode::Structured as i32;
+        }
+        Some(ContentModeArg::Binary) => settings.content_mode = ContentMode::Binary as i32,
+        None => {}
+    }
     Ok(Some(settings))
 }
 
@@ -310,6 +317,7 @@ fn has_delivery(args: &DeliveryArgs) -> bool {
         || args.max_in_flight.is_some()
         || args.ordering.is_some()
         || args.on_dead_letter.is_some()
+        || args.content_mode.is_some()
 }
 
 fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequest> {

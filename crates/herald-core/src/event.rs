@@ -1,10 +1,11 @@
 //! CloudEvents 1.0: validation of incoming events and their one stored form.
 //!
-//! Herald stores and delivers every event as structured-mode JSON (CloudEvents JSON Event
-//! Format). An event that arrives in structured mode keeps the producer's exact bytes, so no
-//! number or string is re-encoded on the way; an event that arrives in binary mode (HTTP `ce-`
-//! headers, or NATS headers) is converted once, here, with its payload embedded raw when it is
-//! JSON. Validation follows the CloudEvents core specification (section "Context Attributes") and
+//! Herald stores every event as structured-mode JSON (CloudEvents JSON Event Format), and
+//! delivers it so, or in HTTP binary mode ([`Event::to_binary`]) for subscriptions that ask.
+//! An event that arrives in structured mode keeps the producer's exact bytes, so no number or
+//! string is re-encoded on the way; an event that arrives in binary mode (HTTP `ce-` headers,
+//! or NATS headers) is converted once, here, with its payload embedded raw when it is JSON.
+//! Validation follows the CloudEvents core specification (section "Context Attributes") and
 //! reports the first offending attribute by name.
 //!
 //! No I/O: callers hand in bytes and header pairs.
@@ -259,6 +260,65 @@ impl Event {
         &self.structured
     }
 
+    /// Returns the event in HTTP binary mode: attributes as `ce-` headers, data as the body.
+    ///
+    /// Reads the data back out of the structured form, so a JSON payload is sent byte for
+    /// byte as the producer wrote it. Every stored event was validated when it was decoded, so
+    /// this fails only on bytes that never passed [`Event::from_structured`].
+    pub fn to_binary(&self) -> Result<BinaryForm, EventError> {
+        let members: BTreeMap<Cow<'_, str>, &RawValue> =
+            serde_json::from_slice(&self.structured)
+                .map_err(|err| EventError::NotJson(err.to_string()))?;
+        let present = |name: &str| members.get(name).copied().filter(|raw| raw.get() != "null");
+        let attributes = &self.attributes;
+        let (content_type, body) = if let Some(raw) = present("data_base64") {
+            let encoded: String = serde_json::from_str(raw.get())
+                .map_err(|_| EventError::invalid("data_base64", "must be a string"))?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|_| EventError::invalid("data_base64", "must be valid base64"))?;
+            (attributes.datacontenttype.clone(), Bytes::from(decoded))
+        } else if let Some(raw) = present("data") {
+            let content_type = attributes
+                .datacontenttype
+                .clone()
+                .unwrap_or_else(|| "application/json".to_owned());
+            let text = match serde_json::from_str::<String>(raw.get()) {
+                Ok(text) if !is_json_media_type(&content_type) => text.into_bytes(),
+                _ => raw.get().as_bytes().to_vec(),
+            };
+            (Some(content_type), Bytes::from(text))
+        } else {
+            (attributes.datacontenttype.clone(), Bytes::new())
+        };
+        let mut headers = Vec::with_capacity(4 + attributes.extensions.len());
+        let mut header = |name: &str, value: &str| {
+            headers.push((format!("ce-{name}"), encode_header_value(value)));
+        };
+        header("specversion", SPEC_VERSION);
+        header("id", &attributes.id);
+        header("source", &attributes.source);
+        header("type", &attributes.ty);
+        let optional = [
+            ("dataschema", &attributes.dataschema),
+            ("subject", &attributes.subject),
+            ("time", &attributes.time),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                header(name, value);
+            }
+        }
+        for (name, value) in &attributes.extensions {
+            header(name, &value.canonical());
+        }
+        Ok(BinaryForm {
+            headers,
+            content_type,
+            body,
+        })
+    }
+
     /// Returns the message id derived from `(source, id)`.
     pub fn message_id(&self) -> MessageId {
         MessageId::derive(&self.attributes.source, &self.attributes.id)
@@ -277,6 +337,23 @@ impl Event {
     pub fn attribute(&self, name: &str) -> Option<Cow<'_, str>> {
         self.attributes.get(name)
     }
+}
+
+/// An event laid out for CloudEvents HTTP binary mode ("Binary Content Mode"): its context
+/// attributes as `ce-` headers, its data as the body, the data's media type as `Content-Type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryForm {
+    /// `ce-specversion`, `ce-id`, `ce-source`, `ce-type`, then the optional attributes and the
+    /// extensions; names lower-case, values percent-encoded as the binding asks
+    /// ([`encode_header_value`]), so every value is printable ASCII.
+    pub headers: Vec<(String, String)>,
+    /// The `Content-Type` to send: the event's `datacontenttype`, or `application/json` for JSON
+    /// `data` without one (the JSON Event Format's implied type); `None` when the event has
+    /// neither.
+    pub content_type: Option<String>,
+    /// The data: JSON exactly as stored, a JSON string's text for other media types, and
+    /// `data_base64` decoded to its bytes; empty when the event has no data.
+    pub body: Bytes,
 }
 
 impl fmt::Debug for Event {

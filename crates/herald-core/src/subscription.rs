@@ -20,7 +20,9 @@ mod delivery;
 #[cfg(test)]
 mod tests;
 
-pub use delivery::{DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit};
+pub use delivery::{
+    ContentMode, DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit,
+};
 /// The signature scheme of a secret, `v1` or `v1a`.
 pub use herald_signing::Scheme;
 
@@ -55,7 +57,7 @@ pub struct Subscription {
     /// Whether events are being delivered, and why not.
     #[serde(default)]
     pub state: State,
-    /// Rate limit, concurrency and ordering.
+    /// Rate limit, concurrency, ordering and content mode.
     #[serde(default)]
     pub delivery: DeliverySettings,
     /// Secrets replaced by a rotation, still signing beside `secret` until their overlap ends.

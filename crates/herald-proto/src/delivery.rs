@@ -16,7 +16,7 @@ use herald_core::State;
 use herald_core::record::{AttemptRecord, DeadLetter, EndpointHealth};
 use herald_core::retry::{Backoff, RetryPolicy};
 use herald_core::subscription::{
-    DeliverySettings, OnDeadLetter, Ordering, RateLimit, SubscriptionError,
+    ContentMode, DeliverySettings, OnDeadLetter, Ordering, RateLimit, SubscriptionError,
 };
 
 use crate::convert::timestamp_to_pb;
@@ -115,12 +115,14 @@ pub fn retry_policy_to_pb(policy: &RetryPolicy) -> pb::RetryPolicy {
 }
 
 /// Converts a request's delivery settings; unset fields take the defaults (no rate limit, the
-/// dispatcher's concurrency, unordered, `block`), and a burst of 0 is the rate itself. Errors
-/// name the field (`delivery.ordering`).
+/// dispatcher's concurrency, unordered, `block`, structured), and a burst of 0 is the rate
+/// itself. Errors name the field (`delivery.ordering`).
 pub fn delivery_settings_from_pb(
     settings: &pb::DeliverySettings,
 ) -> Result<DeliverySettings, SubscriptionError> {
-    use pb::delivery_settings::{OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering};
+    use pb::delivery_settings::{
+        ContentMode as PbContentMode, OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering,
+    };
     let rate_limit = settings.rate_limit.as_ref().map(|limit| RateLimit {
         per_second: limit.per_second,
         burst: match limit.burst {
@@ -143,17 +145,30 @@ pub fn delivery_settings_from_pb(
             ));
         }
     };
+    let content_mode = match PbContentMode::try_from(settings.content_mode) {
+        Ok(PbContentMode::Unspecified | PbContentMode::Structured) => ContentMode::Structured,
+        Ok(PbContentMode::Binary) => ContentMode::Binary,
+        Err(_) => {
+            return Err(unknown_enum_value(
+                "delivery.content_mode",
+                settings.content_mode,
+            ));
+        }
+    };
     Ok(DeliverySettings {
         rate_limit,
         max_in_flight: settings.max_in_flight,
         ordering,
         on_dead_letter,
+        content_mode,
     })
 }
 
 /// Returns the wire form of delivery settings, the enums always named (never `UNSPECIFIED`).
 pub fn delivery_settings_to_pb(settings: &DeliverySettings) -> pb::DeliverySettings {
-    use pb::delivery_settings::{OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering};
+    use pb::delivery_settings::{
+        ContentMode as PbContentMode, OnDeadLetter as PbOnDeadLetter, Ordering as PbOrdering,
+    };
     let ordering = match settings.ordering {
         Ordering::None => PbOrdering::None,
         Ordering::Key => PbOrdering::Key,
@@ -161,6 +176,10 @@ pub fn delivery_settings_to_pb(settings: &DeliverySettings) -> pb::DeliverySetti
     let on_dead_letter = match settings.on_dead_letter {
         OnDeadLetter::Block => PbOnDeadLetter::Block,
         OnDeadLetter::Skip => PbOnDeadLetter::Skip,
+    };
+    let content_mode = match settings.content_mode {
+        ContentMode::Structured => PbContentMode::Structured,
+        ContentMode::Binary => PbContentMode::Binary,
     };
     pb::DeliverySettings {
         rate_limit: settings.rate_limit.map(|limit| pb::RateLimit {
@@ -170,6 +189,7 @@ pub fn delivery_settings_to_pb(settings: &DeliverySettings) -> pb::DeliverySetti
         max_in_flight: settings.max_in_flight,
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
+        content_mode: content_mode as i32,
     }
 }
 

@@ -2,7 +2,7 @@
 //! delivery-settings summaries.
 
 use herald_proto::v1 as pb;
-use herald_proto::v1::delivery_settings::{OnDeadLetter, Ordering};
+use herald_proto::v1::delivery_settings::{ContentMode, OnDeadLetter, Ordering};
 
 use super::*;
 
@@ -43,6 +43,7 @@ fn delivery(
         max_in_flight,
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
+        content_mode: ContentMode::Structured as i32,
     }
 }
 
@@ -392,6 +393,7 @@ fn subscription_lines_and_json_show_delivery_settings() {
             "max_in_flight": 8,
             "ordering": "ORDERING_KEY",
             "on_dead_letter": "ON_DEAD_LETTER_SKIP",
+            "content_mode": "CONTENT_MODE_STRUCTURED",
         })
     );
 
@@ -408,7 +410,22 @@ fn subscription_lines_and_json_show_delivery_settings() {
             "max_in_flight": null,
             "ordering": "ORDERING_NONE",
             "on_dead_letter": "ON_DEAD_LETTER_BLOCK",
+            "content_mode": "CONTENT_MODE_STRUCTURED",
         })
+    );
+
+    let mut binary = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a.io/", vec![]);
+    binary.delivery = Some(pb::DeliverySettings {
+        content_mode: ContentMode::Binary as i32,
+        ..delivery(None, None, Ordering::None, OnDeadLetter::Block)
+    });
+    assert_eq!(
+        subscription_lines(&binary).lines().last(),
+        Some("delivery     no rate limit, default max in flight, unordered, binary mode")
+    );
+    assert_eq!(
+        subscription_json(&binary)["delivery"]["content_mode"],
+        "CONTENT_MODE_BINARY"
     );
 }
 
@@ -441,6 +458,13 @@ fn delivery_briefs_name_only_what_differs_from_the_defaults() {
                 OnDeadLetter::Unspecified,
             )),
             "by key",
+        ),
+        (
+            Some(pb::DeliverySettings {
+                content_mode: ContentMode::Binary as i32,
+                ..delivery(Some((5, 5)), None, Ordering::None, OnDeadLetter::Block)
+            }),
+            "5/s, binary",
         ),
     ];
     for (settings, expected) in cases {

@@ -192,6 +192,7 @@ fn settings(
         max_in_flight,
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
+        ..Default::default()
     }
 }
 
@@ -205,7 +206,7 @@ fn no_delivery_flags_mean_no_settings_change() {
 
 #[test]
 fn delivery_flags_become_settings_laid_over_the_current_ones() {
-    use pb::delivery_settings::{OnDeadLetter, Ordering};
+    use pb::delivery_settings::{ContentMode, OnDeadLetter, Ordering};
     let ordered = settings(Some((20, 5)), Some(4), Ordering::Key, OnDeadLetter::Skip);
     let cases = [
         // A rate without a burst asks for a burst as large as the rate (0).
@@ -229,6 +230,7 @@ fn delivery_flags_become_settings_laid_over_the_current_ones() {
                 max_in_flight: Some(Limit::At(8)),
                 ordering: Some(OrderingArg::Key),
                 on_dead_letter: Some(OnDeadLetterArg::Skip),
+                content_mode: None,
             },
             None,
             settings(Some((50, 10)), Some(8), Ordering::Key, OnDeadLetter::Skip),
@@ -273,6 +275,46 @@ fn delivery_flags_become_settings_laid_over_the_current_ones() {
                 Ordering::None,
                 OnDeadLetter::Unspecified,
             ),
+        ),
+        // The content mode changes alone, and stays when other flags change.
+        (
+            DeliveryArgs {
+                content_mode: Some(ContentModeArg::Binary),
+                ..DeliveryArgs::default()
+            },
+            Some(ordered),
+            pb::DeliverySettings {
+                content_mode: ContentMode::Binary as i32,
+                ..ordered
+            },
+        ),
+        (
+            DeliveryArgs {
+                max_in_flight: Some(Limit::At(16)),
+                ..DeliveryArgs::default()
+            },
+            Some(pb::DeliverySettings {
+                content_mode: ContentMode::Binary as i32,
+                ..ordered
+            }),
+            pb::DeliverySettings {
+                content_mode: ContentMode::Binary as i32,
+                ..settings(Some((20, 5)), Some(16), Ordering::Key, OnDeadLetter::Skip)
+            },
+        ),
+        (
+            DeliveryArgs {
+                content_mode: Some(ContentModeArg::Structured),
+                ..DeliveryArgs::default()
+            },
+            Some(pb::DeliverySettings {
+                content_mode: ContentMode::Binary as i32,
+                ..ordered
+            }),
+            pb::DeliverySettings {
+                content_mode: ContentMode::Structured as i32,
+                ..ordered
+            },
         ),
     ];
     for (args, current, expected) in cases {

@@ -217,6 +217,7 @@ async fn sets_and_changes_delivery_settings_with_flags() {
             "max_in_flight": 8,
             "ordering": "ORDERING_KEY",
             "on_dead_letter": "ON_DEAD_LETTER_SKIP",
+            "content_mode": "CONTENT_MODE_STRUCTURED",
         })
     );
 
@@ -255,6 +256,7 @@ async fn sets_and_changes_delivery_settings_with_flags() {
             "max_in_flight": 8,
             "ordering": "ORDERING_NONE",
             "on_dead_letter": "ON_DEAD_LETTER_BLOCK",
+            "content_mode": "CONTENT_MODE_STRUCTURED",
         })
     );
     let cleared = control

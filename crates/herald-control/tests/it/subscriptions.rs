@@ -4,7 +4,7 @@
 use herald_core::network::NetworkPolicy;
 use herald_core::subscription::{MAX_IN_FLIGHT, MAX_RATE};
 use herald_proto::v1 as pb;
-use herald_proto::v1::delivery_settings::{OnDeadLetter, Ordering};
+use herald_proto::v1::delivery_settings::{ContentMode, OnDeadLetter, Ordering};
 
 use crate::support::{
     Control, Options, PUBLIC_SINK, check_invalid_argument, create_request, filter,
@@ -535,6 +535,7 @@ fn delivery(
         max_in_flight,
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
+        content_mode: ContentMode::Structured as i32,
     }
 }
 
@@ -628,6 +629,13 @@ async fn out_of_bounds_delivery_settings_are_refused_naming_the_field() {
                 ..unordered(None, None)
             },
         ),
+        (
+            "delivery.content_mode",
+            pb::DeliverySettings {
+                content_mode: 3,
+                ..unordered(None, None)
+            },
+        ),
     ];
     let num_cases = cases.len() as u64;
     let existing = control.create(create_request(PUBLIC_SINK)).await;
@@ -705,4 +713,59 @@ async fn update_replaces_delivery_settings_only_when_set() {
     assert_eq!(limited.delivery, Some(expected));
     assert_eq!(limited.description, "renamed");
     assert_eq!(get(&control, &created.id).await.delivery, Some(expected));
+}
+
+#[tokio::test]
+async fn binary_content_mode_is_stored_kept_by_updates_and_replaced_with_the_settings() {
+    let control = Control::start(Options::default()).await;
+    let binary = pb::DeliverySettings {
+        content_mode: ContentMode::Binary as i32,
+        ..delivery(None, None, Ordering::None, OnDeadLetter::Block)
+    };
+    let created = control
+        .create(pb::CreateSubscriptionRequest {
+            delivery: Some(binary),
+            ..create_request(PUBLIC_SINK)
+        })
+        .await;
+    assert_eq!(created.delivery, Some(binary));
+    assert_eq!(get(&control, &created.id).await.delivery, Some(binary));
+    let stored = control.store.list().await.unwrap();
+    assert_eq!(
+        stored[0].value.delivery.content_mode,
+        herald_core::subscription::ContentMode::Binary
+    );
+
+    let mut client = control.client();
+    let described = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            description: Some("renamed".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.delivery, Some(binary), "kept without delivery");
+
+    let structured = client
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            delivery: Some(pb::DeliverySettings::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let defaults = delivery(None, None, Ordering::None, OnDeadLetter::Block);
+    assert_eq!(
+        structured.delivery,
+        Some(defaults),
+        "unspecified is structured"
+    );
+    let stored = control.store.list().await.unwrap();
+    assert_eq!(
+        stored[0].value.delivery.content_mode,
+        herald_core::subscription::ContentMode::Structured
+    );
 }

@@ -259,3 +259,106 @@ fn attributes_have_canonical_string_forms() {
     assert_eq!(event.attribute("subject"), None);
     assert_eq!(event.partition_key().as_deref(), Some("k"));
 }
+
+/// Returns the binary form's headers as `(name, value)` string pairs, in order.
+fn header_pairs(form: &BinaryForm) -> Vec<(&str, &str)> {
+    form.headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+#[test]
+fn binary_form_puts_attributes_in_percent_encoded_headers_and_json_data_as_stored() {
+    let json = r#"{"specversion":"1.0","id":"e 1","source":"/shop","type":"order.created","subject":"order 42 ✓","time":"2026-11-22T10:00:00Z","dataschema":"https://example.com/s","flag":true,"count":-3,"region":"eu","data":{"total": 12.50}}"#;
+    let form = structured(json).unwrap().to_binary().unwrap();
+    assert_eq!(
+        header_pairs(&form),
+        [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "e%201"),
+            ("ce-source", "/shop"),
+            ("ce-type", "order.created"),
+            ("ce-dataschema", "https://example.com/s"),
+            ("ce-subject", "order%2042%20%E2%9C%93"),
+            ("ce-time", "2026-11-22T10:00:00Z"),
+            ("ce-count", "-3"),
+            ("ce-flag", "true"),
+            ("ce-region", "eu"),
+        ]
+    );
+    assert_eq!(
+        form.content_type.as_deref(),
+        Some("application/json"),
+        "JSON data without datacontenttype is application/json"
+    );
+    assert_eq!(form.body.as_ref(), br#"{"total": 12.50}"#, "byte for byte");
+}
+
+#[test]
+fn binary_form_sends_text_as_text_and_base64_data_as_its_bytes() {
+    let cases: [(&str, Option<&str>, &[u8]); 5] = [
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"h\u00e9llo \"x\""}"#,
+            Some("text/plain"),
+            "héllo \"x\"".as_bytes(),
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":"a string"}"#,
+            Some("application/json"),
+            br#""a string""#,
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/octet-stream","data_base64":"AAEC/w=="}"#,
+            Some("application/octet-stream"),
+            &[0, 1, 2, 255],
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":null}"#,
+            None,
+            b"",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/xml"}"#,
+            Some("application/xml"),
+            b"",
+        ),
+    ];
+    for (json, content_type, body) in cases {
+        let form = structured(json).unwrap().to_binary().unwrap();
+        assert_eq!(form.content_type.as_deref(), content_type, "{json}");
+        assert_eq!(form.body.as_ref(), body, "{json}");
+    }
+}
+
+#[test]
+fn binary_form_decodes_back_to_the_same_event() {
+    let mut headers = BASE.to_vec();
+    headers.extend([("ce-subject", "a%20b%22c"), ("ce-partitionkey", "k 7")]);
+    for (content_type, body) in [
+        (Some("application/json"), &br#"{"a": [1, 2.50]}"#[..]),
+        (Some("text/plain; charset=utf-8"), "héllo".as_bytes()),
+        (Some("application/octet-stream"), &[0, 159, 255][..]),
+        (Some("text/plain"), &[0xff, 0xfe][..]),
+        (None, &b""[..]),
+    ] {
+        let event = Event::from_binary(
+            headers.iter().map(|(k, v)| (*k, v.as_bytes())),
+            content_type,
+            body,
+        )
+        .unwrap();
+        let form = event.to_binary().unwrap();
+        assert_eq!(form.body.as_ref(), body, "{content_type:?}");
+        assert_eq!(form.content_type.as_deref(), content_type);
+        let decoded = Event::from_binary(
+            form.headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            form.content_type.as_deref(),
+            &form.body,
+        )
+        .unwrap();
+        assert_eq!(decoded, event, "{content_type:?}");
+    }
+}

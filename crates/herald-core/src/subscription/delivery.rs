@@ -1,9 +1,10 @@
-//! A subscription's delivery settings: how fast, how many at once, and in which order its
-//! events reach the endpoint. The dispatcher's scheduler applies them; see ARCHITECTURE.md,
-//! "Delivery scheduling across replicas".
+//! A subscription's delivery settings: how fast, how many at once, in which order and in which
+//! content mode its events reach the endpoint. The dispatcher's scheduler applies the first
+//! three (see ARCHITECTURE.md, "Delivery scheduling across replicas"), its attempt the last.
 //!
 //! Part of the subscription's storage form: every field has a default, so documents written
-//! before the settings existed load as "no rate limit, the dispatcher's concurrency, unordered".
+//! before the settings existed load as "no rate limit, the dispatcher's concurrency, unordered,
+//! structured". The default content mode is not written, so documents stay as they were.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,9 @@ pub struct DeliverySettings {
     /// What a dead-lettered event does to its key, on an ordered subscription.
     #[serde(default)]
     pub on_dead_letter: OnDeadLetter,
+    /// How each event is laid out in the request.
+    #[serde(default, skip_serializing_if = "ContentMode::is_structured")]
+    pub content_mode: ContentMode,
 }
 
 /// A token bucket: `per_second` tokens a second, holding at most `burst`.
@@ -64,6 +68,26 @@ pub enum OnDeadLetter {
     Block,
     /// The key moves on to its next event.
     Skip,
+}
+
+/// How an event is laid out in the request (CloudEvents HTTP protocol binding, "Message Modes").
+/// Either way the request carries Standard Webhooks headers signing the body as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentMode {
+    /// The whole event as the body, `application/cloudevents+json`. The default.
+    #[default]
+    Structured,
+    /// The context attributes as `ce-` headers, the data as the body with its
+    /// `datacontenttype` as `Content-Type` (`data_base64` decoded to its bytes).
+    Binary,
+}
+
+impl ContentMode {
+    /// Returns true for the default, structured mode.
+    pub fn is_structured(&self) -> bool {
+        *self == ContentMode::Structured
+    }
 }
 
 impl DeliverySettings {
@@ -171,5 +195,32 @@ mod tests {
         let settings: DeliverySettings = serde_json::from_str(stored).unwrap();
         assert_eq!(serde_json::to_string(&settings).unwrap(), stored);
         assert_eq!(settings.max_in_flight_or(256), 3);
+        assert_eq!(settings.content_mode, ContentMode::Structured);
+    }
+
+    #[test]
+    fn binary_content_mode_is_stored_and_structured_is_not_written() {
+        let binary = DeliverySettings {
+            content_mode: ContentMode::Binary,
+            ..DeliverySettings::default()
+        };
+        let stored = serde_json::to_string(&binary).unwrap();
+        assert_eq!(
+            stored,
+            r#"{"ordering":"none","on_dead_letter":"block","content_mode":"binary"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<DeliverySettings>(&stored).unwrap(),
+            binary
+        );
+        assert_eq!(binary.validate(), Ok(()));
+        let structured =
+            r#"{"ordering":"none","on_dead_letter":"block","content_mode":"structured"}"#;
+        let settings: DeliverySettings = serde_json::from_str(structured).unwrap();
+        assert_eq!(settings, DeliverySettings::default());
+        assert_eq!(
+            serde_json::to_string(&settings).unwrap(),
+            r#"{"ordering":"none","on_dead_letter":"block"}"#
+        );
     }
 }

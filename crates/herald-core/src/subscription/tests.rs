@@ -98,6 +98,7 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
             max_in_flight: None,
             ordering: Ordering::Key,
             on_dead_letter: OnDeadLetter::Block,
+            content_mode: ContentMode::Structured,
         },
         retired_secrets: Vec::new(),
     };

@@ -252,6 +252,7 @@ fn wire_settings(
         max_in_flight,
         ordering,
         on_dead_letter,
+        content_mode: 0,
     }
 }
 
@@ -328,6 +329,14 @@ fn delivery_settings_with_unknown_enum_values_are_refused_naming_the_field() {
             "delivery.on_dead_letter",
             "unknown value -1",
         ),
+        (
+            pb::DeliverySettings {
+                content_mode: 3,
+                ..wire_settings(None, None, 0, 0)
+            },
+            "delivery.content_mode",
+            "unknown value 3",
+        ),
     ];
     for (wire, field, reason) in cases {
         let error = delivery_settings_from_pb(&wire).unwrap_err();
@@ -365,11 +374,37 @@ fn delivery_settings_round_trip_through_the_wire_form_with_every_enum_named() {
         max_in_flight: Some(3),
         ordering: Ordering::Key,
         on_dead_letter: OnDeadLetter::Skip,
+        content_mode: ContentMode::Binary,
     };
     for settings in [DeliverySettings::default(), ordered] {
         let wire = delivery_settings_to_pb(&settings);
         assert_ne!(wire.ordering, 0, "{wire:?}");
         assert_ne!(wire.on_dead_letter, 0, "{wire:?}");
+        assert_ne!(wire.content_mode, 0, "{wire:?}");
         assert_eq!(delivery_settings_from_pb(&wire), Ok(settings));
+    }
+}
+
+#[test]
+fn content_mode_is_structured_unless_binary_is_asked_for() {
+    use pb::delivery_settings::ContentMode as PbContentMode;
+    for (wire, expected) in [
+        (PbContentMode::Unspecified, ContentMode::Structured),
+        (PbContentMode::Structured, ContentMode::Structured),
+        (PbContentMode::Binary, ContentMode::Binary),
+    ] {
+        let settings = pb::DeliverySettings {
+            content_mode: wire as i32,
+            ..wire_settings(None, None, 0, 0)
+        };
+        let read = delivery_settings_from_pb(&settings).unwrap();
+        assert_eq!(read.content_mode, expected, "{wire:?}");
+        assert_eq!(
+            delivery_settings_to_pb(&read).content_mode(),
+            match expected {
+                ContentMode::Structured => PbContentMode::Structured,
+                ContentMode::Binary => PbContentMode::Binary,
+            }
+        );
     }
 }

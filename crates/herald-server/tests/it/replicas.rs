@@ -46,6 +46,7 @@ async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> Strin
             max_in_flight: Some(MAX_IN_FLIGHT),
             ordering: pb::delivery_settings::Ordering::Key as i32,
             on_dead_letter: pb::delivery_settings::OnDeadLetter::Block as i32,
+            ..Default::default()
         }),
         ..Default::default()
     };
