@@ -254,7 +254,7 @@ def validate_schemas(where: str, objects: list[dict]) -> None:
 
 
 def pod_spec(obj: dict) -> dict | None:
-    if obj.get("kind") in ("Deployment", "StatefulSet"):
+    if obj.get("kind") in ("Deployment", "StatefulSet", "Job"):
         return obj["spec"]["template"]["spec"]
     return None
 
@@ -429,28 +429,67 @@ def check_herald_workload(where: str, objects: list[dict], obj: dict, uid: int |
         if startup is not None and startup.get("path") not in ADMIN_PATHS:
             problem(name, f"startupProbe path {startup.get('path')} is not served by admin.rs")
 
-        # The shutdown budget: preStop sleep, each role's bounded stop, closing NATS.
+        # The shutdown budget: preStop sleep, Herald's pre-stop delay (ingest and control serve on,
+        # not ready), one bounded stop of every role together, closing NATS.
         grace_text = str(effective_setting(environment, "dispatcher.shutdown_grace_period"))
         grace = parse_duration(grace_text)
         if grace is None:
             problem(name, f"dispatcher.shutdown_grace_period {grace_text!r} is not a duration")
             continue
-        num_roles = 3 if role == "all" else 1
+        delay_text = str(effective_setting(environment, "shutdown.pre_stop_delay"))
+        delay = parse_duration(delay_text)
+        if delay is None:
+            problem(name, f"shutdown.pre_stop_delay {delay_text!r} is not a duration")
+            continue
+        serves_traffic = role in ("ingest", "control", "all")
+        if not serves_traffic:
+            delay = 0
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-        needed = pre_stop + num_roles * (grace + ROLE_MARGIN_SECONDS) + NATS_CLOSE_SECONDS
+        needed = pre_stop + delay + grace + ROLE_MARGIN_SECONDS + NATS_CLOSE_SECONDS
         termination = spec.get("terminationGracePeriodSeconds", 30)
         if termination < needed + 5:
             problem(
                 name,
                 f"terminationGracePeriodSeconds {termination} does not cover the drain: preStop "
-                f"{pre_stop} s + {num_roles} x (shutdown_grace_period {grace_text} + "
-                f"{ROLE_MARGIN_SECONDS:g} s) + {NATS_CLOSE_SECONDS:g} s to close NATS + 5 s margin "
-                f"= {needed + 5:g} s",
+                f"{pre_stop} s + shutdown.pre_stop_delay {delay:g} s + shutdown_grace_period "
+                f"{grace_text} + {ROLE_MARGIN_SECONDS:g} s + {NATS_CLOSE_SECONDS:g} s to close NATS "
+                f"+ 5 s margin = {needed + 5:g} s",
             )
-        if role in ("ingest", "control") and pre_stop == 0:
-            problem(name, "a preStop sleep must let the Service drop the pod before SIGTERM")
+        if serves_traffic and pre_stop + delay == 0:
+            problem(
+                name,
+                "shutdown.pre_stop_delay (or a preStop sleep) must let the Service drop the pod "
+                "before it stops accepting",
+            )
 
         check_nats_seeds(name, objects, environment)
+
+
+def check_migrate_job(where: str, objects: list[dict], obj: dict, uid: int | None) -> None:
+    """The migrate Job runs `herald migrate` with the roles' settings."""
+    spec = pod_spec(obj)
+    name = f"{where}: {name_of(obj)}"
+    containers = [container for container in spec["containers"] if is_herald(container)]
+    if len(containers) != 1:
+        problem(name, "must run one Herald container")
+        return
+    container = containers[0]
+    if container.get("args") != ["migrate"]:
+        problem(name, f"args must be [migrate], not {container.get('args')}")
+    if "migrate" not in SUBCOMMANDS:
+        problem(name, "herald has no migrate subcommand (crates/herald-server/src/main.rs)")
+    if spec.get("restartPolicy") not in ("OnFailure", "Never"):
+        problem(name, "restartPolicy must be OnFailure or Never")
+    if uid is not None and spec.get("securityContext", {}).get("runAsUser") != uid:
+        problem(name, f"runAsUser must be the image's user, {uid} (Dockerfile USER)")
+    environment = container_environment(name, objects, container)
+    if not any(
+        source.get("configMapRef", {}).get("name", "").startswith("herald-settings")
+        for source in container.get("envFrom", [])
+    ):
+        problem(name, "must read the roles' settings (envFrom ConfigMap herald-settings)")
+    check_environment(name, objects, environment)
+    check_nats_seeds(name, objects, environment)
 
 
 def check_nats_seeds(where: str, objects: list[dict], environment: dict[str, dict]) -> None:
@@ -482,7 +521,7 @@ def check_selectors(where: str, objects: list[dict]) -> None:
     templates = [
         (obj, obj["spec"]["template"]["metadata"].get("labels", {}))
         for obj in objects
-        if obj.get("kind") in ("Deployment", "StatefulSet")
+        if obj.get("kind") in ("Deployment", "StatefulSet", "Job")
     ]
     for obj in objects:
         kind = obj.get("kind")
@@ -638,7 +677,9 @@ def check_rendered(where: str, objects: list[dict], uid: int | None) -> None:
                         f"image {image}: use the nats-server Herald is tested against, "
                         f"{nats_version.group(1)} (Makefile NATS_SERVER_VERSION)",
                     )
-        if any(is_herald(container) for container in spec["containers"]):
+        if obj.get("kind") == "Job":
+            check_migrate_job(where, objects, obj, uid)
+        elif any(is_herald(container) for container in spec["containers"]):
             check_herald_workload(where, objects, obj, uid)
     check_selectors(where, objects)
     check_dispatch_network_policy(where, objects, dev)
@@ -649,6 +690,9 @@ def check_rendered(where: str, objects: list[dict], uid: int | None) -> None:
     for role in ("herald-ingest", "herald-dispatch", "herald-control"):
         if not find(objects, "Deployment", role):
             problem(where, f"renders no Deployment {role}")
+    # Only `herald migrate` writes the streams and buckets; without it the roles wait and exit.
+    if not find(objects, "Job", "herald-migrate"):
+        problem(where, "renders no Job herald-migrate (the roles wait for `herald migrate`)")
     if not dev and not find(objects, "HorizontalPodAutoscaler", "herald-ingest"):
         problem(where, "renders no HorizontalPodAutoscaler for herald-ingest")
 

@@ -172,20 +172,24 @@ impl EventTypeStore {
 }
 
 /// Creates the catalog bucket, or updates it to `config`'s storage and replicas.
-pub(crate) async fn ensure(
-    jetstream: &jetstream::Context,
-    config: &EventsStreamConfig,
-) -> Result<()> {
-    let bucket = kv::Config {
+/// The event-type catalog bucket as `config` (the events stream's settings) shapes it.
+pub(crate) fn bucket_config(config: &EventsStreamConfig) -> kv::Config {
+    kv::Config {
         bucket: EVENT_TYPES_BUCKET.to_owned(),
         description: "Herald: registered event types by name, JSON".to_owned(),
         history: 5,
         storage: crate::storage_type(config.storage),
         num_replicas: config.replicas,
         ..Default::default()
-    };
+    }
+}
+
+pub(crate) async fn ensure(
+    jetstream: &jetstream::Context,
+    config: &EventsStreamConfig,
+) -> Result<()> {
     jetstream
-        .create_or_update_key_value(bucket)
+        .create_or_update_key_value(bucket_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the event types bucket",

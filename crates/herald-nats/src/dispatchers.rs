@@ -96,6 +96,45 @@ pub struct Dispatchers {
     claims: kv::Store,
 }
 
+/// The members bucket: entries expire `lease_ttl` after their last write.
+pub(crate) fn members_config(
+    events: &async_nats::jetstream::stream::Config,
+    lease_ttl: Duration,
+) -> kv::Config {
+    kv::Config {
+        bucket: MEMBERS_BUCKET.to_owned(),
+        description: "Herald: live dispatcher replicas, member.<replica id>.<epoch>".to_owned(),
+        history: 1,
+        max_age: lease_ttl,
+        storage: events.storage,
+        num_replicas: events.num_replicas,
+        ..Default::default()
+    }
+}
+
+/// The claims bucket.
+pub(crate) fn claims_config(events: &async_nats::jetstream::stream::Config) -> kv::Config {
+    kv::Config {
+        bucket: CLAIMS_BUCKET.to_owned(),
+        description: "Herald: which dispatcher delivers for a subscription, claim.<id>".to_owned(),
+        history: 1,
+        storage: events.storage,
+        num_replicas: events.num_replicas,
+        ..Default::default()
+    }
+}
+
+/// Why a members bucket whose entries live `max_age` cannot serve a replica leasing
+/// `lease_ttl`: the server would drop the replica's entry while the replica still trusts it.
+pub(crate) fn lease_problem(max_age: Duration, lease_ttl: Duration) -> Option<String> {
+    (!max_age.is_zero() && max_age < lease_ttl).then(|| {
+        format!(
+            "bucket {MEMBERS_BUCKET} keeps entries {max_age:?}, less than dispatcher.lease_ttl \
+             {lease_ttl:?}: run `herald migrate` with this lease_ttl"
+        )
+    })
+}
+
 /// The informational value of a member entry (only the key is read back).
 #[derive(Serialize)]
 struct MemberRecord<'a> {
@@ -124,12 +163,14 @@ pub fn validate_replica_id(replica_id: &str) -> Result<()> {
 }
 
 impl Dispatchers {
-    /// Creates or updates both buckets (history 1, the events stream's replicas and storage;
-    /// members with `max_age` = `lease_ttl`) and opens them.
+    /// Opens both buckets. On a handle that manages the topology ([`Nats::connect`]: `herald
+    /// migrate`, `herald dev` and `herald all`, tests) it creates or updates them first (history
+    /// 1, the events stream's replicas and storage; members with `max_age` = `lease_ttl`); on
+    /// one that does not ([`Nats::connect_existing`]) it only opens what migrate made, and
+    /// refuses a members bucket whose `max_age` is shorter than `lease_ttl`.
     ///
-    /// Every replica must use the same `lease_ttl`: the last one to open sets the bucket's
-    /// `max_age`, and a replica whose lease is longer than that would believe in its
-    /// membership after the server dropped it.
+    /// Every replica must use the same `lease_ttl`: a replica whose lease is longer than the
+    /// bucket's `max_age` would believe in its membership after the server dropped it.
     pub async fn open(nats: &Nats, lease_ttl: Duration) -> Result<Dispatchers> {
         if lease_ttl < MIN_LEASE_TTL {
             return Err(Error::new(
@@ -137,39 +178,48 @@ impl Dispatchers {
                 format!("the lease ttl must be at least {MIN_LEASE_TTL:?}, not {lease_ttl:?}"),
             ));
         }
+        if !nats.manages_topology {
+            return Dispatchers::open_existing(nats, lease_ttl).await;
+        }
         let events = &nats.events.cached_info().config;
-        let members = kv::Config {
-            bucket: MEMBERS_BUCKET.to_owned(),
-            description: "Herald: live dispatcher replicas, member.<replica id>.<epoch>".to_owned(),
-            history: 1,
-            max_age: lease_ttl,
-            storage: events.storage,
-            num_replicas: events.num_replicas,
-            ..Default::default()
-        };
         let members = nats
             .jetstream
-            .create_or_update_key_value(members)
+            .create_or_update_key_value(members_config(events, lease_ttl))
             .await
             .map_err(Error::unavailable(
                 "failed to create or update the dispatchers bucket",
             ))?;
-        let claims = kv::Config {
-            bucket: CLAIMS_BUCKET.to_owned(),
-            description: "Herald: which dispatcher delivers for a subscription, claim.<id>"
-                .to_owned(),
-            history: 1,
-            storage: events.storage,
-            num_replicas: events.num_replicas,
-            ..Default::default()
-        };
         let claims = nats
             .jetstream
-            .create_or_update_key_value(claims)
+            .create_or_update_key_value(claims_config(events))
             .await
             .map_err(Error::unavailable(
                 "failed to create or update the claims bucket",
             ))?;
+        Ok(Dispatchers { members, claims })
+    }
+
+    /// Opens the buckets `herald migrate` created, refusing a members bucket whose `max_age`
+    /// is shorter than `lease_ttl` (the server would drop a membership this replica still
+    /// believes in).
+    async fn open_existing(nats: &Nats, lease_ttl: Duration) -> Result<Dispatchers> {
+        let members = nats
+            .jetstream
+            .get_key_value(MEMBERS_BUCKET)
+            .await
+            .map_err(Error::unavailable("failed to open the dispatchers bucket"))?;
+        let max_age = nats
+            .stream_settings(&format!("KV_{MEMBERS_BUCKET}"))
+            .await?
+            .max_age;
+        if let Some(problem) = lease_problem(max_age, lease_ttl) {
+            return Err(Error::new(ErrorCode::InvalidArgument, problem));
+        }
+        let claims = nats
+            .jetstream
+            .get_key_value(CLAIMS_BUCKET)
+            .await
+            .map_err(Error::unavailable("failed to open the claims bucket"))?;
         Ok(Dispatchers { members, claims })
     }
 

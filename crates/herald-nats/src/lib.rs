@@ -18,6 +18,7 @@ mod retries;
 mod scan;
 mod store;
 mod test_sends;
+mod topology;
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 pub use test_sends::{
     TEST_SENDS_QUEUE, TestRequest, TestRequests, TestSends, TestSent, test_send_subject,
 };
+pub use topology::{StreamSettings, TopologyNeeds};
 
 /// Name of the stream holding every event (subjects `herald.events.>`).
 pub const EVENTS_STREAM: &str = "HERALD_EVENTS";
@@ -232,11 +234,17 @@ pub struct Nats {
     atomic_batches: bool,
     /// Seals and opens the signing secrets of stored subscriptions; `None` stores them as text.
     keyring: Option<std::sync::Arc<herald_signing::kek::Keyring>>,
+    /// True when this handle created or updated the topology ([`Nats::connect`]), so that what
+    /// it opens later (the dispatcher buckets) it may create too; false for a handle that only
+    /// uses what `herald migrate` made ([`Nats::connect_existing`]).
+    manages_topology: bool,
 }
 
 impl Nats {
-    /// Connects and ensures the topology: the events stream and the subscriptions bucket are
-    /// created, or updated to `config` when they exist.
+    /// Connects and ensures the topology: every stream and bucket is created, or updated to
+    /// `config` when it exists. This is migration: `herald migrate` (and `herald dev` and
+    /// `herald all`, which migrate themselves) and tests use it; role processes use
+    /// [`Nats::connect_existing`], which never writes the topology.
     pub async fn connect(config: &Config) -> Result<Nats> {
         Nats::connect_with(config, &ConnectOptions::default()).await
     }
@@ -248,18 +256,25 @@ impl Nats {
         Box::pin(Nats::connect_unboxed(config, options)).await
     }
 
+    /// Connects and uses the topology `herald migrate` made, never creating or updating a
+    /// stream or bucket: while one is missing, or cannot serve this version (its subjects,
+    /// retention or features differ from what this code relies on), it waits, checking every
+    /// second and logging what it waits for, for at most `wait`; then it fails with
+    /// `DeadlineExceeded` naming each problem. Settings that differ (retention, windows,
+    /// replicas) are logged once and left as they are: they are migrate's to change, so
+    /// processes of two versions never rewrite each other's stream configuration.
+    pub async fn connect_existing(
+        config: &Config,
+        options: &ConnectOptions,
+        needs: TopologyNeeds,
+        wait: Duration,
+    ) -> Result<Nats> {
+        // Boxed like `connect_with`.
+        Box::pin(Nats::connect_existing_unboxed(config, options, needs, wait)).await
+    }
+
     async fn connect_unboxed(config: &Config, options: &ConnectOptions) -> Result<Nats> {
-        let client = options
-            .apply(async_nats::ConnectOptions::new())
-            .await?
-            .name("herald")
-            .connection_timeout(config.request_timeout)
-            .retry_on_initial_connect()
-            .connect(server_urls(&config.url))
-            .await
-            .map_err(Error::unavailable("failed to connect to nats"))?;
-        let mut jetstream = jetstream::new(client.clone());
-        jetstream.set_timeout(config.request_timeout);
+        let (client, jetstream) = connect_client(config, options).await?;
         let events = ensure_events_stream(&jetstream, &config.events).await?;
         rejected::ensure_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
@@ -274,7 +289,39 @@ impl Nats {
             retries,
             atomic_batches: config.events.atomic_batches,
             keyring: None,
+            manages_topology: true,
         })
+    }
+
+    async fn connect_existing_unboxed(
+        config: &Config,
+        options: &ConnectOptions,
+        needs: TopologyNeeds,
+        wait: Duration,
+    ) -> Result<Nats> {
+        let (client, jetstream) = connect_client(config, options).await?;
+        topology::wait_until_usable(&jetstream, config, needs, wait).await?;
+        let events = jetstream
+            .get_stream(EVENTS_STREAM)
+            .await
+            .map_err(Error::unavailable("failed to open the events stream"))?;
+        let records = records::open(&jetstream).await?;
+        let retries = retries::open(&jetstream).await?;
+        Ok(Nats {
+            client,
+            jetstream,
+            events,
+            records,
+            retries,
+            atomic_batches: config.events.atomic_batches,
+            keyring: None,
+            manages_topology: false,
+        })
+    }
+
+    /// Returns the settings a stream (or a bucket's `KV_` stream) has on the server now.
+    pub async fn stream_settings(&self, stream: &str) -> Result<StreamSettings> {
+        topology::stream_settings(&self.jetstream, stream).await
     }
 
     /// Returns this connection with subscription secrets sealed under `keyring` at rest
@@ -427,11 +474,28 @@ impl Nats {
     }
 }
 
-async fn ensure_events_stream(
-    jetstream: &jetstream::Context,
-    config: &EventsStreamConfig,
-) -> Result<jetstream::stream::Stream> {
-    let stream_config = jetstream::stream::Config {
+/// Connects the client and its JetStream context, without touching the topology.
+async fn connect_client(
+    config: &Config,
+    options: &ConnectOptions,
+) -> Result<(async_nats::Client, jetstream::Context)> {
+    let client = options
+        .apply(async_nats::ConnectOptions::new())
+        .await?
+        .name("herald")
+        .connection_timeout(config.request_timeout)
+        .retry_on_initial_connect()
+        .connect(server_urls(&config.url))
+        .await
+        .map_err(Error::unavailable("failed to connect to nats"))?;
+    let mut jetstream = jetstream::new(client.clone());
+    jetstream.set_timeout(config.request_timeout);
+    Ok((client, jetstream))
+}
+
+/// The events stream as `config` shapes it.
+pub(crate) fn events_stream_config(config: &EventsStreamConfig) -> jetstream::stream::Config {
+    jetstream::stream::Config {
         name: EVENTS_STREAM.to_owned(),
         description: Some("Herald: every accepted CloudEvent, structured JSON".to_owned()),
         subjects: vec![
@@ -450,9 +514,15 @@ async fn ensure_events_stream(
         // before 2.12 drop the field, and the publisher then pipelines.
         allow_atomic_publish: true,
         ..Default::default()
-    };
+    }
+}
+
+async fn ensure_events_stream(
+    jetstream: &jetstream::Context,
+    config: &EventsStreamConfig,
+) -> Result<jetstream::stream::Stream> {
     let info = jetstream
-        .create_or_update_stream(stream_config)
+        .create_or_update_stream(events_stream_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the events stream",
@@ -464,20 +534,24 @@ async fn ensure_events_stream(
         .map_err(Error::unavailable("failed to open the events stream"))
 }
 
-async fn ensure_subscriptions_bucket(
-    jetstream: &jetstream::Context,
-    config: &EventsStreamConfig,
-) -> Result<()> {
-    let bucket = jetstream::kv::Config {
+/// The subscriptions bucket as `config` shapes it.
+pub(crate) fn subscriptions_bucket_config(config: &EventsStreamConfig) -> jetstream::kv::Config {
+    jetstream::kv::Config {
         bucket: SUBSCRIPTIONS_BUCKET.to_owned(),
         description: "Herald: subscriptions by id, JSON".to_owned(),
         history: 5,
         storage: storage_type(config.storage),
         num_replicas: config.replicas,
         ..Default::default()
-    };
+    }
+}
+
+async fn ensure_subscriptions_bucket(
+    jetstream: &jetstream::Context,
+    config: &EventsStreamConfig,
+) -> Result<()> {
     jetstream
-        .create_or_update_key_value(bucket)
+        .create_or_update_key_value(subscriptions_bucket_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the subscriptions bucket",

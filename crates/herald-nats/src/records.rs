@@ -451,56 +451,78 @@ fn header_safe(text: &str) -> String {
     safe
 }
 
+/// The dead-letter stream as `config` shapes it.
+pub(crate) fn dead_letters_config(config: &crate::Config) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: DEAD_LETTERS_STREAM.to_owned(),
+        description: Some("Herald: events given up on, per subscription".to_owned()),
+        subjects: vec![format!("{}.dead.>", subject::ROOT)],
+        max_age: config.dead_letter_retention,
+        duplicate_window: Duration::from_secs(120),
+        storage: crate::storage_type(config.events.storage),
+        num_replicas: config.events.replicas,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// The attempt log's stream as `config` shapes it.
+pub(crate) fn attempts_config(config: &crate::Config) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: ATTEMPTS_STREAM.to_owned(),
+        description: Some("Herald: every delivery attempt".to_owned()),
+        subjects: vec![format!("{}.attempts.>", subject::ROOT)],
+        max_age: config.attempt_retention,
+        storage: crate::storage_type(config.events.storage),
+        num_replicas: config.events.replicas,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// The endpoint health bucket as `config` shapes it.
+pub(crate) fn health_config(config: &crate::Config) -> kv::Config {
+    kv::Config {
+        bucket: HEALTH_BUCKET.to_owned(),
+        description: "Herald: endpoint health per subscription".to_owned(),
+        history: 1,
+        storage: crate::storage_type(config.events.storage),
+        num_replicas: config.events.replicas,
+        ..Default::default()
+    }
+}
+
 pub(crate) async fn ensure(
     jetstream: &jetstream::Context,
     config: &crate::Config,
 ) -> Result<Records> {
-    let storage = crate::storage_type(config.events.storage);
-    let dead_letters = jetstream
-        .create_or_update_stream(jetstream::stream::Config {
-            name: DEAD_LETTERS_STREAM.to_owned(),
-            description: Some("Herald: events given up on, per subscription".to_owned()),
-            subjects: vec![format!("{}.dead.>", subject::ROOT)],
-            max_age: config.dead_letter_retention,
-            duplicate_window: Duration::from_secs(120),
-            storage,
-            num_replicas: config.events.replicas,
-            allow_direct: true,
-            ..Default::default()
-        })
+    jetstream
+        .create_or_update_stream(dead_letters_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the dead-letter stream",
         ))?;
-    drop(dead_letters);
     jetstream
-        .create_or_update_stream(jetstream::stream::Config {
-            name: ATTEMPTS_STREAM.to_owned(),
-            description: Some("Herald: every delivery attempt".to_owned()),
-            subjects: vec![format!("{}.attempts.>", subject::ROOT)],
-            max_age: config.attempt_retention,
-            storage,
-            num_replicas: config.events.replicas,
-            allow_direct: true,
-            ..Default::default()
-        })
+        .create_or_update_stream(attempts_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the attempts stream",
         ))?;
-    let health = jetstream
-        .create_or_update_key_value(kv::Config {
-            bucket: HEALTH_BUCKET.to_owned(),
-            description: "Herald: endpoint health per subscription".to_owned(),
-            history: 1,
-            storage,
-            num_replicas: config.events.replicas,
-            ..Default::default()
-        })
+    jetstream
+        .create_or_update_key_value(health_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the health bucket",
         ))?;
+    open(jetstream).await
+}
+
+/// Opens the record streams and the health bucket, which must exist.
+pub(crate) async fn open(jetstream: &jetstream::Context) -> Result<Records> {
+    let health = jetstream
+        .get_key_value(HEALTH_BUCKET)
+        .await
+        .map_err(Error::unavailable("failed to open the health bucket"))?;
     let dead_letters = jetstream
         .get_stream(DEAD_LETTERS_STREAM)
         .await

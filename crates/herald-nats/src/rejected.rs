@@ -175,16 +175,14 @@ fn rejected_event(message: jetstream::message::StreamMessage) -> RejectedEvent {
     }
 }
 
-pub(crate) async fn ensure_stream(
-    jetstream: &jetstream::Context,
-    config: &crate::EventsStreamConfig,
-) -> Result<()> {
+/// The rejected-events stream as `config` (the events stream's settings) shapes it.
+pub(crate) fn stream_config(config: &crate::EventsStreamConfig) -> jetstream::stream::Config {
     // Rejections of one message by many subscriptions may be far apart (a dispatcher that was
     // down), so the deduplication window is as long as the retention allows, up to a day.
     let duplicate_window = config
         .retention
         .min(std::time::Duration::from_secs(24 * 3600));
-    let stream_config = jetstream::stream::Config {
+    jetstream::stream::Config {
         name: REJECTED_STREAM.to_owned(),
         description: Some(
             "Herald: messages on the events stream that are not valid CloudEvents, with reasons"
@@ -199,9 +197,15 @@ pub(crate) async fn ensure_stream(
         discard: jetstream::stream::DiscardPolicy::Old,
         allow_direct: true,
         ..Default::default()
-    };
+    }
+}
+
+pub(crate) async fn ensure_stream(
+    jetstream: &jetstream::Context,
+    config: &crate::EventsStreamConfig,
+) -> Result<()> {
     jetstream
-        .create_or_update_stream(stream_config)
+        .create_or_update_stream(stream_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the rejected-events stream",

@@ -207,34 +207,43 @@ fn round_up_to_second(time: OffsetDateTime) -> OffsetDateTime {
     floor.checked_add(time::Duration::SECOND).unwrap_or(floor)
 }
 
+/// The retry backlog's stream as `config` (the events stream's settings) shapes it.
+pub(crate) fn stream_config(config: &crate::EventsStreamConfig) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: RETRIES_STREAM.to_owned(),
+        description: Some(
+            "Herald: events waiting for a later delivery attempt, as message schedules".to_owned(),
+        ),
+        subjects: vec![format!("{}.retry.>", subject::ROOT)],
+        retention: jetstream::stream::RetentionPolicy::WorkQueue,
+        // A retry never outlives the event it retries.
+        max_age: config.retention,
+        duplicate_window: Duration::from_secs(120),
+        storage: crate::storage_type(config.storage),
+        num_replicas: config.replicas,
+        allow_message_schedules: true,
+        allow_direct: true,
+        // One retry consumer per subscription, like the events stream's consumers.
+        max_consumers: crate::MAX_SUBSCRIPTION_CONSUMERS,
+        ..Default::default()
+    }
+}
+
 pub(crate) async fn ensure(
     jetstream: &jetstream::Context,
     config: &crate::EventsStreamConfig,
 ) -> Result<Retries> {
     jetstream
-        .create_or_update_stream(jetstream::stream::Config {
-            name: RETRIES_STREAM.to_owned(),
-            description: Some(
-                "Herald: events waiting for a later delivery attempt, as message schedules"
-                    .to_owned(),
-            ),
-            subjects: vec![format!("{}.retry.>", subject::ROOT)],
-            retention: jetstream::stream::RetentionPolicy::WorkQueue,
-            // A retry never outlives the event it retries.
-            max_age: config.retention,
-            duplicate_window: Duration::from_secs(120),
-            storage: crate::storage_type(config.storage),
-            num_replicas: config.replicas,
-            allow_message_schedules: true,
-            allow_direct: true,
-            // One retry consumer per subscription, like the events stream's consumers.
-            max_consumers: crate::MAX_SUBSCRIPTION_CONSUMERS,
-            ..Default::default()
-        })
+        .create_or_update_stream(stream_config(config))
         .await
         .map_err(Error::unavailable(
             "failed to create or update the retries stream (nats-server 2.12 or later is needed for message schedules)",
         ))?;
+    open(jetstream).await
+}
+
+/// Opens the retry backlog's stream, which must exist.
+pub(crate) async fn open(jetstream: &jetstream::Context) -> Result<Retries> {
     let stream = jetstream
         .get_stream(RETRIES_STREAM)
         .await

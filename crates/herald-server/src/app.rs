@@ -1,9 +1,15 @@
-//! Runs the selected roles in one process and stops them in order.
+//! Runs the selected roles in one process and stops them together.
 //!
-//! Shutdown order, each step bounded: readiness flips to not-ready; ingest stops accepting and
-//! finishes requests in flight (each waits for its publish acknowledgement); the dispatcher stops
-//! pulling and lets attempts in flight finish within its grace period; the control plane stops;
-//! the NATS connection drains; finally the admin listener and, in dev mode, the nats-server.
+//! Start: the admin listener first (`/livez` answers, `/readyz` does not yet), then NATS with
+//! its streams and buckets, migrated here only by `herald dev` and `herald all` (or with
+//! `startup.migrate`), otherwise made by `herald migrate` and waited for; then the roles.
+//!
+//! Shutdown, bounded: readiness flips to not-ready; ingest and control serve on for
+//! `shutdown.pre_stop_delay` while load balancers drain the process; then every role stops at
+//! once within one grace period (ingest finishes requests in flight, each waiting for its
+//! publish acknowledgement; the dispatcher stops pulling and lets attempts in flight finish;
+//! control stops); the NATS connection drains; finally the admin listener
+//! and, in dev mode, the nats-server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use herald_nats::Nats;
+use herald_nats::{Dispatchers, Nats, TopologyNeeds};
 use herald_runtime::Health;
 use herald_runtime::nats_server::{NatsServer, ServerOptions};
 use herald_runtime::tls::{ServerTls, TlsConfig};
@@ -30,6 +36,12 @@ pub(crate) struct Roles {
 }
 
 impl Roles {
+    /// No role: `herald migrate`.
+    pub(crate) const NONE: Roles = Roles {
+        ingest: false,
+        dispatch: false,
+        control: false,
+    };
     pub(crate) const ALL: Roles = Roles {
         ingest: true,
         dispatch: true,
@@ -100,9 +112,21 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let health = Health::new();
     let registry = prometheus::Registry::new();
-    let nats = Nats::connect_with(&settings.nats, &settings.nats_connection)
-        .await
-        .with_context(|| format!("failed to connect to NATS at {}", settings.nats.url))?;
+    // The admin listener answers /livez from the start, while NATS and the streams and buckets
+    // are waited for; /readyz says not ready until every role started.
+    health.register("roles_started", || false);
+    let admin_listener = bind(settings.listen.admin, "admin").await?;
+    let admin_address = admin_listener.local_addr()?;
+    let admin_stop = CancellationToken::new();
+    // Stops the admin listener however this function returns.
+    let _admin_guard = admin_stop.clone().drop_guard();
+    let admin_task = tokio::spawn(herald_runtime::admin::serve(
+        admin_listener,
+        health.clone(),
+        registry.clone(),
+        admin_stop.clone(),
+    ));
+    let nats = connect(&settings, roles).await?;
     // Signing secrets are sealed at rest under the configured key-encryption keys.
     let nats = match settings.keyring() {
         Some(keyring) => nats.with_keyring(keyring),
@@ -110,16 +134,6 @@ pub(crate) async fn run(
     };
     let connection = nats.clone();
     health.register("nats_connected", move || connection.is_connected());
-
-    let admin_listener = bind(settings.listen.admin, "admin").await?;
-    let admin_address = admin_listener.local_addr()?;
-    let admin_stop = CancellationToken::new();
-    let admin_task = tokio::spawn(herald_runtime::admin::serve(
-        admin_listener,
-        health.clone(),
-        registry.clone(),
-        admin_stop.clone(),
-    ));
 
     let mut running: Vec<RunningRole> = Vec::new();
     let mut addresses: Vec<(&str, String)> = Vec::new();
@@ -242,29 +256,47 @@ pub(crate) async fn run(
     };
 
     health.set_draining();
-    let grace = settings.dispatcher.shutdown_grace_period + Duration::from_secs(5);
     let mut graceful = true;
-    for role in running {
+    // Readiness is false from here: ingest and control serve on while load balancers take this
+    // process out of rotation, then every role stops at once.
+    let pre_stop_delay = settings.shutdown.pre_stop_delay;
+    if failed_role.is_none() && (roles.ingest || roles.control) && !pre_stop_delay.is_zero() {
+        tracing::info!(delay = ?pre_stop_delay, "not ready; serving until load balancers drain");
+        tokio::time::sleep(pre_stop_delay).await;
+    }
+    // One grace period for every role together, not one after another.
+    let grace = settings.dispatcher.shutdown_grace_period + Duration::from_secs(5);
+    for role in &running {
         role.stop.cancel();
-        match tokio::time::timeout(grace, role.task).await {
+    }
+    let stopping = running.into_iter().map(|role| async move {
+        let abort = role.task.abort_handle();
+        let result = tokio::time::timeout(grace, role.task).await;
+        if result.is_err() {
+            abort.abort();
+        }
+        (role.name, result)
+    });
+    for (name, result) in futures::future::join_all(stopping).await {
+        match result {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(err))) => {
                 graceful = false;
                 tracing::error!(
-                    role = role.name,
+                    role = name,
                     error = format!("{err:#}"),
                     "role failed while stopping"
                 );
             }
             Ok(Err(err)) => {
                 graceful = false;
-                tracing::error!(role = role.name, error = %err, "role panicked while stopping");
+                tracing::error!(role = name, error = %err, "role panicked while stopping");
             }
             Err(_) => {
                 graceful = false;
                 tracing::warn!(
-                    role = role.name,
-                    "role did not stop within the grace period"
+                    role = name,
+                    "role did not stop within the grace period: stopped"
                 );
             }
         }
@@ -280,6 +312,48 @@ pub(crate) async fn run(
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// `herald migrate`: creates or updates every stream and bucket to `settings`, then closes.
+pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let nats = Nats::connect_with(&settings.nats, &settings.nats_connection)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to migrate the NATS streams and buckets at {}",
+                settings.nats.url
+            )
+        })?;
+    Box::pin(Dispatchers::open(&nats, settings.dispatcher.lease_ttl))
+        .await
+        .context("failed to create or update the dispatcher buckets")?;
+    tracing::info!(url = %settings.nats.url, "NATS streams and buckets migrated");
+    nats.close(Duration::from_secs(5))
+        .await
+        .context("failed to close the NATS connection")?;
+    Ok(())
+}
+
+/// Connects to NATS with the streams and buckets in place: made here when this process
+/// migrates (`startup.migrate`; unset, `herald dev` and `herald all` do), otherwise made by
+/// `herald migrate` and waited for, at most `startup.topology_wait`, never written.
+async fn connect(settings: &Settings, roles: Roles) -> anyhow::Result<Nats> {
+    let connected = if settings.startup.migrate.unwrap_or(roles == Roles::ALL) {
+        tracing::info!("migrating the NATS streams and buckets (startup.migrate)");
+        Nats::connect_with(&settings.nats, &settings.nats_connection).await
+    } else {
+        let needs = TopologyNeeds {
+            dispatcher_lease_ttl: roles.dispatch.then_some(settings.dispatcher.lease_ttl),
+        };
+        Nats::connect_existing(
+            &settings.nats,
+            &settings.nats_connection,
+            needs,
+            settings.startup.topology_wait,
+        )
+        .await
+    };
+    connected.with_context(|| format!("failed to connect to NATS at {}", settings.nats.url))
 }
 
 /// Resolves when the first role task finishes, with its result and index.

@@ -1,6 +1,7 @@
 //! `herald`: the Herald server. One binary, a subcommand per role (`ingest`, `dispatch`,
-//! `control`), `all` for every role against an existing NATS, and `dev` for an all-in-one
-//! local Herald with its own nats-server. Thin: parse flags, load settings, run the roles.
+//! `control`), `all` for every role against an existing NATS, `dev` for an all-in-one local
+//! Herald with its own nats-server, and `migrate`, which creates or updates the NATS streams
+//! and buckets. Thin: parse flags, load settings, run the roles.
 
 mod app;
 mod settings;
@@ -45,6 +46,16 @@ enum Command {
     Dispatch(RoleArgs),
     /// Control plane only: the gRPC API over subscriptions.
     Control(RoleArgs),
+    /// Creates or updates the NATS streams and buckets to these settings, then exits: the only
+    /// command that changes them; run it before starting or rolling out a version.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// NATS URL, overrides nats.url.
+    #[arg(long)]
+    nats_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -80,6 +91,7 @@ struct DevArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut migrate = false;
     let (roles, role_args, dev) = match cli.command {
         Command::Dev(dev) => (
             Roles::ALL,
@@ -90,6 +102,16 @@ fn main() -> ExitCode {
         Command::Ingest(args) => (Roles::INGEST, args, None),
         Command::Dispatch(args) => (Roles::DISPATCH, args, None),
         Command::Control(args) => (Roles::CONTROL, args, None),
+        Command::Migrate(args) => {
+            migrate = true;
+            let args = RoleArgs {
+                nats_url: args.nats_url,
+                ingest_listen: None,
+                control_listen: None,
+                admin_listen: None,
+            };
+            (Roles::NONE, args, None)
+        }
     };
     let mut overrides = Overrides::default();
     overrides.set("nats", "url", role_args.nats_url);
@@ -126,7 +148,7 @@ fn main() -> ExitCode {
             &settings.log.filter,
             format,
             &settings.telemetry,
-            roles.label(),
+            if migrate { "migrate" } else { roles.label() },
         )
     };
     let telemetry = match telemetry {
@@ -141,6 +163,7 @@ fn main() -> ExitCode {
             Some((data_dir, nats_port, nats_config)) => {
                 app::run_dev(settings, data_dir, nats_port, nats_config).await
             }
+            None if migrate => app::migrate(&settings).await,
             None => Box::pin(app::run(settings, roles, None)).await,
         }
     });

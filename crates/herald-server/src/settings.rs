@@ -40,6 +40,30 @@ pub(crate) struct Settings {
     pub(crate) control: herald_control::Config,
     pub(crate) log: LogSettings,
     pub(crate) telemetry: herald_runtime::telemetry::TelemetryConfig,
+    pub(crate) startup: StartupSettings,
+    pub(crate) shutdown: ShutdownSettings,
+}
+
+/// How a process gets its NATS streams and buckets: made by `herald migrate`, or by itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartupSettings {
+    /// Create or update the streams and buckets at start, as `herald migrate` does; unset:
+    /// `herald dev` and `herald all` do, single roles do not.
+    #[serde(default)]
+    pub(crate) migrate: Option<bool>,
+    /// How long a process that does not migrate waits for the streams and buckets.
+    #[serde(with = "humantime_serde")]
+    pub(crate) topology_wait: std::time::Duration,
+}
+
+/// How a process stops on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShutdownSettings {
+    /// How long ingest and control keep serving, not ready, before they stop accepting.
+    #[serde(with = "humantime_serde")]
+    pub(crate) pre_stop_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,6 +2,8 @@
 
 use std::net::TcpListener;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -22,6 +24,8 @@ pub(crate) const API_TOKEN: &str = "herald-process-test-token";
 /// A running `herald <role>` process.
 pub(crate) struct Role {
     pub(crate) child: Child,
+    /// The admin listener's port (`/livez`, `/readyz`).
+    pub(crate) admin: u16,
 }
 
 /// Addresses of a test deployment.
@@ -30,6 +34,8 @@ pub(crate) struct Ports {
     pub(crate) nats_url: String,
     pub(crate) ingest: u16,
     pub(crate) control: u16,
+    /// Set once `herald migrate` made the streams and buckets (shared by clones).
+    pub(crate) migrated: Arc<AtomicBool>,
 }
 
 impl Ports {
@@ -38,6 +44,7 @@ impl Ports {
             nats_url,
             ingest: free_port(),
             control: free_port(),
+            migrated: Arc::default(),
         }
     }
 
@@ -60,14 +67,32 @@ pub(crate) fn start(role: &str, ports: &Ports) -> Role {
 }
 
 /// Starts `herald <role>` as [`start`] does, with `env` on top of the test settings.
+///
+/// The first single role started on `ports` runs `herald migrate` first, with the same `env`,
+/// as a deployment runs it before its roles (which wait for it); `all` migrates itself.
 pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Role {
+    if role != "all" && !ports.migrated.swap(true, Ordering::SeqCst) {
+        let output = migrate(ports, env);
+        assert!(
+            output.status.success(),
+            "herald migrate failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    spawn(role, ports, env, Stdio::inherit())
+}
+
+/// Starts `herald <role>` with the test settings and `env`, its standard error to `stderr`,
+/// without migrating first.
+pub(crate) fn spawn(role: &str, ports: &Ports, env: &[(&str, &str)], stderr: Stdio) -> Role {
     let api_tokens = format!(r#"["{API_TOKEN}"]"#);
+    let admin = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg(role)
         .args(["--nats-url", &ports.nats_url])
         .args(["--ingest-listen", &format!("127.0.0.1:{}", ports.ingest)])
         .args(["--control-listen", &format!("127.0.0.1:{}", ports.control)])
-        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
         .env("HERALD_INGEST__AUTH__API_TOKENS", &api_tokens)
         .env("HERALD_CONTROL__AUTH__API_TOKENS", &api_tokens)
         .env("HERALD_SECRETS__KEYS", TEST_KEKS)
@@ -76,6 +101,8 @@ pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Rol
         .env("HERALD_DISPATCHER__CONNECT_TIMEOUT", "1s")
         .env("HERALD_DISPATCHER__SHUTDOWN_GRACE_PERIOD", "5s")
         .env("HERALD_DISPATCHER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "64")
+        // Stopping at once: only the SIGTERM test waits for load balancers.
+        .env("HERALD_SHUTDOWN__PRE_STOP_DELAY", "0s")
         .env(
             "HERALD_LOG",
             std::env::var("TEST_HERALD_LOG").unwrap_or_else(|_| "warn".to_owned()),
@@ -83,10 +110,27 @@ pub(crate) fn start_with(role: &str, ports: &Ports, env: &[(&str, &str)]) -> Rol
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("the herald binary should start");
-    Role { child }
+    Role { child, admin }
+}
+
+/// Runs `herald migrate` against `ports`' NATS with `env` and waits for it to exit (it blocks
+/// the caller: a migration is a few JetStream calls, done before anything else runs).
+pub(crate) fn migrate(ports: &Ports, env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("migrate")
+        .args(["--nats-url", &ports.nats_url])
+        .env(
+            "HERALD_LOG",
+            std::env::var("TEST_HERALD_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("herald migrate should run")
 }
 
 impl Role {

@@ -135,11 +135,12 @@ async fn three_dispatchers_keep_order_and_limits_through_a_kill_and_a_stall_past
     let nats_server = NatsServer::start().await;
     let ports = Ports::new(nats_server.url());
     let nats = process::nats(&ports.nats_url).await;
-    let mut control = process::start("control", &ports);
+    // Migrated with the dispatchers' lease, which sets how long the server keeps a member.
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let mut control = process::start_with("control", &ports, &lease);
     let mut ingest = process::start("ingest", &ports);
     control.wait_listening(ports.control).await;
     ingest.wait_listening(ports.ingest).await;
-    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
     let mut dispatchers: Vec<Option<process::Role>> = (0..3)
         .map(|_| Some(process::start_with("dispatch", &ports, &lease)))
         .collect();
@@ -277,11 +278,12 @@ async fn endpoint_rate_over_thirty_seconds(dispatchers: usize) -> usize {
     let nats_server = NatsServer::start().await;
     let ports = Ports::new(nats_server.url());
     let nats = process::nats(&ports.nats_url).await;
-    let mut control = process::start("control", &ports);
+    // Migrated with the dispatchers' lease, which sets how long the server keeps a member.
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let mut control = process::start_with("control", &ports, &lease);
     let mut ingest = process::start("ingest", &ports);
     control.wait_listening(ports.control).await;
     ingest.wait_listening(ports.ingest).await;
-    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
     let _dispatchers: Vec<process::Role> = (0..dispatchers)
         .map(|_| process::start_with("dispatch", &ports, &lease))
         .collect();
@@ -377,11 +379,12 @@ async fn fifty_keys_stay_in_order_through_random_failures_while_one_failing_key_
     let nats_server = NatsServer::start().await;
     let ports = Ports::new(nats_server.url());
     let nats = process::nats(&ports.nats_url).await;
-    let mut control = process::start("control", &ports);
+    // Migrated with the dispatchers' lease, which sets how long the server keeps a member.
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let mut control = process::start_with("control", &ports, &lease);
     let mut ingest = process::start("ingest", &ports);
     control.wait_listening(ports.control).await;
     ingest.wait_listening(ports.ingest).await;
-    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
     let _dispatchers: Vec<process::Role> = (0..3)
         .map(|_| process::start_with("dispatch", &ports, &lease))
         .collect();
