@@ -126,7 +126,8 @@ impl std::fmt::Display for CatalogRefusal {
 /// A request head that hyper refuses on its own, answering before any handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadRefusal {
-    /// More header fields than hyper's limit (100), or a head larger than its read buffer.
+    /// More header fields than hyper's limit (100), a head larger than its read buffer, or
+    /// header fields over `routes::MAX_HEADER_BYTES` together.
     TooLarge,
     /// A request target longer than hyper accepts.
     UriTooLong,
@@ -158,7 +159,7 @@ impl std::fmt::Display for HeadRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             HeadRefusal::TooLarge => {
-                "the request head is too large: at most 100 header fields and about 400 KiB"
+                "the request head is too large: at most 100 header fields, of 64 KiB in all"
             }
             HeadRefusal::UriTooLong => "the request target is too long",
             HeadRefusal::Invalid => "the request head is not valid HTTP/1.1",

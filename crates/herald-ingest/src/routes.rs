@@ -20,14 +20,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::value::RawValue;
 
-use herald_core::Event;
 use herald_core::catalog::{CompiledCatalog, Verdict};
+use herald_core::event::EventError;
 use herald_core::event::{BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE};
 use herald_core::trace::{self, TraceContext};
+use herald_core::{Event, subject};
 use herald_nats::EventPublisher;
 use tracing::Instrument as _;
 
-use crate::{CatalogRefusal, Config, Error, Metrics, Result, Unregistered};
+use crate::{CatalogRefusal, Config, Error, HeadRefusal, Metrics, Result, Unregistered};
+
+/// The most bytes a request's header fields may hold together, names and values: a bound of
+/// Herald's own below hyper's read buffer (about 400 KiB), which producers' heads (a token, a
+/// trace context, `ce-` attributes) stay far under. More is refused with `431`.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Batches larger than this are checked against the catalog on the blocking pool: at about
 /// 3 µs per 1 KiB event, checking more would hold the runtime thread too long.
@@ -154,6 +160,7 @@ pub(crate) fn router(
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(bounded_head))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             within_deadline,
@@ -178,6 +185,20 @@ async fn within_deadline(State(state): State<AppState>, request: Request, next: 
             .inc();
     }
     response
+}
+
+/// Refuses a request whose header fields hold more than [`MAX_HEADER_BYTES`], before anything
+/// else reads them.
+async fn bounded_head(request: Request, next: Next) -> Response {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Error::MalformedHead(HeadRefusal::TooLarge).into_response();
+    }
+    next.run(request).await
 }
 
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -217,6 +238,7 @@ async fn accept(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
     refuse_repeated_headers(headers)?;
+    refuse_content_encoding(headers)?;
     let mode = mode_of(headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
@@ -240,6 +262,7 @@ async fn accept(
         }
         Mode::Batch => parse_batch(&body, state.config.max_batch_events)?,
     };
+    refuse_unstorable_types(&events, mode)?;
     let mode_label = [mode.as_str()];
     state
         .metrics
@@ -332,6 +355,54 @@ fn refuse_repeated_headers(headers: &HeaderMap) -> Result<()> {
         Some(name) => Err(Error::RepeatedHeader(name.as_str().to_owned())),
         None => Ok(()),
     }
+}
+
+/// Refuses, before anything is published, events whose type makes a subject longer than
+/// `MAX_SUBJECT_LEN` in some partition: the publisher refuses each such event only when its
+/// turn comes, after the events before it in a batch were stored.
+fn refuse_unstorable_types(events: &[Event], mode: Mode) -> Result<()> {
+    let mut problems: Vec<(usize, EventError)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| subject::event_subject(subject::PARTITIONS - 1, event.ty()).is_none())
+        .map(|(index, _)| {
+            let problem = EventError::Invalid {
+                attribute: "type".to_owned(),
+                reason: format!(
+                    "too long: its encoded subject would exceed {} bytes",
+                    subject::MAX_SUBJECT_LEN
+                ),
+            };
+            (index, problem)
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    match mode {
+        Mode::Batch => Err(Error::InvalidBatch(problems)),
+        Mode::Structured | Mode::Binary => Err(Error::InvalidEvent(problems.swap_remove(0).1)),
+    }
+}
+
+/// Refuses a body sent with a content coding (`gzip`, `br`, ...): ingest decodes none, and
+/// taking the encoded bytes for the event would store something the producer never sent.
+/// `identity` is no coding at all.
+fn refuse_content_encoding(headers: &HeaderMap) -> Result<()> {
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let encoded = text
+            .split(',')
+            .map(str::trim)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+        if encoded {
+            return Err(Error::UnsupportedMediaType(format!(
+                "content encoding `{}` is not supported: send the body unencoded",
+                text.trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn mode_of(headers: &HeaderMap) -> Result<Mode> {

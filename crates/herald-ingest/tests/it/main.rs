@@ -12,5 +12,6 @@
 
 mod support;
 
+mod corpus;
 mod refusals;
 mod unavailable;

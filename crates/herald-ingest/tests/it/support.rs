@@ -126,8 +126,26 @@ impl HttpConnection {
             .unwrap_or_else(|err| panic!("the server should answer on this connection: {err}"))
     }
 
+    /// Writes `request`, then closes the sending half of the connection, as a client that
+    /// stops mid-request does, and reads the answer.
+    pub(crate) async fn send_then_close(&mut self, request: &[u8]) -> Answer {
+        let exchange = async {
+            self.stream.get_mut().write_all(request).await?;
+            self.stream.get_mut().shutdown().await?;
+            self.read_answer().await
+        };
+        tokio::time::timeout(ANSWER_PATIENCE, exchange)
+            .await
+            .expect("the answer should arrive")
+            .unwrap_or_else(|err| panic!("the server should answer on this connection: {err}"))
+    }
+
     async fn exchange(&mut self, request: &[u8]) -> std::io::Result<Answer> {
         self.stream.get_mut().write_all(request).await?;
+        self.read_answer().await
+    }
+
+    async fn read_answer(&mut self) -> std::io::Result<Answer> {
         let mut status_line = String::new();
         if self.stream.read_line(&mut status_line).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
