@@ -13,6 +13,7 @@ mod crash;
 mod migrate;
 mod nats_auth;
 mod nats_cluster;
+mod nats_tls;
 mod network_allow;
 mod process;
 mod replicas;
