@@ -5,13 +5,16 @@
 //! task that scans the events stream on the subscription's filter subjects, evaluates its filters
 //! in-process, and republishes matches on the subscription's redelivery subject with a
 //! deduplication id unique to the replay; it reports progress through a channel and stops as
-//! soon as the caller goes away. Event payloads and secrets are never logged.
+//! soon as the caller goes away, or when the control service stops ([`Replays`]: the tasks are
+//! owned and awaited). Event payloads and secrets are never logged.
 
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt as _};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
@@ -41,6 +44,30 @@ pub(crate) struct DeliveryApi {
     records: Records,
     nats: Nats,
     metrics: Metrics,
+    replays: Replays,
+}
+
+/// The replay tasks of one control service, which owns them: [`Replays::cancel`] stops them
+/// (their callers get `UNAVAILABLE` with how far they got) and [`Replays::wait`] waits until
+/// they ended. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Replays {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Replays {
+    /// Stops every replay, and refuses new ones.
+    pub(crate) fn cancel(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+    }
+
+    /// Waits until every replay ended.
+    pub(crate) async fn wait(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Where a replay stops.
@@ -53,12 +80,18 @@ struct ReplayEnd {
 }
 
 impl DeliveryApi {
-    pub(crate) fn new(store: SubscriptionStore, nats: Nats, metrics: Metrics) -> DeliveryApi {
+    pub(crate) fn new(
+        store: SubscriptionStore,
+        nats: Nats,
+        metrics: Metrics,
+        replays: Replays,
+    ) -> DeliveryApi {
         DeliveryApi {
             store,
             records: nats.records(),
             nats,
             metrics,
+            replays,
         }
     }
 
@@ -215,6 +248,9 @@ impl DeliveryApi {
                 time: None,
             },
         };
+        if self.replays.stop.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
         let replay_id = ulid::Ulid::generate();
         tracing::info!(%replay_id, ?start, until = end.sequence, "replay started");
         let (sender, mut receiver) = mpsc::channel(REPLAY_CHANNEL_CAPACITY);
@@ -245,11 +281,27 @@ impl DeliveryApi {
             progress: pb::ReplayProgress::default(),
         };
         let span = tracing::Span::current();
-        tokio::spawn(
+        let stop = self.replays.stop.clone();
+        let stopped = replay.sender.clone();
+        self.replays.tracker.spawn(
             async move {
-                match scan {
-                    Some(scan) => Box::pin(replay.run(scan)).await,
-                    None => replay.finish().await,
+                let work = async move {
+                    match scan {
+                        Some(scan) => Box::pin(replay.run(scan)).await,
+                        None => replay.finish().await,
+                    }
+                };
+                tokio::select! {
+                    () = work => {}
+                    () = stop.cancelled() => {
+                        tracing::info!(%replay_id, "replay stopped: the control plane is shutting down");
+                        let _ = stopped
+                            .send(Err(Status::unavailable(
+                                "the control plane is shutting down: the replay stopped; replay \
+                                 again from after the last sequence reported",
+                            )))
+                            .await;
+                    }
                 }
             }
             .instrument(span),

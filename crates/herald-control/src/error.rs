@@ -43,6 +43,9 @@ pub enum Error {
     Transport(tonic::transport::Error),
     #[error("failed to generate a signing secret: {0}")]
     Secret(herald_signing::Error),
+    /// The service is stopping: the call may be made again, to another replica.
+    #[error("the control plane is shutting down")]
+    ShuttingDown,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -55,6 +58,7 @@ impl Error {
             Error::NotFound(_) | Error::EventTypeNotFound(_) => ErrorCode::NotFound,
             Error::RevisionMismatch { .. } | Error::EventTypeChanged { .. } => ErrorCode::Aborted,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
+            Error::ShuttingDown => ErrorCode::Unavailable,
             Error::Store(err) => err.code(),
             Error::Metrics(_)
             | Error::Reflection(_)

@@ -57,6 +57,8 @@ const SERVICE_NAMES: [&str; 4] = [
 pub struct Service {
     router: Router,
     health_reporter: HealthReporter,
+    /// Replays in progress, stopped with the service.
+    replays: deliveries::Replays,
 }
 
 /// Builds the control service: the Subscriptions, Deliveries and Events APIs behind authentication,
@@ -95,7 +97,8 @@ pub async fn build(
     let event_types = EventTypeServiceServer::with_interceptor(event_types, authenticator.clone());
     let subscriptions =
         SubscriptionServiceServer::with_interceptor(subscriptions, authenticator.clone());
-    let deliveries = deliveries::DeliveryApi::new(store, nats, metrics);
+    let replays = deliveries::Replays::default();
+    let deliveries = deliveries::DeliveryApi::new(store, nats, metrics, replays.clone());
     let deliveries = DeliveryServiceServer::with_interceptor(deliveries, authenticator);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -121,12 +124,14 @@ pub async fn build(
     Ok(Service {
         router,
         health_reporter,
+        replays,
     })
 }
 
 impl Service {
-    /// Serves until `shutdown` is cancelled: health turns to `NOT_SERVING`, the server stops
-    /// accepting, and calls in flight finish before this returns.
+    /// Serves until `shutdown` is cancelled: health turns to `NOT_SERVING`, replays in progress
+    /// stop (their callers get `UNAVAILABLE`), the server stops accepting, and calls in flight
+    /// finish before this returns.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
         let address = listener.local_addr().map_err(Error::Io)?;
         tracing::info!(%address, "control listening");
@@ -153,10 +158,14 @@ impl Service {
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
+        let replays = self.replays;
         let signal = {
             let health_reporter = health_reporter.clone();
+            let replays = replays.clone();
             async move {
                 shutdown.cancelled().await;
+                // A replay's answer is a stream the server would wait for: end it first.
+                replays.cancel();
                 for name in SERVICE_NAMES {
                     health_reporter
                         .set_service_status(name, ServingStatus::NotServing)
@@ -164,10 +173,13 @@ impl Service {
                 }
             }
         };
-        self.router
+        let served = self
+            .router
             .serve_with_incoming_shutdown(incoming, signal)
-            .await
-            .map_err(Error::Transport)?;
+            .await;
+        replays.cancel();
+        replays.wait().await;
+        served.map_err(Error::Transport)?;
         tracing::info!("control stopped");
         Ok(())
     }

@@ -8,8 +8,8 @@
 //! `shutdown.pre_stop_delay` while load balancers drain the process; then every role stops at
 //! once within one grace period (ingest finishes requests in flight, each waiting for its
 //! publish acknowledgement; the dispatcher stops pulling and lets attempts in flight finish;
-//! control stops); the NATS connection drains; finally the admin listener
-//! and, in dev mode, the nats-server.
+//! control ends its replays and its calls); the NATS connection drains; finally the admin
+//! listener and, in dev mode, the nats-server.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -10,6 +10,7 @@
 )]
 
 mod crash;
+mod drain;
 mod migrate;
 mod nats_auth;
 mod nats_cluster;
