@@ -190,6 +190,9 @@ pub(crate) enum SubCommand {
     /// Replace the signing secret; the old one keeps signing beside it for the overlap, so
     /// receivers can switch without losing a delivery. Prints the new secret (only this once).
     RotateSecret(RotateSecretArgs),
+    /// Send one test event to the subscription now, signed as usual, whatever its filters or
+    /// state, and show the endpoint's answer; it is recorded in the attempt log (outcome test).
+    Test(TestArgs),
     /// Show, for one event, what each of a subscription's filters made of it and which decided.
     Explain {
         /// Subscription id (`sub_...`).
@@ -386,6 +389,20 @@ pub(crate) enum OutcomeArg {
     Retry,
     Dead,
     Gone,
+    /// Test sends (`sub test`).
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// Subscription id (`sub_...`).
+    pub(crate) id: String,
+    /// The test event's type; `dev.herald.test` unless given.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) event_type: Option<String>,
+    /// The test event's data, JSON text; a small object naming the subscription unless given.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) data: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -135,6 +135,7 @@ pub(crate) fn attempts_request(
             OutcomeArg::Retry => pb::AttemptOutcome::Retry,
             OutcomeArg::Dead => pb::AttemptOutcome::Dead,
             OutcomeArg::Gone => pb::AttemptOutcome::Gone,
+            OutcomeArg::Test => pb::AttemptOutcome::Test,
         });
     pb::ListAttemptsRequest {
         subscription_id: args.subscription.clone().unwrap_or_default(),

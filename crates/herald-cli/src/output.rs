@@ -411,6 +411,63 @@ pub(crate) fn attempts_json(page: &pb::ListAttemptsResponse) -> Value {
     })
 }
 
+/// Longest part of a response body `sub test` prints (the attempt log keeps 4 KiB).
+const TEST_BODY_SHOWN: usize = 2048;
+
+/// Renders `sub test`: which event went where, then the endpoint's status and duration, the
+/// recorded response headers and the start of the body, or why there was no answer.
+pub(crate) fn test_send_lines(sent: &pb::SendTestEventResponse) -> String {
+    let attempt = sent.attempt.clone().unwrap_or_default();
+    let mut lines = vec![format!(
+        "sent test event {} ({}) to {}",
+        attempt.event_id, attempt.event_type, attempt.subscription_id
+    )];
+    let duration = optional_duration_summary(attempt.duration.as_ref());
+    if attempt.status_code == 0 {
+        lines.push(format!(
+            "no answer: {} after {duration}: {}",
+            attempt.result_class, attempt.error
+        ));
+    } else {
+        lines.push(format!(
+            "status {} ({}) in {duration}",
+            attempt.status_code, attempt.result_class
+        ));
+    }
+    for (name, value) in &attempt.response_headers {
+        lines.push(format!("{name}: {value}"));
+    }
+    if !attempt.response_body.is_empty() {
+        let shown: String = attempt
+            .response_body
+            .chars()
+            .take(TEST_BODY_SHOWN)
+            .collect();
+        let cut = if shown.len() < attempt.response_body.len() {
+            " [...]"
+        } else {
+            ""
+        };
+        lines.push(String::new());
+        lines.push(format!("{shown}{cut}"));
+    }
+    if !sent.recorded {
+        lines.push("warning: the attempt could not be stored in the attempt log".to_owned());
+    }
+    lines.join("\n")
+}
+
+/// Returns `sub test` as JSON: the attempt with proto field names, the event as sent, and
+/// whether the attempt was recorded.
+pub(crate) fn test_send_json(sent: &pb::SendTestEventResponse) -> Value {
+    let event: Value = serde_json::from_slice(&sent.event).unwrap_or(Value::Null);
+    json!({
+        "attempt": sent.attempt.as_ref().map_or(Value::Null, attempt_json),
+        "event": event,
+        "recorded": sent.recorded,
+    })
+}
+
 /// Returns an event's delivery status per subscription as a table with columns SUBSCRIPTION,
 /// STATE, ATTEMPTS, LAST STATUS and LAST ATTEMPT.
 pub(crate) fn statuses_table(statuses: &[pb::SubscriptionDeliveryStatus]) -> String {

@@ -100,6 +100,18 @@ pub(crate) async fn run(
                 .into_inner();
             render_one(&rotated, format)
         }
+        SubCommand::Test(args) => {
+            let request = pb::SendTestEventRequest {
+                id: args.id,
+                r#type: args.event_type.unwrap_or_default(),
+                data: args.data.unwrap_or_default(),
+            };
+            let sent = client.send_test_event(request).await?.into_inner();
+            match format {
+                OutputFormat::Table => output::test_send_lines(&sent),
+                OutputFormat::Json => output::json_text(&output::test_send_json(&sent)),
+            }
+        }
         SubCommand::Explain { id, event } => {
             let event = read_event(&event).await?;
             let request = pb::GetSubscriptionRequest { id };

@@ -19,6 +19,7 @@ mod event_types;
 mod events;
 mod metrics;
 mod subscriptions;
+mod test_sends;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub use error::{Error, Result};
 pub use events::{DEFAULT_REJECTED_PAGE_SIZE, MAX_REJECTED_PAGE_SIZE, PAYLOAD_SIZE_LIMIT};
 pub use metrics::Metrics;
 pub use subscriptions::{DEFAULT_PAGE_SIZE, DEFAULT_ROTATION_OVERLAP, MAX_PAGE_SIZE};
+pub use test_sends::TEST_SEND_TIMEOUT;
 
 /// The gRPC services whose health `Service::run` reports.
 const SERVICE_NAMES: [&str; 4] = [
@@ -92,6 +94,7 @@ pub async fn build(
         event_types.clone(),
         network,
         metrics.clone(),
+        nats.test_sends(),
     );
     let event_types = event_types::EventTypeApi::new(event_types, metrics.clone());
     let event_types = EventTypeServiceServer::with_interceptor(event_types, authenticator.clone());

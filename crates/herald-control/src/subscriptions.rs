@@ -18,7 +18,7 @@ use herald_core::record::EndpointHealth;
 use herald_core::retry::RetryPolicy;
 use herald_core::subscription::{MAX_ROTATION_OVERLAP, Scheme, SubscriptionError, WebhookSecret};
 use herald_core::{DeliverySettings, ErrorCode, Filter, Sink, State, Subscription, SubscriptionId};
-use herald_nats::{EventTypeStore, Records, SubscriptionStore, Versioned};
+use herald_nats::{EventTypeStore, Records, SubscriptionStore, TestSends, Versioned};
 use herald_proto::v1 as pb;
 use herald_proto::{SecretVisibility, subscription_to_pb};
 
@@ -47,6 +47,8 @@ pub(crate) struct SubscriptionApi {
     event_types: EventTypeStore,
     network: NetworkPolicy,
     metrics: Metrics,
+    /// Asks a dispatcher for test sends.
+    test_sends: TestSends,
 }
 
 /// The changes of an `UpdateSubscription` request; the sink, filters, retry policy and delivery
@@ -67,6 +69,7 @@ impl SubscriptionApi {
         event_types: EventTypeStore,
         network: NetworkPolicy,
         metrics: Metrics,
+        test_sends: TestSends,
     ) -> SubscriptionApi {
         SubscriptionApi {
             store,
@@ -74,6 +77,7 @@ impl SubscriptionApi {
             event_types,
             network,
             metrics,
+            test_sends,
         }
     }
 
@@ -464,6 +468,15 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     ) -> std::result::Result<Response<pb::DeleteSubscriptionResponse>, Status> {
         self.observe("DeleteSubscription", self.delete(request.into_inner()))
             .await
+    }
+
+    async fn send_test_event(
+        &self,
+        request: Request<pb::SendTestEventRequest>,
+    ) -> std::result::Result<Response<pb::SendTestEventResponse>, Status> {
+        let call =
+            crate::test_sends::send_test_event(&self.store, &self.test_sends, request.into_inner());
+        self.observe("SendTestEvent", call).await
     }
 }
 

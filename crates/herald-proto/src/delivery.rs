@@ -228,13 +228,14 @@ pub fn health_to_pb(health: &EndpointHealth) -> pb::EndpointHealth {
 }
 
 /// Returns the wire outcome of an attempt record's outcome label (`delivered`, `retry`, `dead`,
-/// `gone`); an unknown label is `UNSPECIFIED`.
+/// `gone`, `test`); an unknown label is `UNSPECIFIED`.
 pub fn attempt_outcome_to_pb(label: &str) -> pb::AttemptOutcome {
     match label {
         "delivered" => pb::AttemptOutcome::Delivered,
         "retry" => pb::AttemptOutcome::Retry,
         "dead" => pb::AttemptOutcome::Dead,
         "gone" => pb::AttemptOutcome::Gone,
+        herald_core::test_event::OUTCOME => pb::AttemptOutcome::Test,
         _ => pb::AttemptOutcome::Unspecified,
     }
 }
@@ -247,6 +248,7 @@ pub fn attempt_outcome_label(outcome: pb::AttemptOutcome) -> Option<&'static str
         pb::AttemptOutcome::Retry => Some("retry"),
         pb::AttemptOutcome::Dead => Some("dead"),
         pb::AttemptOutcome::Gone => Some("gone"),
+        pb::AttemptOutcome::Test => Some(herald_core::test_event::OUTCOME),
     }
 }
 

@@ -471,3 +471,57 @@ fn delivery_briefs_name_only_what_differs_from_the_defaults() {
         assert_eq!(delivery_brief(settings.as_ref()), expected, "{settings:?}");
     }
 }
+
+fn test_sent(status_code: u32, class: &str, body: &str) -> pb::SendTestEventResponse {
+    let mut attempt = attempt(pb::AttemptOutcome::Test, status_code, class);
+    attempt.event_id = "test_01J0".to_owned();
+    attempt.event_type = "dev.herald.test".to_owned();
+    attempt.attempt = 1;
+    attempt.response_body = body.to_owned();
+    attempt.response_headers = [
+        ("content-type".to_owned(), "text/plain".to_owned()),
+        ("x-request-id".to_owned(), "req-7".to_owned()),
+    ]
+    .into();
+    pb::SendTestEventResponse {
+        attempt: Some(attempt),
+        event: br#"{"id":"test_01J0","heraldtest":true}"#.to_vec(),
+        recorded: true,
+    }
+}
+
+#[test]
+fn a_test_send_renders_the_endpoints_status_headers_and_body() {
+    let expected = "\
+sent test event test_01J0 (dev.herald.test) to sub_01ARZ3NDEKTSV4RRFFQ69G5FAV
+status 500 (5xx) in 250ms
+content-type: text/plain
+x-request-id: req-7
+
+database unavailable";
+    let sent = test_sent(500, "5xx", "database unavailable");
+    assert_eq!(test_send_lines(&sent), expected);
+    let json = test_send_json(&sent);
+    assert_eq!(json["attempt"]["outcome"], "ATTEMPT_OUTCOME_TEST");
+    assert_eq!(json["attempt"]["status_code"], 500);
+    assert_eq!(json["event"]["heraldtest"], true);
+    assert_eq!(json["recorded"], true);
+}
+
+#[test]
+fn a_test_send_without_an_answer_says_why_and_a_long_body_is_cut() {
+    let mut sent = test_sent(0, "connect", "");
+    sent.attempt.as_mut().unwrap().error = "connection refused".to_owned();
+    sent.attempt.as_mut().unwrap().response_headers.clear();
+    sent.recorded = false;
+    assert_eq!(
+        test_send_lines(&sent),
+        "\
+sent test event test_01J0 (dev.herald.test) to sub_01ARZ3NDEKTSV4RRFFQ69G5FAV
+no answer: connect after 250ms: connection refused
+warning: the attempt could not be stored in the attempt log"
+    );
+    let long = "x".repeat(TEST_BODY_SHOWN + 1);
+    let lines = test_send_lines(&test_sent(200, "2xx", &long));
+    assert!(lines.ends_with(&format!("{} [...]", "x".repeat(TEST_BODY_SHOWN))));
+}
