@@ -40,19 +40,15 @@ pub(crate) async fn attempt(
     let message_id = event.message_id();
     let started_at = OffsetDateTime::now_utc();
     let timestamp = started_at.unix_timestamp();
-    let body = event.structured().clone();
-    let signature = herald_signing::sign_all(route.secret(), message_id.as_str(), timestamp, &body);
-    let request = SignedRequest {
-        url: subscription.sink.url(),
-        body,
-        headers: [
-            (herald_signing::HEADER_ID, message_id.to_string()),
-            (herald_signing::HEADER_TIMESTAMP, timestamp.to_string()),
-            (herald_signing::HEADER_SIGNATURE, signature),
-        ],
+    let request = SignedRequest::new(
+        subscription.sink.url(),
+        route.secret(),
+        event,
+        subscription.delivery.content_mode,
+        timestamp,
         // This attempt's span when spans are exported, else the stored context as it came.
-        trace: herald_runtime::trace::context_of(&tracing::Span::current(), delivery.trace()),
-    };
+        herald_runtime::trace::context_of(&tracing::Span::current(), delivery.trace()),
+    );
     let report = context.client.send_permitted(request, permit).await;
     let now = OffsetDateTime::now_utc();
     let age = (now - delivery.published)

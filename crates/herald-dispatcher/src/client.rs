@@ -12,6 +12,7 @@
 //! once, each on its own keep-alive connection. The scheduler takes an event's place before it
 //! starts the attempt ([`DeliveryClient::send_permitted`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +20,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::RequestBuilder;
 
+use herald_core::Event;
 use herald_core::delivery::{AttemptResult, FailureClass};
 use herald_core::network::NetworkPolicy;
 use herald_core::record::{MAX_RECORDED_BODY, RECORDED_HEADERS};
+use herald_core::subscription::ContentMode;
 
 use crate::{Config, Error, Result};
 
@@ -37,9 +40,71 @@ mod tests;
 pub(crate) struct SignedRequest<'a> {
     pub(crate) url: &'a url::Url,
     pub(crate) body: Bytes,
+    /// The body's media type: `application/cloudevents+json` in structured mode, the data's in
+    /// binary mode (none for an event without data or `datacontenttype`).
+    pub(crate) content_type: Option<Cow<'static, str>>,
+    /// The Standard Webhooks headers: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
     pub(crate) headers: [(&'static str, String); 3],
+    /// The event's `ce-` headers in binary mode; empty in structured mode.
+    pub(crate) event_headers: Vec<(String, String)>,
     /// Sent as `traceparent`/`tracestate`, so the endpoint's tracing continues the trace.
     pub(crate) trace: Option<herald_core::trace::TraceContext>,
+}
+
+impl<'a> SignedRequest<'a> {
+    /// Lays `event` out in the subscription's content mode and signs the body exactly as it
+    /// will be sent with every key valid at `timestamp`; `webhook-id` is the event's message
+    /// id, the same for every attempt and either mode.
+    ///
+    /// An event whose binary form cannot be read (none can: every stored event was validated
+    /// when it was decoded) is sent structured rather than not at all, with an error logged.
+    pub(crate) fn new(
+        url: &'a url::Url,
+        keys: &herald_signing::Keys,
+        event: &Event,
+        mode: ContentMode,
+        timestamp: i64,
+        trace: Option<herald_core::trace::TraceContext>,
+    ) -> SignedRequest<'a> {
+        let structured = || {
+            (
+                event.structured().clone(),
+                Some(Cow::Borrowed(herald_core::event::STRUCTURED_CONTENT_TYPE)),
+                Vec::new(),
+            )
+        };
+        let (body, content_type, event_headers) = match mode {
+            ContentMode::Structured => structured(),
+            ContentMode::Binary => match event.to_binary() {
+                Ok(binary) => (
+                    binary.body,
+                    binary.content_type.map(Cow::Owned),
+                    binary.headers,
+                ),
+                Err(err) => {
+                    tracing::error!(
+                        error = %err,
+                        "the event has no binary form; sending it structured"
+                    );
+                    structured()
+                }
+            },
+        };
+        let message_id = event.message_id();
+        let signature = herald_signing::sign_all(keys, message_id.as_str(), timestamp, &body);
+        SignedRequest {
+            url,
+            body,
+            content_type,
+            headers: [
+                (herald_signing::HEADER_ID, message_id.to_string()),
+                (herald_signing::HEADER_TIMESTAMP, timestamp.to_string()),
+                (herald_signing::HEADER_SIGNATURE, signature),
+            ],
+            event_headers,
+            trace,
+        }
+    }
 }
 
 /// What one attempt produced.
@@ -313,13 +378,13 @@ pub(crate) struct HostPermit {
 
 impl DeliveryClient {
     fn post(&self, client: &reqwest::Client, request: &SignedRequest<'_>) -> RequestBuilder {
-        let mut builder = client
-            .post(request.url.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                herald_core::event::STRUCTURED_CONTENT_TYPE,
-            )
-            .body(request.body.clone());
+        let mut builder = client.post(request.url.clone()).body(request.body.clone());
+        if let Some(content_type) = &request.content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type.as_ref());
+        }
+        for (name, value) in &request.event_headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         for (name, value) in &request.headers {
             builder = builder.header(*name, value.as_str());
         }

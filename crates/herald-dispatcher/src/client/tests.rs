@@ -151,11 +151,13 @@ async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
     let request = SignedRequest {
         url: &url,
         body: bytes::Bytes::from_static(b"{}"),
+        content_type: Some(herald_core::event::STRUCTURED_CONTENT_TYPE.into()),
         headers: [
             ("webhook-id", "msg_test".to_owned()),
             ("webhook-timestamp", "0".to_owned()),
             ("webhook-signature", "v1,test".to_owned()),
         ],
+        event_headers: Vec::new(),
         trace: None,
     };
     client.send(request).await
