@@ -1,7 +1,8 @@
 //! `heraldctl listen`: a local webhook receiver for development.
 //!
 //! It accepts `POST` on any path, prints one block per webhook (time, `webhook-id`, the
-//! CloudEvent's type, id and source, and whether the Standard Webhooks signature verified), and
+//! CloudEvent's type, id and source, in structured or binary mode (`ce-` headers, the data's
+//! media type and size), and whether the Standard Webhooks signature over the body verified), and
 //! answers `204` when the signature verified or none is checked, `401` when it is invalid. It
 //! also answers the CloudEvents webhook abuse-protection handshake (`OPTIONS` with
 //! `WebHook-Request-Origin`). [`inspect`] is pure, so the reporting is tested without sockets.
@@ -182,16 +183,13 @@ fn verify<'a>(
     .map_err(|err| err.to_string())
 }
 
-/// Returns `type=... id=... source=...` from `ce-` headers (binary mode) or the JSON body
+/// Returns `type=... id=... source=...` from `ce-` headers (binary mode, decoded and checked as
+/// Herald reads binary-mode events, with the data's media type and size) or the JSON body
 /// (structured mode), or says why it could not.
 fn event_summary(headers: &HeaderMap, body: &[u8]) -> String {
-    let header_text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    if let Some(event_type) = header_text("ce-type") {
-        return format!(
-            "type={event_type} id={} source={} (binary mode)",
-            header_text("ce-id").unwrap_or("-"),
-            header_text("ce-source").unwrap_or("-"),
-        );
+    let is_binary = headers.keys().any(|name| name.as_str().starts_with("ce-"));
+    if is_binary {
+        return binary_summary(headers, body);
     }
     let Ok(document) = serde_json::from_slice::<serde_json::Value>(body) else {
         return format!("not a CloudEvent ({} bytes, not JSON)", body.len());
@@ -217,5 +215,27 @@ fn event_summary(headers: &HeaderMap, body: &[u8]) -> String {
             format!("batch of {}: {}", events.len(), summaries.join("; "))
         }
         event => summary(event),
+    }
+}
+
+/// Describes a binary-mode event: its attributes percent-decoded, then the data's media type
+/// and size; or why it is not a valid binary-mode CloudEvent.
+fn binary_summary(headers: &HeaderMap, body: &[u8]) -> String {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let pairs = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    match herald_core::Event::from_binary(pairs, content_type, body) {
+        Ok(event) => format!(
+            "type={} id={} source={} (binary mode, {}, {} bytes of data)",
+            event.ty(),
+            event.id(),
+            event.source(),
+            content_type.unwrap_or("no content type"),
+            body.len(),
+        ),
+        Err(err) => format!("not a valid binary-mode CloudEvent: {err}"),
     }
 }

@@ -132,17 +132,77 @@ fn signature_is_not_checked_without_a_secret() {
     );
 }
 
-#[test]
-fn binary_mode_event_is_described_from_its_headers() {
+/// Returns the headers of a binary-mode webhook of `body`, signed with [`SECRET`] at [`NOW`].
+fn binary_headers(body: &[u8], content_type: &str) -> HeaderMap {
+    let signature = herald_signing::sign(&secret(), "msg_1", NOW.unix_timestamp(), body);
     let mut headers = HeaderMap::new();
-    headers.insert("ce-type", "com.example.a".parse().unwrap());
-    headers.insert("ce-id", "7".parse().unwrap());
-    headers.insert("ce-source", "/s".parse().unwrap());
-    let inspection = inspect(None, "/", &headers, b"{}", NOW);
+    for (name, value) in [
+        ("ce-specversion", "1.0"),
+        ("ce-type", "com.example.a"),
+        ("ce-id", "order%2042"),
+        ("ce-source", "/s"),
+        ("content-type", content_type),
+        (herald_signing::HEADER_ID, "msg_1"),
+        (herald_signing::HEADER_SIGNATURE, &signature),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    headers.insert(
+        herald_signing::HEADER_TIMESTAMP,
+        NOW.unix_timestamp().to_string().parse().unwrap(),
+    );
+    headers
+}
+
+#[test]
+fn binary_mode_webhook_is_described_from_its_headers_and_verified_over_its_data() {
+    // Not UTF-8: the signature covers the bytes as sent.
+    let data = [0_u8, 159, 255];
+    let headers = binary_headers(&data, "application/octet-stream");
+    let inspection = inspect(Some(&secret()), "/hooks", &headers, &data, NOW);
+    assert_eq!(
+        inspection.report,
+        "\
+2025-01-02T03:04:05Z POST /hooks
+  webhook-id: msg_1
+  event: type=com.example.a id=order 42 source=/s (binary mode, application/octet-stream, 3 \
+         bytes of data)
+  signature: verified"
+    );
+    assert_eq!(inspection.status, StatusCode::NO_CONTENT);
+}
+
+#[test]
+fn tampered_binary_data_is_invalid() {
+    let headers = binary_headers(br#"{"total":1}"#, "application/json");
+    let inspection = inspect(Some(&secret()), "/", &headers, br#"{"total":2}"#, NOW);
+    assert_eq!(inspection.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        inspection.report.contains(
+            "event: type=com.example.a id=order 42 source=/s (binary mode, application/json, 11 bytes of data)"
+        ),
+        "{}",
+        inspection.report
+    );
     assert!(
         inspection
             .report
-            .contains("event: type=com.example.a id=7 source=/s (binary mode)"),
+            .ends_with("signature: INVALID (no v1 signature matches)"),
+        "{}",
+        inspection.report
+    );
+}
+
+#[test]
+fn binary_mode_request_that_is_not_a_cloudevent_says_why() {
+    let mut headers = HeaderMap::new();
+    headers.insert("ce-type", "com.example.a".parse().unwrap());
+    headers.insert("ce-id", "7".parse().unwrap());
+    let inspection = inspect(None, "/", &headers, b"{}", NOW);
+    assert!(
+        inspection.report.contains(
+            "event: not a valid binary-mode CloudEvent: missing required attribute `specversion`"
+        ),
         "{}",
         inspection.report
     );
