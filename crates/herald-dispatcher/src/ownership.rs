@@ -93,6 +93,7 @@ pub struct Ownership {
     subscriptions: watch::Sender<BTreeSet<SubscriptionId>>,
     drained: mpsc::UnboundedSender<SubscriptionId>,
     owned: watch::Receiver<BTreeMap<SubscriptionId, Fence>>,
+    settled: watch::Receiver<u64>,
     membership_task: JoinHandle<()>,
     claims_task: JoinHandle<Vec<(SubscriptionId, u64)>>,
     stop: StopOnDrop,
@@ -114,6 +115,7 @@ impl Ownership {
         let (subscriptions, subscriptions_rx) = watch::channel(BTreeSet::new());
         let (drained, drained_rx) = mpsc::unbounded_channel();
         let (owned_tx, owned) = watch::channel(BTreeMap::new());
+        let (settled_tx, settled) = watch::channel(0);
         let span = tracing::info_span!("dispatcher_ownership", replica_id = %config.replica_id);
         let membership_task = tokio::spawn(
             lease::keep_membership(
@@ -131,6 +133,7 @@ impl Ownership {
             lease: Arc::clone(&lease),
             tick: config.lease_ttl / 3,
             owned: owned_tx,
+            settled: settled_tx,
         };
         let inputs = Inputs {
             subscriptions: subscriptions_rx,
@@ -145,6 +148,7 @@ impl Ownership {
             subscriptions,
             drained,
             owned,
+            settled,
             membership_task,
             claims_task,
             stop: StopOnDrop { cancel, lease },
@@ -179,6 +183,14 @@ impl Ownership {
     /// nothing: its fence was never checked, so its claim goes at once.)
     pub fn owned(&self) -> watch::Receiver<BTreeMap<SubscriptionId, Fence>> {
         self.owned.clone()
+    }
+
+    /// Counts the claim rounds that planned with every subscription offered so far, while this
+    /// replica was a member: once it exceeds its value at some moment, every subscription
+    /// offered before that moment was claimed, found taken by another replica, or failed, and
+    /// [`Ownership::owned`] shows the outcome.
+    pub fn settled(&self) -> watch::Receiver<u64> {
+        self.settled.clone()
     }
 
     /// Says that the caller stopped delivering `id` after it left [`Ownership::owned`]: its

@@ -16,7 +16,9 @@ use herald_nats::{Nats, SubscriptionChange, Versioned};
 use crate::client::DeliveryClient;
 use crate::context::WorkerContext;
 use crate::ownership::{Fence, Ownership, OwnershipConfig, new_replica_id};
+use crate::readiness::Readiness;
 use crate::supervisor::{Ended, RestartPolicy, Supervisor, Unserved};
+use crate::test_send;
 use crate::worker::{self, Route};
 use crate::{Config, Metrics, Result};
 
@@ -25,6 +27,7 @@ pub struct Service {
     context: Arc<WorkerContext>,
     grace_period: Duration,
     supervisor: Supervisor,
+    readiness: Readiness,
 }
 
 /// Builds the dispatcher.
@@ -38,11 +41,16 @@ pub fn build(
     let unserved = metrics.subscriptions_unserved.clone();
     let client = DeliveryClient::new(&config, network)?;
     let grace_period = config.shutdown_grace_period;
+    // Workers set up their consumers through this handle: readiness hears of each.
+    let readiness = Readiness::default();
+    let hook = readiness.clone();
+    let nats = nats.with_consumer_hook(Arc::new(move |name: &str| hook.consumer_set_up(name)));
     let context = Arc::new(WorkerContext::new(config, nats, client, metrics));
     Ok(Service {
         context,
         grace_period,
         supervisor: Supervisor::new(RestartPolicy::DEFAULT, unserved),
+        readiness,
     })
 }
 
@@ -70,6 +78,8 @@ enum Input {
     Shutdown,
     Change(Option<herald_nats::Result<SubscriptionChange>>),
     Owned,
+    /// A claim round planned with every subscription offered.
+    Settled,
     WorkerEnded(Option<Ended>),
 }
 
@@ -78,6 +88,13 @@ impl Service {
     /// is not ready while there are any (readiness check `dispatcher_workers`).
     pub fn unserved(&self) -> Unserved {
         self.supervisor.unserved()
+    }
+
+    /// Whether the dispatcher is ready (readiness check `dispatcher_started`): once its
+    /// subscription watch delivered what is stored, a claim round planned with all of it, and
+    /// every worker it then started set up its consumer; and while the watch runs.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// Runs until `shutdown` is cancelled; then stops pulling, lets in-flight attempts finish
@@ -116,6 +133,7 @@ impl Service {
         let mut dispatcher = Reconciler {
             context,
             supervisor: self.supervisor,
+            readiness: self.readiness.clone(),
             ownership,
             shutdown: shutdown.clone(),
             active: BTreeMap::new(),
@@ -126,11 +144,17 @@ impl Service {
             replica_id = dispatcher.ownership.replica_id(),
             "dispatcher running"
         );
+        let readiness = self.readiness;
+        let mut settled_rx = dispatcher.ownership.settled();
+        // The claim round count when the watch first caught up; settled once it grows.
+        let mut settle_after: Option<u64> = None;
+        let mut settled = false;
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => Input::Shutdown,
                 change = changes.next() => Input::Change(change),
                 Ok(()) = owned_rx.changed() => Input::Owned,
+                Ok(()) = settled_rx.changed() => Input::Settled,
                 ended = dispatcher.supervisor.join_next(), if !dispatcher.supervisor.is_empty() => Input::WorkerEnded(ended),
             };
             match input {
@@ -141,7 +165,14 @@ impl Service {
                 Input::Change(Some(Ok(SubscriptionChange::Deleted(id)))) => {
                     dispatcher.delete(id).await;
                 }
+                Input::Change(Some(Ok(SubscriptionChange::CaughtUp))) => {
+                    readiness.set_watching(true);
+                    if !settled && settle_after.is_none() {
+                        settle_after = Some(*settled_rx.borrow());
+                    }
+                }
                 Input::Change(Some(Err(err))) => {
+                    readiness.set_watching(false);
                     tracing::warn!(error = %err, "subscription watch failed; watching again");
                     match watch_again(&store, &shutdown).await {
                         Ok(new_changes) => changes = new_changes,
@@ -149,6 +180,7 @@ impl Service {
                     }
                 }
                 Input::Change(None) => {
+                    readiness.set_watching(false);
                     tracing::warn!("subscription watch ended; watching again");
                     match watch_again(&store, &shutdown).await {
                         Ok(new_changes) => changes = new_changes,
@@ -159,10 +191,24 @@ impl Service {
                     let owned = owned_rx.borrow_and_update().clone();
                     dispatcher.owned_changed(owned);
                 }
+                Input::Settled => {
+                    let rounds = *settled_rx.borrow_and_update();
+                    if settle_after.is_some_and(|after| rounds > after) {
+                        // What that round claimed, before the dispatcher counts as started.
+                        if owned_rx.has_changed().unwrap_or(false) {
+                            let owned = owned_rx.borrow_and_update().clone();
+                            dispatcher.owned_changed(owned);
+                        }
+                        settle_after = None;
+                        settled = true;
+                        readiness.settled();
+                    }
+                }
                 Input::WorkerEnded(Some(ended)) => dispatcher.ended(ended),
                 Input::WorkerEnded(None) => {}
             }
         }
+        readiness.set_watching(false);
         let Reconciler {
             mut supervisor,
             workers,
@@ -222,6 +268,7 @@ where
 struct Reconciler {
     context: Arc<WorkerContext>,
     supervisor: Supervisor,
+    readiness: Readiness,
     ownership: Ownership,
     shutdown: CancellationToken,
     active: BTreeMap<SubscriptionId, Versioned<herald_core::Subscription>>,
@@ -298,6 +345,7 @@ impl Reconciler {
             (_, Some(worker)) => {
                 if !worker.cancel.is_cancelled() {
                     worker.cancel.cancel();
+                    self.readiness.worker_stopped(id);
                     self.context.metrics.subscriptions.dec();
                     tracing::info!(subscription_id = %id, "delivery of the subscription stops here");
                 }
@@ -334,6 +382,7 @@ impl Reconciler {
                 task,
             },
         );
+        self.readiness.worker_started(&id);
         self.context.metrics.subscriptions.inc();
         tracing::info!(subscription_id = %id, revision, "delivering the subscription");
     }

@@ -238,7 +238,13 @@ pub struct Nats {
     /// it opens later (the dispatcher buckets) it may create too; false for a handle that only
     /// uses what `herald migrate` made ([`Nats::connect_existing`]).
     manages_topology: bool,
+    /// Told the name of each consumer this handle set up ([`Nats::with_consumer_hook`]).
+    consumer_hook: Option<ConsumerHook>,
 }
+
+/// Called with a consumer's name once [`Nats::ensure_consumer`] or [`Nats::renew_consumer`]
+/// set it up.
+pub type ConsumerHook = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Nats {
     /// Connects and ensures the topology: every stream and bucket is created, or updated to
@@ -290,6 +296,7 @@ impl Nats {
             atomic_batches: config.events.atomic_batches,
             keyring: None,
             manages_topology: true,
+            consumer_hook: None,
         })
     }
 
@@ -316,6 +323,7 @@ impl Nats {
             atomic_batches: config.events.atomic_batches,
             keyring: None,
             manages_topology: false,
+            consumer_hook: None,
         })
     }
 
@@ -394,14 +402,31 @@ impl Nats {
 
     /// Creates or updates the durable consumer of a subscription.
     pub async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
-        consumer::ensure(&self.events, spec).await
+        let consumer = consumer::ensure(&self.events, spec).await?;
+        self.consumer_set_up(&spec.name);
+        Ok(consumer)
+    }
+
+    /// Returns this handle telling `hook` the name of every events-stream consumer it sets up
+    /// from now on (the dispatcher's readiness counts them).
+    pub fn with_consumer_hook(mut self, hook: ConsumerHook) -> Nats {
+        self.consumer_hook = Some(hook);
+        self
+    }
+
+    fn consumer_set_up(&self, name: &str) {
+        if let Some(hook) = &self.consumer_hook {
+            hook(name);
+        }
     }
 
     /// Recreates a subscription's consumer from its acknowledgement floor, so what a previous
     /// worker or owner left unacknowledged comes first, in stream order, and no other process
     /// keeps a pull on it (see `consumer::renew`).
     pub async fn renew_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
-        consumer::renew(&self.events, spec).await
+        let consumer = consumer::renew(&self.events, spec).await?;
+        self.consumer_set_up(&spec.name);
+        Ok(consumer)
     }
 
     /// Deletes a subscription's consumer; deleting one that does not exist succeeds.

@@ -38,6 +38,9 @@ pub enum SubscriptionChange {
     Put(Versioned<Subscription>),
     /// Deleted.
     Deleted(SubscriptionId),
+    /// The watch has delivered every subscription stored when it began (sent again after
+    /// each later change that left nothing pending).
+    CaughtUp,
 }
 
 /// Reads and writes subscriptions; cheap to clone.
@@ -222,37 +225,57 @@ impl SubscriptionStore {
 
     /// Streams the current state of every subscription, then every later change.
     pub async fn watch(&self) -> Result<impl Stream<Item = Result<SubscriptionChange>> + use<>> {
+        let kv = self.kv.clone();
+        let stored = kv
+            .status()
+            .await
+            .map_err(Error::unavailable(
+                "failed to read the subscriptions bucket",
+            ))?
+            .values();
         let watch = self
             .kv
             .watch_with_history(">")
             .await
             .map_err(Error::unavailable("failed to watch subscriptions"))?;
         let keyring = self.keyring.clone();
-        Ok(watch.filter_map(move |entry| {
-            let keyring = keyring.clone();
-            async move {
+        // An empty bucket replays nothing: the watch is caught up at once.
+        let empty =
+            futures::stream::iter((stored == 0).then_some(Ok(SubscriptionChange::CaughtUp)));
+        let changes = watch.flat_map(move |entry| {
             let entry = match entry {
                 Ok(entry) => entry,
-                Err(err) => return Some(Err(Error::unavailable("subscription watch failed")(err))),
+                Err(err) => {
+                    let failed = Err(Error::unavailable("subscription watch failed")(err));
+                    return futures::stream::iter(vec![failed]);
+                }
             };
-            let Ok(id) = SubscriptionId::parse(&entry.key) else {
-                tracing::warn!(key = %entry.key, "ignoring a foreign key in the subscriptions bucket");
-                return None;
-            };
-            match entry.operation {
-                kv::Operation::Put => match decode(&entry.key, &entry.value, keyring.as_deref()) {
-                    Ok((value, _)) => {
-                        Some(Ok(SubscriptionChange::Put(Versioned { value, revision: entry.revision })))
-                    }
-                    Err(err) => {
-                        tracing::error!(subscription_id = %id, error = %err, "unreadable subscription");
-                        None
+            let mut changes = Vec::with_capacity(2);
+            match SubscriptionId::parse(&entry.key) {
+                Err(_) => {
+                    tracing::warn!(key = %entry.key, "ignoring a foreign key in the subscriptions bucket");
+                }
+                Ok(id) => match entry.operation {
+                    kv::Operation::Put => match decode(&entry.key, &entry.value, keyring.as_deref()) {
+                        Ok((value, _)) => changes.push(Ok(SubscriptionChange::Put(Versioned {
+                            value,
+                            revision: entry.revision,
+                        }))),
+                        Err(err) => {
+                            tracing::error!(subscription_id = %id, error = %err, "unreadable subscription");
+                        }
+                    },
+                    kv::Operation::Delete | kv::Operation::Purge => {
+                        changes.push(Ok(SubscriptionChange::Deleted(id)));
                     }
                 },
-                kv::Operation::Delete | kv::Operation::Purge => Some(Ok(SubscriptionChange::Deleted(id))),
             }
+            if entry.delta == 0 {
+                changes.push(Ok(SubscriptionChange::CaughtUp));
             }
-        }))
+            futures::stream::iter(changes)
+        });
+        Ok(empty.chain(changes))
     }
 }
 

@@ -186,6 +186,9 @@ pub(crate) async fn run(
         // Not ready while a subscription's worker ended and waits for its restart.
         let unserved = service.unserved();
         health.register("dispatcher_workers", move || unserved.is_empty());
+        // Not ready until the subscription watch runs and the consumers it took are set up.
+        let readiness = service.readiness();
+        health.register("dispatcher_started", move || readiness.is_ready());
         let stop = CancellationToken::new();
         let token = stop.clone();
         // Boxed: the dispatcher's loop holds its whole state, and this task need not.

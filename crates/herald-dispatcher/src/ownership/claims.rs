@@ -392,6 +392,8 @@ pub(super) struct ClaimLoop {
     /// How often members are listed, lapses checked and failed writes retried.
     pub(super) tick: Duration,
     pub(super) owned: watch::Sender<BTreeMap<SubscriptionId, Fence>>,
+    /// Rounds that planned with every offered subscription as a member (`Ownership::settled`).
+    pub(super) settled: watch::Sender<u64>,
 }
 
 type Watched<T> = Option<Pin<Box<dyn Stream<Item = herald_nats::Result<T>> + Send>>>;
@@ -530,6 +532,11 @@ impl ClaimLoop {
                 }
             }
             self.reconcile(&mut view).await;
+            // Planned with the latest offers (none arrived unseen) as a member: settled.
+            let offers_seen = !inputs.subscriptions.has_changed().unwrap_or(true);
+            if view.membership.joined && offers_seen {
+                self.settled.send_modify(|rounds| *rounds += 1);
+            }
         }
         let to_release = view.claims_to_release();
         // Stopped: every fence becomes invalid and nothing is offered any more; the claims are

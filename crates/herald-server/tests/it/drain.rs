@@ -191,3 +191,71 @@ async fn ingest_is_ready_only_while_nats_answers() {
     .await;
     assert_eq!(post_one(&ports, "after-nats-restart").await.unwrap(), 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_is_ready_only_once_the_consumers_of_its_subscriptions_are_set_up() {
+    use herald_proto::v1 as pb;
+    const SUBSCRIPTIONS: usize = 30;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats_server = NatsServer::start().await;
+    let ports = Ports::new(nats_server.url());
+    let mut control = process::start("control", &ports);
+    control.wait_listening(ports.control).await;
+    let channel = tonic::transport::Channel::from_shared(ports.control_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
+        channel,
+        process::authorize,
+    );
+    let mut ids = Vec::new();
+    for _ in 0..SUBSCRIPTIONS {
+        let request = pb::CreateSubscriptionRequest {
+            sink: "http://127.0.0.1:9/hook".to_owned(),
+            ..Default::default()
+        };
+        ids.push(
+            client
+                .create_subscription(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+        );
+    }
+    let nats = herald_nats::Nats::connect_existing(
+        &herald_test_support::nats_config(&ports.nats_url),
+        &herald_nats::ConnectOptions::default(),
+        herald_nats::TopologyNeeds::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(
+        nats.consumer_progress(&ids[0]).await.is_err(),
+        "no dispatcher ran: no consumer yet"
+    );
+
+    let dispatcher = process::start("dispatch", &ports);
+    let admin = dispatcher.admin;
+    // The first moment it says ready, every consumer exists.
+    eventually(
+        "the dispatcher ready",
+        Duration::from_secs(60),
+        || async move { (readyz(admin).await? == reqwest::StatusCode::OK).then_some(()) },
+    )
+    .await;
+    let mut missing = Vec::new();
+    for id in &ids {
+        if nats.consumer_progress(id).await.is_err() {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ready with {} of {SUBSCRIPTIONS} consumers missing: {missing:?}",
+        missing.len()
+    );
+}
