@@ -18,7 +18,6 @@ use crate::context::WorkerContext;
 use crate::ownership::{Fence, Ownership, OwnershipConfig, new_replica_id};
 use crate::readiness::Readiness;
 use crate::supervisor::{Ended, RestartPolicy, Supervisor, Unserved};
-use crate::test_send;
 use crate::worker::{self, Route};
 use crate::{Config, Metrics, Result};
 
