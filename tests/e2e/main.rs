@@ -31,6 +31,7 @@ mod e2e_scheduling;
 mod e2e_security;
 mod e2e_sink_privacy;
 mod e2e_ssrf;
+mod e2e_test_send;
 mod tidy;
 
 use std::collections::BTreeSet;

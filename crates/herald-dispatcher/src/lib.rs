@@ -5,7 +5,9 @@
 //! subscription gets a consumer and a worker, an updated one has its consumer's filter subjects
 //! and its worker's route swapped in place, a deleted one has both removed. Events are
 //! acknowledged only after a 2xx; anything else is nak'd with the retry schedule's delay. Stored
-//! messages that are not valid CloudEvents are moved to the rejected-events stream.
+//! messages that are not valid CloudEvents are moved to the rejected-events stream. Every
+//! replica also serves test sends (`test_send.rs`): one signed event to one subscription, on
+//! request, beside delivery and without touching it.
 //! Depends on `herald-nats` and `herald-signing`, never on other roles. See README.md for the
 //! delivery algorithm.
 
@@ -24,6 +26,7 @@ mod reject;
 mod scheduler;
 mod service;
 mod supervisor;
+mod test_send;
 mod worker;
 
 pub use config::Config;

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub events_held: IntCounter,
     /// Held events released from their key's hold for delivery.
     pub events_released: IntCounter,
+    /// Test sends (`SendTestEvent`), by result class (`2xx`, ..., or the failure class); never
+    /// counted in `attempts`.
+    pub test_sends: IntCounterVec,
 }
 
 impl Metrics {
@@ -124,7 +127,15 @@ impl Metrics {
                 "herald_dispatch_events_released_total",
                 "Held events released from their key's hold for delivery",
             )?,
+            test_sends: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_test_sends_total",
+                    "Test events sent to one subscription on request",
+                ),
+                &["result"],
+            )?,
         };
+        registry.register(Box::new(metrics.test_sends.clone()))?;
         registry.register(Box::new(metrics.events_held.clone()))?;
         registry.register(Box::new(metrics.events_released.clone()))?;
         registry.register(Box::new(metrics.retries_scheduled.clone()))?;

@@ -18,6 +18,7 @@ use crate::context::WorkerContext;
 use crate::ownership::{Fence, Ownership, OwnershipConfig, new_replica_id};
 use crate::readiness::Readiness;
 use crate::supervisor::{Ended, RestartPolicy, Supervisor, Unserved};
+use crate::test_send;
 use crate::worker::{self, Route};
 use crate::{Config, Metrics, Result};
 
@@ -109,6 +110,15 @@ impl Service {
         else {
             return Ok(());
         };
+        // Subscribed before this replica takes any subscription, so test sends are served as
+        // soon as it delivers; those arriving meanwhile wait in the subscription.
+        let Some(test_requests) = until_up(&shutdown, "serve test sends", || async {
+            context.nats.test_sends().serve().await
+        })
+        .await
+        else {
+            return Ok(());
+        };
         let ownership_config = OwnershipConfig::new(new_replica_id(), context.config.lease_ttl);
         let Some(ownership) = until_up(&shutdown, "join the dispatchers", || {
             Ownership::start(
@@ -128,6 +138,15 @@ impl Service {
             Ok(changes) => changes,
             Err(_) => return Ok(()),
         };
+        // Test sends are served beside delivery, by every replica, until shutdown.
+        let test_sends_stop = shutdown.child_token();
+        let test_sends = tokio::spawn(test_send::serve(
+            Arc::clone(&context),
+            store.clone(),
+            test_requests,
+            test_sends_stop.clone(),
+            self.grace_period,
+        ));
         let mut owned_rx = ownership.owned();
         let mut dispatcher = Reconciler {
             context,
@@ -232,6 +251,12 @@ impl Service {
             supervisor.abort_all().await;
         }
         context_metrics.subscriptions.set(0);
+        // It stopped taking test sends at shutdown and waits for those in flight, within the
+        // same grace period.
+        test_sends_stop.cancel();
+        if let Err(err) = test_sends.await {
+            tracing::error!(error = %err, "the test-send server failed");
+        }
         // Nothing is delivered any more: the other replicas may take everything at once.
         ownership.shutdown().await;
         tracing::info!(graceful = drained.is_ok(), "dispatcher stopped");
