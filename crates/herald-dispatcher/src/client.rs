@@ -200,11 +200,8 @@ impl DeliveryClient {
     /// Performs one attempt; never fails, the failure is in the report.
     ///
     /// Waits for a place among the requests in flight to the endpoint's host first, within the
-    /// attempt's deadline; [`DeliveryClient::send_permitted`] sends with a place already taken.
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "for one-off sends outside the scheduler")
-    )]
+    /// attempt's deadline (test sends, `test_send.rs`); [`DeliveryClient::send_permitted`]
+    /// sends with a place already taken.
     pub(crate) async fn send(&self, request: SignedRequest<'_>) -> AttemptReport {
         let started = Instant::now();
         if let Some(report) = self.refuse_denied_host(&request, started) {
