@@ -13,10 +13,11 @@
 //!
 //! An unordered subscription reads pulled events only while fewer than [`READ_AHEAD`] events
 //! (and [`READ_AHEAD_BYTES`] of payload) wait: any waiting event can start as soon as an
-//! attempt ends, so more would only be memory (fifty subscriptions to one host held 25,000
-//! waiting events). An ordered one reads its whole window, because a key that waits keeps its
-//! later events from starting, and the events of other keys behind them must be read to start
-//! at all (a key's retry, too, arrives through the same pull).
+//! attempt ends, so more would only be memory (W3's fifty subscriptions to one host could hold
+//! 50 × 512 pulled events while 256 ran; its dispatcher peaked at 182–187 MiB before, 60–63
+//! MiB after, `docs/PERFORMANCE.md`). An ordered one reads its whole window, because a key
+//! that waits keeps its later events from starting, and the events of other keys behind them
+//! must be read to start at all (a key's retry, too, arrives through the same pull).
 //!
 //! On an ordered subscription, the later events of a key whose head failed or is blocked are
 //! moved to the key's hold in the retry stream and acknowledged, and released from it in order
