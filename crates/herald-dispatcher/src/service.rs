@@ -265,7 +265,11 @@ impl Service {
 }
 
 /// Retries `open` until it succeeds or `shutdown`; `None` when shut down first.
-async fn until_up<T, E, F, Fut>(shutdown: &CancellationToken, what: &str, mut open: F) -> Option<T>
+pub(crate) async fn until_up<T, E, F, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut open: F,
+) -> Option<T>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,

@@ -23,6 +23,7 @@ use herald_nats::{SubscriptionStore, TestRequest, TestRequests, TestSent};
 
 use crate::client::SignedRequest;
 use crate::context::WorkerContext;
+use crate::service::until_up;
 
 /// Test sends one dispatcher runs at once; more are refused with `ResourceExhausted`.
 pub(crate) const MAX_AT_ONCE: usize = 16;
@@ -69,7 +70,11 @@ pub(crate) async fn serve(
                 }
                 None => {
                     tracing::warn!("test sends stopped arriving; serving them again");
-                    let Some(again) = subscribe(&context, &shutdown).await else {
+                    let again = until_up(&shutdown, "serve test sends", || async {
+                        context.nats.test_sends().serve().await
+                    })
+                    .await;
+                    let Some(again) = again else {
                         break;
                     };
                     requests = again;
@@ -88,23 +93,6 @@ pub(crate) async fn serve(
             "grace period over: abandoning test sends in flight"
         );
         running.abort_all();
-    }
-}
-
-/// Subscribes to test sends again, every half second until it works or `shutdown`; `None`
-/// when shut down first.
-async fn subscribe(context: &WorkerContext, shutdown: &CancellationToken) -> Option<TestRequests> {
-    loop {
-        match context.nats.test_sends().serve().await {
-            Ok(requests) => return Some(requests),
-            Err(err) => {
-                tracing::warn!(error = %err, "failed to serve test sends; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-            }
-        }
     }
 }
 
