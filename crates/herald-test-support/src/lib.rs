@@ -1,4 +1,5 @@
-//! Test kit: a real nats-server per test, a controllable webhook receiver, and waiting helpers.
+//! Test kit: a real nats-server per test, a controllable webhook receiver, a test CA (`TestCa`),
+//! and waiting helpers.
 //!
 //! Dev-only: no production crate depends on it. Tests never mock the broker: each one starts its
 //! own nats-server with JetStream on a free port in a temporary directory, and a missing binary
@@ -15,6 +16,7 @@
 
 mod cluster;
 mod receiver;
+mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use herald_runtime::nats_server::{self, ServerOptions};
 
 pub use cluster::NatsCluster;
 pub use receiver::{Recorded, Reply, TestReceiver};
+pub use tls::TestCa;
 
 /// A nats-server with JetStream, private to one test. Killed when dropped.
 pub struct NatsServer {

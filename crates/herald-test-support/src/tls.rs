@@ -1,0 +1,37 @@
+//! Certificates generated in tests (rcgen): a CA that issues leaves for `localhost`.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A CA that issues certificates for `localhost` and 127.0.0.1.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate's PEM, for clients and servers that trust it.
+    pub pem: String,
+}
+
+impl TestCa {
+    /// A self-signed CA named `name`.
+    pub fn new(name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let certificate = params.self_signed(&key).unwrap();
+        TestCa {
+            pem: certificate.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Issues a leaf certificate named `common_name`; returns its PEM and its key's PEM.
+    pub fn issue(&self, common_name: &str) -> (String, String) {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let key = KeyPair::generate().unwrap();
+        let certificate = params.signed_by(&key, &self.issuer).unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+}
