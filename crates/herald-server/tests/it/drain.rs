@@ -201,15 +201,7 @@ async fn a_dispatcher_is_ready_only_once_the_consumers_of_its_subscriptions_are_
     let ports = Ports::new(nats_server.url());
     let mut control = process::start("control", &ports);
     control.wait_listening(ports.control).await;
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
+    let mut client = process::control_client(&ports).await;
     let mut ids = Vec::new();
     for _ in 0..SUBSCRIPTIONS {
         let request = pb::CreateSubscriptionRequest {

@@ -58,15 +58,7 @@ async fn an_allowed_network_opens_exactly_itself() {
     herald.wait_listening(ports.control).await;
     herald.wait_listening(ports.ingest).await;
 
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut control = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
+    let mut control = process::control_client(&ports).await;
     let port = receiver
         .url()
         .rsplit(':')

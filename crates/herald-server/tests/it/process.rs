@@ -196,17 +196,32 @@ pub(crate) fn authorize(
     Ok(request)
 }
 
+/// A `SubscriptionService` client of the control process, with the test token.
+pub(crate) type ControlClient =
+    herald_proto::v1::subscription_service_client::SubscriptionServiceClient<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+        >,
+    >;
+
+/// Connects to the control process's gRPC API with the test token.
+pub(crate) async fn control_client(ports: &Ports) -> ControlClient {
+    let channel = tonic::transport::Channel::from_shared(ports.control_url())
+        .expect("the control URL should be valid")
+        .connect()
+        .await
+        .expect("control should accept connections");
+    herald_proto::v1::subscription_service_client::SubscriptionServiceClient::with_interceptor(
+        channel,
+        authorize as fn(_) -> _,
+    )
+}
+
 /// Creates a subscription through the control process and waits for its consumer.
 pub(crate) async fn subscribe(ports: &Ports, nats: &herald_nats::Nats, sink: &str) -> String {
     use herald_proto::v1 as pb;
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel, authorize,
-    );
+    let mut client = control_client(ports).await;
     let request = pb::CreateSubscriptionRequest {
         sink: sink.to_owned(),
         ..Default::default()

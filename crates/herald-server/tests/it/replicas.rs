@@ -59,15 +59,7 @@ async fn create(
     nats: &herald_nats::Nats,
     request: pb::CreateSubscriptionRequest,
 ) -> String {
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
+    let mut client = process::control_client(ports).await;
     let id = client
         .create_subscription(request)
         .await

@@ -163,15 +163,7 @@ async fn one_event_is_one_trace_from_the_producer_to_the_endpoint(protocol: &str
         count: 1,
         status: StatusCode::INTERNAL_SERVER_ERROR,
     });
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
+    let mut client = process::control_client(&ports).await;
     client
         .create_subscription(pb::CreateSubscriptionRequest {
             sink: receiver.url().to_owned(),
@@ -302,15 +294,7 @@ async fn a_collector_that_is_down_does_not_stop_delivery() {
     control.wait_listening(ports.control).await;
     ingest.wait_listening(ports.ingest).await;
     let receiver = TestReceiver::start().await;
-    let channel = tonic::transport::Channel::from_shared(ports.control_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::subscription_service_client::SubscriptionServiceClient::with_interceptor(
-        channel,
-        process::authorize,
-    );
+    let mut client = process::control_client(&ports).await;
     client
         .create_subscription(pb::CreateSubscriptionRequest {
             sink: receiver.url().to_owned(),
