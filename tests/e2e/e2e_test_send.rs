@@ -88,8 +88,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 /// Asserts the request carries a `v1` signature of `secret` over its body, checked with
-/// `herald-signing`, and returns the body as JSON.
-fn verified(secret: &str, headers: &HeaderMap, body: &Bytes) -> serde_json::Value {
+/// `herald-signing`.
+fn assert_signed(secret: &str, headers: &HeaderMap, body: &Bytes) {
     let secret = herald_signing::Secret::parse(secret).unwrap();
     herald_signing::verify(
         &secret,
@@ -101,7 +101,24 @@ fn verified(secret: &str, headers: &HeaderMap, body: &Bytes) -> serde_json::Valu
         herald_signing::DEFAULT_TOLERANCE_SECS,
     )
     .expect("the test event should be signed with the subscription's secret");
+}
+
+/// Asserts the request is signed (`assert_signed`) and returns the body as JSON.
+fn verified(secret: &str, headers: &HeaderMap, body: &Bytes) -> serde_json::Value {
+    assert_signed(secret, headers, body);
     serde_json::from_slice(body).unwrap()
+}
+
+/// The subscription's endpoint health, as `GetSubscription` reports it.
+async fn health_of(cluster: &TestCluster, id: &str) -> pb::EndpointHealth {
+    let mut control = cluster.control().await;
+    control
+        .get_subscription(pb::GetSubscriptionRequest { id: id.to_owned() })
+        .await
+        .unwrap()
+        .into_inner()
+        .health
+        .unwrap_or_default()
 }
 
 async fn send_test(
@@ -185,16 +202,7 @@ async fn a_test_send_answers_with_the_endpoints_status_headers_body_and_duration
     // It is in the attempt log like any attempt, and the endpoint's health did not move.
     let logged = attempts_of(&cluster, &subscription.id).await;
     assert_eq!(logged, vec![attempt]);
-    let mut control = cluster.control().await;
-    let health = control
-        .get_subscription(pb::GetSubscriptionRequest {
-            id: subscription.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .health
-        .unwrap_or_default();
+    let health = health_of(&cluster, &subscription.id).await;
     assert_eq!(health.last_success_time, None, "a test send is no delivery");
     cluster.shutdown().await;
 }
@@ -233,15 +241,7 @@ async fn a_failing_endpoints_answer_is_reported_never_retried_and_paused_subscri
 
     let logged = attempts_of(&cluster, &subscription.id).await;
     assert_eq!(logged, vec![attempt]);
-    let health = control
-        .get_subscription(pb::GetSubscriptionRequest {
-            id: subscription.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .health
-        .unwrap_or_default();
+    let health = health_of(&cluster, &subscription.id).await;
     assert_eq!(health.consecutive_failures, 0, "a test send is no delivery");
     // A second test send is a second event: the first was never retried.
     let again = send_test(&cluster, &subscription.id, "", "").await.unwrap();
@@ -365,17 +365,7 @@ async fn a_test_send_honours_the_subscriptions_binary_content_mode() {
     assert_eq!(requests.len(), 1);
     let (headers, body) = &requests[0];
     // The data is the body, signed as sent; the attributes, the marker included, are headers.
-    let secret = herald_signing::Secret::parse(&subscription.secret).unwrap();
-    herald_signing::verify(
-        &secret,
-        header(headers, "webhook-id"),
-        header(headers, "webhook-timestamp"),
-        header(headers, "webhook-signature"),
-        body,
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        herald_signing::DEFAULT_TOLERANCE_SECS,
-    )
-    .expect("the binary body should be signed");
+    assert_signed(&subscription.secret, headers, body);
     assert_eq!(body.as_ref(), br#"{"n":1}"#);
     assert_eq!(header(headers, "content-type"), "application/json");
     assert_eq!(header(headers, "ce-heraldtest"), "true");
