@@ -201,6 +201,35 @@ impl TestCluster {
             .expect("the control plane should accept connections")
     }
 
+    /// Replays a subscription's events from `from` to now and returns the replay's last
+    /// progress report (its totals).
+    pub(crate) async fn replay(
+        &self,
+        subscription_id: &str,
+        from: pb::replay_events_request::From,
+    ) -> pb::ReplayProgress {
+        let mut progress = self
+            .deliveries()
+            .await
+            .replay_events(pb::ReplayEventsRequest {
+                subscription_id: subscription_id.to_owned(),
+                from: Some(from),
+                to: None,
+            })
+            .await
+            .expect("the replay should start")
+            .into_inner();
+        let mut last = None;
+        while let Some(update) = progress
+            .message()
+            .await
+            .expect("the replay's progress should stream")
+        {
+            last = Some(update);
+        }
+        last.expect("replay reports progress")
+    }
+
     pub(crate) async fn control(&self) -> ControlClient {
         SubscriptionServiceClient::connect(format!("http://{}", self.control_address))
             .await

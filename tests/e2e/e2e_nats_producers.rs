@@ -331,22 +331,12 @@ async fn replay_delivers_binary_mode_events_from_nats_producers_too() {
     receiver.wait_for(1, Duration::from_secs(20)).await;
     wait_until_settled(&cluster, &subscription.id).await;
 
-    let mut progress = cluster
-        .deliveries()
-        .await
-        .replay_events(pb::ReplayEventsRequest {
-            subscription_id: subscription.id.clone(),
-            from: Some(pb::replay_events_request::From::StartSequence(1)),
-            to: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(update) = progress.message().await.unwrap() {
-        last = Some(update);
-    }
-    let last = last.expect("replay reports progress");
+    let last = cluster
+        .replay(
+            &subscription.id,
+            pb::replay_events_request::From::StartSequence(1),
+        )
+        .await;
     assert_eq!((last.done, last.replayed), (true, 1), "{last:?}");
     let requests = receiver.wait_for(2, Duration::from_secs(20)).await;
     for recorded in &requests {

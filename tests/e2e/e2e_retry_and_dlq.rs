@@ -446,24 +446,14 @@ async fn replay_from_a_time_redelivers_exactly_the_retained_matching_events() {
     let subscription = cluster
         .subscribe(receiver.url(), vec![exact_type("com.replay")])
         .await;
-    let mut progress = cluster
-        .deliveries()
-        .await
-        .replay_events(pb::ReplayEventsRequest {
-            subscription_id: subscription.id.clone(),
-            from: Some(pb::replay_events_request::From::StartTime(
-                herald_proto::convert::timestamp_to_pb(from),
+    let last = cluster
+        .replay(
+            &subscription.id,
+            pb::replay_events_request::From::StartTime(herald_proto::convert::timestamp_to_pb(
+                from,
             )),
-            to: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(update) = progress.message().await.unwrap() {
-        last = Some(update);
-    }
-    let last = last.expect("replay reports progress");
+        )
+        .await;
     assert!(last.done);
     assert_eq!(last.replayed, 10, "{last:?}");
     receiver.wait_for(10, Duration::from_secs(10)).await;
