@@ -15,7 +15,7 @@ use herald_test_support::{Recorded, Reply, TestReceiver};
 use serde_json::json;
 
 use crate::cluster::{TestCluster, exact_type, short_retry_policy};
-use crate::{verify_delivery, wait_until_settled};
+use crate::{run_standardwebhooks_py, verify_delivery, wait_until_settled};
 
 const TYPE: &str = "com.shop.order.created";
 
@@ -77,50 +77,9 @@ signatures = [s.split(",", 1)[1] for s in headers["webhook-signature"].split(" "
 spec = "verified" if any(hmac.compare_digest(s, expected) for s in signatures) else "refused"
 print(json.dumps({"package": package, "spec": spec}))
 "#;
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let python = root.join(".tools/venv/bin/python");
-    let hint = "install it with `make tools`, or `.tools/venv/bin/pip install \
-                standardwebhooks==1.1.0`";
-    assert!(python.exists(), "{} is missing: {hint}", python.display());
-    let headers: serde_json::Map<String, serde_json::Value> =
-        ["webhook-id", "webhook-timestamp", "webhook-signature"]
-            .iter()
-            .map(|name| {
-                let value = recorded.header(name).unwrap_or_default().to_owned();
-                ((*name).to_owned(), serde_json::Value::String(value))
-            })
-            .collect();
-    let input = json!({
-        "secret": secret,
-        "headers": headers,
-        "body": base64::engine::general_purpose::STANDARD.encode(&recorded.body),
-    });
-    let mut child = tokio::process::Command::new(&python)
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.to_string().as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("python should finish within 60 s")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("No module named 'standardwebhooks'"),
-        "standardwebhooks is not installed: {hint}"
-    );
-    assert!(output.status.success(), "{stderr}");
-    let verdicts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(&recorded.body);
+    let stdout = run_standardwebhooks_py(SCRIPT, recorded, secret, body).await;
+    let verdicts: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     Verdicts {
         package: verdicts["package"].as_str().unwrap_or_default().to_owned(),
         spec: verdicts["spec"].as_str().unwrap_or_default().to_owned(),

@@ -165,48 +165,8 @@ try:
 except Exception as err:
     print("refused:", type(err).__name__, err)
 "#;
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let python = root.join(".tools/venv/bin/python");
-    let hint = "install it with `make tools` on a fresh checkout (deploy/nats/provision.sh puts \
-                standardwebhooks into .tools/venv), or `.tools/venv/bin/pip install \
-                standardwebhooks==1.1.0`";
-    assert!(python.exists(), "{} is missing: {hint}", python.display());
-    let headers: serde_json::Map<String, serde_json::Value> =
-        ["webhook-id", "webhook-timestamp", "webhook-signature"]
-            .iter()
-            .map(|name| {
-                let value = recorded.header(name).unwrap_or_default().to_owned();
-                ((*name).to_owned(), serde_json::Value::String(value))
-            })
-            .collect();
-    let input = serde_json::json!({
-        "secret": secret,
-        "headers": headers,
-        "body": String::from_utf8(recorded.body.to_vec()).unwrap(),
-    });
-    let mut child = tokio::process::Command::new(&python)
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.to_string().as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("No module named 'standardwebhooks'"),
-        "standardwebhooks is not installed: {hint}"
-    );
-    assert!(output.status.success(), "{stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let body = String::from_utf8(recorded.body.to_vec()).unwrap();
+    let stdout = crate::run_standardwebhooks_py(SCRIPT, recorded, secret, body).await;
     stdout.trim() == "verified"
 }
 

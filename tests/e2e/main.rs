@@ -130,3 +130,56 @@ async fn run_nats_py(script: &str, args: &[&str], stdin: &str) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Runs `script`, Python source using the `standardwebhooks` package, with a JSON object on
+/// stdin: `secret`, the `webhook-id`, `webhook-timestamp` and `webhook-signature` headers of
+/// `recorded`, and `body` as the caller encoded it; returns what it printed. Fails, never skips,
+/// when python or the package is missing.
+async fn run_standardwebhooks_py(
+    script: &str,
+    recorded: &Recorded,
+    secret: &str,
+    body: String,
+) -> String {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests package should sit in the workspace root")
+        .to_path_buf();
+    let python = root.join(".tools/venv/bin/python");
+    let hint = "install it with `make tools` on a fresh checkout (deploy/nats/provision.sh puts \
+                standardwebhooks into .tools/venv), or `.tools/venv/bin/pip install \
+                standardwebhooks==1.1.0`";
+    assert!(python.exists(), "{} is missing: {hint}", python.display());
+    let headers: serde_json::Map<String, serde_json::Value> =
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .iter()
+            .map(|name| {
+                let value = recorded.header(name).unwrap_or_default().to_owned();
+                ((*name).to_owned(), serde_json::Value::String(value))
+            })
+            .collect();
+    let input = serde_json::json!({ "secret": secret, "headers": headers, "body": body });
+    let mut child = tokio::process::Command::new(&python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{} should start ({hint}): {err}", python.display()));
+    let mut stdin = child.stdin.take().expect("stdin should be piped");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("python should finish within 60 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'standardwebhooks'"),
+        "standardwebhooks is not installed: {hint}"
+    );
+    assert!(output.status.success(), "{stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
