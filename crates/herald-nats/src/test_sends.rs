@@ -3,9 +3,10 @@
 //! the attempt it recorded.
 //!
 //! The request's payload is the test event, structured CloudEvents JSON; the answer is JSON,
-//! `{"attempt": <AttemptRecord>, "recorded": bool}` or `{"error": {"code", "message"}}`, a wire
-//! format between Herald's own roles. No stream captures `herald.test.>`, so nothing but a
-//! dispatcher ever answers: with none running, the server answers "no responders" at once.
+//! `{"sent": {"attempt": <AttemptRecord>, "recorded": bool}}` or
+//! `{"error": {"code", "message"}}`, a wire format between Herald's own roles. No stream
+//! captures `herald.test.>`, so nothing but a dispatcher ever answers: with none running, the
+//! server answers "no responders" at once.
 
 use std::time::Duration;
 
