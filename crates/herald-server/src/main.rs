@@ -46,8 +46,9 @@ enum Command {
     Dispatch(RoleArgs),
     /// Control plane only: the gRPC API over subscriptions.
     Control(RoleArgs),
-    /// Creates or updates the NATS streams and buckets to these settings, then exits: the only
-    /// command that changes them; run it before starting or rolling out a version.
+    /// Creates or updates the NATS streams and buckets to these settings, then exits; run it
+    /// before starting or rolling out single roles, which only wait for them (`herald dev`,
+    /// `herald all` and `startup.migrate = true` migrate at start too).
     Migrate(MigrateArgs),
 }
 
