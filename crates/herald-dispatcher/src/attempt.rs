@@ -7,6 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use herald_core::delivery::{self, AttemptResult, DeadReason, Outcome};
+use herald_core::event::MessageId;
 use herald_core::record::AttemptRecord;
 use herald_core::retry;
 use herald_core::subscription::{OnDeadLetter, Ordering};
@@ -14,7 +15,7 @@ use herald_core::{Event, Subscription};
 use herald_nats::Delivery;
 
 use crate::announce;
-use crate::client::{HostPermit, SignedRequest};
+use crate::client::{AttemptReport, HostPermit, SignedRequest};
 use crate::context::WorkerContext;
 use crate::health::HealthTracker;
 use crate::scheduler::lanes::End;
@@ -44,6 +45,7 @@ pub(crate) async fn attempt(
         subscription.sink.url(),
         route.secret(),
         event,
+        &message_id,
         subscription.delivery.content_mode,
         timestamp,
         // This attempt's span when spans are exported, else the stored context as it came.
@@ -74,39 +76,25 @@ pub(crate) async fn attempt(
         .observe(report.elapsed.as_secs_f64());
 
     let last_error = describe(&report);
-    let record = AttemptRecord {
-        subscription_id: subscription.id.to_string(),
-        event_id: event.id().to_owned(),
-        event_source: event.source().to_owned(),
-        event_type: event.ty().to_owned(),
-        message_id: message_id.to_string(),
-        attempt: delivery.attempt,
-        started_at,
-        duration_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
-        status: match &report.result {
-            AttemptResult::Response { status, .. } => Some(*status),
-            AttemptResult::Failed { .. } => None,
-        },
-        result_class: result_class.to_owned(),
-        error: report.error.clone(),
-        response_headers: report.response_headers.clone(),
-        response_body: String::from_utf8_lossy(&report.response_body).into_owned(),
-        outcome: outcome.label().to_owned(),
-        next_attempt_at: match &outcome {
-            Outcome::Retry { after } => time::Duration::try_from(*after)
-                .ok()
-                .and_then(|after| now.checked_add(after)),
-            _ => None,
-        },
+    let next_attempt_at = match &outcome {
+        Outcome::Retry { after } => time::Duration::try_from(*after)
+            .ok()
+            .and_then(|after| now.checked_add(after)),
+        _ => None,
     };
-    if let Err(err) = context.records.record_attempt(&record).await {
-        context
-            .metrics
-            .records_failed
-            .with_label_values(&["attempt"])
-            .inc();
-        tracing::warn!(error = %err, "failed to record an attempt");
-    }
+    let record = AttemptRecord {
+        outcome: outcome.label().to_owned(),
+        next_attempt_at,
+        ..record_of(
+            subscription,
+            event,
+            &message_id,
+            delivery.attempt,
+            started_at,
+            &report,
+        )
+    };
+    store_record(context, &record).await;
 
     let ordered_block = subscription.delivery.ordering == Ordering::Key
         && subscription.delivery.on_dead_letter == OnDeadLetter::Block;
@@ -294,7 +282,57 @@ async fn give_up(
 }
 
 /// Returns a one-line description of what went wrong in an attempt.
-fn describe(report: &crate::client::AttemptReport) -> String {
+/// The attempt log's record of attempt number `attempt` of `event` to `subscription`, with
+/// what `report` found; the caller sets the outcome and the next attempt's time.
+pub(crate) fn record_of(
+    subscription: &Subscription,
+    event: &Event,
+    message_id: &MessageId,
+    attempt: u32,
+    started_at: OffsetDateTime,
+    report: &AttemptReport,
+) -> AttemptRecord {
+    AttemptRecord {
+        subscription_id: subscription.id.to_string(),
+        event_id: event.id().to_owned(),
+        event_source: event.source().to_owned(),
+        event_type: event.ty().to_owned(),
+        message_id: message_id.to_string(),
+        attempt,
+        started_at,
+        duration_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        status: match &report.result {
+            AttemptResult::Response { status, .. } => Some(*status),
+            AttemptResult::Failed { .. } => None,
+        },
+        result_class: report.result.class_label().to_owned(),
+        error: report.error.clone(),
+        response_headers: report.response_headers.clone(),
+        response_body: String::from_utf8_lossy(&report.response_body).into_owned(),
+        outcome: String::new(),
+        next_attempt_at: None,
+    }
+}
+
+/// Appends `record` to the attempt log, best effort: a record that cannot be stored is
+/// counted (`records_failed{kind="attempt"}`) and logged, and the attempt's outcome stands.
+/// Returns whether it was stored.
+pub(crate) async fn store_record(context: &WorkerContext, record: &AttemptRecord) -> bool {
+    match context.records.record_attempt(record).await {
+        Ok(()) => true,
+        Err(err) => {
+            context
+                .metrics
+                .records_failed
+                .with_label_values(&["attempt"])
+                .inc();
+            tracing::warn!(error = %err, "failed to record an attempt");
+            false
+        }
+    }
+}
+
+fn describe(report: &AttemptReport) -> String {
     match (&report.result, &report.error) {
         (_, Some(error)) => error.clone(),
         (AttemptResult::Response { status, .. }, None) => format!("endpoint answered {status}"),

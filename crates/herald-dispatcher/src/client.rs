@@ -22,6 +22,7 @@ use reqwest::RequestBuilder;
 
 use herald_core::Event;
 use herald_core::delivery::{AttemptResult, FailureClass};
+use herald_core::event::MessageId;
 use herald_core::network::NetworkPolicy;
 use herald_core::record::{MAX_RECORDED_BODY, RECORDED_HEADERS};
 use herald_core::subscription::ContentMode;
@@ -54,7 +55,8 @@ pub(crate) struct SignedRequest<'a> {
 impl<'a> SignedRequest<'a> {
     /// Lays `event` out in the subscription's content mode and signs the body exactly as it
     /// will be sent with every key valid at `timestamp`; `webhook-id` is the event's message
-    /// id, the same for every attempt and either mode.
+    /// id (`Event::message_id`, derived once per attempt by the caller), the same for every
+    /// attempt and either mode.
     ///
     /// An event whose binary form cannot be read (none can: every stored event was validated
     /// when it was decoded) is sent structured rather than not at all, with an error logged.
@@ -62,6 +64,7 @@ impl<'a> SignedRequest<'a> {
         url: &'a url::Url,
         keys: &herald_signing::Keys,
         event: &Event,
+        message_id: &MessageId,
         mode: ContentMode,
         timestamp: i64,
         trace: Option<herald_core::trace::TraceContext>,
@@ -90,7 +93,6 @@ impl<'a> SignedRequest<'a> {
                 }
             },
         };
-        let message_id = event.message_id();
         let signature = herald_signing::sign_all(keys, message_id.as_str(), timestamp, &body);
         SignedRequest {
             url,

@@ -124,53 +124,26 @@ async fn send(context: &WorkerContext, subscription: &Subscription, event: &Even
         subscription.sink.url(),
         &subscription.signing_keys(),
         event,
+        &message_id,
         subscription.delivery.content_mode,
         started_at.unix_timestamp(),
         herald_runtime::trace::context_of(&tracing::Span::current(), None),
     );
     let report = context.client.send(request).await;
     let result_class = report.result.class_label();
-    let status = match &report.result {
-        AttemptResult::Response { status, .. } => {
-            tracing::Span::current().record("status", status);
-            Some(*status)
-        }
-        AttemptResult::Failed { .. } => None,
-    };
+    if let AttemptResult::Response { status, .. } = &report.result {
+        tracing::Span::current().record("status", status);
+    }
     context
         .metrics
         .test_sends
         .with_label_values(&[result_class])
         .inc();
     let attempt = AttemptRecord {
-        subscription_id: subscription.id.to_string(),
-        event_id: event.id().to_owned(),
-        event_source: event.source().to_owned(),
-        event_type: event.ty().to_owned(),
-        message_id: message_id.to_string(),
-        attempt: 1,
-        started_at,
-        duration_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
-        status,
-        result_class: result_class.to_owned(),
-        error: report.error,
-        response_headers: report.response_headers,
-        response_body: String::from_utf8_lossy(&report.response_body).into_owned(),
         outcome: test_event::OUTCOME.to_owned(),
-        next_attempt_at: None,
+        ..crate::attempt::record_of(subscription, event, &message_id, 1, started_at, &report)
     };
-    let recorded = match context.records.record_attempt(&attempt).await {
-        Ok(()) => true,
-        Err(err) => {
-            context
-                .metrics
-                .records_failed
-                .with_label_values(&["attempt"])
-                .inc();
-            tracing::warn!(error = %err, "failed to record a test send's attempt");
-            false
-        }
-    };
+    let recorded = crate::attempt::store_record(context, &attempt).await;
     tracing::info!(
         sink = %subscription.sink.authority(),
         result = result_class,
