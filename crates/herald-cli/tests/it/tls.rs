@@ -5,35 +5,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio_util::sync::CancellationToken;
 
 use herald_core::network::NetworkPolicy;
 use herald_nats::Nats;
 use herald_runtime::tls::{ServerTls, TlsConfig};
-use herald_test_support::NatsServer;
+use herald_test_support::{NatsServer, TestCa};
 
 use crate::support::{TOKEN, failure_of, heraldctl, stdout_of};
 
-/// A CA; returns its certificate's PEM and the issuer of its leaves.
-fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    (pem, Issuer::new(params, key))
-}
-
-/// Writes a leaf for `localhost` issued by `issuer` as `<name>.pem` and `<name>-key.pem`.
-fn leaf(dir: &Path, name: &str, issuer: &Issuer<'static, KeyPair>) -> (String, String) {
-    let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let certificate = params.signed_by(&key, issuer).unwrap();
+/// Writes a leaf for `localhost` issued by `ca` as `<name>.pem` and `<name>-key.pem`.
+fn leaf(dir: &Path, name: &str, ca: &TestCa) -> (String, String) {
+    let (cert, key) = ca.issue(name);
     let cert_file = dir.join(format!("{name}.pem"));
     let key_file = dir.join(format!("{name}-key.pem"));
-    std::fs::write(&cert_file, certificate.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
     (
         cert_file.display().to_string(),
         key_file.display().to_string(),
@@ -43,14 +30,14 @@ fn leaf(dir: &Path, name: &str, issuer: &Issuer<'static, KeyPair>) -> (String, S
 #[tokio::test]
 async fn talks_to_a_control_plane_over_tls_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (server_ca, server_issuer) = ca("herald server ca");
-    let (client_ca, client_issuer) = ca("herald operator ca");
+    let server_ca = TestCa::new("herald server ca");
+    let client_ca = TestCa::new("herald operator ca");
     let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &server_ca).unwrap();
+    std::fs::write(&ca_file, &server_ca.pem).unwrap();
     let client_ca_file = dir.path().join("operators.pem");
-    std::fs::write(&client_ca_file, &client_ca).unwrap();
-    let (server_cert, server_key) = leaf(dir.path(), "server", &server_issuer);
-    let (client_cert, client_key) = leaf(dir.path(), "operator", &client_issuer);
+    std::fs::write(&client_ca_file, &client_ca.pem).unwrap();
+    let (server_cert, server_key) = leaf(dir.path(), "server", &server_ca);
+    let (client_cert, client_key) = leaf(dir.path(), "operator", &client_ca);
 
     let nats_server = NatsServer::start().await;
     let nats = Box::pin(Nats::connect(&herald_test_support::nats_config(
