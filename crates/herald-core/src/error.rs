@@ -44,4 +44,48 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
         }
     }
+
+    /// Returns the code whose [`ErrorCode::as_str`] is `name`, if any (a code carried as text,
+    /// such as a dispatcher's refusal of a test send).
+    pub fn named(name: &str) -> Option<ErrorCode> {
+        Some(match name {
+            "invalid_argument" => ErrorCode::InvalidArgument,
+            "not_found" => ErrorCode::NotFound,
+            "already_exists" => ErrorCode::AlreadyExists,
+            "aborted" => ErrorCode::Aborted,
+            "unauthenticated" => ErrorCode::Unauthenticated,
+            "permission_denied" => ErrorCode::PermissionDenied,
+            "resource_exhausted" => ErrorCode::ResourceExhausted,
+            "unavailable" => ErrorCode::Unavailable,
+            "deadline_exceeded" => ErrorCode::DeadlineExceeded,
+            "internal" => ErrorCode::Internal,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_is_found_by_its_name_and_nothing_else_is() {
+        let codes = [
+            ErrorCode::InvalidArgument,
+            ErrorCode::NotFound,
+            ErrorCode::AlreadyExists,
+            ErrorCode::Aborted,
+            ErrorCode::Unauthenticated,
+            ErrorCode::PermissionDenied,
+            ErrorCode::ResourceExhausted,
+            ErrorCode::Unavailable,
+            ErrorCode::DeadlineExceeded,
+            ErrorCode::Internal,
+        ];
+        for code in codes {
+            assert_eq!(ErrorCode::named(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::named("Internal"), None);
+        assert_eq!(ErrorCode::named(""), None);
+    }
 }

@@ -213,20 +213,5 @@ impl Reply {
 
 /// Returns the code named `name` (`ErrorCode::as_str`); an unknown name is `Internal`.
 fn code_named(name: &str) -> ErrorCode {
-    const CODES: [ErrorCode; 10] = [
-        ErrorCode::InvalidArgument,
-        ErrorCode::NotFound,
-        ErrorCode::AlreadyExists,
-        ErrorCode::Aborted,
-        ErrorCode::Unauthenticated,
-        ErrorCode::PermissionDenied,
-        ErrorCode::ResourceExhausted,
-        ErrorCode::Unavailable,
-        ErrorCode::DeadlineExceeded,
-        ErrorCode::Internal,
-    ];
-    CODES
-        .into_iter()
-        .find(|code| code.as_str() == name)
-        .unwrap_or(ErrorCode::Internal)
+    ErrorCode::named(name).unwrap_or(ErrorCode::Internal)
 }
