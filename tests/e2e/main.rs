@@ -16,6 +16,7 @@
 )]
 
 mod cluster;
+mod docs_metrics;
 mod e2e_bad_input;
 mod e2e_catalog;
 mod e2e_content_mode;

@@ -17,6 +17,7 @@ mod deliveries;
 mod error;
 mod event_types;
 mod events;
+mod gauges;
 mod metrics;
 mod subscriptions;
 mod test_sends;
@@ -39,7 +40,7 @@ use herald_proto::{
     DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, EVENT_TYPE_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME,
 };
 
-pub use config::{AuthConfig, Config};
+pub use config::{AuthConfig, Config, SubscriptionMetricsConfig};
 pub use deliveries::REPLAY_PROGRESS_EVERY;
 pub use error::{Error, Result};
 pub use events::{DEFAULT_REJECTED_PAGE_SIZE, MAX_REJECTED_PAGE_SIZE, PAYLOAD_SIZE_LIMIT};
@@ -61,6 +62,9 @@ pub struct Service {
     health_reporter: HealthReporter,
     /// Replays in progress, stopped with the service.
     replays: deliveries::Replays,
+    /// What the subscription gauge task reads from and sets, and how often (boxed: the
+    /// service is moved into `run`'s future).
+    gauges: Box<gauges::Setup>,
 }
 
 /// Builds the control service: the Subscriptions, Deliveries and Events APIs behind authentication,
@@ -101,7 +105,8 @@ pub async fn build(
     let subscriptions =
         SubscriptionServiceServer::with_interceptor(subscriptions, authenticator.clone());
     let replays = deliveries::Replays::default();
-    let deliveries = deliveries::DeliveryApi::new(store, nats, metrics, replays.clone());
+    let deliveries =
+        deliveries::DeliveryApi::new(store, nats.clone(), metrics.clone(), replays.clone());
     let deliveries = DeliveryServiceServer::with_interceptor(deliveries, authenticator);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -128,10 +133,23 @@ pub async fn build(
         router,
         health_reporter,
         replays,
+        gauges: Box::new(gauges::Setup {
+            nats,
+            metrics,
+            config: None,
+        }),
     })
 }
 
 impl Service {
+    /// Returns the service exporting what waits for each subscription (consumer lag, retry
+    /// backlog, dead letters) as gauges, read from NATS every `config.interval` by a task the
+    /// service owns and stops (`gauges.rs`).
+    pub fn with_subscription_metrics(mut self, config: SubscriptionMetricsConfig) -> Service {
+        self.gauges.config = Some(config);
+        self
+    }
+
     /// Serves until `shutdown` is cancelled: health turns to `NOT_SERVING`, replays in progress
     /// stop (their callers get `UNAVAILABLE`), the server stops accepting, and calls in flight
     /// finish before this returns.
@@ -162,6 +180,7 @@ impl Service {
                 .await;
         }
         let replays = self.replays;
+        let gauges = gauges::GaugeTask::spawn(*self.gauges, &shutdown);
         let signal = {
             let health_reporter = health_reporter.clone();
             let replays = replays.clone();
@@ -182,6 +201,9 @@ impl Service {
             .await;
         replays.cancel();
         replays.wait().await;
+        if let Some(gauges) = gauges {
+            Box::pin(gauges.stop()).await;
+        }
         served.map_err(Error::Transport)?;
         tracing::info!("control stopped");
         Ok(())

@@ -7,6 +7,7 @@
 //! ([`Event`](herald_core::Event), [`Subscription`](herald_core::Subscription)) and this crate's
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
+mod backlogs;
 mod catalog;
 mod consumer;
 mod dispatchers;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 
 use herald_core::ErrorCode;
 
+pub use backlogs::{Backlog, Backlogs, ConsumerLevel};
 pub use catalog::{EVENT_TYPES_BUCKET, EventTypeChange, EventTypeStore};
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,

@@ -210,7 +210,8 @@ pub(crate) async fn run(
             settings.network_policy(),
             &registry,
         ))
-        .await?;
+        .await?
+        .with_subscription_metrics(settings.subscription_metrics.clone());
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {

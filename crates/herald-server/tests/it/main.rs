@@ -20,5 +20,6 @@ mod process;
 mod replicas;
 mod shutdown;
 mod startup;
+mod subscription_metrics;
 mod tls;
 mod tracing;
