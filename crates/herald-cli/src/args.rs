@@ -256,6 +256,11 @@ pub(crate) struct DeliveryArgs {
     /// body with its own Content-Type).
     #[arg(long, value_enum)]
     pub(crate) content_mode: Option<ContentModeArg>,
+    /// Split delivery into N parts (1, 2, 4, 8 or 16), each delivered by one dispatcher replica,
+    /// so several replicas deliver a large subscription at once; its rate limit and max in
+    /// flight are divided among the parts. Fixed at creation.
+    #[arg(long, value_name = "N")]
+    pub(crate) parts: Option<u32>,
 }
 
 /// A limit given as a number, or the word that removes it.

@@ -230,6 +230,9 @@ pub(crate) fn delivery_summary(settings: &pb::DeliverySettings) -> String {
     if is_binary(settings) {
         parts.push("binary mode".to_owned());
     }
+    if settings.parts > 1 {
+        parts.push(format!("in {} parts", settings.parts));
+    }
     parts.join(", ")
 }
 
@@ -257,6 +260,9 @@ pub(crate) fn delivery_brief(settings: Option<&pb::DeliverySettings>) -> String 
     }
     if is_binary(settings) {
         parts.push("binary".to_owned());
+    }
+    if settings.parts > 1 {
+        parts.push(format!("{} parts", settings.parts));
     }
     if parts.is_empty() {
         return "-".to_owned();
@@ -615,6 +621,7 @@ fn delivery_json(settings: &pb::DeliverySettings) -> Value {
         "ordering": settings.ordering().as_str_name(),
         "on_dead_letter": settings.on_dead_letter().as_str_name(),
         "content_mode": settings.content_mode().as_str_name(),
+        "parts": settings.parts.max(1),
     })
 }
 

@@ -320,6 +320,9 @@ pub(crate) fn delivery_settings_of(
         Some(ContentModeArg::Binary) => settings.content_mode = ContentMode::Binary as i32,
         None => {}
     }
+    if let Some(parts) = args.parts {
+        settings.parts = parts;
+    }
     Ok(Some(settings))
 }
 
@@ -330,6 +333,7 @@ fn has_delivery(args: &DeliveryArgs) -> bool {
         || args.ordering.is_some()
         || args.on_dead_letter.is_some()
         || args.content_mode.is_some()
+        || args.parts.is_some()
 }
 
 fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequest> {

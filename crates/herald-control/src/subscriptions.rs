@@ -60,6 +60,8 @@ struct Changes {
     description: Option<String>,
     retry_policy: Option<RetryPolicy>,
     delivery: Option<DeliverySettings>,
+    /// Whether the request's delivery settings name `parts`.
+    parts_given: bool,
 }
 
 impl SubscriptionApi {
@@ -187,7 +189,18 @@ impl SubscriptionApi {
                 revision,
             } = self.read(&id).await?;
             check_revision(&id, expected_revision, revision)?;
+            let parts = subscription.delivery.parts;
             changes.apply(&mut subscription, OffsetDateTime::now_utc());
+            if subscription.delivery.parts != parts {
+                // Moving keys between parts while their events wait in another part's window
+                // would deliver them out of order.
+                return Err(Error::invalid_argument(
+                    "delivery.parts",
+                    format!(
+                        "is fixed when the subscription is created (it has {parts}); create a new subscription to split it another way"
+                    ),
+                ));
+            }
             subscription.validate()?;
             match self.store.update(&subscription, revision).await {
                 Ok(new_revision) => {
@@ -378,6 +391,7 @@ impl SubscriptionApi {
             description: request.description.clone(),
             retry_policy: parse_retry_policy(request.retry_policy.as_ref())?,
             delivery: parse_delivery(request.delivery.as_ref())?,
+            parts_given: request.delivery.as_ref().is_some_and(|d| d.parts != 0),
         })
     }
 }
@@ -397,7 +411,13 @@ impl Changes {
             subscription.retry_policy = retry_policy.clone();
         }
         if let Some(delivery) = self.delivery {
+            // Replaced whole, but for `parts` when the request leaves it unset (0): it is
+            // fixed at creation, so callers changing a limit need not repeat it.
+            let parts = subscription.delivery.parts;
             subscription.delivery = delivery;
+            if !self.parts_given {
+                subscription.delivery.parts = parts;
+            }
         }
         subscription.updated_at = now;
     }

@@ -333,6 +333,16 @@ impl Event {
             .map(ExtensionValue::canonical)
     }
 
+    /// Returns the subject partition the event is stored on (`subject.rs`): its ordering key's,
+    /// or, without one, its message id's; `message_id` is [`Event::message_id`], derived once
+    /// by the caller.
+    pub fn partition(&self, message_id: &MessageId) -> u32 {
+        match self.partition_key() {
+            Some(key) => crate::subject::partition_of(&key),
+            None => crate::subject::partition_of(message_id.as_str()),
+        }
+    }
+
     /// Returns the canonical string form of a context attribute or extension, by name.
     pub fn attribute(&self, name: &str) -> Option<Cow<'_, str>> {
         self.attributes.get(name)

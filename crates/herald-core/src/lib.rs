@@ -25,4 +25,4 @@ pub mod trace;
 pub use error::ErrorCode;
 pub use event::{Event, EventError, MessageId};
 pub use filter::Filter;
-pub use subscription::{DeliverySettings, Sink, State, Subscription, SubscriptionId};
+pub use subscription::{DeliverySettings, Sink, State, Subscription, SubscriptionId, WorkId};

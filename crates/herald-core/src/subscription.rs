@@ -17,6 +17,7 @@ use crate::network::{self, NetworkPolicy};
 use crate::retry::RetryPolicy;
 
 mod delivery;
+mod part;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ pub use delivery::{
 };
 /// The signature scheme of a secret, `v1` or `v1a`.
 pub use herald_signing::Scheme;
+pub use part::{PART_COUNTS, Part, WorkId};
 
 /// Longest sink URL accepted, in bytes.
 pub const MAX_SINK_LEN: usize = 2048;
@@ -143,6 +145,12 @@ impl From<filter::FilterError> for SubscriptionError {
 }
 
 impl Subscription {
+    /// What replicas own and workers deliver of this subscription: the whole of it, or each of
+    /// its `delivery.parts` parts.
+    pub fn work_ids(&self) -> impl Iterator<Item = WorkId> + '_ {
+        Part::all(self.delivery.parts).map(|part| WorkId::new(self.id.clone(), part))
+    }
+
     /// Returns the keys that sign this subscription's deliveries: its secret, and the retired
     /// secrets whose overlap has not ended (the attempt's timestamp decides, see
     /// `herald_signing::sign_all`).

@@ -43,6 +43,16 @@ pub(crate) fn admit(metrics: &Metrics, route: &Route, delivery: &Delivery) -> Ad
         let event_type = event.ty().to_owned();
         return Admission::Reject(Rejection::SubjectMismatch { event_type });
     }
+    // A split subscription's parts all read its redeliveries (redrive and replay name the
+    // subscription, not a part): each takes only those of its own partitions.
+    if !typed_subject && delivery.subject().starts_with("herald.redeliver.") && !route.takes(&event)
+    {
+        metrics
+            .events_filtered
+            .with_label_values(&["other_part"])
+            .inc();
+        return Admission::Filtered;
+    }
     let decision = match route.filters() {
         Some(filters) => filters.matches(&event),
         None => filter::Match {

@@ -120,7 +120,7 @@ pub(crate) async fn attempt(
                 );
                 Box::pin(announce::disable(context, subscription, &reason)).await;
             }
-            Box::pin(retry_later(context, subscription, event, delivery, *after)).await
+            Box::pin(retry_later(context, route.work(), event, delivery, *after)).await
         }
         Outcome::Dead { reason } => {
             Box::pin(health.failed(context, &subscription.id, now)).await;
@@ -176,7 +176,7 @@ pub(crate) const BACKLOG_FROM: Duration = Duration::from_secs(2);
 /// cannot be stored, the delivery is nak'd instead, so nothing is lost. Says which it was.
 async fn retry_later(
     context: &WorkerContext,
-    subscription: &Subscription,
+    work: &herald_core::WorkId,
     event: &Event,
     delivery: &Delivery,
     after: Duration,
@@ -197,7 +197,7 @@ async fn retry_later(
         published: delivery.published,
         trace: delivery.trace(),
     };
-    match context.retries.schedule(&subscription.id, retry, due).await {
+    match context.retries.schedule(work, retry, due).await {
         Ok(()) => {
             context.metrics.retries_scheduled.inc();
             (End::RetryLater, delivery.ack().await)

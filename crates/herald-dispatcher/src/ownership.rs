@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use herald_core::{ErrorCode, SubscriptionId};
+use herald_core::{ErrorCode, WorkId};
 use herald_nats::{Dispatchers, MemberId, Nats};
 
 use crate::Result;
@@ -90,12 +90,12 @@ pub struct Ownership {
     replica_id: String,
     dispatchers: Dispatchers,
     lease: Arc<Lease>,
-    subscriptions: watch::Sender<BTreeSet<SubscriptionId>>,
-    drained: mpsc::UnboundedSender<SubscriptionId>,
-    owned: watch::Receiver<BTreeMap<SubscriptionId, Fence>>,
+    subscriptions: watch::Sender<BTreeSet<WorkId>>,
+    drained: mpsc::UnboundedSender<WorkId>,
+    owned: watch::Receiver<BTreeMap<WorkId, Fence>>,
     settled: watch::Receiver<u64>,
     membership_task: JoinHandle<()>,
-    claims_task: JoinHandle<Vec<(SubscriptionId, u64)>>,
+    claims_task: JoinHandle<Vec<(WorkId, u64)>>,
     stop: StopOnDrop,
 }
 
@@ -162,18 +162,18 @@ impl Ownership {
 
     /// Sets the active subscriptions this replica knows; the others are neither claimed nor
     /// offered (one that leaves this set leaves [`Ownership::owned`] and must be drained).
-    pub fn set_subscriptions(&self, ids: BTreeSet<SubscriptionId>) {
+    pub fn set_subscriptions(&self, ids: BTreeSet<WorkId>) {
         self.subscriptions.send_replace(ids);
     }
 
     /// Adds one active subscription to those [`Ownership::set_subscriptions`] set: a change of
     /// one, for callers that learn of subscriptions one at a time.
-    pub fn offer(&self, id: SubscriptionId) {
+    pub fn offer(&self, id: WorkId) {
         self.subscriptions.send_if_modified(|ids| ids.insert(id));
     }
 
     /// Removes one subscription from those offered (see [`Ownership::offer`]).
-    pub fn withdraw(&self, id: &SubscriptionId) {
+    pub fn withdraw(&self, id: &WorkId) {
         self.subscriptions.send_if_modified(|ids| ids.remove(id));
     }
 
@@ -181,7 +181,7 @@ impl Ownership {
     /// attempt. A subscription that leaves the map must stop; call [`Ownership::drained`] once
     /// its attempts have finished. (One that came and went between two looks at the map needs
     /// nothing: its fence was never checked, so its claim goes at once.)
-    pub fn owned(&self) -> watch::Receiver<BTreeMap<SubscriptionId, Fence>> {
+    pub fn owned(&self) -> watch::Receiver<BTreeMap<WorkId, Fence>> {
         self.owned.clone()
     }
 
@@ -196,7 +196,7 @@ impl Ownership {
     /// Says that the caller stopped delivering `id` after it left [`Ownership::owned`]: its
     /// fence becomes invalid and its claim is released, for the preferred replica to take.
     /// Ignored for a subscription that was not given up.
-    pub fn drained(&self, id: &SubscriptionId) {
+    pub fn drained(&self, id: &WorkId) {
         // The claim task is gone only when stopping, and then nothing is left to release.
         let _ = self.drained.send(id.clone());
     }

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use herald_core::SubscriptionId;
+use herald_core::WorkId;
 
 /// The dispatcher's readiness, read by the admin listener. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +27,7 @@ struct State {
     /// The first claim round after the watch caught up is over.
     settled: bool,
     /// Workers started before the dispatcher had started whose consumer is not set up yet.
-    waiting: BTreeSet<SubscriptionId>,
+    waiting: BTreeSet<WorkId>,
     started: bool,
 }
 
@@ -59,7 +59,7 @@ impl Readiness {
     }
 
     /// A worker started; until the dispatcher has started, it waits for its consumer.
-    pub(crate) fn worker_started(&self, id: &SubscriptionId) {
+    pub(crate) fn worker_started(&self, id: &WorkId) {
         let mut state = self.lock();
         if !state.started {
             state.waiting.insert(id.clone());
@@ -67,19 +67,20 @@ impl Readiness {
     }
 
     /// A worker stopped (its subscription went away or elsewhere): nothing waits for it.
-    pub(crate) fn worker_stopped(&self, id: &SubscriptionId) {
+    pub(crate) fn worker_stopped(&self, id: &WorkId) {
         let mut state = self.lock();
         state.waiting.remove(id);
         state.latch();
     }
 
-    /// A consumer named `name` (a subscription id) was set up.
+    /// A consumer named `name` (a subscription's, or a part's: `WorkId::consumer_name`) was set
+    /// up.
     pub(crate) fn consumer_set_up(&self, name: &str) {
         let mut state = self.lock();
         if state.started {
             return;
         }
-        if let Ok(id) = SubscriptionId::parse(name) {
+        if let Ok(id) = WorkId::parse_consumer_name(name) {
             state.waiting.remove(&id);
         }
         state.latch();
@@ -95,8 +96,8 @@ impl Readiness {
 mod tests {
     use super::*;
 
-    fn id(n: u8) -> SubscriptionId {
-        SubscriptionId::parse(&format!("sub_01JA00000000000000000000{n:02}")).unwrap()
+    fn id(n: u8) -> WorkId {
+        WorkId::parse(&format!("sub_01JA00000000000000000000{n:02}")).unwrap()
     }
 
     #[test]
@@ -108,7 +109,7 @@ mod tests {
         assert!(!readiness.is_ready(), "not settled");
         readiness.settled();
         assert!(!readiness.is_ready(), "two consumers to set up");
-        readiness.consumer_set_up(id(1).as_str());
+        readiness.consumer_set_up(&id(1).consumer_name());
         assert!(!readiness.is_ready(), "one consumer to set up");
         readiness.worker_stopped(&id(2));
         assert!(readiness.is_ready());

@@ -138,7 +138,7 @@ pub(crate) async fn run(
         mut due,
     } = pulls;
     let mut route = Arc::clone(&routes.borrow_and_update());
-    let mut limiter = Limiter::new(route.subscription().delivery.rate_limit);
+    let mut limiter = Limiter::new(route.rate_limit());
     let mut lanes: Lanes<Waiting> = Lanes::default();
     let mut running: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
     let mut settling: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
@@ -168,7 +168,7 @@ pub(crate) async fn run(
     // Likewise a key whose event waits in the retry backlog waits for it, not only while the
     // worker that scheduled the retry lives.
     if route.subscription().delivery.ordering == Ordering::Key {
-        match Box::pin(context.retries.pending(&route.subscription().id)).await {
+        match Box::pin(context.retries.pending(route.work())).await {
             Ok(pending) => {
                 for (sequence, event) in pending {
                     if let Some(key) = Event::from_structured(event)
@@ -184,7 +184,7 @@ pub(crate) async fn run(
             }
         }
         // And a key with held events delivers them before its live ones.
-        match Box::pin(context.retries.held_keys(&route.subscription().id)).await {
+        match Box::pin(context.retries.held_keys(route.work())).await {
             Ok(held) => {
                 for held in held {
                     if let Some(key) = Event::from_structured(held.event)
@@ -316,7 +316,7 @@ pub(crate) async fn run(
                     continue;
                 }
                 route = Arc::clone(&routes.borrow_and_update());
-                limiter.set_limit(route.subscription().delivery.rate_limit);
+                limiter.set_limit(route.rate_limit());
                 // The sink may have moved to another host.
                 host_permit = None;
                 host_wait = None;
@@ -363,6 +363,13 @@ async fn dead_letter_keys(context: &WorkerContext, route: &Route) -> Option<BTre
                 .into_iter()
                 .filter_map(|dead| Event::from_structured(dead.event).ok())
                 .filter_map(|event| event.partition_key().map(|key| key.into_owned()))
+                // A part blocks only its own keys: another part's are its owner's to block.
+                .filter(|key| {
+                    route
+                        .work()
+                        .part()
+                        .holds(herald_core::subject::partition_of(key))
+                })
                 .collect(),
         ),
         Err(err) => {
@@ -497,7 +504,7 @@ fn move_to_hold(
     job: Job<Waiting>,
 ) -> BoxFuture<'static, Moved> {
     let context = Arc::clone(context);
-    let id = route.subscription().id.clone();
+    let id = route.work().clone();
     Box::pin(async move {
         let Waiting { delivery, event } = &job.item;
         let held = context
@@ -537,7 +544,7 @@ fn release_held(
     key: String,
 ) -> BoxFuture<'static, Released> {
     let context = Arc::clone(context);
-    let id = route.subscription().id.clone();
+    let id = route.work().clone();
     Box::pin(async move {
         let released = async {
             let Some(held) = context.retries.first_held(&id, &key).await? else {

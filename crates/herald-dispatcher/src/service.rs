@@ -1,5 +1,5 @@
-//! The dispatcher service: reconciles one worker per subscription with the subscriptions
-//! bucket, and drains them on shutdown.
+//! The dispatcher service: reconciles one worker per owned subscription (or part of a split
+//! one, `herald_core::WorkId`) with the subscriptions bucket, and drains them on shutdown.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -9,8 +9,9 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use herald_core::SubscriptionId;
 use herald_core::network::NetworkPolicy;
+use herald_core::subscription::Part;
+use herald_core::{SubscriptionId, WorkId};
 use herald_nats::{Nats, SubscriptionChange, Versioned};
 
 use crate::client::DeliveryClient;
@@ -155,6 +156,7 @@ impl Service {
             ownership,
             shutdown: shutdown.clone(),
             active: BTreeMap::new(),
+            parts: HashMap::new(),
             owned: BTreeMap::new(),
             workers: HashMap::new(),
         };
@@ -289,10 +291,11 @@ where
     }
 }
 
-/// The service's state: which subscriptions are active, which this replica owns, and the
-/// workers it runs. A subscription has a worker exactly while it is active and owned; a worker
-/// that must stop is cancelled, and once its task ended the subscription is drained (its claim
-/// released) or, if it is wanted again, started anew.
+/// The service's state: which subscriptions are active, which work (subscriptions, or parts of
+/// split ones) this replica owns, and the workers it runs. A piece of work has a worker exactly
+/// while its subscription is active and it is owned; a worker that must stop is cancelled, and
+/// once its task ended the work is drained (its claim released) or, if it is wanted again,
+/// started anew.
 struct Reconciler {
     context: Arc<WorkerContext>,
     supervisor: Supervisor,
@@ -300,13 +303,26 @@ struct Reconciler {
     ownership: Ownership,
     shutdown: CancellationToken,
     active: BTreeMap<SubscriptionId, Versioned<herald_core::Subscription>>,
-    owned: BTreeMap<SubscriptionId, Fence>,
-    workers: HashMap<SubscriptionId, WorkerHandle>,
+    /// The number of parts of every subscription seen, active or not: what to withdraw and
+    /// whose consumers to delete when it goes.
+    parts: HashMap<SubscriptionId, u32>,
+    owned: BTreeMap<WorkId, Fence>,
+    workers: HashMap<WorkId, WorkerHandle>,
 }
 
 impl Reconciler {
     fn put(&mut self, subscription: Versioned<herald_core::Subscription>) {
         let id = subscription.value.id.clone();
+        let parts = subscription.value.delivery.parts;
+        let known_parts = self.parts.insert(id.clone(), parts);
+        if let Some(known) = known_parts.filter(|known| *known != parts) {
+            // Control refuses to change the parts; should the stored value change anyway, the
+            // old parts stop and the new ones start.
+            tracing::warn!(subscription_id = %id, from = known, to = parts, "the subscription's parts changed");
+            for part in Part::all(known) {
+                self.ownership.withdraw(&WorkId::new(id.clone(), part));
+            }
+        }
         if subscription.value.state.is_active() {
             let stale = self
                 .active
@@ -315,47 +331,85 @@ impl Reconciler {
             if stale {
                 return;
             }
+            for work in subscription.value.work_ids() {
+                self.ownership.offer(work);
+            }
             self.active.insert(id.clone(), subscription);
-            self.ownership.offer(id.clone());
         } else if self.active.remove(&id).is_some() {
             // Paused or disabled: stop delivering but keep the consumer, so events accumulate
             // and are delivered once the subscription is resumed.
-            self.ownership.withdraw(&id);
+            for part in Part::all(parts) {
+                self.ownership.withdraw(&WorkId::new(id.clone(), part));
+            }
             tracing::info!(subscription_id = %id, "subscription not active: delivery stops");
         }
-        self.reconcile(&id);
+        self.reconcile_subscription(&id);
     }
 
     async fn delete(&mut self, id: SubscriptionId) {
         self.active.remove(&id);
-        self.ownership.withdraw(&id);
-        self.reconcile(&id);
-        if let Err(err) = self.context.nats.delete_consumer(id.as_str()).await {
-            tracing::warn!(subscription_id = %id, error = %err, "failed to delete consumer");
+        let parts = self.parts.remove(&id).unwrap_or(1);
+        for part in Part::all(parts) {
+            self.ownership.withdraw(&WorkId::new(id.clone(), part));
         }
-        if let Err(err) = self.context.retries.forget(&id).await {
+        self.reconcile_subscription(&id);
+        for part in Part::all(parts) {
+            let work = WorkId::new(id.clone(), part);
+            if let Err(err) = self
+                .context
+                .nats
+                .delete_consumer(&work.consumer_name())
+                .await
+            {
+                tracing::warn!(subscription_id = %id, consumer = %work.consumer_name(), error = %err, "failed to delete consumer");
+            }
+        }
+        if let Err(err) = self.context.retries.forget(&id, parts).await {
             tracing::warn!(subscription_id = %id, error = %err, "failed to forget the subscription's retries");
         }
         tracing::info!(subscription_id = %id, "subscription removed");
     }
 
-    fn owned_changed(&mut self, owned: BTreeMap<SubscriptionId, Fence>) {
-        let mut touched: BTreeSet<SubscriptionId> = self.owned.keys().cloned().collect();
+    fn owned_changed(&mut self, owned: BTreeMap<WorkId, Fence>) {
+        let mut touched: BTreeSet<WorkId> = self.owned.keys().cloned().collect();
         touched.extend(owned.keys().cloned());
         self.owned = owned;
-        for id in touched {
-            self.reconcile(&id);
+        for work in touched {
+            self.reconcile(&work);
         }
     }
 
-    /// Brings one subscription's worker in line with whether it is active and owned, and with
-    /// the claim it is owned under: a worker holding another claim's fence (this replica lost
-    /// the subscription and took it again between two looks at the owned map) is stopped, and
-    /// started again under the new fence once its task ended.
-    fn reconcile(&mut self, id: &SubscriptionId) {
-        let subscription = self.active.get(id);
-        let fence = self.owned.get(id);
-        match (subscription.zip(fence), self.workers.get_mut(id)) {
+    /// Reconciles every piece of work of a subscription: its parts as stored, and whatever it
+    /// has a worker or a claim for.
+    fn reconcile_subscription(&mut self, id: &SubscriptionId) {
+        let parts = self.parts.get(id).copied().unwrap_or(1);
+        let mut touched: BTreeSet<WorkId> = Part::all(parts)
+            .map(|part| WorkId::new(id.clone(), part))
+            .collect();
+        touched.extend(
+            self.workers
+                .keys()
+                .chain(self.owned.keys())
+                .filter(|work| work.subscription() == id)
+                .cloned(),
+        );
+        for work in touched {
+            self.reconcile(&work);
+        }
+    }
+
+    /// Brings one piece of work's worker in line with whether its subscription is active (with
+    /// this many parts) and the work owned, and with the claim it is owned under: a worker
+    /// holding another claim's fence (this replica lost the work and took it again between two
+    /// looks at the owned map) is stopped, and started again under the new fence once its task
+    /// ended.
+    fn reconcile(&mut self, work: &WorkId) {
+        let subscription = self
+            .active
+            .get(work.subscription())
+            .filter(|subscription| subscription.value.delivery.parts == work.part().count());
+        let fence = self.owned.get(work);
+        match (subscription.zip(fence), self.workers.get_mut(work)) {
             (Some((subscription, fence)), Some(worker))
                 if worker.fence.token() == fence.token() =>
             {
@@ -363,36 +417,42 @@ impl Reconciler {
                     worker.revision = subscription.revision;
                     // The worker applies new filter subjects to its consumer and uses the new
                     // route for every delivery from now on.
-                    worker
-                        .routes
-                        .send_replace(Arc::new(Route::new(subscription.value.clone())));
-                    tracing::info!(subscription_id = %id, revision = subscription.revision, "subscription updated");
+                    worker.routes.send_replace(Arc::new(Route::new(
+                        subscription.value.clone(),
+                        work.part(),
+                    )));
+                    tracing::info!(%work, revision = subscription.revision, "subscription updated");
                 }
                 // A cancelled worker is started again once its task ended, if still wanted.
             }
             (_, Some(worker)) => {
                 if !worker.cancel.is_cancelled() {
                     worker.cancel.cancel();
-                    self.readiness.worker_stopped(id);
+                    self.readiness.worker_stopped(work);
                     self.context.metrics.subscriptions.dec();
-                    tracing::info!(subscription_id = %id, "delivery of the subscription stops here");
+                    tracing::info!(%work, "delivery of the subscription stops here");
                 }
             }
             (Some((subscription, fence)), None) => {
                 let (subscription, fence) = (subscription.clone(), fence.clone());
-                self.start(subscription, fence);
+                self.start(subscription, work.clone(), fence);
             }
             (None, None) => {}
         }
     }
 
-    fn start(&mut self, subscription: Versioned<herald_core::Subscription>, fence: Fence) {
-        let id = subscription.value.id.clone();
+    fn start(
+        &mut self,
+        subscription: Versioned<herald_core::Subscription>,
+        work: WorkId,
+        fence: Fence,
+    ) {
         let revision = subscription.revision;
-        let (routes, routes_rx) = watch::channel(Arc::new(Route::new(subscription.value)));
+        let route = Route::new(subscription.value, work.part());
+        let (routes, routes_rx) = watch::channel(Arc::new(route));
         let cancel = self.shutdown.child_token();
         let task = self.supervisor.start(
-            id.clone(),
+            work.clone(),
             worker::run(
                 Arc::clone(&self.context),
                 routes_rx,
@@ -401,7 +461,7 @@ impl Reconciler {
             ),
         );
         self.workers.insert(
-            id.clone(),
+            work.clone(),
             WorkerHandle {
                 revision,
                 routes,
@@ -410,13 +470,13 @@ impl Reconciler {
                 task,
             },
         );
-        self.readiness.worker_started(&id);
+        self.readiness.worker_started(&work);
         self.context.metrics.subscriptions.inc();
-        tracing::info!(subscription_id = %id, revision, "delivering the subscription");
+        tracing::info!(%work, revision, "delivering the subscription");
     }
 
     /// A worker's task ended: restart it if it ended on its own while still wanted, otherwise
-    /// drain the subscription and start it again if it is wanted again meanwhile.
+    /// drain the work and start it again if it is wanted again meanwhile.
     fn ended(&mut self, ended: Ended) {
         let Some(worker) = self.workers.get_mut(&ended.id) else {
             return;
@@ -439,10 +499,10 @@ impl Reconciler {
             self.context.metrics.worker_restarts.inc();
             match ended.result {
                 Err(err) if err.is_panic() => {
-                    tracing::error!(subscription_id = %ended.id, error = %err, restart_in = ?delay, "a delivery worker panicked; restarting it");
+                    tracing::error!(work = %ended.id, error = %err, restart_in = ?delay, "a delivery worker panicked; restarting it");
                 }
                 _ => {
-                    tracing::error!(subscription_id = %ended.id, restart_in = ?delay, "a delivery worker ended on its own; restarting it");
+                    tracing::error!(work = %ended.id, restart_in = ?delay, "a delivery worker ended on its own; restarting it");
                 }
             }
             return;
@@ -474,7 +534,7 @@ async fn watch_again(
     }
 }
 
-/// Deletes consumers of subscriptions deleted while no dispatcher was running.
+/// Deletes consumers of subscriptions deleted while no dispatcher was running (each part's).
 ///
 /// Racing a subscription created meanwhile is harmless: its worker recreates the consumer from
 /// the subscription's creation time.
@@ -482,20 +542,22 @@ async fn remove_orphan_consumers(
     nats: &Nats,
     store: &herald_nats::SubscriptionStore,
 ) -> Result<()> {
-    let live: Vec<String> = store
+    let live: BTreeSet<SubscriptionId> = store
         .list()
         .await?
         .into_iter()
-        .map(|s| s.value.id.as_str().to_owned())
+        .map(|s| s.value.id)
         .collect();
     for name in nats.consumer_names().await? {
-        let Ok(id) = SubscriptionId::parse(&name) else {
+        let Ok(work) = WorkId::parse_consumer_name(&name) else {
             continue;
         };
-        if !live.contains(&name) {
+        if !live.contains(work.subscription()) {
             tracing::info!(consumer = %name, "deleting the consumer of a deleted subscription");
             nats.delete_consumer(&name).await?;
-            nats.retries().forget(&id).await?;
+            nats.retries()
+                .forget(work.subscription(), work.part().count())
+                .await?;
         }
     }
     Ok(())

@@ -17,7 +17,7 @@ use tokio::task::{self, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use herald_core::SubscriptionId;
+use herald_core::WorkId;
 
 #[cfg(test)]
 mod tests;
@@ -51,7 +51,7 @@ impl RestartPolicy {
 /// the readiness check, and mirrored in a gauge.
 #[derive(Debug, Clone)]
 pub struct Unserved {
-    ids: Arc<Mutex<BTreeSet<SubscriptionId>>>,
+    ids: Arc<Mutex<BTreeSet<WorkId>>>,
     gauge: IntGauge,
 }
 
@@ -62,23 +62,23 @@ impl Unserved {
     }
 
     /// The subscriptions waiting for a restart.
-    pub fn ids(&self) -> Vec<SubscriptionId> {
+    pub fn ids(&self) -> Vec<WorkId> {
         self.lock().iter().cloned().collect()
     }
 
-    fn insert(&self, id: SubscriptionId) {
+    fn insert(&self, id: WorkId) {
         let mut ids = self.lock();
         ids.insert(id);
         self.gauge.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
     }
 
-    fn remove(&self, id: &SubscriptionId) {
+    fn remove(&self, id: &WorkId) {
         let mut ids = self.lock();
         ids.remove(id);
         self.gauge.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<SubscriptionId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<WorkId>> {
         // The set is never left half-updated: a poisoned lock still holds a valid set.
         self.ids.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -86,7 +86,7 @@ impl Unserved {
 
 /// A task that ended, with the subscription it served.
 pub(crate) struct Ended {
-    pub(crate) id: SubscriptionId,
+    pub(crate) id: WorkId,
     pub(crate) task: task::Id,
     pub(crate) result: Result<(), JoinError>,
 }
@@ -99,8 +99,8 @@ struct Restarts {
 /// Owns the delivery tasks.
 pub(crate) struct Supervisor {
     tasks: JoinSet<()>,
-    by_task: HashMap<task::Id, SubscriptionId>,
-    restarts: HashMap<SubscriptionId, Restarts>,
+    by_task: HashMap<task::Id, WorkId>,
+    restarts: HashMap<WorkId, Restarts>,
     unserved: Unserved,
     policy: RestartPolicy,
 }
@@ -127,7 +127,7 @@ impl Supervisor {
     /// Starts a subscription's task now.
     pub(crate) fn start(
         &mut self,
-        id: SubscriptionId,
+        id: WorkId,
         task: impl Future<Output = ()> + Send + 'static,
     ) -> task::Id {
         self.restarts.insert(
@@ -147,7 +147,7 @@ impl Supervisor {
     /// removed meanwhile), and then the task never starts. Returns the new task and the delay.
     pub(crate) fn restart(
         &mut self,
-        id: SubscriptionId,
+        id: WorkId,
         cancel: CancellationToken,
         task: impl Future<Output = ()> + Send + 'static,
     ) -> (task::Id, Duration) {
@@ -182,7 +182,7 @@ impl Supervisor {
 
     /// Forgets a subscription that no longer wants delivering: its restart count, and its
     /// place among the unserved. Its task, cancelled by the caller, ends on its own.
-    pub(crate) fn forget(&mut self, id: &SubscriptionId) {
+    pub(crate) fn forget(&mut self, id: &WorkId) {
         self.restarts.remove(id);
         self.unserved.remove(id);
     }

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use herald_core::filter::CompiledFilters;
-use herald_core::{Subscription, filter, subject};
+use herald_core::subscription::Part;
+use herald_core::{Subscription, WorkId, filter, subject};
 use herald_nats::ConsumerSpec;
 
 use crate::Config;
@@ -19,9 +20,12 @@ use crate::health::HealthTracker;
 use crate::ownership::Fence;
 use crate::scheduler;
 
-/// A subscription prepared for delivery: parsed once per revision, used for every event.
+/// A subscription (or one part of it) prepared for delivery: parsed once per revision, used
+/// for every event.
 pub(crate) struct Route {
     subscription: Subscription,
+    /// What this worker delivers: the whole subscription or one of its parts.
+    work: WorkId,
     filter_subjects: Vec<String>,
     /// `None` when the stored filters do not compile, which control's validation prevents:
     /// then nothing matches, counted as filtered with reason `invalid_filters`.
@@ -31,9 +35,14 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    pub(crate) fn new(subscription: Subscription) -> Route {
-        let mut filter_subjects = subject::filter_subjects(&subscription.filters);
-        // Redriven dead letters and replayed events reach only this subscription.
+    /// Prepares `subscription` for the worker of `part` of it.
+    pub(crate) fn new(subscription: Subscription, part: Part) -> Route {
+        let work = WorkId::new(subscription.id.clone(), part);
+        // A part reads only its own partitions of the subscription's subjects.
+        let mut filter_subjects =
+            part.filter_subjects(&subject::filter_subjects(&subscription.filters));
+        // Redriven dead letters and replayed events reach only this subscription (every part
+        // reads them and takes its own: `Route::takes`).
         filter_subjects.push(herald_nats::redeliver_subject(&subscription.id));
         let filters = match filter::compile(&subscription.filters) {
             Ok(filters) => Some(filters),
@@ -45,10 +54,28 @@ impl Route {
         let secret = subscription.signing_keys();
         Route {
             subscription,
+            work,
             filter_subjects,
             filters,
             secret,
         }
+    }
+
+    /// What this route delivers.
+    pub(crate) fn work(&self) -> &WorkId {
+        &self.work
+    }
+
+    /// Whether this route's part delivers `event`: always for a whole subscription; for a part,
+    /// when the event's partition (`Event::partition`, as ingest chose it) is one of its own.
+    pub(crate) fn takes(&self, event: &herald_core::Event) -> bool {
+        let part = self.work.part();
+        part.is_whole() || part.holds(event.partition(&event.message_id()))
+    }
+
+    /// The rate limit of this route: the subscription's, or its part's share of it.
+    pub(crate) fn rate_limit(&self) -> Option<herald_core::subscription::RateLimit> {
+        self.subscription.delivery.rate_limit_of(self.work.part())
     }
 
     pub(crate) fn subscription(&self) -> &Subscription {
@@ -63,11 +90,12 @@ impl Route {
         &self.secret
     }
 
-    /// Concurrent attempts to the endpoint: the subscription's own, or the dispatcher's default.
+    /// Concurrent attempts to the endpoint: the subscription's own, or the dispatcher's default;
+    /// for a part, its share of it.
     pub(crate) fn max_in_flight(&self, config: &Config) -> usize {
         self.subscription
             .delivery
-            .max_in_flight_or(config.max_in_flight_per_subscription)
+            .max_in_flight_of(self.work.part(), config.max_in_flight_per_subscription)
     }
 
     /// How many events the consumer hands out unacknowledged: twice the concurrency, so events
@@ -92,14 +120,14 @@ impl Route {
     /// The subscription's consumer of due retries in the retry backlog.
     pub(crate) fn retry_consumer_spec(&self, config: &Config) -> ConsumerSpec {
         ConsumerSpec {
-            filter_subjects: vec![herald_nats::due_subject(&self.subscription.id)],
+            filter_subjects: vec![herald_nats::due_subject(&self.work)],
             ..self.consumer_spec(config)
         }
     }
 
     pub(crate) fn consumer_spec(&self, config: &Config) -> ConsumerSpec {
         ConsumerSpec {
-            name: self.subscription.id.as_str().to_owned(),
+            name: self.work.consumer_name(),
             filter_subjects: self.filter_subjects.clone(),
             start_time: self.subscription.created_at,
             ack_wait: config.ack_wait(),
@@ -115,8 +143,15 @@ pub(crate) async fn run(
     fence: Fence,
     cancel: CancellationToken,
 ) {
-    let subscription_id = routes.borrow().subscription.id.clone();
-    let span = tracing::info_span!("worker", %subscription_id);
+    let (subscription_id, work) = {
+        let route = routes.borrow();
+        (route.subscription.id.clone(), route.work.clone())
+    };
+    let span = if work.part().is_whole() {
+        tracing::info_span!("worker", %subscription_id)
+    } else {
+        tracing::info_span!("worker", %subscription_id, part = %work)
+    };
     async move {
         // Set-up is a few JetStream API calls; only so many workers make them at once.
         let health = {
@@ -168,7 +203,7 @@ pub(crate) async fn run(
             };
             // Due retries are pulled only while the retry stream holds something of this
             // subscription; otherwise the scheduler opens the pull when it stores the first.
-            let due = match Box::pin(context.retries.has_any(&subscription_id)).await {
+            let due = match Box::pin(context.retries.has_any(&work)).await {
                 Ok(false) => None,
                 has_any => {
                     if let Err(err) = has_any {

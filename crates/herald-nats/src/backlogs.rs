@@ -111,14 +111,15 @@ impl Backlogs {
         )?;
         let mut backlogs: BTreeMap<SubscriptionId, Backlog> =
             ids.into_iter().map(|id| (id, Backlog::default())).collect();
+        // A subscription split into parts has a consumer per part: their levels add up.
         for (name, level) in events {
-            if let Some(backlog) = backlog_of(&mut backlogs, &name) {
-                backlog.events = Some(level);
+            if let Some(backlog) = backlog_of_consumer(&mut backlogs, &name) {
+                backlog.events = Some(level.plus(backlog.events));
             }
         }
         for (name, level) in retries {
-            if let Some(backlog) = backlog_of(&mut backlogs, &name) {
-                backlog.retries = Some(level);
+            if let Some(backlog) = backlog_of_consumer(&mut backlogs, &name) {
+                backlog.retries = Some(level.plus(backlog.retries));
             }
         }
         for (subject, count) in retry_subjects {
@@ -172,6 +173,27 @@ fn backlog_of<'a>(
     backlogs.get_mut(&id)
 }
 
+/// The entry of the subscription a consumer belongs to (`herald_core::WorkId::consumer_name`:
+/// the subscription's own, or one of its parts'), if it is a stored one.
+fn backlog_of_consumer<'a>(
+    backlogs: &'a mut BTreeMap<SubscriptionId, Backlog>,
+    name: &str,
+) -> Option<&'a mut Backlog> {
+    let work = herald_core::WorkId::parse_consumer_name(name).ok()?;
+    backlogs.get_mut(work.subscription())
+}
+
+impl ConsumerLevel {
+    /// This level added to another consumer's of the same subscription, if any.
+    fn plus(self, other: Option<ConsumerLevel>) -> ConsumerLevel {
+        let other = other.unwrap_or_default();
+        ConsumerLevel {
+            pending: self.pending.saturating_add(other.pending),
+            ack_pending: self.ack_pending.saturating_add(other.ack_pending),
+        }
+    }
+}
+
 /// Every consumer of `stream` with its position: one paged listing.
 async fn consumer_levels(
     stream: &jetstream::stream::Stream,
@@ -209,14 +231,21 @@ async fn subject_counts(
 
 /// Splits a retry-stream subject into its kind and the subscription id it carries:
 /// `herald.retry.sched.<id>.<sequence>`, `herald.retry.due.<id>` or
-/// `herald.retry.hold.<id>.<key token>`; `None` for anything else.
+/// `herald.retry.hold.<id>.<key token>`, each with a part token after the id for a part of a
+/// split subscription (`herald.retry.due.<id>.p1of4`); `None` for anything else.
 pub(crate) fn classify_retry_subject(subject: &str) -> Option<(RetryKind, &str)> {
     let rest = subject
         .strip_prefix(subject::ROOT)?
         .strip_prefix(".retry.")?;
-    let mut tokens = rest.split('.');
+    let mut tokens = rest.split('.').peekable();
     let kind = tokens.next()?;
     let id = tokens.next()?;
+    if tokens
+        .peek()
+        .is_some_and(|token| herald_core::subscription::Part::parse_token(token).is_some())
+    {
+        tokens.next();
+    }
     let remaining = tokens.count();
     match (kind, remaining) {
         ("sched", 1) => Some((RetryKind::Scheduled, id)),

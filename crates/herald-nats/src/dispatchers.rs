@@ -8,7 +8,8 @@
 //! claims written under the old one are recognisably dead even while the replica lives.
 //!
 //! A claim `claim.<subscription id>` names the replica (and epoch) that delivers for the
-//! subscription. Claims live in a bucket of their own without `max_age`: they are written only
+//! subscription; a subscription split into parts has one claim per part instead,
+//! `claim.<subscription id>.p<index>of<count>` (`herald_core::WorkId`). Claims live in a bucket of their own without `max_age`: they are written only
 //! when ownership changes and must outlive every lease, or an owner would lose them silently.
 //! Every write is a compare-and-set; a lost race is [`ErrorCode::Aborted`]. The revision of a
 //! claim is its fencing token.
@@ -23,7 +24,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use herald_core::{ErrorCode, SubscriptionId};
+use herald_core::{ErrorCode, WorkId};
 
 use crate::{Error, Nats, Result};
 
@@ -58,7 +59,7 @@ pub enum MemberChange {
     Deleted(MemberId),
 }
 
-/// Who delivers for a subscription; stored as JSON in `claim.<subscription id>`.
+/// Who delivers for a subscription or a part of one; stored as JSON in `claim.<work id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// The owner's replica id.
@@ -84,7 +85,8 @@ pub enum ClaimState {
 /// A claim with the revision it was read at, the token for the next compare-and-set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimEntry {
-    pub subscription_id: SubscriptionId,
+    /// The subscription, or the part of one, it is the claim of.
+    pub work: WorkId,
     pub state: ClaimState,
     pub revision: u64,
 }
@@ -307,7 +309,7 @@ impl Dispatchers {
     }
 
     /// Reads a subscription's claim; `None` when it was never claimed.
-    pub async fn claim(&self, id: &SubscriptionId) -> Result<Option<ClaimEntry>> {
+    pub async fn claim(&self, id: &WorkId) -> Result<Option<ClaimEntry>> {
         let entry = self
             .claims
             .entry(claim_key(id))
@@ -318,7 +320,7 @@ impl Dispatchers {
 
     /// Claims a subscription that was never claimed or whose claim was released; returns the
     /// claim's revision. `Aborted` when it is held.
-    pub async fn create_claim(&self, id: &SubscriptionId, claim: &Claim) -> Result<u64> {
+    pub async fn create_claim(&self, id: &WorkId, claim: &Claim) -> Result<u64> {
         self.claims
             .create(claim_key(id), claim_value(claim)?)
             .await
@@ -335,7 +337,7 @@ impl Dispatchers {
     /// `expected_revision`; returns the new revision. `Aborted` when it changed.
     pub async fn update_claim(
         &self,
-        id: &SubscriptionId,
+        id: &WorkId,
         claim: &Claim,
         expected_revision: u64,
     ) -> Result<u64> {
@@ -352,7 +354,7 @@ impl Dispatchers {
     }
 
     /// Releases a claim if it is still at `expected_revision`. `Aborted` when it changed.
-    pub async fn delete_claim(&self, id: &SubscriptionId, expected_revision: u64) -> Result<()> {
+    pub async fn delete_claim(&self, id: &WorkId, expected_revision: u64) -> Result<()> {
         self.claims
             .delete_expect_revision(claim_key(id), Some(expected_revision))
             .await
@@ -414,7 +416,7 @@ fn member_value(member: &MemberId) -> Result<Bytes> {
     })
 }
 
-fn claim_key(id: &SubscriptionId) -> String {
+fn claim_key(id: &WorkId) -> String {
     format!("{CLAIM_PREFIX}{id}")
 }
 
@@ -429,22 +431,22 @@ fn claim_value(claim: &Claim) -> Result<Bytes> {
 
 /// Returns the claim an entry holds; `None` for keys that name no subscription.
 fn claim_entry(entry: &kv::Entry) -> Option<ClaimEntry> {
-    let subscription_id = entry
+    let work = entry
         .key
         .strip_prefix(CLAIM_PREFIX)
-        .and_then(|id| SubscriptionId::parse(id).ok())?;
+        .and_then(|id| WorkId::parse(id).ok())?;
     let state = match entry.operation {
         kv::Operation::Delete | kv::Operation::Purge => ClaimState::Released,
         kv::Operation::Put => match serde_json::from_slice(&entry.value) {
             Ok(claim) => ClaimState::Held(claim),
             Err(err) => {
-                tracing::warn!(%subscription_id, error = %err, "unreadable claim");
+                tracing::warn!(%work, error = %err, "unreadable claim");
                 ClaimState::Unreadable
             }
         },
     };
     Some(ClaimEntry {
-        subscription_id,
+        work,
         state,
         revision: entry.revision,
     })

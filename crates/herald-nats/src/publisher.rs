@@ -200,11 +200,7 @@ pub(crate) fn insert_trace(headers: &mut HeaderMap, trace: Option<&TraceContext>
 /// Returns the subject an event is stored on; `message_id` is the event's, derived once by the
 /// caller (a SHA-256 per event).
 fn subject_of(event: &Event, message_id: &MessageId) -> Result<String> {
-    let partition = match event.partition_key() {
-        Some(key) => subject::partition_of(&key),
-        None => subject::partition_of(message_id.as_str()),
-    };
-    subject::event_subject(partition, event.ty())
+    subject::event_subject(event.partition(message_id), event.ty())
         .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "event type is too long"))
 }
 

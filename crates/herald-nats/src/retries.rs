@@ -4,9 +4,11 @@
 //! long backoff would fill the subscription's window and stop it. Instead, an event due for a
 //! later attempt is published to the stream `HERALD_RETRIES` as a one-shot JetStream message
 //! schedule (`Nats-Schedule: @at <time>`, nats-server 2.12+) on
-//! `herald.retry.sched.<subscription>.<event sequence>`, targeting
-//! `herald.retry.due.<subscription>`: at its time the server publishes it there, where the
-//! subscription's retry consumer (named like the subscription) picks it up. The stream is a work
+//! `herald.retry.sched.<work>.<event sequence>`, targeting `herald.retry.due.<work>`: at its
+//! time the server publishes it there, where the retry consumer (named like the live one)
+//! picks it up. `<work>` is the subscription id, or for one part of a split subscription
+//! `<subscription>.p<index>of<count>` (`herald_core::WorkId::name`), so each part has a
+//! backlog of its own. The stream is a work
 //! queue: a due retry is gone once acknowledged.
 //!
 //! A retry carries what a live delivery gets from JetStream's metadata: the attempts made so far
@@ -28,7 +30,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use herald_core::trace::TraceContext;
-use herald_core::{ErrorCode, SubscriptionId, subject};
+use herald_core::{ErrorCode, SubscriptionId, WorkId, subject};
 
 use crate::consumer::{self, ConsumerSpec, EventConsumer};
 use crate::{Error, Result};
@@ -43,12 +45,12 @@ pub(crate) const HEADER_PUBLISHED: &str = "Herald-Published";
 /// Subject prefix of due retries; a message on it is a retry, whose headers say which attempt.
 pub(crate) const DUE_PREFIX: &str = "herald.retry.due.";
 
-/// The subject a subscription's retries become due on.
-pub fn due_subject(id: &SubscriptionId) -> String {
+/// The subject a subscription's (or a part's) retries become due on.
+pub fn due_subject(id: &WorkId) -> String {
     format!("{DUE_PREFIX}{id}")
 }
 
-fn schedule_subject(id: &SubscriptionId, event_sequence: u64) -> String {
+fn schedule_subject(id: &WorkId, event_sequence: u64) -> String {
     format!("{}.retry.sched.{id}.{event_sequence}", subject::ROOT)
 }
 
@@ -74,12 +76,7 @@ pub struct Retries {
 impl Retries {
     /// Schedules another attempt of an event at `due` (rounded up to the second: schedules have
     /// second resolution). Returns once JetStream stored the schedule.
-    pub async fn schedule(
-        &self,
-        id: &SubscriptionId,
-        retry: RetryOf,
-        due: OffsetDateTime,
-    ) -> Result<()> {
+    pub async fn schedule(&self, id: &WorkId, retry: RetryOf, due: OffsetDateTime) -> Result<()> {
         let due = round_up_to_second(due);
         let at = due
             .format(&time::format_description::well_known::Rfc3339)
@@ -125,7 +122,7 @@ impl Retries {
     /// Lists a subscription's retries still to come, scheduled or due and not yet acknowledged:
     /// each one's events-stream sequence and its event (structured JSON). A new worker of an
     /// ordered subscription makes their keys wait for them.
-    pub async fn pending(&self, id: &SubscriptionId) -> Result<Vec<(u64, Bytes)>> {
+    pub async fn pending(&self, id: &WorkId) -> Result<Vec<(u64, Bytes)>> {
         let mut pending = Vec::new();
         for filter in [
             format!("{}.retry.sched.{id}.*", subject::ROOT),
@@ -160,7 +157,7 @@ impl Retries {
     /// True when the retry stream holds anything of a subscription: a schedule, a due retry or
     /// a held event. A worker pulls its retry consumer only then, or once it stores one itself,
     /// so an idle subscription costs one pull, not two (benchmark W6).
-    pub async fn has_any(&self, id: &SubscriptionId) -> Result<bool> {
+    pub async fn has_any(&self, id: &WorkId) -> Result<bool> {
         for filter in [
             format!("{}.retry.*.{id}", subject::ROOT),
             format!("{}.retry.*.{id}.*", subject::ROOT),
@@ -180,14 +177,18 @@ impl Retries {
         Ok(false)
     }
 
-    /// Forgets a subscription's retries: its consumer, its schedules, its due retries and its held
-    /// events.
-    pub async fn forget(&self, id: &SubscriptionId) -> Result<()> {
-        consumer::delete(&self.stream, id.as_str()).await?;
+    /// Forgets a subscription's retries: its consumers (one per part, `parts` of them), its
+    /// schedules, its due retries and its held events, those of every part included.
+    pub async fn forget(&self, id: &SubscriptionId, parts: u32) -> Result<()> {
+        for part in herald_core::subscription::Part::all(parts) {
+            let work = WorkId::new(id.clone(), part);
+            consumer::delete(&self.stream, &work.consumer_name()).await?;
+        }
         for filter in [
             format!("{}.retry.sched.{id}.>", subject::ROOT),
-            due_subject(id),
-            holds::hold_wildcard(id),
+            format!("{DUE_PREFIX}{id}"),
+            format!("{DUE_PREFIX}{id}.*"),
+            format!("{}.retry.hold.{id}.>", subject::ROOT),
         ] {
             self.stream
                 .purge()

@@ -161,6 +161,7 @@ pub fn delivery_settings_from_pb(
         ordering,
         on_dead_letter,
         content_mode,
+        parts: settings.parts.max(1),
     })
 }
 
@@ -190,6 +191,7 @@ pub fn delivery_settings_to_pb(settings: &DeliverySettings) -> pb::DeliverySetti
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
         content_mode: content_mode as i32,
+        parts: settings.parts,
     }
 }
 

@@ -44,6 +44,7 @@ fn delivery(
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
         content_mode: ContentMode::Structured as i32,
+        parts: 1,
     }
 }
 
@@ -394,7 +395,24 @@ fn subscription_lines_and_json_show_delivery_settings() {
             "ordering": "ORDERING_KEY",
             "on_dead_letter": "ON_DEAD_LETTER_SKIP",
             "content_mode": "CONTENT_MODE_STRUCTURED",
+            "parts": 1,
         })
+    );
+
+    let mut split = ordered.clone();
+    if let Some(delivery) = split.delivery.as_mut() {
+        delivery.parts = 4;
+    }
+    assert_eq!(
+        subscription_lines(&split).lines().last(),
+        Some(
+            "delivery     rate 50/s burst 10, max in flight 8, ordered by key, dead letters skip, in 4 parts"
+        )
+    );
+    assert_eq!(subscription_json(&split)["delivery"]["parts"], 4);
+    assert_eq!(
+        delivery_brief(split.delivery.as_ref()),
+        "50/s burst 10, 8 in flight, by key (skip), 4 parts"
     );
 
     let mut unordered = subscription("sub_01ARZ3NDEKTSV4RRFFQ69G5FAV", "http://a.io/", vec![]);
@@ -411,6 +429,7 @@ fn subscription_lines_and_json_show_delivery_settings() {
             "ordering": "ORDERING_NONE",
             "on_dead_letter": "ON_DEAD_LETTER_BLOCK",
             "content_mode": "CONTENT_MODE_STRUCTURED",
+            "parts": 1,
         })
     );
 

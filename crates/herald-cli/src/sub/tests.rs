@@ -231,6 +231,7 @@ fn delivery_flags_become_settings_laid_over_the_current_ones() {
                 ordering: Some(OrderingArg::Key),
                 on_dead_letter: Some(OnDeadLetterArg::Skip),
                 content_mode: None,
+                parts: None,
             },
             None,
             settings(Some((50, 10)), Some(8), Ordering::Key, OnDeadLetter::Skip),
@@ -314,6 +315,18 @@ fn delivery_flags_become_settings_laid_over_the_current_ones() {
             pb::DeliverySettings {
                 content_mode: ContentMode::Structured as i32,
                 ..ordered
+            },
+        ),
+        // The parts are asked for at creation.
+        (
+            DeliveryArgs {
+                parts: Some(4),
+                ..DeliveryArgs::default()
+            },
+            None,
+            pb::DeliverySettings {
+                parts: 4,
+                ..pb::DeliverySettings::default()
             },
         ),
     ];

@@ -218,6 +218,7 @@ async fn sets_and_changes_delivery_settings_with_flags() {
             "ordering": "ORDERING_KEY",
             "on_dead_letter": "ON_DEAD_LETTER_SKIP",
             "content_mode": "CONTENT_MODE_STRUCTURED",
+            "parts": 1,
         })
     );
 
@@ -257,6 +258,7 @@ async fn sets_and_changes_delivery_settings_with_flags() {
             "ordering": "ORDERING_NONE",
             "on_dead_letter": "ON_DEAD_LETTER_BLOCK",
             "content_mode": "CONTENT_MODE_STRUCTURED",
+            "parts": 1,
         })
     );
     let cleared = control

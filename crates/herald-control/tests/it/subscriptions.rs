@@ -536,6 +536,7 @@ fn delivery(
         ordering: ordering as i32,
         on_dead_letter: on_dead_letter as i32,
         content_mode: ContentMode::Structured as i32,
+        parts: 1,
     }
 }
 

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::SubscriptionError;
+use super::part::{PART_COUNTS, Part};
 
 /// Most events per second a rate limit may allow, and the largest burst.
 pub const MAX_RATE: u32 = 100_000;
@@ -17,7 +18,7 @@ pub const MAX_RATE: u32 = 100_000;
 pub const MAX_IN_FLIGHT: u32 = 1024;
 
 /// How a subscription's events are scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverySettings {
     /// At most this many requests per second, with a burst; none when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +35,31 @@ pub struct DeliverySettings {
     /// How each event is laid out in the request.
     #[serde(default, skip_serializing_if = "ContentMode::is_structured")]
     pub content_mode: ContentMode,
+    /// How many parts delivery is split into, each owned by one replica (`part.rs`); 1, the
+    /// whole subscription, when unset. Fixed at creation.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub parts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(parts: &u32) -> bool {
+    *parts == 1
+}
+
+impl Default for DeliverySettings {
+    fn default() -> DeliverySettings {
+        DeliverySettings {
+            rate_limit: None,
+            max_in_flight: None,
+            ordering: Ordering::default(),
+            on_dead_letter: OnDeadLetter::default(),
+            content_mode: ContentMode::default(),
+            parts: 1,
+        }
+    }
 }
 
 /// A token bucket: `per_second` tokens a second, holding at most `burst`.
@@ -115,6 +141,37 @@ impl DeliverySettings {
                 format!("must be between 1 and {MAX_IN_FLIGHT}"),
             ));
         }
+        if !PART_COUNTS.contains(&self.parts) {
+            return Err(SubscriptionError::new(
+                "delivery.parts",
+                "must be 1, 2, 4, 8 or 16 (the divisors of the 16 subject partitions)",
+            ));
+        }
+        if self.parts > 1 {
+            // Every part gets at least one of each: the limits are divided among them.
+            let too_small = |field: &str, value: u32| {
+                (value < self.parts).then(|| {
+                    SubscriptionError::new(
+                        field,
+                        format!(
+                            "is divided among the {} parts, so it must be at least {}",
+                            self.parts, self.parts
+                        ),
+                    )
+                })
+            };
+            let checks = [
+                self.max_in_flight
+                    .and_then(|n| too_small("delivery.max_in_flight", n)),
+                self.rate_limit
+                    .and_then(|l| too_small("delivery.rate_limit.per_second", l.per_second)),
+                self.rate_limit
+                    .and_then(|l| too_small("delivery.rate_limit.burst", l.burst)),
+            ];
+            if let Some(err) = checks.into_iter().flatten().next() {
+                return Err(err);
+            }
+        }
         if self.ordering == Ordering::None && self.on_dead_letter != OnDeadLetter::Block {
             return Err(SubscriptionError::new(
                 "delivery.on_dead_letter",
@@ -130,6 +187,20 @@ impl DeliverySettings {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(default)
             .max(1)
+    }
+
+    /// The concurrency of one part: its share of [`Self::max_in_flight_or`], at least one.
+    pub fn max_in_flight_of(&self, part: Part, default: usize) -> usize {
+        let total = u32::try_from(self.max_in_flight_or(default)).unwrap_or(u32::MAX);
+        usize::try_from(part.share(total)).unwrap_or(1).max(1)
+    }
+
+    /// The rate limit of one part: its share of the rate and of the burst, at least one each.
+    pub fn rate_limit_of(&self, part: Part) -> Option<RateLimit> {
+        self.rate_limit.map(|limit| RateLimit {
+            per_second: part.share(limit.per_second).max(1),
+            burst: part.share(limit.burst).max(1),
+        })
     }
 }
 
@@ -168,6 +239,42 @@ mod tests {
                 },
                 "delivery.on_dead_letter",
             ),
+            (
+                DeliverySettings {
+                    parts: 3,
+                    ..DeliverySettings::default()
+                },
+                "delivery.parts",
+            ),
+            (
+                DeliverySettings {
+                    parts: 32,
+                    ..DeliverySettings::default()
+                },
+                "delivery.parts",
+            ),
+            (
+                DeliverySettings {
+                    parts: 4,
+                    max_in_flight: Some(3),
+                    ..DeliverySettings::default()
+                },
+                "delivery.max_in_flight",
+            ),
+            (
+                DeliverySettings {
+                    parts: 4,
+                    ..limit(3, 8)
+                },
+                "delivery.rate_limit.per_second",
+            ),
+            (
+                DeliverySettings {
+                    parts: 4,
+                    ..limit(8, 2)
+                },
+                "delivery.rate_limit.burst",
+            ),
         ];
         for (settings, field) in cases {
             assert_eq!(
@@ -187,6 +294,45 @@ mod tests {
     }
 
     #[test]
+    fn a_split_subscriptions_limits_are_divided_among_its_parts() {
+        let settings = DeliverySettings {
+            parts: 4,
+            max_in_flight: Some(10),
+            ..DeliverySettings::default()
+        };
+        let settings = DeliverySettings {
+            rate_limit: Some(RateLimit {
+                per_second: 10,
+                burst: 5,
+            }),
+            ..settings
+        };
+        assert_eq!(settings.validate(), Ok(()));
+        let parts: Vec<Part> = Part::all(4).collect();
+        let in_flight: Vec<usize> = parts
+            .iter()
+            .map(|part| settings.max_in_flight_of(*part, 256))
+            .collect();
+        assert_eq!(in_flight, [3, 3, 2, 2]);
+        let rates: Vec<(u32, u32)> = parts
+            .iter()
+            .filter_map(|part| settings.rate_limit_of(*part))
+            .map(|limit| (limit.per_second, limit.burst))
+            .collect();
+        assert_eq!(rates, [(3, 2), (3, 1), (2, 1), (2, 1)]);
+        // The dispatcher's default is divided too.
+        let default = DeliverySettings {
+            parts: 16,
+            ..DeliverySettings::default()
+        };
+        assert_eq!(default.max_in_flight_of(Part::new(0, 16).unwrap(), 256), 16);
+        assert_eq!(
+            DeliverySettings::default().max_in_flight_of(Part::WHOLE, 256),
+            256
+        );
+    }
+
+    #[test]
     fn documents_without_settings_load_as_unlimited_unordered() {
         let settings: DeliverySettings = serde_json::from_str("{}").unwrap();
         assert_eq!(settings, DeliverySettings::default());
@@ -196,6 +342,14 @@ mod tests {
         assert_eq!(serde_json::to_string(&settings).unwrap(), stored);
         assert_eq!(settings.max_in_flight_or(256), 3);
         assert_eq!(settings.content_mode, ContentMode::Structured);
+        assert_eq!(settings.parts, 1);
+        let split: DeliverySettings = serde_json::from_str(r#"{"parts":4}"#).unwrap();
+        assert_eq!(split.parts, 4);
+        assert!(
+            serde_json::to_string(&split)
+                .unwrap()
+                .contains(r#""parts":4"#)
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
             ordering: Ordering::Key,
             on_dead_letter: OnDeadLetter::Block,
             content_mode: ContentMode::Structured,
+            parts: 1,
         },
         retired_secrets: Vec::new(),
     };

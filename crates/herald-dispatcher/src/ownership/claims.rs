@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use herald_core::{ErrorCode, SubscriptionId};
+use herald_core::{ErrorCode, WorkId};
 use herald_nats::{Claim, ClaimEntry, ClaimState, Dispatchers, MemberChange, MemberId};
 
 use super::lease::{Lease, Membership};
@@ -35,16 +35,16 @@ pub(super) struct View {
     replica_id: String,
     lease: Arc<Lease>,
     membership: Membership,
-    subscriptions: BTreeSet<SubscriptionId>,
+    subscriptions: BTreeSet<WorkId>,
     /// Members as far as preference goes: the last listing, plus writes and deletes watched
     /// since.
     members: BTreeSet<MemberId>,
     /// The last listing, the only evidence that a member is gone.
     listing: Option<Listing>,
-    seen: BTreeMap<SubscriptionId, Seen>,
-    held: BTreeMap<SubscriptionId, Held>,
+    seen: BTreeMap<WorkId, Seen>,
+    held: BTreeMap<WorkId, Held>,
     /// Drained claims whose release is not stored yet, with their revision.
-    releasing: BTreeMap<SubscriptionId, u64>,
+    releasing: BTreeMap<WorkId, u64>,
 }
 
 /// A member listing and when it began.
@@ -75,16 +75,13 @@ struct Held {
 pub(super) enum Step {
     /// Stop offering a held subscription (no longer preferred, or no longer active); its claim
     /// is released once the caller has drained it, or at once if its fence was never checked.
-    Drain(SubscriptionId),
+    Drain(WorkId),
     /// The claim names this replica and epoch already (a write whose answer was lost).
-    Adopt { id: SubscriptionId, revision: u64 },
+    Adopt { id: WorkId, revision: u64 },
     /// No claim was ever seen: create one.
-    Create(SubscriptionId),
+    Create(WorkId),
     /// Replace a released claim, or one whose owner is gone, at `expected_revision`.
-    Take {
-        id: SubscriptionId,
-        expected_revision: u64,
-    },
+    Take { id: WorkId, expected_revision: u64 },
 }
 
 impl View {
@@ -104,7 +101,7 @@ impl View {
     }
 
     /// Returns what this replica may deliver now, with the fences to check.
-    pub(super) fn owned(&self) -> BTreeMap<SubscriptionId, Fence> {
+    pub(super) fn owned(&self) -> BTreeMap<WorkId, Fence> {
         self.held
             .iter()
             .filter(|(_, held)| !held.draining)
@@ -113,7 +110,7 @@ impl View {
     }
 
     /// Returns every claim this replica has stored and not released, draining or not.
-    pub(super) fn claims_to_release(&self) -> Vec<(SubscriptionId, u64)> {
+    pub(super) fn claims_to_release(&self) -> Vec<(WorkId, u64)> {
         let held = self
             .held
             .iter()
@@ -125,7 +122,7 @@ impl View {
         held.chain(releasing).collect()
     }
 
-    pub(super) fn set_subscriptions(&mut self, subscriptions: BTreeSet<SubscriptionId>) {
+    pub(super) fn set_subscriptions(&mut self, subscriptions: BTreeSet<WorkId>) {
         self.subscriptions = subscriptions;
     }
 
@@ -168,24 +165,24 @@ impl View {
     pub(super) fn apply_claim(&mut self, entry: ClaimEntry, seen_at: Instant) -> bool {
         let newer = self
             .seen
-            .get(&entry.subscription_id)
+            .get(&entry.work)
             .is_none_or(|seen| entry.revision > seen.revision);
         if !newer {
             return false;
         }
-        if let Some(held) = self.held.get(&entry.subscription_id)
+        if let Some(held) = self.held.get(&entry.work)
             && entry.revision > held.fence.token()
         {
             tracing::warn!(
-                subscription_id = %entry.subscription_id,
+                subscription_id = %entry.work,
                 revision = entry.revision,
                 "a claim this replica held was overwritten: stopping it"
             );
             held.fence.invalidate();
-            self.held.remove(&entry.subscription_id);
+            self.held.remove(&entry.work);
         }
         self.seen.insert(
-            entry.subscription_id,
+            entry.work,
             Seen {
                 state: entry.state,
                 revision: entry.revision,
@@ -199,7 +196,7 @@ impl View {
     /// epoch is over by now (the claim is then left to be taken over).
     pub(super) fn claimed(
         &mut self,
-        id: SubscriptionId,
+        id: WorkId,
         epoch: u64,
         revision: u64,
         seen_at: Instant,
@@ -240,7 +237,7 @@ impl View {
 
     /// The caller stopped delivering `id`: invalidates its fence and queues the release.
     /// Ignored unless `id` was draining (a subscription offered again is not released).
-    pub(super) fn drained(&mut self, id: &SubscriptionId) -> bool {
+    pub(super) fn drained(&mut self, id: &WorkId) -> bool {
         let draining = self.held.get(id).is_some_and(|held| held.draining);
         if !draining {
             tracing::debug!(subscription_id = %id, "ignoring drained: not being given up");
@@ -254,7 +251,7 @@ impl View {
     }
 
     /// Returns the releases still to store.
-    pub(super) fn releasing(&self) -> Vec<(SubscriptionId, u64)> {
+    pub(super) fn releasing(&self) -> Vec<(WorkId, u64)> {
         self.releasing
             .iter()
             .map(|(id, revision)| (id.clone(), *revision))
@@ -262,7 +259,7 @@ impl View {
     }
 
     /// Forgets a release that is stored (or moot).
-    pub(super) fn released(&mut self, id: &SubscriptionId) {
+    pub(super) fn released(&mut self, id: &WorkId) {
         self.releasing.remove(id);
     }
 
@@ -341,7 +338,7 @@ impl View {
         }
     }
 
-    fn prefers(&self, id: &SubscriptionId) -> bool {
+    fn prefers(&self, id: &WorkId) -> bool {
         if !self.membership.joined {
             return false;
         }
@@ -370,17 +367,14 @@ impl View {
 /// A claim write planned by [`View::plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Write {
-    Create(SubscriptionId),
-    Take {
-        id: SubscriptionId,
-        expected_revision: u64,
-    },
+    Create(WorkId),
+    Take { id: WorkId, expected_revision: u64 },
 }
 
 /// The inputs of the claim loop.
 pub(super) struct Inputs {
-    pub(super) subscriptions: watch::Receiver<BTreeSet<SubscriptionId>>,
-    pub(super) drained: mpsc::UnboundedReceiver<SubscriptionId>,
+    pub(super) subscriptions: watch::Receiver<BTreeSet<WorkId>>,
+    pub(super) drained: mpsc::UnboundedReceiver<WorkId>,
     pub(super) membership: watch::Receiver<Membership>,
 }
 
@@ -391,7 +385,7 @@ pub(super) struct ClaimLoop {
     pub(super) lease: Arc<Lease>,
     /// How often members are listed, lapses checked and failed writes retried.
     pub(super) tick: Duration,
-    pub(super) owned: watch::Sender<BTreeMap<SubscriptionId, Fence>>,
+    pub(super) owned: watch::Sender<BTreeMap<WorkId, Fence>>,
     /// Rounds that planned with every offered subscription as a member (`Ownership::settled`).
     pub(super) settled: watch::Sender<u64>,
 }
@@ -402,7 +396,7 @@ type Watched<T> = Option<Pin<Box<dyn Stream<Item = herald_nats::Result<T>> + Sen
 enum Input {
     Stop,
     Subscriptions,
-    Drained(SubscriptionId),
+    Drained(WorkId),
     Membership,
     Claim(Option<herald_nats::Result<ClaimEntry>>),
     Member(Option<herald_nats::Result<MemberChange>>),
@@ -417,7 +411,7 @@ impl ClaimLoop {
         self,
         mut inputs: Inputs,
         cancel: CancellationToken,
-    ) -> Vec<(SubscriptionId, u64)> {
+    ) -> Vec<(WorkId, u64)> {
         let mut view = View::new(self.replica_id.clone(), Arc::clone(&self.lease));
         let mut claims: Watched<ClaimEntry> = None;
         let mut members: Watched<MemberChange> = None;
@@ -578,12 +572,11 @@ impl ClaimLoop {
             epoch,
             claimed_at: OffsetDateTime::now_utc(),
         };
-        let results: Vec<(SubscriptionId, herald_nats::Result<u64>)> =
-            futures::stream::iter(writes)
-                .map(|write| self.write(write, &claim))
-                .buffer_unordered(CONCURRENT_WRITES)
-                .collect()
-                .await;
+        let results: Vec<(WorkId, herald_nats::Result<u64>)> = futures::stream::iter(writes)
+            .map(|write| self.write(write, &claim))
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
         let written_at = Instant::now();
         for (id, result) in results {
             match result {
@@ -617,11 +610,7 @@ impl ClaimLoop {
         });
     }
 
-    async fn write(
-        &self,
-        write: Write,
-        claim: &Claim,
-    ) -> (SubscriptionId, herald_nats::Result<u64>) {
+    async fn write(&self, write: Write, claim: &Claim) -> (WorkId, herald_nats::Result<u64>) {
         match write {
             Write::Create(id) => {
                 let result = self.dispatchers.create_claim(&id, claim).await;
@@ -642,15 +631,14 @@ impl ClaimLoop {
 
     async fn release(&self, view: &mut View) {
         let releases = view.releasing();
-        let results: Vec<(SubscriptionId, herald_nats::Result<()>)> =
-            futures::stream::iter(releases)
-                .map(|(id, revision)| async move {
-                    let result = self.dispatchers.delete_claim(&id, revision).await;
-                    (id, result)
-                })
-                .buffer_unordered(CONCURRENT_WRITES)
-                .collect()
-                .await;
+        let results: Vec<(WorkId, herald_nats::Result<()>)> = futures::stream::iter(releases)
+            .map(|(id, revision)| async move {
+                let result = self.dispatchers.delete_claim(&id, revision).await;
+                (id, result)
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
         for (id, result) in results {
             match result {
                 Ok(()) => {
@@ -724,10 +712,7 @@ async fn next<T>(watched: &mut Watched<T>) -> Option<herald_nats::Result<T>> {
     }
 }
 
-fn same_keys_and_tokens(
-    a: &BTreeMap<SubscriptionId, Fence>,
-    b: &BTreeMap<SubscriptionId, Fence>,
-) -> bool {
+fn same_keys_and_tokens(a: &BTreeMap<WorkId, Fence>, b: &BTreeMap<WorkId, Fence>) -> bool {
     a.len() == b.len()
         && a.iter()
             .zip(b)

@@ -7,18 +7,20 @@
 //! neither id contains) and the subscription id, followed by MurmurHash3's 64-bit finalizer so
 //! that ids differing only in their last characters still spread over the whole range. No I/O.
 
-use herald_core::SubscriptionId;
+use herald_core::WorkId;
 
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// Returns the weight of `replica_id` for `subscription_id`; the highest weight wins.
-pub(super) fn score(replica_id: &str, subscription_id: &SubscriptionId) -> u64 {
+/// Returns the weight of `replica_id` for `work` (a subscription, hashed by its id, or a part
+/// of one, by `WorkId::name`); the highest weight wins.
+pub(super) fn score(replica_id: &str, work: &WorkId) -> u64 {
+    let name = work.name();
     let bytes = replica_id
         .as_bytes()
         .iter()
         .chain(std::iter::once(&0xff))
-        .chain(subscription_id.as_str().as_bytes());
+        .chain(name.as_bytes());
     let mut hash = FNV_OFFSET_BASIS;
     for byte in bytes {
         hash ^= u64::from(*byte);
@@ -31,7 +33,7 @@ pub(super) fn score(replica_id: &str, subscription_id: &SubscriptionId) -> u64 {
 /// greater replica id; `None` when there are no members.
 pub(super) fn preferred<'a>(
     replica_ids: impl IntoIterator<Item = &'a str>,
-    subscription_id: &SubscriptionId,
+    subscription_id: &WorkId,
 ) -> Option<&'a str> {
     replica_ids
         .into_iter()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use herald_core::SubscriptionId;
+use herald_core::WorkId;
 use herald_nats::{Claim, ClaimEntry, ClaimState, MemberChange, MemberId};
 
 use super::claims::{Listing, Step, View};
@@ -18,11 +18,11 @@ use super::rendezvous;
 const ME: &str = "me";
 const OTHER: &str = "other";
 
-fn id(n: u128) -> SubscriptionId {
-    SubscriptionId::from_ulid(ulid::Ulid(n))
+fn id(n: u128) -> WorkId {
+    WorkId::whole(herald_core::SubscriptionId::from_ulid(ulid::Ulid(n)))
 }
 
-fn ids(range: std::ops::Range<u128>) -> Vec<SubscriptionId> {
+fn ids(range: std::ops::Range<u128>) -> Vec<WorkId> {
     range.map(id).collect()
 }
 
@@ -41,7 +41,7 @@ fn joined_lease(ttl: Duration) -> Arc<Lease> {
 }
 
 /// A view of `ME` (joined, epoch 1) and `OTHER` (epoch 1), knowing `subscriptions`.
-fn view_with_other(subscriptions: &[SubscriptionId]) -> View {
+fn view_with_other(subscriptions: &[WorkId]) -> View {
     let lease = joined_lease(Duration::from_secs(10));
     let mut view = View::new(ME.to_owned(), Arc::clone(&lease));
     view.set_membership(lease.membership());
@@ -53,20 +53,20 @@ fn view_with_other(subscriptions: &[SubscriptionId]) -> View {
     view
 }
 
-fn prefers(replica_id: &str, subscription: &SubscriptionId) -> bool {
+fn prefers(replica_id: &str, subscription: &WorkId) -> bool {
     rendezvous::preferred([ME, OTHER], subscription) == Some(replica_id)
 }
 
-fn first_preferred_by(replica_id: &str) -> SubscriptionId {
+fn first_preferred_by(replica_id: &str) -> WorkId {
     ids(0..100)
         .into_iter()
         .find(|subscription| prefers(replica_id, subscription))
         .expect("one of 100 subscriptions should hash to each of two members")
 }
 
-fn held_by(owner: &str, epoch: u64, subscription: &SubscriptionId, revision: u64) -> ClaimEntry {
+fn held_by(owner: &str, epoch: u64, subscription: &WorkId, revision: u64) -> ClaimEntry {
     ClaimEntry {
-        subscription_id: subscription.clone(),
+        work: subscription.clone(),
         state: ClaimState::Held(Claim {
             owner: owner.to_owned(),
             epoch,
@@ -80,7 +80,7 @@ fn held_by(owner: &str, epoch: u64, subscription: &SubscriptionId, revision: u64
 fn rendezvous_score_is_stable_across_builds_and_processes() {
     // Replicas of different builds must agree: these values are part of the contract (checked
     // against an independent FNV-1a 64 + fmix64 implementation).
-    let subscription = SubscriptionId::parse("sub_01J9ZK3Q5E8X2M4V7B6N0C1D2F").unwrap();
+    let subscription = WorkId::parse("sub_01J9ZK3Q5E8X2M4V7B6N0C1D2F").unwrap();
     assert_eq!(
         rendezvous::score("replica-a", &subscription),
         15_415_223_934_798_977_953
@@ -98,8 +98,12 @@ fn rendezvous_spreads_subscriptions_evenly_over_members() {
         "dispatcher-1-1a2b3c4e",
         "dispatcher-2-1a2b3c4f",
     ];
-    let subscriptions: Vec<SubscriptionId> = (0..3000)
-        .map(|_| SubscriptionId::from_ulid(ulid::Ulid::generate()))
+    let subscriptions: Vec<WorkId> = (0..3000)
+        .map(|_| {
+            WorkId::whole(herald_core::SubscriptionId::from_ulid(
+                ulid::Ulid::generate(),
+            ))
+        })
         .collect();
     for replica_id in members {
         let share = subscriptions
@@ -204,7 +208,7 @@ fn plan_takes_a_released_claim_at_the_revision_of_its_release() {
     let subscription = first_preferred_by(ME);
     let mut view = view_with_other(std::slice::from_ref(&subscription));
     let released = ClaimEntry {
-        subscription_id: subscription.clone(),
+        work: subscription.clone(),
         state: ClaimState::Released,
         revision: 7,
     };
@@ -400,7 +404,7 @@ fn a_lapsed_membership_drops_every_claim_and_invalidates_its_fences() {
     let lease = joined_lease(Duration::from_secs(10));
     let mut view = View::new(ME.to_owned(), Arc::clone(&lease));
     view.set_membership(lease.membership());
-    let subscriptions: BTreeSet<SubscriptionId> = ids(0..5).into_iter().collect();
+    let subscriptions: BTreeSet<WorkId> = ids(0..5).into_iter().collect();
     view.set_subscriptions(subscriptions.clone());
     let fences: Vec<_> = subscriptions
         .iter()

@@ -7,10 +7,9 @@ use super::*;
 
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-fn id() -> SubscriptionId {
-    SubscriptionId::from_ulid(ulid::Ulid::from_parts(
-        NEXT.fetch_add(1, Ordering::SeqCst),
-        0,
+fn id() -> WorkId {
+    WorkId::whole(herald_core::SubscriptionId::from_ulid(
+        ulid::Ulid::from_parts(NEXT.fetch_add(1, Ordering::SeqCst), 0),
     ))
 }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use herald_core::SubscriptionId;
+use herald_core::subscription::Part;
+use herald_core::{SubscriptionId, WorkId};
 use herald_dispatcher::ownership::{Fence, Ownership, OwnershipConfig, new_replica_id};
 use herald_nats::Nats;
 use herald_test_support::{NatsServer, nats_config, patience};
@@ -17,9 +18,13 @@ use herald_test_support::{NatsServer, nats_config, patience};
 const TTL: Duration = Duration::from_secs(2);
 const NUM_SUBSCRIPTIONS: usize = 20;
 
-fn subscriptions() -> BTreeSet<SubscriptionId> {
-    (0..NUM_SUBSCRIPTIONS)
-        .map(|_| SubscriptionId::from_ulid(ulid::Ulid::generate()))
+/// What the replicas share: whole subscriptions, and the four parts of a split one, which are
+/// owned apart like any subscription.
+fn subscriptions() -> BTreeSet<WorkId> {
+    let split = SubscriptionId::from_ulid(ulid::Ulid::generate());
+    (0..NUM_SUBSCRIPTIONS - 4)
+        .map(|_| WorkId::whole(SubscriptionId::from_ulid(ulid::Ulid::generate())))
+        .chain(Part::all(4).map(|part| WorkId::new(split.clone(), part)))
         .collect()
 }
 
@@ -27,19 +32,19 @@ fn subscriptions() -> BTreeSet<SubscriptionId> {
 struct Replica {
     name: &'static str,
     ownership: Option<Ownership>,
-    owned: watch::Receiver<BTreeMap<SubscriptionId, Fence>>,
+    owned: watch::Receiver<BTreeMap<WorkId, Fence>>,
     /// What `owned` listed at the last step.
-    previous: BTreeMap<SubscriptionId, Fence>,
+    previous: BTreeMap<WorkId, Fence>,
     /// Fences of the subscriptions this replica gave up, kept to check that they stay invalid.
-    given_up: Vec<(SubscriptionId, Fence)>,
-    drained: BTreeSet<SubscriptionId>,
+    given_up: Vec<(WorkId, Fence)>,
+    drained: BTreeSet<WorkId>,
 }
 
 impl Replica {
     async fn start(
         name: &'static str,
         server: &NatsServer,
-        subscriptions: &BTreeSet<SubscriptionId>,
+        subscriptions: &BTreeSet<WorkId>,
         configure: impl FnOnce(&mut OwnershipConfig),
     ) -> Replica {
         let nats = Nats::connect(&nats_config(&server.url())).await.unwrap();
@@ -77,13 +82,13 @@ impl Replica {
         self.previous = now;
     }
 
-    fn owned_ids(&self) -> BTreeSet<SubscriptionId> {
+    fn owned_ids(&self) -> BTreeSet<WorkId> {
         self.owned.borrow().keys().cloned().collect()
     }
 
     /// Subscriptions for which this replica holds a valid fence, given up ones included.
-    fn validly_fenced(&self) -> BTreeSet<SubscriptionId> {
-        let owned: Vec<(SubscriptionId, Fence)> = self
+    fn validly_fenced(&self) -> BTreeSet<WorkId> {
+        let owned: Vec<(WorkId, Fence)> = self
             .owned
             .borrow()
             .iter()
@@ -97,7 +102,7 @@ impl Replica {
             .collect()
     }
 
-    fn fences(&self) -> BTreeMap<SubscriptionId, Fence> {
+    fn fences(&self) -> BTreeMap<WorkId, Fence> {
         self.owned.borrow().clone()
     }
 
@@ -113,7 +118,7 @@ impl Replica {
 
 struct Cluster {
     replicas: Vec<Replica>,
-    subscriptions: BTreeSet<SubscriptionId>,
+    subscriptions: BTreeSet<WorkId>,
 }
 
 impl Cluster {
@@ -129,12 +134,12 @@ impl Cluster {
     /// Fails if a subscription is `what` by two replicas at once. Reads every replica, then
     /// every replica again: a subscription in replica i's first and second reading and in
     /// replica j's reading between them was held by both at the moment j was read.
-    fn check_exclusive(&self, what: &str, read: fn(&Replica) -> BTreeSet<SubscriptionId>) {
-        let first: Vec<BTreeSet<SubscriptionId>> = self.replicas.iter().map(read).collect();
-        let second: Vec<BTreeSet<SubscriptionId>> = self.replicas.iter().map(read).collect();
+    fn check_exclusive(&self, what: &str, read: fn(&Replica) -> BTreeSet<WorkId>) {
+        let first: Vec<BTreeSet<WorkId>> = self.replicas.iter().map(read).collect();
+        let second: Vec<BTreeSet<WorkId>> = self.replicas.iter().map(read).collect();
         for i in 0..self.replicas.len() {
             for j in i + 1..self.replicas.len() {
-                let both: Vec<&SubscriptionId> = first[i]
+                let both: Vec<&WorkId> = first[i]
                     .intersection(&first[j])
                     .filter(|id| second[i].contains(*id))
                     .collect();
@@ -186,7 +191,7 @@ impl Cluster {
     /// True when every subscription is owned, with a valid fence, by exactly one of
     /// `replicas`, and each of them owns at least one.
     fn split_among(&self, replicas: &[usize]) -> bool {
-        let mut owners: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
+        let mut owners: BTreeMap<WorkId, usize> = BTreeMap::new();
         for &index in replicas {
             let fences = self.replicas[index].fences();
             if fences.is_empty() {
@@ -203,7 +208,7 @@ impl Cluster {
             .all(|id| owners.get(id) == Some(&1))
     }
 
-    fn owned_by(&self, index: usize) -> BTreeSet<SubscriptionId> {
+    fn owned_by(&self, index: usize) -> BTreeSet<WorkId> {
         self.replicas[index].owned_ids()
     }
 }
@@ -248,7 +253,7 @@ async fn two_replicas_split_the_subscriptions_each_owned_by_exactly_one() {
 async fn a_joining_replica_takes_subscriptions_only_after_their_owner_drained_them() {
     let server = NatsServer::start().await;
     let mut cluster = two_replicas(&server, |_| {}).await;
-    let before: Vec<BTreeMap<SubscriptionId, Fence>> =
+    let before: Vec<BTreeMap<WorkId, Fence>> =
         cluster.replicas.iter().map(Replica::fences).collect();
     let c = Replica::start("c", &server, &cluster.subscriptions, |_| {}).await;
     cluster.replicas.push(c);
@@ -280,7 +285,7 @@ async fn a_joining_replica_takes_subscriptions_only_after_their_owner_drained_th
     }
     // Only what c took moved.
     for (giver, fences) in before.iter().enumerate() {
-        let kept: BTreeSet<SubscriptionId> = fences
+        let kept: BTreeSet<WorkId> = fences
             .keys()
             .filter(|id| !moved.contains(*id))
             .cloned()

@@ -16,6 +16,19 @@ fn classifies_each_kind_of_retry_subject_by_its_subscription() {
             format!("herald.retry.hold.{ID}.0123456789abcdef0123456789abcdef"),
             Some((RetryKind::Held, ID)),
         ),
+        // A part of a split subscription counts towards its subscription.
+        (
+            format!("herald.retry.sched.{ID}.p1of4.42"),
+            Some((RetryKind::Scheduled, ID)),
+        ),
+        (
+            format!("herald.retry.due.{ID}.p3of4"),
+            Some((RetryKind::Due, ID)),
+        ),
+        (
+            format!("herald.retry.hold.{ID}.p0of16.0123456789abcdef0123456789abcdef"),
+            Some((RetryKind::Held, ID)),
+        ),
     ];
     for (subject, expected) in cases {
         assert_eq!(classify_retry_subject(&subject), expected, "{subject}");

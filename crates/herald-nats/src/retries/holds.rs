@@ -2,10 +2,11 @@
 //! redrive, moved out of the live consumer so that a failing key occupies none of its window.
 //!
 //! A key's held events are stored in `HERALD_RETRIES` on
-//! `herald.retry.hold.<subscription>.<key token>` ([`herald_core::subject::key_token`]) in the
-//! order they arrived, which is their stream order. They are never consumed by a consumer:
+//! `herald.retry.hold.<work>.<key token>` ([`herald_core::subject::key_token`]; `<work>` is the
+//! subscription id, or for a part of a split subscription `<subscription>.p<index>of<count>`,
+//! `herald_core::WorkId::name`) in the order they arrived, which is their stream order. They are never consumed by a consumer:
 //! the owner reads a key's oldest one by subject (direct get), *releases* it by publishing it to
-//! the subscription's due subject (`herald.retry.due.<subscription>`, attempt 0), where the
+//! the subscription's (or part's) due subject (`herald.retry.due.<work>`, attempt 0), where the
 //! retry consumer delivers it like any due retry, and then deletes it from the hold.
 //!
 //! So the held set is state in the stream, not in a process: a new owner finds the held keys
@@ -19,12 +20,12 @@ use futures::TryStreamExt as _;
 use time::OffsetDateTime;
 
 use herald_core::trace::{self, TraceContext};
-use herald_core::{SubscriptionId, subject};
+use herald_core::{WorkId, subject};
 
 use super::{HEADER_ATTEMPT, HEADER_EVENT_SEQUENCE, HEADER_PUBLISHED, Retries, due_subject};
 use crate::{Error, Result};
 
-fn hold_subject(id: &SubscriptionId, key: &str) -> String {
+fn hold_subject(id: &WorkId, key: &str) -> String {
     format!(
         "{}.retry.hold.{id}.{}",
         subject::ROOT,
@@ -32,7 +33,7 @@ fn hold_subject(id: &SubscriptionId, key: &str) -> String {
     )
 }
 
-pub(super) fn hold_wildcard(id: &SubscriptionId) -> String {
+pub(super) fn hold_wildcard(id: &WorkId) -> String {
     format!("{}.retry.hold.{id}.*", subject::ROOT)
 }
 
@@ -56,7 +57,7 @@ impl Retries {
     /// it. Holding the same event again within the deduplication window stores it once.
     pub async fn hold(
         &self,
-        id: &SubscriptionId,
+        id: &WorkId,
         key: &str,
         event: Bytes,
         event_sequence: u64,
@@ -77,7 +78,7 @@ impl Retries {
     }
 
     /// Returns the oldest held event of `key`, if any.
-    pub async fn first_held(&self, id: &SubscriptionId, key: &str) -> Result<Option<Held>> {
+    pub async fn first_held(&self, id: &WorkId, key: &str) -> Result<Option<Held>> {
         match self
             .stream
             .direct_get_first_for_subject(hold_subject(id, key))
@@ -91,7 +92,7 @@ impl Retries {
 
     /// Releases a held event: publishes it to the subscription's due subject as its first
     /// attempt, then deletes it from the hold.
-    pub async fn release(&self, id: &SubscriptionId, held: &Held) -> Result<()> {
+    pub async fn release(&self, id: &WorkId, held: &Held) -> Result<()> {
         // No deduplication id: a release deduplicated against an earlier one would leave its
         // key waiting for a message that never comes. A crash before the delete releases the
         // event twice instead.
@@ -119,7 +120,7 @@ impl Retries {
 
     /// Returns the oldest held event of every key that has one: a new owner holds these keys
     /// back before it delivers their live events.
-    pub async fn held_keys(&self, id: &SubscriptionId) -> Result<Vec<Held>> {
+    pub async fn held_keys(&self, id: &WorkId) -> Result<Vec<Held>> {
         let mut subjects = Vec::new();
         let mut listing = self
             .stream
@@ -202,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_keys_hold_subject_carries_its_token_not_the_key() {
-        let id = SubscriptionId::parse("sub_01JDAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let id = WorkId::parse("sub_01JDAAAAAAAAAAAAAAAAAAAAAA").unwrap();
         let subject = hold_subject(&id, "customer 7.*>");
         assert_eq!(
             subject,
@@ -212,5 +213,17 @@ mod tests {
             )
         );
         assert!(subject::subject_covers(&hold_wildcard(&id), &subject));
+        // A part's holds are apart from the other parts' and inside the subscription's.
+        let part = WorkId::parse("sub_01JDAAAAAAAAAAAAAAAAAAAAAA.p1of4").unwrap();
+        let held = hold_subject(&part, "customer 7.*>");
+        assert!(held.starts_with("herald.retry.hold.sub_01JDAAAAAAAAAAAAAAAAAAAAAA.p1of4."));
+        assert!(subject::subject_covers(&hold_wildcard(&part), &held));
+        assert!(!subject::subject_covers(&hold_wildcard(&id), &held));
+        let other = WorkId::parse("sub_01JDAAAAAAAAAAAAAAAAAAAAAA.p2of4").unwrap();
+        assert!(!subject::subject_covers(&hold_wildcard(&other), &held));
+        assert!(subject::subject_covers(
+            &format!("herald.retry.hold.{}.>", part.subscription()),
+            &held
+        ));
     }
 }

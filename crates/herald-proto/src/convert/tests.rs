@@ -170,6 +170,7 @@ fn subscription_carries_every_field() {
             ordering: pb::delivery_settings::Ordering::None as i32,
             on_dead_letter: pb::delivery_settings::OnDeadLetter::Block as i32,
             content_mode: pb::delivery_settings::ContentMode::Structured as i32,
+            parts: 1,
         })
     );
 }

@@ -253,6 +253,7 @@ fn wire_settings(
         ordering,
         on_dead_letter,
         content_mode: 0,
+        parts: 0,
     }
 }
 
@@ -375,6 +376,7 @@ fn delivery_settings_round_trip_through_the_wire_form_with_every_enum_named() {
         ordering: Ordering::Key,
         on_dead_letter: OnDeadLetter::Skip,
         content_mode: ContentMode::Binary,
+        parts: 4,
     };
     for settings in [DeliverySettings::default(), ordered] {
         let wire = delivery_settings_to_pb(&settings);

@@ -505,12 +505,208 @@ async fn fifty_keys_stay_in_order_through_random_failures_while_one_failing_key_
         .filter(|r| r.status != axum::http::StatusCode::OK)
         .count();
     let id = herald_core::SubscriptionId::parse(&id).unwrap();
-    let held = nats.retries().held_keys(&id).await.unwrap();
+    let held = nats
+        .retries()
+        .held_keys(&herald_core::WorkId::whole(id))
+        .await
+        .unwrap();
     assert!(held.is_empty(), "every hold emptied");
     report(&format!(
         "ordering at scale: {KEYS} keys × {PER_KEY} events posted in {posted:?}, {failed} failed attempts (20 % at random, and key {failing_key} failing until {recovered_at:?}): \
          the other {} keys finished after {others_done:?} while {failing_key} waited, everything after {finished:?}, each key's first deliveries in publish order, at most {} of {IN_FLIGHT} requests at once",
         KEYS - 1,
         receiver.max_concurrent()
+    ));
+}
+
+/// Reads who holds each part's claim; `None` until every part is claimed.
+async fn part_owners(
+    dispatchers: &herald_nats::Dispatchers,
+    works: &[herald_core::WorkId],
+) -> Option<Vec<String>> {
+    let mut owners = Vec::with_capacity(works.len());
+    for work in works {
+        match dispatchers.claim(work).await.ok()??.state {
+            herald_nats::ClaimState::Held(claim) => owners.push(claim.owner),
+            _ => return None,
+        }
+    }
+    Some(owners)
+}
+
+// Several worker threads: the receiver answers while the test polls it and the claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_subscription_is_delivered_by_several_dispatchers_at_once_in_key_order_within_its_limits()
+ {
+    const PARTS: u32 = 16;
+    const IN_FLIGHT: u32 = 16;
+    const RATE: u32 = 400;
+    const BURST: u32 = 16;
+    const KEYS: usize = 48;
+    const PER_KEY: usize = 25;
+    let nats_server = NatsServer::start().await;
+    let ports = Ports::new(nats_server.url());
+    let nats = process::nats(&ports.nats_url).await;
+    let lease_ttl = Duration::from_secs(2);
+    let lease = [("HERALD_DISPATCHER__LEASE_TTL", "2s")];
+    let mut control = process::start_with("control", &ports, &lease);
+    let mut ingest = process::start("ingest", &ports);
+    control.wait_listening(ports.control).await;
+    ingest.wait_listening(ports.ingest).await;
+    let mut dispatchers: Vec<Option<process::Role>> = (0..3)
+        .map(|_| Some(process::start_with("dispatch", &ports, &lease)))
+        .collect();
+    let receiver = TestReceiver::start().await;
+    receiver.set_delay(Duration::from_millis(5));
+    let request = pb::CreateSubscriptionRequest {
+        sink: receiver.url().to_owned(),
+        retry_policy: Some(pb::RetryPolicy {
+            backoff: Some(pb::retry_policy::Backoff::Fixed(pb::FixedBackoff {
+                delays: vec![prost_types::Duration {
+                    seconds: 0,
+                    nanos: 200_000_000,
+                }],
+            })),
+            jitter_percent: Some(0),
+            max_attempts: 100,
+            ..Default::default()
+        }),
+        delivery: Some(pb::DeliverySettings {
+            rate_limit: Some(pb::RateLimit {
+                per_second: RATE,
+                burst: BURST,
+            }),
+            max_in_flight: Some(IN_FLIGHT),
+            ordering: pb::delivery_settings::Ordering::Key as i32,
+            parts: PARTS,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut client = process::control_client(&ports).await;
+    let created = client
+        .create_subscription(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.delivery.as_ref().map(|d| d.parts), Some(PARTS));
+    let id = herald_core::SubscriptionId::parse(&created.id).unwrap();
+    let works: Vec<herald_core::WorkId> = (0..PARTS)
+        .map(|index| {
+            let part = herald_core::subscription::Part::new(index, PARTS).unwrap();
+            herald_core::WorkId::new(id.clone(), part)
+        })
+        .collect();
+    // Every part gets a consumer of its own and is claimed by one of the replicas.
+    for work in &works {
+        eventually("the part's consumer", Duration::from_secs(30), || {
+            let nats = nats.clone();
+            let name = work.consumer_name();
+            async move { nats.consumer_progress(&name).await.ok() }
+        })
+        .await;
+    }
+    let claims = herald_nats::Dispatchers::open(&nats, lease_ttl)
+        .await
+        .unwrap();
+    let owners = eventually("every part claimed", Duration::from_secs(30), || {
+        part_owners(&claims, &works)
+    })
+    .await;
+    let distinct: BTreeSet<&String> = owners.iter().collect();
+    // Rendezvous hashing spreads 16 parts over 3 replicas; all on one has odds of 3 in 3^16.
+    assert!(
+        distinct.len() >= 2,
+        "one replica owns every part: {owners:?}"
+    );
+
+    let started = Instant::now();
+    post_keyed(&ports, KEYS, PER_KEY).await;
+    let total = KEYS * PER_KEY;
+    eventually("deliveries under way", Duration::from_secs(60), || async {
+        (receiver.count() >= total / 4).then_some(())
+    })
+    .await;
+    // Kill the owner of part 0: its parts move to the two others.
+    let victim = dispatchers
+        .iter()
+        .position(|role| {
+            role.as_ref()
+                .and_then(|role| role.child.id())
+                .is_some_and(|pid| owners[0].contains(&format!("-{pid}-")))
+        })
+        .expect("part 0's owner is one of the dispatchers");
+    let moved_parts = owners.iter().filter(|owner| **owner == owners[0]).count();
+    let killed_at = Instant::now();
+    if let Some(killed) = dispatchers[victim].take() {
+        killed.kill().await;
+    }
+    let after = eventually(
+        "the killed replica's parts taken over",
+        Duration::from_secs(60),
+        || async {
+            part_owners(&claims, &works)
+                .await
+                .filter(|now| now.iter().all(|owner| *owner != owners[0]))
+        },
+    )
+    .await;
+    let moved_in = killed_at.elapsed();
+    eventually(
+        "every event delivered",
+        Duration::from_secs(180),
+        || async {
+            let ids: BTreeSet<String> = receiver.requests().iter().map(event_id).collect();
+            (ids.len() == total).then_some(())
+        },
+    )
+    .await;
+    let finished = started.elapsed();
+
+    let requests = receiver.requests();
+    // Per key, the first delivery of each event comes in publish order, across the hand-over.
+    let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for request in &requests {
+        let id = event_id(request);
+        if seen.insert(id.clone()) {
+            let key = id.split('-').next().unwrap_or_default().to_owned();
+            first.entry(key).or_default().push(id);
+        }
+    }
+    assert_eq!(first.len(), KEYS);
+    for (key, ids) in &first {
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "key {key} out of order: {ids:?}"
+        );
+    }
+    // The subscription's limits hold across the replicas that share its parts.
+    assert!(
+        receiver.max_concurrent() <= IN_FLIGHT as usize,
+        "{} requests at once",
+        receiver.max_concurrent()
+    );
+    let arrivals: Vec<Instant> = requests.iter().map(|r| r.received_at).collect();
+    for (first, start) in arrivals.iter().enumerate() {
+        for (last, end) in arrivals.iter().enumerate().skip(first) {
+            let window = end.duration_since(*start);
+            if window < Duration::from_secs(1) {
+                continue;
+            }
+            let count = (last - first + 1) as f64;
+            let bound = f64::from(RATE) * (window.as_secs_f64() + 0.5) + f64::from(BURST);
+            assert!(count <= bound, "{count} requests in {window:?}");
+        }
+    }
+    let survivors: BTreeSet<&String> = after.iter().collect();
+    report(&format!(
+        "a subscription in {PARTS} parts over 3 dispatchers ({} owning parts, {moved_parts} parts on the killed one): \
+         {total} events of {KEYS} keys delivered in key order in {finished:?}, at most {} at once (limit {IN_FLIGHT}); \
+         kill -9 of a replica, its parts taken by {} others in {moved_in:?}; {} duplicates",
+        distinct.len(),
+        receiver.max_concurrent(),
+        survivors.len(),
+        requests.len() - total,
     ));
 }

@@ -103,7 +103,7 @@ async fn control_metrics_show_a_subscriptions_lag_dead_letters_and_retries_until
 
     nats.retries()
         .schedule(
-            &subscription_id,
+            &herald_core::WorkId::whole(subscription_id.clone()),
             RetryOf {
                 event: Bytes::from(herald_test_support::structured_event(
                     "retry-1",
