@@ -32,6 +32,7 @@ mod e2e_scheduling;
 mod e2e_security;
 mod e2e_sink_privacy;
 mod e2e_ssrf;
+mod e2e_tenants;
 mod e2e_test_send;
 mod tidy;
 

@@ -323,6 +323,7 @@ pub(crate) async fn subscribe_with(
             terminal_status_codes: Vec::new(),
         }),
         delivery: options.delivery,
+        tenant: String::new(),
     };
     let created = control.create_subscription(request).await?.into_inner();
     Ok(created.id)

@@ -83,6 +83,16 @@ pub(crate) enum Command {
     /// Manage the event-type catalog: the types producers send, their versions and schemas.
     #[command(subcommand)]
     Types(TypesCommand),
+    /// Manage producer keys: who may publish which events into which tenant (admin only).
+    #[command(subcommand)]
+    Key(crate::access::KeyCommand),
+    /// Manage operator tokens: who may read or change which tenant's subscriptions (admin
+    /// only).
+    #[command(subcommand)]
+    Token(crate::access::TokenCommand),
+    /// Read the audit stream: every change made through the control plane (admin only).
+    #[command(subcommand)]
+    Audit(crate::access::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -528,6 +538,10 @@ pub(crate) struct CreateArgs {
     pub(crate) retry: RetryArgs,
     #[command(flatten)]
     pub(crate) delivery: DeliveryArgs,
+    /// The tenant it belongs to: an admin's choice (`default` when absent); a tenant's token
+    /// creates in its own tenant.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,8 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use herald_proto::v1::audit_service_client::AuditServiceClient;
+use herald_proto::v1::credential_service_client::CredentialServiceClient;
 use herald_proto::v1::delivery_service_client::DeliveryServiceClient;
 use herald_proto::v1::event_service_client::EventServiceClient;
 use herald_proto::v1::event_type_service_client::EventTypeServiceClient;
@@ -22,6 +24,12 @@ pub(crate) type EventClient = EventServiceClient<InterceptedService<Channel, Bea
 pub(crate) type TypeClient = EventTypeServiceClient<InterceptedService<Channel, BearerToken>>;
 /// A Deliveries API client that sends the bearer token, if any.
 pub(crate) type DeliveryClient = DeliveryServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A Credentials API client (producer keys, operator tokens) that sends the bearer token.
+pub(crate) type CredentialClient =
+    CredentialServiceClient<InterceptedService<Channel, BearerToken>>;
+/// An Audit API client that sends the bearer token.
+pub(crate) type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Adds `authorization: Bearer <token>` to each call.
 #[derive(Clone)]
@@ -83,6 +91,18 @@ pub(crate) async fn connect_events(target: &Target) -> anyhow::Result<EventClien
 pub(crate) async fn connect_types(target: &Target) -> anyhow::Result<TypeClient> {
     let (channel, token) = channel(target).await?;
     Ok(EventTypeServiceClient::with_interceptor(channel, token))
+}
+
+/// Connects the Credentials API client to the control plane.
+pub(crate) async fn connect_credentials(target: &Target) -> anyhow::Result<CredentialClient> {
+    let (channel, token) = channel(target).await?;
+    Ok(CredentialServiceClient::with_interceptor(channel, token))
+}
+
+/// Connects the Audit API client to the control plane.
+pub(crate) async fn connect_audit(target: &Target) -> anyhow::Result<AuditClient> {
+    let (channel, token) = channel(target).await?;
+    Ok(AuditServiceClient::with_interceptor(channel, token))
 }
 
 async fn channel(target: &Target) -> anyhow::Result<(Channel, BearerToken)> {

@@ -5,6 +5,7 @@
 //! failure to a one-line `error: ...` message and exit code 1. It links only `herald-proto`,
 //! `herald-core` and `herald-signing`, never server-side crates.
 
+mod access;
 mod args;
 mod client;
 mod deliveries;
@@ -79,6 +80,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             deliveries::replay(&mut client, args, cli.output, output::print).await
         }
         Command::Listen(args) => listen::run(args).await,
+        Command::Key(command) => {
+            let mut client = client::connect_credentials(&target).await?;
+            output::print(&access::key(&mut client, command, cli.output).await?);
+            Ok(())
+        }
+        Command::Token(command) => {
+            let mut client = client::connect_credentials(&target).await?;
+            output::print(&access::token(&mut client, command, cli.output).await?);
+            Ok(())
+        }
+        Command::Audit(command) => {
+            let mut client = client::connect_audit(&target).await?;
+            output::print(&access::audit(&mut client, command, cli.output).await?);
+            Ok(())
+        }
         Command::Types(command) => {
             let mut client = client::connect_types(&target).await?;
             if let Some(text) = types::run(&mut client, command, cli.output).await? {

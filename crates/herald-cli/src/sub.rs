@@ -344,6 +344,7 @@ fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequ
         sink: args.sink,
         secret: create_secret(args.secret, args.scheme)?,
         description: args.description,
+        tenant: args.tenant.unwrap_or_default(),
     })
 }
 
@@ -408,6 +409,7 @@ async fn list_all(client: &mut Client) -> anyhow::Result<Vec<pb::Subscription>> 
         let request = pb::ListSubscriptionsRequest {
             page_size: LIST_PAGE_SIZE,
             page_token,
+            tenant: String::new(),
         };
         let page = client.list_subscriptions(request).await?.into_inner();
         subscriptions.extend(page.subscriptions);

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
+use herald_core::credential::{TENANT_HEADER, TenantId};
 use herald_core::{Event, Subscription, SubscriptionId, filter, subject};
 use herald_nats::{AttemptQuery, Nats, Records, Scanned, Start, SubscriptionStore};
 use herald_proto::v1 as pb;
@@ -117,7 +118,7 @@ impl DeliveryApi {
         &self,
         request: pb::RedriveDeadLettersRequest,
     ) -> Result<pb::RedriveDeadLettersResponse> {
-        let id = self.existing(&request.subscription_id).await?;
+        let (id, tenant) = self.existing_with_tenant(&request.subscription_id).await?;
         let sequences = selection(&request.sequences, request.all)?;
         let selected = self.records.select_dead_letters(&id, sequences).await?;
         let mut redriven = 0;
@@ -126,6 +127,7 @@ impl DeliveryApi {
             redriven += 1;
         }
         tracing::info!(redriven, "dead letters redriven");
+        crate::auth::note(id.as_str(), Some(&tenant), None, None);
         Ok(pb::RedriveDeadLettersResponse { redriven })
     }
 
@@ -133,10 +135,11 @@ impl DeliveryApi {
         &self,
         request: pb::PurgeDeadLettersRequest,
     ) -> Result<pb::PurgeDeadLettersResponse> {
-        let id = self.existing(&request.subscription_id).await?;
+        let (id, tenant) = self.existing_with_tenant(&request.subscription_id).await?;
         let sequences = selection(&request.sequences, request.all)?;
         let purged = self.records.purge_dead_letters(&id, sequences).await?;
         tracing::info!(purged, "dead letters purged");
+        crate::auth::note(id.as_str(), Some(&tenant), None, None);
         Ok(pb::PurgeDeadLettersResponse { purged })
     }
 
@@ -144,12 +147,22 @@ impl DeliveryApi {
         &self,
         request: pb::ListAttemptsRequest,
     ) -> Result<pb::ListAttemptsResponse> {
+        let scope = crate::auth::caller()?;
         let subscription_id = if request.subscription_id.is_empty() {
+            if !scope.is_admin() {
+                return Err(Error::invalid_argument(
+                    "subscription_id",
+                    "is required with a tenant's operator token",
+                ));
+            }
             None
-        } else {
+        } else if scope.is_admin() {
+            // An admin may read the attempts of a deleted subscription too.
             let id = parse_id(&request.subscription_id)?;
             record_subscription_id(&id);
             Some(id)
+        } else {
+            Some(self.existing(&request.subscription_id).await?)
         };
         let outcome = match pb::AttemptOutcome::try_from(request.outcome) {
             Ok(outcome) => herald_proto::attempt_outcome_label(outcome).map(str::to_owned),
@@ -182,9 +195,13 @@ impl DeliveryApi {
         if request.event_id.is_empty() {
             return Err(Error::invalid_argument("event_id", "must not be empty"));
         }
+        let scope = crate::auth::caller()?;
         let subscriptions = self.store.list().await?;
         let mut statuses = Vec::with_capacity(subscriptions.len());
-        for entry in subscriptions {
+        for entry in subscriptions
+            .into_iter()
+            .filter(|entry| scope.sees(&entry.value.tenant))
+        {
             let id = entry.value.id;
             let last_attempt = self
                 .records
@@ -234,6 +251,7 @@ impl DeliveryApi {
             }
         };
         let subscription = read_subscription(&self.store, &id).await?.value;
+        crate::auth::note(id.as_str(), Some(&subscription.tenant), None, None);
         let end = match request.to {
             Some(pb::replay_events_request::To::EndSequence(sequence)) => ReplayEnd {
                 sequence,
@@ -310,12 +328,18 @@ impl DeliveryApi {
         Ok(Box::pin(stream))
     }
 
-    /// Parses a subscription id and checks that the subscription exists.
+    /// Parses a subscription id and checks that the subscription exists, and that the caller
+    /// may see it.
     async fn existing(&self, text: &str) -> Result<SubscriptionId> {
+        Ok(self.existing_with_tenant(text).await?.0)
+    }
+
+    /// Like [`DeliveryApi::existing`], also returning the subscription's tenant.
+    async fn existing_with_tenant(&self, text: &str) -> Result<(SubscriptionId, TenantId)> {
         let id = parse_id(text)?;
         record_subscription_id(&id);
-        read_subscription(&self.store, &id).await?;
-        Ok(id)
+        let stored = read_subscription(&self.store, &id).await?;
+        Ok((id, stored.value.tenant))
     }
 }
 
@@ -375,7 +399,12 @@ impl Replay {
             );
             return Ok(());
         };
-        if !self.filters.matches(&event).matched {
+        // A subscription replays only its tenant's events: those ingest stored with its tenant
+        // in `Herald-Tenant` (from the producer key), or with none for the default tenant.
+        let tenant = scanned
+            .header(TENANT_HEADER)
+            .unwrap_or(herald_core::credential::DEFAULT_TENANT);
+        if tenant != self.subscription.tenant.as_str() || !self.filters.matches(&event).matched {
             return Ok(());
         }
         let dedup = format!(

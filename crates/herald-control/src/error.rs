@@ -3,6 +3,7 @@
 use herald_core::ErrorCode;
 use herald_core::SubscriptionId;
 use herald_core::catalog::CatalogError;
+use herald_core::credential::CredentialError;
 use herald_core::filter::FilterError;
 use herald_core::retry::PolicyError;
 use herald_core::subscription::SubscriptionError;
@@ -31,6 +32,14 @@ pub enum Error {
     },
     #[error("missing or invalid bearer token")]
     Unauthenticated,
+    /// The caller's credential does not allow this call, or this tenant.
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("credential {0} not found")]
+    CredentialNotFound(String),
+    /// A bug on our side, described.
+    #[error("{0}")]
+    Internal(String),
     #[error("{0}")]
     Store(herald_nats::Error),
     #[error("failed to register metrics: {0}")]
@@ -58,6 +67,9 @@ impl Error {
             Error::NotFound(_) | Error::EventTypeNotFound(_) => ErrorCode::NotFound,
             Error::RevisionMismatch { .. } | Error::EventTypeChanged { .. } => ErrorCode::Aborted,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
+            Error::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            Error::CredentialNotFound(_) => ErrorCode::NotFound,
+            Error::Internal(_) => ErrorCode::Internal,
             Error::ShuttingDown => ErrorCode::Unavailable,
             Error::Store(err) => err.code(),
             Error::Metrics(_)
@@ -78,6 +90,15 @@ impl Error {
 
 impl From<SubscriptionError> for Error {
     fn from(error: SubscriptionError) -> Error {
+        Error::InvalidArgument {
+            field: error.field,
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<CredentialError> for Error {
+    fn from(error: CredentialError) -> Error {
         Error::InvalidArgument {
             field: error.field,
             reason: error.reason,

@@ -36,6 +36,7 @@ impl EventTypeApi {
         event_type.validate()?;
         let revision = self.store.create(&event_type).await?;
         tracing::info!(event_type = %event_type.name, revision, "event type registered");
+        crate::auth::note(&event_type.name, None, None, Some(revision));
         Ok(event_type_to_pb(&event_type, revision))
     }
 
@@ -81,8 +82,10 @@ impl EventTypeApi {
             });
         }
         event_type.deprecated = Some(reason);
+        let old_revision = revision;
         let revision = self.store.update(&event_type, revision).await?;
         tracing::info!(event_type = %event_type.name, revision, "event type deprecated");
+        crate::auth::note(&event_type.name, None, Some(old_revision), Some(revision));
         Ok(event_type_to_pb(&event_type, revision))
     }
 

@@ -13,6 +13,7 @@
 
 mod auth;
 mod config;
+mod credentials;
 mod deliveries;
 mod error;
 mod event_types;
@@ -28,16 +29,19 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, Router, TcpIncoming};
 use tonic_health::ServingStatus;
+use tower::layer::util::{Identity, Stack};
 use tonic_health::server::HealthReporter;
 
 use herald_core::network::NetworkPolicy;
 use herald_nats::Nats;
+use herald_proto::v1::audit_service_server::AuditServiceServer;
+use herald_proto::v1::credential_service_server::CredentialServiceServer;
 use herald_proto::v1::delivery_service_server::DeliveryServiceServer;
 use herald_proto::v1::event_service_server::EventServiceServer;
 use herald_proto::v1::event_type_service_server::EventTypeServiceServer;
 use herald_proto::v1::subscription_service_server::SubscriptionServiceServer;
 use herald_proto::{
-    DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, EVENT_TYPE_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME,
+    AUDIT_SERVICE_NAME, CREDENTIAL_SERVICE_NAME, DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, EVENT_TYPE_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME,
 };
 
 pub use config::{AuthConfig, Config, SubscriptionMetricsConfig};
@@ -49,8 +53,10 @@ pub use subscriptions::{DEFAULT_PAGE_SIZE, DEFAULT_ROTATION_OVERLAP, MAX_PAGE_SI
 pub use test_sends::TEST_SEND_TIMEOUT;
 
 /// The gRPC services whose health `Service::run` reports.
-const SERVICE_NAMES: [&str; 4] = [
+const SERVICE_NAMES: [&str; 6] = [
     SUBSCRIPTION_SERVICE_NAME,
+    CREDENTIAL_SERVICE_NAME,
+    AUDIT_SERVICE_NAME,
     DELIVERY_SERVICE_NAME,
     EVENT_SERVICE_NAME,
     EVENT_TYPE_SERVICE_NAME,
@@ -58,10 +64,12 @@ const SERVICE_NAMES: [&str; 4] = [
 
 /// The control service, built and ready to serve.
 pub struct Service {
-    router: Router,
+    router: Router<Stack<auth::AccessLayer, Identity>>,
     health_reporter: HealthReporter,
     /// Replays in progress, stopped with the service.
     replays: deliveries::Replays,
+    /// Keeps the operator tokens the access layer checks current while the service runs.
+    credentials: CredentialFollow,
     /// What the subscription gauge task reads from and sets, and how often (boxed: the
     /// service is moved into `run`'s future).
     gauges: Box<gauges::Setup>,
@@ -88,9 +96,22 @@ pub async fn build(
             tracing::warn!(error = %err, "failed to seal stored secrets; will retry at the next start")
         }
     }
-    let authenticator = auth::Authenticator::new(&config.auth, metrics.clone());
+    // Operator tokens are read before serving and kept current by a watch while serving.
+    let credential_store = Box::pin(nats.credentials()).await?;
+    let credential_set = Box::pin(credential_store.load()).await?;
+    let (credential_sender, credential_receiver) =
+        tokio::sync::watch::channel(Arc::new(credential_set));
+    let audit = Box::pin(nats.audit()).await?;
+    let access = auth::AccessLayer::new(
+        &config.auth,
+        credential_receiver,
+        audit.clone(),
+        metrics.clone(),
+    );
+    let credential_api =
+        credentials::CredentialApi::new(credential_store.clone(), audit, metrics.clone());
     let events = events::EventApi::new(nats.rejected(), metrics.clone());
-    let events = EventServiceServer::with_interceptor(events, authenticator.clone());
+    let events = EventServiceServer::new(events);
     let event_types = Box::pin(nats.event_types()).await?;
     let subscriptions = subscriptions::SubscriptionApi::new(
         store.clone(),
@@ -101,13 +122,12 @@ pub async fn build(
         nats.test_sends(),
     );
     let event_types = event_types::EventTypeApi::new(event_types, metrics.clone());
-    let event_types = EventTypeServiceServer::with_interceptor(event_types, authenticator.clone());
-    let subscriptions =
-        SubscriptionServiceServer::with_interceptor(subscriptions, authenticator.clone());
+    let event_types = EventTypeServiceServer::new(event_types);
+    let subscriptions = SubscriptionServiceServer::new(subscriptions);
     let replays = deliveries::Replays::default();
     let deliveries =
         deliveries::DeliveryApi::new(store, nats.clone(), metrics.clone(), replays.clone());
-    let deliveries = DeliveryServiceServer::with_interceptor(deliveries, authenticator);
+    let deliveries = DeliveryServiceServer::new(deliveries);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -122,6 +142,9 @@ pub async fn build(
         .map_err(Error::Reflection)?;
 
     let router = tonic::transport::Server::builder()
+        .layer(access)
+        .add_service(CredentialServiceServer::new(credential_api.clone()))
+        .add_service(AuditServiceServer::new(credential_api))
         .add_service(subscriptions)
         .add_service(deliveries)
         .add_service(events)
@@ -133,12 +156,29 @@ pub async fn build(
         router,
         health_reporter,
         replays,
+        credentials: CredentialFollow {
+            store: credential_store,
+            current: credential_sender,
+        },
         gauges: Box::new(gauges::Setup {
             nats,
             metrics,
             config: None,
         }),
     })
+}
+
+/// The watch of the credentials bucket that keeps the access layer's operator tokens current.
+struct CredentialFollow {
+    store: herald_nats::CredentialStore,
+    current: tokio::sync::watch::Sender<Arc<herald_core::credential::CredentialSet>>,
+}
+
+impl CredentialFollow {
+    /// Starts following; the task is aborted when the service stops.
+    fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.store.follow(self.current))
+    }
 }
 
 impl Service {
@@ -180,6 +220,7 @@ impl Service {
                 .await;
         }
         let replays = self.replays;
+        let credentials = self.credentials.spawn();
         let gauges = gauges::GaugeTask::spawn(*self.gauges, &shutdown);
         let signal = {
             let health_reporter = health_reporter.clone();
@@ -201,6 +242,8 @@ impl Service {
             .await;
         replays.cancel();
         replays.wait().await;
+        credentials.abort();
+        let _ = credentials.await;
         if let Some(gauges) = gauges {
             Box::pin(gauges.stop()).await;
         }

@@ -98,6 +98,7 @@ impl SubscriptionApi {
             .unwrap_or_else(RetryPolicy::standard);
         let delivery = parse_delivery(request.delivery.as_ref())?.unwrap_or_default();
         let secret = new_secret(&request.secret, None, Scheme::V1)?;
+        let tenant = crate::auth::tenant_to_create_in(&request.tenant)?;
         let now = OffsetDateTime::now_utc();
         let subscription = Subscription {
             id: SubscriptionId::from_ulid(ulid::Ulid::generate()),
@@ -111,11 +112,13 @@ impl SubscriptionApi {
             state: State::Active,
             delivery,
             retired_secrets: Vec::new(),
+            tenant,
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
         let revision = self.store.create(&subscription).await?;
         tracing::info!(sink = %subscription.sink.authority(), revision, "subscription created");
+        crate::auth::note(subscription.id.as_str(), Some(&subscription.tenant), None, Some(revision));
         let mut created = subscription_to_pb(&subscription, revision, SecretVisibility::Reveal);
         created.warnings = self.deprecation_warnings(&subscription.filters).await;
         Ok(created)
@@ -152,9 +155,15 @@ impl SubscriptionApi {
             })?;
             Some(after)
         };
+        let scope = crate::auth::caller()?;
+        let tenant_opt = crate::auth::tenant_to_list(&scope, &request.tenant)?;
         let stored = self.store.list().await?;
         let remaining: Vec<Versioned<Subscription>> = stored
             .into_iter()
+            .filter(|entry| {
+                let tenant = &entry.value.tenant;
+                scope.sees(tenant) && tenant_opt.as_ref().is_none_or(|listed| listed == tenant)
+            })
             .filter(|entry| {
                 after_opt
                     .as_ref()
@@ -209,6 +218,7 @@ impl SubscriptionApi {
                         revision = new_revision,
                         "subscription updated"
                     );
+                    crate::auth::note(id.as_str(), Some(&subscription.tenant), Some(revision), Some(new_revision));
                     let mut updated =
                         subscription_to_pb(&subscription, new_revision, SecretVisibility::Omit);
                     updated.warnings = self.deprecation_warnings(&subscription.filters).await;
@@ -237,6 +247,7 @@ impl SubscriptionApi {
             match self.store.delete(&id, stored.revision).await {
                 Ok(()) => {
                     tracing::info!(revision = stored.revision, "subscription deleted");
+                    crate::auth::note(id.as_str(), Some(&stored.value.tenant), Some(stored.revision), None);
                     // Records age out anyway; a failure here leaves them to expire.
                     if let Err(err) = self.records.forget(&id).await {
                         tracing::warn!(error = %err, "failed to forget the subscription's records");
@@ -272,6 +283,7 @@ impl SubscriptionApi {
             match self.store.update(&subscription, revision).await {
                 Ok(new_revision) => {
                     tracing::info!(state = ?subscription.state, revision = new_revision, "subscription state changed");
+                    crate::auth::note(id.as_str(), Some(&subscription.tenant), Some(revision), Some(new_revision));
                     return Ok(subscription_to_pb(
                         &subscription,
                         new_revision,
@@ -321,6 +333,7 @@ impl SubscriptionApi {
                         scheme = subscription.secret.scheme().as_str(),
                         "subscription secret rotated"
                     );
+                    crate::auth::note(id.as_str(), Some(&subscription.tenant), Some(revision), Some(new_revision));
                     return Ok(subscription_to_pb(
                         &subscription,
                         new_revision,
@@ -516,15 +529,20 @@ pub(crate) async fn observe<T>(
     span.in_scope(|| result.map(Response::new).map_err(Status::from))
 }
 
-/// Reads a stored subscription, or `NotFound`.
+/// Reads a stored subscription, or `NotFound`, also when it belongs to a tenant the caller may
+/// not see (`auth.rs`): a tenant's operator cannot tell another tenant's ids from unused ones.
 pub(crate) async fn read_subscription(
     store: &SubscriptionStore,
     id: &SubscriptionId,
 ) -> Result<Versioned<Subscription>> {
-    store
+    let stored = store
         .get(id)
         .await?
-        .ok_or_else(|| Error::NotFound(id.clone()))
+        .ok_or_else(|| Error::NotFound(id.clone()))?;
+    if !crate::auth::caller()?.sees(&stored.value.tenant) {
+        return Err(Error::NotFound(id.clone()));
+    }
+    Ok(stored)
 }
 
 /// Returns the secret a request gives, or a generated one of its scheme (`default_scheme`

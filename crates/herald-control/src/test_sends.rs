@@ -41,8 +41,10 @@ pub(crate) async fn send_test_event(
     .build()
     .map_err(|err| Error::invalid_argument(err.field, err.reason))?;
     // A deleted subscription is NOT_FOUND here already, with or without a dispatcher.
-    read_subscription(store, &id).await?;
+    let stored = read_subscription(store, &id).await?;
     let sent = test_sends.send(&id, &event, TEST_SEND_TIMEOUT).await?;
+    // Audited like a mutation: it sends a request in the subscription's name.
+    crate::auth::note(id.as_str(), Some(&stored.value.tenant), None, None);
     tracing::info!(
         event_id = event.id(),
         status = sent.attempt.status,

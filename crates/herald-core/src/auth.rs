@@ -59,23 +59,31 @@ impl BearerAuth {
 
     /// Returns true when a request with this `Authorization` value may proceed.
     pub fn accepts(&self, authorization: Option<&str>) -> bool {
-        if self.disabled {
-            return true;
-        }
-        let presented = authorization.and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        });
-        presented.is_some_and(|token| {
-            self.api_tokens
-                .iter()
-                .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
-        })
+        self.disabled || self.bootstrap_index(authorization).is_some()
+    }
+
+    /// Returns the index in `api_tokens` of the token this `Authorization` value presents, if
+    /// any: it names the token (`config.<index>`) in audit records without showing it. Every
+    /// configured token is compared, in constant time.
+    pub fn bootstrap_index(&self, authorization: Option<&str>) -> Option<usize> {
+        let token = bearer_token(authorization)?;
+        self.api_tokens
+            .iter()
+            .enumerate()
+            .fold(None, |found, (index, known)| {
+                let matches = constant_time_eq(known.as_bytes(), token.as_bytes());
+                found.or(matches.then_some(index))
+            })
     }
 }
 
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Returns the token of an `Authorization: Bearer <token>` value (`bearer` accepted too).
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization.and_then(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+    })
 }
+
+use crate::credential::constant_time_eq;

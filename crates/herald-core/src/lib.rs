@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod credential;
 pub mod delivery;
 pub mod error;
 pub mod event;

@@ -65,6 +65,10 @@ pub struct Subscription {
     /// Secrets replaced by a rotation, still signing beside `secret` until their overlap ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_secrets: Vec<RetiredSecret>,
+    /// The tenant it belongs to; a document stored before tenants existed belongs to
+    /// [`crate::credential::DEFAULT_TENANT`].
+    #[serde(default)]
+    pub tenant: crate::credential::TenantId,
 }
 
 /// A secret replaced by a rotation: deliveries are signed with it too until `valid_until`.
@@ -114,6 +118,7 @@ impl fmt::Debug for Subscription {
             .field("delivery", &self.delivery)
             .field("scheme", &self.secret.scheme())
             .field("retired_secrets", &self.retired_secrets.len())
+            .field("tenant", &self.tenant)
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@
 
 use std::panic::AssertUnwindSafe;
 
+use herald_core::credential::TENANT_HEADER;
 use herald_core::{Event, EventError, filter, subject};
 use herald_nats::Delivery;
 
@@ -74,6 +75,19 @@ pub(crate) fn admit(metrics: &Metrics, route: &Route, delivery: &Delivery) -> Ad
             "filters"
         };
         metrics.events_filtered.with_label_values(&[reason]).inc();
+        return Admission::Filtered;
+    }
+    // Tenants (issue 12): an event published by ingest reaches only the subscriptions of the
+    // tenant it was stored for (the `Herald-Tenant` header ingest sets from the producer key,
+    // never from the event; none: the default tenant). Redeliveries name their subscription,
+    // and control replays only its tenant's events. Subjects per tenant are planned
+    // (ARCHITECTURE.md, "Tenants").
+    let on_events_subject = delivery.subject().starts_with("herald.events.");
+    let tenant = delivery
+        .header(TENANT_HEADER)
+        .unwrap_or(herald_core::credential::DEFAULT_TENANT);
+    if on_events_subject && tenant != route.subscription().tenant.as_str() {
+        metrics.events_filtered.with_label_values(&["tenant"]).inc();
         return Admission::Filtered;
     }
     Admission::Deliver(event)

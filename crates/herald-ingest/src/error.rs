@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use herald_core::catalog::Violation;
+use herald_core::credential::ScopeRefusal;
 use herald_core::{ErrorCode, EventError};
 
 /// An ingest failure.
@@ -37,6 +38,21 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("missing or invalid bearer token")]
     Unauthenticated,
+    /// The producer key may not publish this event; nothing of the request was published.
+    #[error("{0}")]
+    OutOfScope(ScopeRefusal),
+    /// The producer key may not publish some events of a batch; nothing of it was published.
+    #[error("forbidden batch: the producer key may not publish {} of its events", .0.len())]
+    OutOfScopeBatch(Vec<(usize, ScopeRefusal)>),
+    /// The producer key's rate limit is spent; `retry_after` is when enough is back.
+    #[error("the producer key's rate limit of {per_second} events a second is spent: retry after {retry_after_secs} s")]
+    RateLimited {
+        per_second: u32,
+        retry_after_secs: u64,
+    },
+    /// The producer keys could not be read at start.
+    #[error("failed to load the producer keys: {0}")]
+    Credentials(herald_nats::Error),
     #[error("nothing is at `{0}`: send events to POST /v1/events")]
     NotFound(String),
     #[error("method {0} is not allowed on /v1/events: send events with POST")]
@@ -192,6 +208,9 @@ impl Error {
                 ErrorCode::ResourceExhausted
             }
             Error::Unauthenticated => ErrorCode::Unauthenticated,
+            Error::OutOfScope(_) | Error::OutOfScopeBatch(_) => ErrorCode::PermissionDenied,
+            Error::RateLimited { .. } => ErrorCode::ResourceExhausted,
+            Error::Credentials(err) => err.code(),
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Unpersisted(_) | Error::Timeout(_) => ErrorCode::Unavailable,
             Error::Catalog(err) => err.code(),
@@ -234,6 +253,9 @@ impl Error {
             Error::MalformedHead(HeadRefusal::UriTooLong) => "uri-too-long",
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
             Error::Unauthenticated => "unauthenticated",
+            Error::OutOfScope(_) | Error::OutOfScopeBatch(_) => "forbidden",
+            Error::RateLimited { .. } => "rate-limited",
+            Error::Credentials(_) => "unavailable",
             Error::NotFound(_) => "not-found",
             Error::MethodNotAllowed(_) => "method-not-allowed",
             Error::Unpersisted(_) | Error::Timeout(_) => "unavailable",
@@ -262,10 +284,19 @@ impl Error {
                     pointer: Some(refusal.pointer().to_owned()),
                 })
                 .collect(),
+            Error::OutOfScopeBatch(entries) => entries
+                .iter()
+                .map(|(index, refusal)| BatchEntryProblem {
+                    index: *index,
+                    detail: refusal.to_string(),
+                    pointer: Some(format!("/{}", refusal.attribute)),
+                })
+                .collect(),
             _ => Vec::new(),
         };
         let pointer = match self {
             Error::Refused(refusal) => Some(refusal.pointer().to_owned()),
+            Error::OutOfScope(refusal) => Some(format!("/{}", refusal.attribute)),
             _ => None,
         };
         let problem = Problem {
@@ -346,6 +377,11 @@ impl IntoResponse for Error {
             }
             Error::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }

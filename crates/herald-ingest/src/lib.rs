@@ -18,6 +18,7 @@ mod config;
 mod error;
 mod listener;
 mod metrics;
+mod producers;
 mod routes;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use herald_core::catalog::{CompiledCatalog, EventType};
-use herald_nats::{EventPublisher, EventTypeChange, EventTypeStore};
+use herald_core::credential::CredentialSet;
+use herald_nats::{CredentialStore, EventPublisher, EventTypeChange, EventTypeStore};
 use herald_runtime::tls::TlsListener;
 
 pub use config::{AuthConfig, CatalogConfig, Config, Unregistered};
@@ -45,6 +47,10 @@ pub struct Service {
     router: axum::Router,
     metrics: Metrics,
     catalog: Option<CatalogWatch>,
+    /// The producer keys requests are checked against, and the store that keeps them current
+    /// while serving ([`Service::with_producer_keys`]; none: bootstrap tokens only).
+    credentials: watch::Sender<Arc<CredentialSet>>,
+    credential_store: Option<CredentialStore>,
 }
 
 /// Keeps the compiled catalog current while the service runs.
@@ -61,11 +67,15 @@ pub fn build(
     registry: &prometheus::Registry,
 ) -> Result<Service> {
     let metrics = Metrics::register(registry)?;
-    let router = routes::router(config, publisher, metrics.clone(), None);
+    let (credentials, keys) = watch::channel(Arc::new(CredentialSet::default()));
+    let producers = producers::ProducerKeys::new(keys);
+    let router = routes::router(config, publisher, producers, metrics.clone(), None);
     Ok(Service {
         router,
         metrics,
         catalog: None,
+        credentials,
+        credential_store: None,
     })
 }
 
@@ -94,7 +104,9 @@ pub async fn build_with_catalog(
         compiled: receiver,
         unregistered: catalog_config.unregistered,
     };
-    let router = routes::router(config, publisher, metrics.clone(), Some(check));
+    let (credentials, keys) = watch::channel(Arc::new(CredentialSet::default()));
+    let producers = producers::ProducerKeys::new(keys);
+    let router = routes::router(config, publisher, producers, metrics.clone(), Some(check));
     Ok(Service {
         router,
         metrics,
@@ -103,10 +115,23 @@ pub async fn build_with_catalog(
             types,
             compiled: sender,
         }),
+        credentials,
+        credential_store: None,
     })
 }
 
 impl Service {
+    /// Returns the service also accepting the producer keys of `store` (the credentials
+    /// bucket): read now (failing when they cannot be), then kept current by its watch while the
+    /// service runs, so a key created or revoked counts within moments, without a restart.
+    pub async fn with_producer_keys(mut self, store: CredentialStore) -> Result<Service> {
+        let set = store.load().await.map_err(Error::Credentials)?;
+        tracing::info!(credentials = set.len(), "producer keys loaded");
+        self.credentials.send_replace(Arc::new(set));
+        self.credential_store = Some(store);
+        Ok(self)
+    }
+
     /// Returns the HTTP router, for serving or for driving with `tower::ServiceExt::oneshot`.
     pub fn router(&self) -> axum::Router {
         self.router.clone()
@@ -140,11 +165,19 @@ impl Service {
         let watch_task = self
             .catalog
             .map(|catalog| tokio::spawn(catalog.run(watch_stop.clone())));
+        let credentials = self.credentials;
+        let credential_task = self
+            .credential_store
+            .map(|store| tokio::spawn(store.follow(credentials)));
         let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(Error::Io);
         watch_stop.cancel();
+        if let Some(task) = credential_task {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some(task) = watch_task
             && let Err(err) = task.await
         {

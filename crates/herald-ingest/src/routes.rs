@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,7 @@ use herald_core::{Event, subject};
 use herald_nats::EventPublisher;
 use tracing::Instrument as _;
 
+use crate::producers::{Producer, ProducerKeys};
 use crate::{CatalogRefusal, Config, Error, HeadRefusal, Metrics, Result, Unregistered};
 
 /// The most bytes a request's header fields may hold together, names and values: a bound of
@@ -43,6 +44,8 @@ const INLINE_CHECK_EVENTS: usize = 16;
 struct AppState {
     config: Arc<Config>,
     publisher: EventPublisher,
+    /// Producer keys in force, and their rate limits.
+    producers: ProducerKeys,
     metrics: Metrics,
     catalog: Option<CatalogCheck>,
 }
@@ -142,6 +145,7 @@ impl Mode {
 pub(crate) fn router(
     config: Arc<Config>,
     publisher: EventPublisher,
+    producers: ProducerKeys,
     metrics: Metrics,
     catalog: Option<CatalogCheck>,
 ) -> Router {
@@ -149,6 +153,7 @@ pub(crate) fn router(
     let state = AppState {
         config,
         publisher,
+        producers,
         metrics,
         catalog,
     };
@@ -201,15 +206,27 @@ async fn bounded_head(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Finds who sends the request (`producers.rs`) and hands it to the handler; nobody known is
+/// `401`.
+async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    if state.config.auth.accepts(authorization) {
-        return next.run(request).await;
+    match state
+        .producers
+        .authenticate(&state.config.auth, authorization)
+    {
+        Some(producer) => {
+            request.extensions_mut().insert(producer);
+            next.run(request).await
+        }
+        None => Error::Unauthenticated.into_response(),
     }
-    Error::Unauthenticated.into_response()
 }
 
 async fn not_found(uri: Uri) -> Response {
@@ -223,10 +240,15 @@ async fn method_not_allowed(method: Method) -> Response {
 
 async fn publish_events(
     State(state): State<AppState>,
+    producer: Option<Extension<Producer>>,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    match accept(&state, &headers, body).await {
+    // The authentication middleware always sets it; without it, nobody was checked.
+    let Some(Extension(producer)) = producer else {
+        return Error::Unauthenticated.into_response();
+    };
+    match accept(&state, &producer, &headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -234,6 +256,7 @@ async fn publish_events(
 
 async fn accept(
     state: &AppState,
+    producer: &Producer,
     headers: &HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
@@ -263,6 +286,15 @@ async fn accept(
         Mode::Batch => parse_batch(&body, state.config.max_batch_events)?,
     };
     refuse_unstorable_types(&events, mode)?;
+    // A producer key's events are stored for its tenant; bootstrap tokens publish into the
+    // default tenant, which stores no header.
+    let publisher = match producer {
+        Producer::Bootstrap => state.publisher.clone(),
+        Producer::Key(key) => {
+            state.producers.admit(key, &events, mode == Mode::Batch)?;
+            state.publisher.for_tenant(&key.tenant)
+        }
+    };
     let mode_label = [mode.as_str()];
     state
         .metrics
@@ -287,17 +319,11 @@ async fn accept(
     let started = Instant::now();
     let receipts = async {
         match events.as_slice() {
-            [event] => state
-                .publisher
+            [event] => publisher
                 .publish_traced(event, stored.as_ref())
                 .await
                 .map(|receipt| vec![receipt]),
-            _ => {
-                state
-                    .publisher
-                    .publish_all_traced(&events, stored.as_ref())
-                    .await
-            }
+            _ => publisher.publish_all_traced(&events, stored.as_ref()).await,
         }
     }
     .instrument(span)

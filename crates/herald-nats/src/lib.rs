@@ -8,8 +8,10 @@
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
 mod backlogs;
+mod audit;
 mod catalog;
 mod consumer;
+mod credentials;
 mod dispatchers;
 mod error;
 mod publisher;
@@ -29,6 +31,7 @@ use serde::Deserialize;
 use herald_core::ErrorCode;
 
 pub use backlogs::{Backlog, Backlogs, ConsumerLevel};
+pub use audit::{AUDIT_RETENTION, AUDIT_STREAM, AuditLog, AuditOrder};
 pub use catalog::{EVENT_TYPES_BUCKET, EventTypeChange, EventTypeStore};
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
@@ -37,6 +40,7 @@ pub use dispatchers::{
     CLAIMS_BUCKET, Claim, ClaimEntry, ClaimState, Dispatchers, MEMBERS_BUCKET, MIN_LEASE_TTL,
     MemberChange, MemberId, validate_replica_id,
 };
+pub use credentials::{CREDENTIALS_BUCKET, CredentialStore};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
 pub use records::{
@@ -287,6 +291,8 @@ impl Nats {
         rejected::ensure_stream(&jetstream, &config.events).await?;
         ensure_subscriptions_bucket(&jetstream, &config.events).await?;
         catalog::ensure(&jetstream, &config.events).await?;
+        credentials::ensure(&jetstream, &config.events).await?;
+        audit::ensure(&jetstream, &config.events).await?;
         let records = records::ensure(&jetstream, config).await?;
         let retries = retries::ensure(&jetstream, &config.events).await?;
         Ok(Nats {

@@ -14,6 +14,7 @@ use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use futures::future::try_join_all;
 
+use herald_core::credential::{TENANT_HEADER, TenantId};
 use herald_core::trace::{self, TraceContext};
 use herald_core::{ErrorCode, Event, MessageId, subject};
 
@@ -37,11 +38,28 @@ pub struct EventPublisher {
     jetstream: jetstream::Context,
     /// The events stream accepts atomic batches.
     atomic: bool,
+    /// The tenant every event is stored for (`Herald-Tenant`), set by ingest from the
+    /// producer key; `None` stores no tenant header (the default tenant).
+    tenant: Option<TenantId>,
 }
 
 impl EventPublisher {
     pub(crate) fn new(jetstream: jetstream::Context, atomic: bool) -> EventPublisher {
-        EventPublisher { jetstream, atomic }
+        EventPublisher {
+            jetstream,
+            atomic,
+            tenant: None,
+        }
+    }
+
+    /// Returns a publisher storing every event with `tenant` in its `Herald-Tenant` header
+    /// ([`herald_core::credential::TENANT_HEADER`]): ingest sets it from the producer key,
+    /// never from the event, so a producer cannot publish into another tenant.
+    pub fn for_tenant(&self, tenant: &TenantId) -> EventPublisher {
+        EventPublisher {
+            tenant: Some(tenant.clone()),
+            ..self.clone()
+        }
     }
 
     /// True when many-event requests go out as atomic batches: asked for in the settings and
@@ -124,6 +142,9 @@ impl EventPublisher {
                 (index + 1).to_string().as_str(),
             );
             insert_trace(&mut headers, trace);
+            if let Some(tenant) = &self.tenant {
+                headers.insert(TENANT_HEADER, tenant.as_str());
+            }
             let payload = Bytes::clone(event.structured());
             if index == 0 || index == last {
                 if index == last {
@@ -174,6 +195,9 @@ impl EventPublisher {
             .payload(Bytes::clone(event.structured()))
             .message_id(message_id.as_str())
             .header("Content-Type", herald_core::event::STRUCTURED_CONTENT_TYPE);
+        if let Some(tenant) = &self.tenant {
+            message = message.header(TENANT_HEADER, tenant.as_str());
+        }
         if let Some(trace) = trace {
             message = message.header(trace::TRACEPARENT, trace.traceparent());
             if let Some(state) = trace.tracestate() {

@@ -114,6 +114,7 @@ async fn inspect(
         crate::records::dead_letters_config(config),
         crate::records::attempts_config(config),
         crate::retries::stream_config(&config.events),
+        crate::audit::stream_config(&config.events),
     ];
     for expected in &streams {
         if let Some(actual) = read(jetstream, &expected.name, &mut inspection).await {
@@ -124,6 +125,7 @@ async fn inspect(
         crate::subscriptions_bucket_config(&config.events),
         crate::catalog::bucket_config(&config.events),
         crate::records::health_config(config),
+        crate::credentials::bucket_config(&config.events),
     ];
     for expected in &buckets {
         if let Some(actual) = read(

@@ -71,6 +71,7 @@ pub fn subscription_to_pb(
             })
             .collect(),
         warnings: Vec::new(),
+        tenant: subscription.tenant.to_string(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod credential;
 pub mod delivery;
 pub mod rpc;
 
@@ -17,6 +18,9 @@ mod tests;
 use herald_core::ErrorCode;
 
 pub use catalog::{event_type_from_pb, event_type_to_pb};
+pub use credential::{
+    audit_record_to_pb, operator_token_to_pb, producer_key_to_pb, rate_limit_from_pb,
+};
 pub use convert::{
     SecretVisibility, filters_from_pb, filters_to_pb, scheme_from_pb, scheme_to_pb,
     subscription_to_pb, timestamp_from_pb, timestamp_to_pb,
@@ -48,6 +52,10 @@ pub const SUBSCRIPTION_SERVICE_NAME: &str = v1::subscription_service_server::SER
 pub const EVENT_SERVICE_NAME: &str = v1::event_service_server::SERVICE_NAME;
 /// Fully qualified name of the event-type catalog service.
 pub const EVENT_TYPE_SERVICE_NAME: &str = v1::event_type_service_server::SERVICE_NAME;
+/// Fully qualified name of the credentials service (producer keys, operator tokens).
+pub const CREDENTIAL_SERVICE_NAME: &str = v1::credential_service_server::SERVICE_NAME;
+/// Fully qualified name of the audit service.
+pub const AUDIT_SERVICE_NAME: &str = v1::audit_service_server::SERVICE_NAME;
 /// Fully qualified name of the deliveries service, as health checks and reflection name it.
 pub const DELIVERY_SERVICE_NAME: &str = v1::delivery_service_server::SERVICE_NAME;
 

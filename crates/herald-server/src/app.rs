@@ -156,6 +156,7 @@ pub(crate) async fn run(
             &registry,
         ))
         .await?;
+        let service = Box::pin(service.with_producer_keys(nats.credentials().await?)).await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {

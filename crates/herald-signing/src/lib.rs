@@ -127,6 +127,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Returns 32 bytes from the operating system's random source: the secret part of a producer
+/// key or operator token (`herald_core::credential::IssuedToken`).
+pub fn random_token_bytes() -> Result<[u8; 32], Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| Error::Random(err.to_string()))?;
+    Ok(bytes)
+}
+
 /// Returns the `webhook-signature` value for one attempt: `v1,<base64 HMAC-SHA256>`.
 pub fn sign(secret: &Secret, msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
     let tag = secret

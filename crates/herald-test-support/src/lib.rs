@@ -62,6 +62,12 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.options.port)
     }
 
+    /// Returns the directory the server stores JetStream in (`jetstream/$G/streams/<STREAM>`
+    /// holds each stream's and bucket's messages), for tests that read what reached the disk.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.options.data_dir
+    }
+
     /// Stops the server abruptly, keeping its data for [`NatsServer::restart`].
     pub async fn kill(&mut self) {
         if let Some(server) = self.server.take() {

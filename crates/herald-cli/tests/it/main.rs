@@ -13,6 +13,7 @@
     reason = "a test fails by panicking"
 )]
 
+mod access;
 mod deliveries;
 mod listen;
 mod sub;

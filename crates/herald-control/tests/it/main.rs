@@ -16,3 +16,4 @@ mod deliveries;
 mod discovery;
 mod secrets;
 mod subscriptions;
+mod tenants;

@@ -23,6 +23,7 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
             description: "orders".to_owned(),
             retry_policy: None,
             delivery: None,
+            tenant: String::new(),
         })
         .await;
 
@@ -485,6 +486,7 @@ async fn list_pages_through_subscriptions_in_id_order() {
             .list_subscriptions(pb::ListSubscriptionsRequest {
                 page_size: 2,
                 page_token: page_token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -518,6 +520,7 @@ async fn list_with_a_foreign_page_token_is_an_invalid_argument() {
         .list_subscriptions(pb::ListSubscriptionsRequest {
             page_size: 0,
             page_token: "garbage".to_owned(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

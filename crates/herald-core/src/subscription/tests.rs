@@ -102,11 +102,12 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
             parts: 1,
         },
         retired_secrets: Vec::new(),
+        tenant: crate::credential::TenantId::parse("acme", "tenant").unwrap(),
     };
     let json = serde_json::to_string(&subscription).unwrap();
     assert_eq!(
         json,
-        r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","filters":[{"exact":{"type":"a.b"}}],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","description":"orders","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z","retry_policy":{"backoff":{"fixed":{"delays":[1000]}},"jitter_percent":0,"max_attempts":2,"max_age":2592000000,"terminal_status_codes":[]},"state":{"state":"disabled","reason":"gone","since":"2026-11-22T11:00:00Z"},"delivery":{"rate_limit":{"per_second":5,"burst":2},"ordering":"key","on_dead_letter":"block"}}"#
+        r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook","filters":[{"exact":{"type":"a.b"}}],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","description":"orders","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z","retry_policy":{"backoff":{"fixed":{"delays":[1000]}},"jitter_percent":0,"max_attempts":2,"max_age":2592000000,"terminal_status_codes":[]},"state":{"state":"disabled","reason":"gone","since":"2026-11-22T11:00:00Z"},"delivery":{"rate_limit":{"per_second":5,"burst":2},"ordering":"key","on_dead_letter":"block"},"tenant":"acme"}"#
     );
     assert_eq!(
         serde_json::from_str::<Subscription>(&json).unwrap(),

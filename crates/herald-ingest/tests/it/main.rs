@@ -13,5 +13,6 @@
 mod support;
 
 mod corpus;
+mod producer_keys;
 mod refusals;
 mod unavailable;

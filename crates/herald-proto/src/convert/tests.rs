@@ -23,6 +23,7 @@ fn subscription() -> Subscription {
         state: herald_core::State::Active,
         delivery: herald_core::DeliverySettings::default(),
         retired_secrets: Vec::new(),
+        tenant: herald_core::credential::TenantId::default_tenant(),
     }
 }
 
