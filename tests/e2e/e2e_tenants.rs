@@ -228,10 +228,9 @@ impl Drop for TenantCluster {
 
 fn authorized<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -344,20 +343,26 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
         .into_inner();
 
     // Keys created through control reach ingest through the bucket's watch.
-    eventually("ingest to accept the new keys", Duration::from_secs(10), || async {
-        let acme = cluster.publish(&acme_key, "acme-1").await;
-        let globex = cluster.publish(&globex_key, "globex-1").await;
-        (acme == 202 && globex == 202).then_some(())
-    })
+    eventually(
+        "ingest to accept the new keys",
+        Duration::from_secs(10),
+        || async {
+            let acme = cluster.publish(&acme_key, "acme-1").await;
+            let globex = cluster.publish(&globex_key, "globex-1").await;
+            (acme == 202 && globex == 202).then_some(())
+        },
+    )
     .await;
     assert_eq!(cluster.publish(INGEST_TOKEN, "default-1").await, 202);
 
     acme_endpoint.wait_for(1, Duration::from_secs(30)).await;
     globex_endpoint.wait_for(1, Duration::from_secs(30)).await;
     // Each subscription saw the other tenants' two events and skipped them as another tenant's.
-    eventually("four events skipped by tenant", Duration::from_secs(30), || async {
-        (cluster.filtered_by_tenant() >= 4).then_some(())
-    })
+    eventually(
+        "four events skipped by tenant",
+        Duration::from_secs(30),
+        || async { (cluster.filtered_by_tenant() >= 4).then_some(()) },
+    )
     .await;
     assert_eq!(event_ids(&acme_endpoint), ["acme-1"]);
     assert_eq!(event_ids(&globex_endpoint), ["globex-1"]);
@@ -374,19 +379,33 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    eventually("ingest to refuse the revoked key", Duration::from_secs(10), || async {
-        let id = format!("after-revoke-{}", started.elapsed().as_nanos());
-        (cluster.publish(&acme_key, &id).await == 401).then_some(())
-    })
+    eventually(
+        "ingest to refuse the revoked key",
+        Duration::from_secs(10),
+        || async {
+            let id = format!("after-revoke-{}", started.elapsed().as_nanos());
+            (cluster.publish(&acme_key, &id).await == 401).then_some(())
+        },
+    )
     .await;
-    eprintln!("revoked key refused by ingest after {:?}", started.elapsed());
+    eprintln!(
+        "revoked key refused by ingest after {:?}",
+        started.elapsed()
+    );
 
     let audit = AuditServiceClient::new(cluster.control.clone())
-        .list_audit_records(authorized(CONTROL_TOKEN, pb::ListAuditRecordsRequest::default()))
+        .list_audit_records(authorized(
+            CONTROL_TOKEN,
+            pb::ListAuditRecordsRequest::default(),
+        ))
         .await
         .unwrap()
         .into_inner();
-    let rpcs: Vec<&str> = audit.records.iter().map(|record| record.rpc.as_str()).collect();
+    let rpcs: Vec<&str> = audit
+        .records
+        .iter()
+        .map(|record| record.rpc.as_str())
+        .collect();
     assert_eq!(
         rpcs,
         [
@@ -403,28 +422,35 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
 
     // What reached the disk: wait until the audit stream and the buckets hold what was done.
     let data_dir = cluster.nats_server.data_dir().to_path_buf();
-    let stored = eventually("the stores to reach the disk", Duration::from_secs(30), || {
-        let data_dir = data_dir.clone();
-        let subscription_id = acme_subscription.id.clone();
-        let key_id = acme_key_id.clone();
-        async move {
-            let stored = stored_by_stream(&data_dir);
-            let holds = |stream: &str, needle: &str| {
-                stored
-                    .iter()
-                    .any(|(name, bytes)| name == stream && contains(bytes, needle))
-            };
-            let written = holds("HERALD_AUDIT", "RevokeProducerKey")
-                && holds("KV_herald_credentials", &key_id)
-                && holds("KV_herald_subscriptions", &subscription_id)
-                && holds("HERALD_ATTEMPTS", &subscription_id);
-            written.then_some(stored)
-        }
-    })
+    let stored = eventually(
+        "the stores to reach the disk",
+        Duration::from_secs(30),
+        || {
+            let data_dir = data_dir.clone();
+            let subscription_id = acme_subscription.id.clone();
+            let key_id = acme_key_id.clone();
+            async move {
+                let stored = stored_by_stream(&data_dir);
+                let holds = |stream: &str, needle: &str| {
+                    stored
+                        .iter()
+                        .any(|(name, bytes)| name == stream && contains(bytes, needle))
+                };
+                let written = holds("HERALD_AUDIT", "RevokeProducerKey")
+                    && holds("KV_herald_credentials", &key_id)
+                    && holds("KV_herald_subscriptions", &subscription_id)
+                    && holds("HERALD_ATTEMPTS", &subscription_id);
+                written.then_some(stored)
+            }
+        },
+    )
     .await;
     drop(cluster);
     let log_text = logs.text();
-    assert!(log_text.contains("subscription created"), "the capture works");
+    assert!(
+        log_text.contains("subscription created"),
+        "the capture works"
+    );
 
     let secrets = [
         ("the acme producer key", acme_key.as_str()),
@@ -438,7 +464,10 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
     ];
     for (what, secret) in secrets {
         assert!(!log_text.contains(secret), "a log line shows {what}");
-        assert!(!audit_text.contains(secret), "the audit stream shows {what}");
+        assert!(
+            !audit_text.contains(secret),
+            "the audit stream shows {what}"
+        );
         for (stream, bytes) in &stored {
             let sink_bucket = stream == "KV_herald_subscriptions" && secret == QUERY_SECRET;
             // The subscription holds its sink, query included, to deliver to it.
@@ -447,6 +476,9 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
             }
         }
     }
-    assert!(!log_text.contains(&acme_sink), "a log line shows the full sink URL");
+    assert!(
+        !log_text.contains(&acme_sink),
+        "a log line shows the full sink URL"
+    );
     assert!(!audit_text.contains(&acme_sink));
 }

@@ -149,9 +149,9 @@ pub(crate) async fn key(
             let keys = client.list_producer_keys(request).await?.into_inner().keys;
             Ok(match format {
                 OutputFormat::Table => keys_table(&keys),
-                OutputFormat::Json => {
-                    output::json_text(&json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }))
-                }
+                OutputFormat::Json => output::json_text(
+                    &json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
+                ),
             })
         }
         KeyCommand::Revoke { id } => {
@@ -202,7 +202,11 @@ pub(crate) async fn token(
             let request = pb::ListOperatorTokensRequest {
                 tenant: tenant.unwrap_or_default(),
             };
-            let tokens = client.list_operator_tokens(request).await?.into_inner().tokens;
+            let tokens = client
+                .list_operator_tokens(request)
+                .await?
+                .into_inner()
+                .tokens;
             Ok(match format {
                 OutputFormat::Table => tokens_table(&tokens),
                 OutputFormat::Json => output::json_text(
@@ -241,7 +245,10 @@ pub(crate) async fn audit(
         OutputFormat::Table => {
             let mut text = audit_table(&page.records);
             if !page.next_page_token.is_empty() {
-                text.push_str(&format!("next page: --page-token {}\n", page.next_page_token));
+                text.push_str(&format!(
+                    "next page: --page-token {}\n",
+                    page.next_page_token
+                ));
             }
             text
         }
@@ -303,7 +310,10 @@ pub(crate) fn keys_table(keys: &[pb::ProducerKey]) -> String {
             ]
         })
         .collect();
-    output::table(&["ID", "TENANT", "SOURCES", "TYPES", "RATE", "REVOKED"], &rows)
+    output::table(
+        &["ID", "TENANT", "SOURCES", "TYPES", "RATE", "REVOKED"],
+        &rows,
+    )
 }
 
 fn key_json(key: &pb::ProducerKey) -> Value {
@@ -412,7 +422,9 @@ pub(crate) fn audit_table(records: &[pb::AuditRecord]) -> String {
         })
         .collect();
     output::table(
-        &["SEQ", "TIME", "WHO", "RPC", "RESOURCE", "TENANT", "REVISION"],
+        &[
+            "SEQ", "TIME", "WHO", "RPC", "RESOURCE", "TENANT", "REVISION",
+        ],
         &rows,
     )
 }

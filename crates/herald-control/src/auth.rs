@@ -199,7 +199,9 @@ fn authenticate(
 ) -> Option<OperatorScope> {
     // An operator token counts even with authentication disabled (dev mode), so its scope
     // does too.
-    if let Some(token) = bearer_token(authorization).and_then(|token| credentials.operator_token(token)) {
+    if let Some(token) =
+        bearer_token(authorization).and_then(|token| credentials.operator_token(token))
+    {
         return Some(token.scope());
     }
     if bootstrap.disabled {

@@ -119,11 +119,7 @@ impl CredentialApi {
     }
 
     /// Lists the credentials of `kind`, of `tenant` when one is given.
-    async fn list(
-        &self,
-        kind: CredentialKind,
-        tenant: &str,
-    ) -> Result<Vec<(Credential, u64)>> {
+    async fn list(&self, kind: CredentialKind, tenant: &str) -> Result<Vec<(Credential, u64)>> {
         let tenant = if tenant.is_empty() {
             None
         } else {

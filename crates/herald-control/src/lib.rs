@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, Router, TcpIncoming};
 use tonic_health::ServingStatus;
-use tower::layer::util::{Identity, Stack};
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
 
 use herald_core::network::NetworkPolicy;
 use herald_nats::Nats;
@@ -41,7 +41,8 @@ use herald_proto::v1::event_service_server::EventServiceServer;
 use herald_proto::v1::event_type_service_server::EventTypeServiceServer;
 use herald_proto::v1::subscription_service_server::SubscriptionServiceServer;
 use herald_proto::{
-    AUDIT_SERVICE_NAME, CREDENTIAL_SERVICE_NAME, DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME, EVENT_TYPE_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME,
+    AUDIT_SERVICE_NAME, CREDENTIAL_SERVICE_NAME, DELIVERY_SERVICE_NAME, EVENT_SERVICE_NAME,
+    EVENT_TYPE_SERVICE_NAME, SUBSCRIPTION_SERVICE_NAME,
 };
 
 pub use config::{AuthConfig, Config, SubscriptionMetricsConfig};

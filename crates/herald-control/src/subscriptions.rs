@@ -118,7 +118,12 @@ impl SubscriptionApi {
         record_subscription_id(&subscription.id);
         let revision = self.store.create(&subscription).await?;
         tracing::info!(sink = %subscription.sink.authority(), revision, "subscription created");
-        crate::auth::note(subscription.id.as_str(), Some(&subscription.tenant), None, Some(revision));
+        crate::auth::note(
+            subscription.id.as_str(),
+            Some(&subscription.tenant),
+            None,
+            Some(revision),
+        );
         let mut created = subscription_to_pb(&subscription, revision, SecretVisibility::Reveal);
         created.warnings = self.deprecation_warnings(&subscription.filters).await;
         Ok(created)
@@ -218,7 +223,12 @@ impl SubscriptionApi {
                         revision = new_revision,
                         "subscription updated"
                     );
-                    crate::auth::note(id.as_str(), Some(&subscription.tenant), Some(revision), Some(new_revision));
+                    crate::auth::note(
+                        id.as_str(),
+                        Some(&subscription.tenant),
+                        Some(revision),
+                        Some(new_revision),
+                    );
                     let mut updated =
                         subscription_to_pb(&subscription, new_revision, SecretVisibility::Omit);
                     updated.warnings = self.deprecation_warnings(&subscription.filters).await;
@@ -247,7 +257,12 @@ impl SubscriptionApi {
             match self.store.delete(&id, stored.revision).await {
                 Ok(()) => {
                     tracing::info!(revision = stored.revision, "subscription deleted");
-                    crate::auth::note(id.as_str(), Some(&stored.value.tenant), Some(stored.revision), None);
+                    crate::auth::note(
+                        id.as_str(),
+                        Some(&stored.value.tenant),
+                        Some(stored.revision),
+                        None,
+                    );
                     // Records age out anyway; a failure here leaves them to expire.
                     if let Err(err) = self.records.forget(&id).await {
                         tracing::warn!(error = %err, "failed to forget the subscription's records");
@@ -283,7 +298,12 @@ impl SubscriptionApi {
             match self.store.update(&subscription, revision).await {
                 Ok(new_revision) => {
                     tracing::info!(state = ?subscription.state, revision = new_revision, "subscription state changed");
-                    crate::auth::note(id.as_str(), Some(&subscription.tenant), Some(revision), Some(new_revision));
+                    crate::auth::note(
+                        id.as_str(),
+                        Some(&subscription.tenant),
+                        Some(revision),
+                        Some(new_revision),
+                    );
                     return Ok(subscription_to_pb(
                         &subscription,
                         new_revision,
@@ -333,7 +353,12 @@ impl SubscriptionApi {
                         scheme = subscription.secret.scheme().as_str(),
                         "subscription secret rotated"
                     );
-                    crate::auth::note(id.as_str(), Some(&subscription.tenant), Some(revision), Some(new_revision));
+                    crate::auth::note(
+                        id.as_str(),
+                        Some(&subscription.tenant),
+                        Some(revision),
+                        Some(new_revision),
+                    );
                     return Ok(subscription_to_pb(
                         &subscription,
                         new_revision,

@@ -329,7 +329,9 @@ pub struct ProducerKey {
 
 /// Why an event is outside a producer key's scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the producer key may not publish this event: its {attribute} `{value}` starts with none of the key's prefixes")]
+#[error(
+    "the producer key may not publish this event: its {attribute} `{value}` starts with none of the key's prefixes"
+)]
 pub struct ScopeRefusal {
     /// `source` or `type`.
     pub attribute: &'static str,

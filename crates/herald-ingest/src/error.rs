@@ -45,7 +45,9 @@ pub enum Error {
     #[error("forbidden batch: the producer key may not publish {} of its events", .0.len())]
     OutOfScopeBatch(Vec<(usize, ScopeRefusal)>),
     /// The producer key's rate limit is spent; `retry_after` is when enough is back.
-    #[error("the producer key's rate limit of {per_second} events a second is spent: retry after {retry_after_secs} s")]
+    #[error(
+        "the producer key's rate limit of {per_second} events a second is spent: retry after {retry_after_secs} s"
+    )]
     RateLimited {
         per_second: u32,
         retry_after_secs: u64,

@@ -66,7 +66,9 @@ impl ProducerKeys {
         if let Some(key) = key {
             return Some(Producer::Key(Arc::new(key)));
         }
-        bootstrap.accepts(authorization).then_some(Producer::Bootstrap)
+        bootstrap
+            .accepts(authorization)
+            .then_some(Producer::Bootstrap)
     }
 
     /// Checks that `key` may publish every one of `events` (`batch`: name the members at

@@ -208,11 +208,7 @@ async fn bounded_head(request: Request, next: Next) -> Response {
 
 /// Finds who sends the request (`producers.rs`) and hands it to the handler; nobody known is
 /// `401`.
-async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -55,10 +55,7 @@ impl Nats {
 impl AuditLog {
     /// Stores a record and waits for JetStream's acknowledgement; returns its sequence.
     pub async fn append(&self, record: &AuditRecord) -> Result<u64> {
-        let tenant = record
-            .tenant
-            .as_ref()
-            .map_or("_", |tenant| tenant.as_str());
+        let tenant = record.tenant.as_ref().map_or("_", |tenant| tenant.as_str());
         let payload = serde_json::to_vec(record).map_err(|err| {
             Error::new(
                 ErrorCode::Internal,
@@ -67,7 +64,10 @@ impl AuditLog {
         })?;
         let ack = self
             .jetstream
-            .publish(format!("{}.audit.{tenant}", herald_core::subject::ROOT), payload.into())
+            .publish(
+                format!("{}.audit.{tenant}", herald_core::subject::ROOT),
+                payload.into(),
+            )
             .await
             .map_err(Error::unavailable("failed to store an audit record"))?
             .await
@@ -113,9 +113,8 @@ impl AuditLog {
                     .max(state.first_sequence);
                 let mut items = self.read(Start::Sequence(start), end, limit).await?;
                 items.reverse();
-                let reached_since = since.is_some_and(|since| {
-                    items.iter().any(|(_, record)| record.time < since)
-                });
+                let reached_since =
+                    since.is_some_and(|since| items.iter().any(|(_, record)| record.time < since));
                 items.retain(|(_, record)| since.is_none_or(|since| record.time >= since));
                 let next_sequence =
                     (start > state.first_sequence && !reached_since).then_some(start);
@@ -147,7 +146,12 @@ impl AuditLog {
         }
     }
 
-    async fn read(&self, start: Start, until: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
+    async fn read(
+        &self,
+        start: Start,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditRecord)>> {
         let subjects = vec![format!("{}.audit.>", herald_core::subject::ROOT)];
         let scanned = scan::scan(&self.stream, subjects, start, Some(until)).await?;
         let mut scanned = std::pin::pin!(scanned);

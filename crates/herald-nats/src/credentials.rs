@@ -100,7 +100,9 @@ impl CredentialStore {
                     value,
                     revision: entry.revision,
                 }),
-                Err(err) => tracing::error!(key = %entry.key, error = %err, "unreadable credential"),
+                Err(err) => {
+                    tracing::error!(key = %entry.key, error = %err, "unreadable credential")
+                }
             }
         }
         credentials.sort_by(|a, b| a.value.id().cmp(b.value.id()));

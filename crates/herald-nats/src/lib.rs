@@ -7,8 +7,8 @@
 //! ([`Event`](herald_core::Event), [`Subscription`](herald_core::Subscription)) and this crate's
 //! handles, never `async_nats` types: swapping the client or the topology stays a change here.
 
-mod backlogs;
 mod audit;
+mod backlogs;
 mod catalog;
 mod consumer;
 mod credentials;
@@ -30,17 +30,17 @@ use serde::Deserialize;
 
 use herald_core::ErrorCode;
 
-pub use backlogs::{Backlog, Backlogs, ConsumerLevel};
 pub use audit::{AUDIT_RETENTION, AUDIT_STREAM, AuditLog, AuditOrder};
+pub use backlogs::{Backlog, Backlogs, ConsumerLevel};
 pub use catalog::{EVENT_TYPES_BUCKET, EventTypeChange, EventTypeStore};
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
 };
+pub use credentials::{CREDENTIALS_BUCKET, CredentialStore};
 pub use dispatchers::{
     CLAIMS_BUCKET, Claim, ClaimEntry, ClaimState, Dispatchers, MEMBERS_BUCKET, MIN_LEASE_TTL,
     MemberChange, MemberId, validate_replica_id,
 };
-pub use credentials::{CREDENTIALS_BUCKET, CredentialStore};
 pub use error::{Error, Result};
 pub use publisher::{EventPublisher, PublishReceipt};
 pub use records::{

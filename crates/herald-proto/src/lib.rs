@@ -18,12 +18,12 @@ mod tests;
 use herald_core::ErrorCode;
 
 pub use catalog::{event_type_from_pb, event_type_to_pb};
-pub use credential::{
-    audit_record_to_pb, operator_token_to_pb, producer_key_to_pb, rate_limit_from_pb,
-};
 pub use convert::{
     SecretVisibility, filters_from_pb, filters_to_pb, scheme_from_pb, scheme_to_pb,
     subscription_to_pb, timestamp_from_pb, timestamp_to_pb,
+};
+pub use credential::{
+    audit_record_to_pb, operator_token_to_pb, producer_key_to_pb, rate_limit_from_pb,
 };
 pub use delivery::{
     attempt_outcome_label, attempt_outcome_to_pb, attempt_to_pb, dead_letter_to_pb,

@@ -94,9 +94,31 @@ fn audit_records_show_who_what_and_revisions() {
     assert_eq!(
         lines,
         [
-            vec!["SEQ", "TIME", "WHO", "RPC", "RESOURCE", "TENANT", "REVISION"],
-            vec!["2", "2025-01-02T03:04:05Z", "ot_01JGX", "UpdateSubscription", "sub_01JGX", "acme", "3", "->", "4"],
-            vec!["1", "2025-01-02T03:04:05Z", "config.0", "CreateOperatorToken", "ot_01JGX", "-", "-", "->", "1"],
+            vec![
+                "SEQ", "TIME", "WHO", "RPC", "RESOURCE", "TENANT", "REVISION"
+            ],
+            vec![
+                "2",
+                "2025-01-02T03:04:05Z",
+                "ot_01JGX",
+                "UpdateSubscription",
+                "sub_01JGX",
+                "acme",
+                "3",
+                "->",
+                "4"
+            ],
+            vec![
+                "1",
+                "2025-01-02T03:04:05Z",
+                "config.0",
+                "CreateOperatorToken",
+                "ot_01JGX",
+                "-",
+                "-",
+                "->",
+                "1"
+            ],
         ]
     );
     assert_eq!(audit_json(&records[0])["old_revision"], "3");

@@ -29,7 +29,13 @@ async fn manages_keys_and_tokens_and_lists_the_audit_stream() {
 
     let created = stdout_of(
         &run(admin(&[
-            "key", "create", "--tenant", "acme", "--type-prefix", "com.acme.", "--rate-limit",
+            "key",
+            "create",
+            "--tenant",
+            "acme",
+            "--type-prefix",
+            "com.acme.",
+            "--rate-limit",
             "50",
         ]))
         .await,
@@ -48,7 +54,10 @@ async fn manages_keys_and_tokens_and_lists_the_audit_stream() {
 
     let listed = stdout_of(&run(admin(&["key", "list"])).await);
     assert!(listed.contains(&key_id), "{listed}");
-    assert!(!listed.contains(&key_token), "a listing never shows a token: {listed}");
+    assert!(
+        !listed.contains(&key_token),
+        "a listing never shows a token: {listed}"
+    );
 
     // The tenant's operator creates in its tenant and may not manage credentials.
     let tenant = |args: &[&str]| {
@@ -57,7 +66,13 @@ async fn manages_keys_and_tokens_and_lists_the_audit_stream() {
         full
     };
     let subscription = stdout_of(
-        &run(tenant(&["sub", "create", "--sink", "https://hooks.example.com/acme"])).await,
+        &run(tenant(&[
+            "sub",
+            "create",
+            "--sink",
+            "https://hooks.example.com/acme",
+        ]))
+        .await,
     );
     let subscription_id = subscription
         .lines()
@@ -82,13 +97,23 @@ async fn manages_keys_and_tokens_and_lists_the_audit_stream() {
         .collect();
     assert_eq!(
         rpcs,
-        ["RevokeProducerKey", "CreateSubscription", "CreateOperatorToken", "CreateProducerKey"],
+        [
+            "RevokeProducerKey",
+            "CreateSubscription",
+            "CreateOperatorToken",
+            "CreateProducerKey"
+        ],
         "{audit}"
     );
     for secret in [key_token.as_str(), operator_secret.as_str(), TOKEN] {
         assert!(!audit.contains(secret), "{audit}");
     }
-    let json = stdout_of(&run(admin(&["--output", "json", "audit", "list", "--limit", "1"])).await);
+    let json = stdout_of(
+        &run(admin(&[
+            "--output", "json", "audit", "list", "--limit", "1",
+        ]))
+        .await,
+    );
     let page: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(page["records"][0]["rpc"], "RevokeProducerKey");
     assert_eq!(page["records"][0]["credential"], "config.0");

@@ -1,8 +1,6 @@
 //! Tests of who may call what.
 
-use herald_core::credential::{
-    Credential, CredentialKind, IssuedToken, OperatorToken, TenantId,
-};
+use herald_core::credential::{Credential, CredentialKind, IssuedToken, OperatorToken, TenantId};
 
 use super::*;
 
@@ -17,7 +15,11 @@ fn bootstrap(disabled: bool) -> AuthConfig {
 
 /// Issues an operator token into `set` and returns its `authorization` value.
 fn issue(set: &mut CredentialSet, tenant: Option<&str>, access: Access, n: u128) -> String {
-    let issued = IssuedToken::issue(CredentialKind::OperatorToken, ulid::Ulid::from(n), &[n as u8; 32]);
+    let issued = IssuedToken::issue(
+        CredentialKind::OperatorToken,
+        ulid::Ulid::from(n),
+        &[n as u8; 32],
+    );
     set.put(Credential::OperatorToken(OperatorToken {
         id: issued.id.clone(),
         tenant: tenant.map(|tenant| TenantId::parse(tenant, "tenant").unwrap()),
@@ -48,7 +50,13 @@ fn bootstrap_tokens_are_read_write_admins_named_by_index() {
     )
     .unwrap();
     assert_eq!(scope, OperatorScope::bootstrap(1));
-    let anonymous = admit(&bootstrap(true), &set, "AuditService/ListAuditRecords", None).unwrap();
+    let anonymous = admit(
+        &bootstrap(true),
+        &set,
+        "AuditService/ListAuditRecords",
+        None,
+    )
+    .unwrap();
     assert_eq!(anonymous.credential, "anonymous");
 }
 
@@ -82,16 +90,31 @@ fn read_only_and_tenant_tokens_are_denied_what_they_may_not_do() {
     let admin_ro = issue(&mut set, None, Access::ReadOnly, 3);
     let config = bootstrap(false);
     let check = |token: &str, method: &str| code(admit(&config, &set, method, Some(token)));
-    assert_eq!(check(&tenant_rw, "SubscriptionService/CreateSubscription"), "ok");
+    assert_eq!(
+        check(&tenant_rw, "SubscriptionService/CreateSubscription"),
+        "ok"
+    );
     assert_eq!(check(&tenant_rw, "DeliveryService/ListAttempts"), "ok");
     assert_eq!(
         check(&tenant_rw, "CredentialService/CreateProducerKey"),
         "permission_denied"
     );
-    assert_eq!(check(&tenant_rw, "AuditService/ListAuditRecords"), "permission_denied");
-    assert_eq!(check(&tenant_rw, "EventService/ListRejectedEvents"), "permission_denied");
-    assert_eq!(check(&tenant_rw, "EventTypeService/CreateEventType"), "permission_denied");
-    assert_eq!(check(&tenant_ro, "SubscriptionService/GetSubscription"), "ok");
+    assert_eq!(
+        check(&tenant_rw, "AuditService/ListAuditRecords"),
+        "permission_denied"
+    );
+    assert_eq!(
+        check(&tenant_rw, "EventService/ListRejectedEvents"),
+        "permission_denied"
+    );
+    assert_eq!(
+        check(&tenant_rw, "EventTypeService/CreateEventType"),
+        "permission_denied"
+    );
+    assert_eq!(
+        check(&tenant_ro, "SubscriptionService/GetSubscription"),
+        "ok"
+    );
     for mutation in [
         "SubscriptionService/CreateSubscription",
         "SubscriptionService/DeleteSubscription",
@@ -99,7 +122,11 @@ fn read_only_and_tenant_tokens_are_denied_what_they_may_not_do() {
         "DeliveryService/RedriveDeadLetters",
         "DeliveryService/ReplayEvents",
     ] {
-        assert_eq!(check(&tenant_ro, mutation), "permission_denied", "{mutation}");
+        assert_eq!(
+            check(&tenant_ro, mutation),
+            "permission_denied",
+            "{mutation}"
+        );
     }
     assert_eq!(check(&admin_ro, "AuditService/ListAuditRecords"), "ok");
     assert_eq!(
@@ -110,6 +137,9 @@ fn read_only_and_tenant_tokens_are_denied_what_they_may_not_do() {
 
 #[test]
 fn methods_the_table_does_not_know_need_a_read_write_admin() {
-    assert_eq!(required_access("SubscriptionService/SomethingNew"), Required::AdminWrite);
+    assert_eq!(
+        required_access("SubscriptionService/SomethingNew"),
+        Required::AdminWrite
+    );
     assert_eq!(required_access("NewService/Get"), Required::AdminWrite);
 }

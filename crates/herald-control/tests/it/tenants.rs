@@ -20,10 +20,9 @@ use crate::support::{Control, Options, PUBLIC_SINK, TOKEN};
 /// A request carrying `token` as its bearer token.
 fn authorized<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -92,7 +91,10 @@ async fn a_tenants_operator_sees_and_changes_only_its_own_subscriptions() {
     let default_subscription = create_in(&control, TOKEN, "").await;
     assert_eq!(default_subscription.tenant, "default");
     let acme_subscription = create_in(&control, &acme, "").await;
-    assert_eq!(acme_subscription.tenant, "acme", "a tenant creates in its own tenant");
+    assert_eq!(
+        acme_subscription.tenant, "acme",
+        "a tenant creates in its own tenant"
+    );
 
     let mut subscriptions = control.client();
     let listed = subscriptions
@@ -139,7 +141,10 @@ async fn a_tenants_operator_sees_and_changes_only_its_own_subscriptions() {
             "get",
             code_of(
                 subscriptions
-                    .get_subscription(authorized(&acme, pb::GetSubscriptionRequest { id: other.clone() }))
+                    .get_subscription(authorized(
+                        &acme,
+                        pb::GetSubscriptionRequest { id: other.clone() },
+                    ))
                     .await,
             ),
         ),
@@ -162,7 +167,10 @@ async fn a_tenants_operator_sees_and_changes_only_its_own_subscriptions() {
             "pause",
             code_of(
                 subscriptions
-                    .pause_subscription(authorized(&acme, pb::PauseSubscriptionRequest { id: other.clone() }))
+                    .pause_subscription(authorized(
+                        &acme,
+                        pb::PauseSubscriptionRequest { id: other.clone() },
+                    ))
                     .await,
             ),
         ),
@@ -239,10 +247,17 @@ async fn a_tenants_operator_sees_and_changes_only_its_own_subscriptions() {
         ),
     ];
     for (call, code) in calls {
-        assert_eq!(code, Code::NotFound, "{call} of another tenant's subscription");
+        assert_eq!(
+            code,
+            Code::NotFound,
+            "{call} of another tenant's subscription"
+        );
     }
     let unchanged = subscriptions
-        .get_subscription(authorized(TOKEN, pb::GetSubscriptionRequest { id: other.clone() }))
+        .get_subscription(authorized(
+            TOKEN,
+            pb::GetSubscriptionRequest { id: other.clone() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -263,7 +278,11 @@ async fn a_tenants_operator_sees_and_changes_only_its_own_subscriptions() {
         .await
         .unwrap()
         .into_inner();
-    let seen: Vec<&str> = status.statuses.iter().map(|s| s.subscription_id.as_str()).collect();
+    let seen: Vec<&str> = status
+        .statuses
+        .iter()
+        .map(|s| s.subscription_id.as_str())
+        .collect();
     assert_eq!(seen, [acme_subscription.id.as_str()]);
 
     // Its own subscriptions it may change; naming another tenant is refused.
@@ -347,12 +366,18 @@ async fn missing_wrong_and_revoked_operator_tokens_are_unauthenticated_within_se
         .into_inner();
     let forged = format!("{}A", &token[..token.len() - 1]);
     let mut client: SubscriptionServiceClient<Channel> = control.client();
-    for presented in ["", "wrong-token-0123456789", forged.as_str(), key.token.as_str()] {
+    for presented in [
+        "",
+        "wrong-token-0123456789",
+        forged.as_str(),
+        key.token.as_str(),
+    ] {
         let mut request = Request::new(pb::ListSubscriptionsRequest::default());
         if !presented.is_empty() {
-            request
-                .metadata_mut()
-                .insert("authorization", format!("Bearer {presented}").parse().unwrap());
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {presented}").parse().unwrap(),
+            );
         }
         let result = client.list_subscriptions(request).await;
         assert_eq!(code_of(result), Code::Unauthenticated, "{presented}");
@@ -363,7 +388,10 @@ async fn missing_wrong_and_revoked_operator_tokens_are_unauthenticated_within_se
     assert_eq!(code_of(accepted), Code::Ok);
 
     let revoked = credentials(&control)
-        .revoke_operator_token(authorized(TOKEN, pb::RevokeCredentialRequest { id: id.clone() }))
+        .revoke_operator_token(authorized(
+            TOKEN,
+            pb::RevokeCredentialRequest { id: id.clone() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -391,7 +419,10 @@ async fn missing_wrong_and_revoked_operator_tokens_are_unauthenticated_within_se
         .unwrap()
         .into_inner();
     let revoked_listed = listed.tokens.iter().find(|listed| listed.id == id).unwrap();
-    assert!(revoked_listed.revoke_time.is_some(), "a revoked token stays listed");
+    assert!(
+        revoked_listed.revoke_time.is_some(),
+        "a revoked token stays listed"
+    );
 }
 
 #[tokio::test]
@@ -490,12 +521,48 @@ async fn the_audit_stream_records_each_mutation_newest_first_without_secrets() {
     assert_eq!(
         summary,
         [
-            ("CreateProducerKey", "config.0", key_id.as_str(), 0, key.key.as_ref().unwrap().revision),
-            ("DeleteSubscription", "config.0", created.id.as_str(), paused.revision, 0),
-            ("PauseSubscription", operator_id.as_str(), created.id.as_str(), rotated.revision, paused.revision),
-            ("RotateSecret", operator_id.as_str(), created.id.as_str(), created.revision, rotated.revision),
-            ("CreateSubscription", operator_id.as_str(), created.id.as_str(), 0, created.revision),
-            ("CreateOperatorToken", "config.0", operator_id.as_str(), 0, page.records[5].new_revision),
+            (
+                "CreateProducerKey",
+                "config.0",
+                key_id.as_str(),
+                0,
+                key.key.as_ref().unwrap().revision
+            ),
+            (
+                "DeleteSubscription",
+                "config.0",
+                created.id.as_str(),
+                paused.revision,
+                0
+            ),
+            (
+                "PauseSubscription",
+                operator_id.as_str(),
+                created.id.as_str(),
+                rotated.revision,
+                paused.revision
+            ),
+            (
+                "RotateSecret",
+                operator_id.as_str(),
+                created.id.as_str(),
+                created.revision,
+                rotated.revision
+            ),
+            (
+                "CreateSubscription",
+                operator_id.as_str(),
+                created.id.as_str(),
+                0,
+                created.revision
+            ),
+            (
+                "CreateOperatorToken",
+                "config.0",
+                operator_id.as_str(),
+                0,
+                page.records[5].new_revision
+            ),
         ]
     );
     assert!(page.records.iter().all(|record| record.time.is_some()));
@@ -540,7 +607,11 @@ async fn the_audit_stream_records_each_mutation_newest_first_without_secrets() {
         .await
         .unwrap()
         .into_inner();
-    let sequences: Vec<u64> = oldest.records.iter().map(|record| record.sequence).collect();
+    let sequences: Vec<u64> = oldest
+        .records
+        .iter()
+        .map(|record| record.sequence)
+        .collect();
     assert_eq!(sequences, [1, 2, 3, 4]);
     assert!(!oldest.next_page_token.is_empty());
 
@@ -555,6 +626,9 @@ async fn the_audit_stream_records_each_mutation_newest_first_without_secrets() {
         TOKEN,
         "token=abc",
     ] {
-        assert!(!text.contains(forbidden), "the audit stream shows {forbidden}: {text}");
+        assert!(
+            !text.contains(forbidden),
+            "the audit stream shows {forbidden}: {text}"
+        );
     }
 }

@@ -58,8 +58,17 @@ fn debug_output_never_shows_tokens() {
 #[test]
 fn a_bootstrap_token_is_named_by_its_index() {
     let auth = auth(&["a-long-enough-token-1", "a-long-enough-token-2"]);
-    assert_eq!(auth.bootstrap_index(Some("Bearer a-long-enough-token-2")), Some(1));
-    assert_eq!(auth.bootstrap_index(Some("bearer a-long-enough-token-1")), Some(0));
-    assert_eq!(auth.bootstrap_index(Some("Bearer a-long-enough-token")), None);
+    assert_eq!(
+        auth.bootstrap_index(Some("Bearer a-long-enough-token-2")),
+        Some(1)
+    );
+    assert_eq!(
+        auth.bootstrap_index(Some("bearer a-long-enough-token-1")),
+        Some(0)
+    );
+    assert_eq!(
+        auth.bootstrap_index(Some("Bearer a-long-enough-token")),
+        None
+    );
     assert_eq!(auth.bootstrap_index(None), None);
 }

@@ -28,7 +28,17 @@ fn tenant_ids_are_subject_tokens() {
         assert!(TenantId::parse(good, "tenant").is_ok(), "{good}");
     }
     let long = "a".repeat(MAX_TENANT_LEN + 1);
-    for bad in ["", "-a", "Acme", "a.b", "a*", "a>", "a b", "é", long.as_str()] {
+    for bad in [
+        "",
+        "-a",
+        "Acme",
+        "a.b",
+        "a*",
+        "a>",
+        "a b",
+        "é",
+        long.as_str(),
+    ] {
         let error = TenantId::parse(bad, "tenant").unwrap_err();
         assert_eq!(error.field, "tenant", "{bad}");
     }
@@ -43,7 +53,10 @@ fn an_issued_token_is_found_by_its_id_and_checked_against_its_hash() {
         id_of_token(CredentialKind::ProducerKey, &issued.token),
         Some(issued.id.clone())
     );
-    assert_eq!(id_of_token(CredentialKind::OperatorToken, &issued.token), None);
+    assert_eq!(
+        id_of_token(CredentialKind::OperatorToken, &issued.token),
+        None
+    );
     assert!(issued.hash.matches(&issued.token));
     assert!(!format!("{issued:?}").contains(&issued.token));
     assert!(!format!("{:?}", issued.hash).contains("sha256"));
@@ -55,7 +68,13 @@ fn an_issued_token_is_found_by_its_id_and_checked_against_its_hash() {
     // Same id, another secret: found by id, refused by the hash.
     let forged = IssuedToken::issue(CredentialKind::ProducerKey, ulid(7), &[8; 32]);
     assert!(set.producer_key(&forged.token).is_none());
-    for garbage in ["", "hpk_", "hpk_x_y", "Bearer", &issued.token[..issued.token.len() - 1]] {
+    for garbage in [
+        "",
+        "hpk_",
+        "hpk_x_y",
+        "Bearer",
+        &issued.token[..issued.token.len() - 1],
+    ] {
         assert!(set.producer_key(garbage).is_none(), "{garbage}");
     }
 }
@@ -76,7 +95,8 @@ fn revoked_credentials_authenticate_no_one() {
     let mut set = CredentialSet::default();
     set.put(credential.clone());
     assert_eq!(
-        set.operator_token(&issued.token).map(|token| token.scope().access),
+        set.operator_token(&issued.token)
+            .map(|token| token.scope().access),
         Some(Access::ReadOnly)
     );
     credential.revoke(OffsetDateTime::UNIX_EPOCH);
@@ -89,11 +109,18 @@ fn revoked_credentials_authenticate_no_one() {
 fn a_producer_key_permits_only_its_prefixes() {
     let issued = IssuedToken::issue(CredentialKind::ProducerKey, ulid(2), &[2; 32]);
     let key = producer_key(&issued);
-    assert!(key.permits("https://shop.acme/eu", "com.acme.order.paid").is_ok());
+    assert!(
+        key.permits("https://shop.acme/eu", "com.acme.order.paid")
+            .is_ok()
+    );
     assert!(key.permits("https://shop.acme/", "com.acme.cart.x").is_ok());
-    let refusal = key.permits("https://evil/", "com.acme.order.paid").unwrap_err();
+    let refusal = key
+        .permits("https://evil/", "com.acme.order.paid")
+        .unwrap_err();
     assert_eq!(refusal.attribute, "source");
-    let refusal = key.permits("https://shop.acme/", "com.other.order").unwrap_err();
+    let refusal = key
+        .permits("https://shop.acme/", "com.other.order")
+        .unwrap_err();
     assert_eq!(refusal.attribute, "type");
     let open = ProducerKey {
         source_prefixes: Vec::new(),
@@ -112,7 +139,10 @@ fn producer_key_settings_are_checked_naming_the_field() {
         type_prefixes: vec!["a".to_owned(), String::new()],
         ..key.clone()
     };
-    assert_eq!(empty_prefix.validate().unwrap_err().field, "type_prefixes[1]");
+    assert_eq!(
+        empty_prefix.validate().unwrap_err().field,
+        "type_prefixes[1]"
+    );
     let zero_rate = ProducerKey {
         rate_limit: Some(RateLimit {
             per_second: 0,
@@ -120,7 +150,10 @@ fn producer_key_settings_are_checked_naming_the_field() {
         }),
         ..key
     };
-    assert_eq!(zero_rate.validate().unwrap_err().field, "rate_limit.per_second");
+    assert_eq!(
+        zero_rate.validate().unwrap_err().field,
+        "rate_limit.per_second"
+    );
 }
 
 #[test]

@@ -39,9 +39,11 @@ impl KeyedIngest {
     async fn start(specs: &[KeySpec<'_>]) -> (KeyedIngest, Vec<(Credential, String)>) {
         let server = NatsServer::start().await;
         // Boxed: setting up the topology is a large future.
-        let nats = Box::pin(Nats::connect(&herald_test_support::nats_config(&server.url())))
-            .await
-            .expect("nats should connect");
+        let nats = Box::pin(Nats::connect(&herald_test_support::nats_config(
+            &server.url(),
+        )))
+        .await
+        .expect("nats should connect");
         let keys = nats.credentials().await.expect("the bucket should open");
         let mut created = Vec::new();
         for (tenant, type_prefixes, rate_limit) in specs {
@@ -186,7 +188,9 @@ async fn refuses_missing_wrong_malformed_and_revoked_credentials_with_401() {
         assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
     }
     assert_eq!(ingest.stored().await, 0);
-    let answer = ingest.post_event(&token, "/shop", "com.acme.order", "e2").await;
+    let answer = ingest
+        .post_event(&token, "/shop", "com.acme.order", "e2")
+        .await;
     assert_eq!(answer.status, 202, "{answer:?}");
     let bootstrap = ingest.post_event(BOOTSTRAP, "/any", "any.type", "e3").await;
     assert_eq!(bootstrap.status, 202, "{bootstrap:?}");
@@ -200,7 +204,9 @@ async fn refuses_missing_wrong_malformed_and_revoked_credentials_with_401() {
     ingest.until_status(&token, 401).await;
     eprintln!("revocation seen by ingest after {:?}", started.elapsed());
     let after = ingest.stored().await;
-    let refused = ingest.post_event(&token, "/shop", "com.acme.order", "e4").await;
+    let refused = ingest
+        .post_event(&token, "/shop", "com.acme.order", "e4")
+        .await;
     assert_eq!(refused.status, 401, "{refused:?}");
     assert_eq!(ingest.stored().await, after);
 }
@@ -216,7 +222,9 @@ async fn refuses_events_outside_the_keys_scope_with_403_and_publishes_nothing_of
     assert_eq!(problem["type"], "urn:herald:problem:forbidden");
     assert_eq!(problem["code"], "permission_denied");
     assert_eq!(problem["pointer"], "/type");
-    let wrong_source = ingest.post_event(token, "/elsewhere", "com.acme.x", "e2").await;
+    let wrong_source = ingest
+        .post_event(token, "/elsewhere", "com.acme.x", "e2")
+        .await;
     assert_eq!(wrong_source.status, 403, "{wrong_source:?}");
     assert_eq!(wrong_source.problem()["pointer"], "/source");
 
@@ -255,8 +263,14 @@ async fn refuses_events_outside_the_keys_scope_with_403_and_publishes_nothing_of
         ))
         .await;
     assert_eq!(binary.status, 403, "{binary:?}");
-    assert_eq!(ingest.stored().await, 0, "nothing outside the scope is stored");
-    let within = ingest.post_event(token, "/shop/eu", "com.acme.order", "ok").await;
+    assert_eq!(
+        ingest.stored().await,
+        0,
+        "nothing outside the scope is stored"
+    );
+    let within = ingest
+        .post_event(token, "/shop/eu", "com.acme.order", "ok")
+        .await;
     assert_eq!(within.status, 202, "{within:?}");
     assert_eq!(ingest.stored().await, 1);
 }
@@ -266,7 +280,8 @@ async fn stores_a_keys_events_with_its_tenant_whatever_the_event_says() {
     let (ingest, keys) = Box::pin(KeyedIngest::start(&[("acme", &[], None)])).await;
     let token = &keys[0].1;
     // An attribute or a header claiming another tenant changes nothing.
-    let event = r#"{"specversion":"1.0","id":"t1","source":"/shop","type":"com.acme.x","tenant":"globex"}"#;
+    let event =
+        r#"{"specversion":"1.0","id":"t1","source":"/shop","type":"com.acme.x","tenant":"globex"}"#;
     let answer = HttpConnection::open(ingest.address)
         .await
         .send(&request(
@@ -281,7 +296,9 @@ async fn stores_a_keys_events_with_its_tenant_whatever_the_event_says() {
         ))
         .await;
     assert_eq!(answer.status, 202, "{answer:?}");
-    let bootstrap = ingest.post_event(BOOTSTRAP, "/shop", "com.acme.y", "t2").await;
+    let bootstrap = ingest
+        .post_event(BOOTSTRAP, "/shop", "com.acme.y", "t2")
+        .await;
     assert_eq!(bootstrap.status, 202, "{bootstrap:?}");
     let scanned: Vec<_> = ingest
         .nats
@@ -303,8 +320,11 @@ async fn a_keys_rate_limit_answers_429_with_retry_after() {
         per_second: 1,
         burst: 3,
     };
-    let (ingest, keys) =
-        Box::pin(KeyedIngest::start(&[("acme", &[], Some(limit)), ("acme", &[], None)])).await;
+    let (ingest, keys) = Box::pin(KeyedIngest::start(&[
+        ("acme", &[], Some(limit)),
+        ("acme", &[], None),
+    ]))
+    .await;
     let (limited_token, other_token) = (&keys[0].1, &keys[1].1);
     let authorization = format!("Bearer {limited_token}");
     // More events at once than the burst holds: never accepted whole.
@@ -316,10 +336,17 @@ async fn a_keys_rate_limit_answers_429_with_retry_after() {
         event("/shop", "a", "x4"),
     );
     let too_many = ingest
-        .post(Some(&authorization), "application/cloudevents-batch+json", &batch)
+        .post(
+            Some(&authorization),
+            "application/cloudevents-batch+json",
+            &batch,
+        )
         .await;
     assert_eq!(too_many.status, 429, "{too_many:?}");
-    assert_eq!(too_many.problem()["type"], "urn:herald:problem:rate-limited");
+    assert_eq!(
+        too_many.problem()["type"],
+        "urn:herald:problem:rate-limited"
+    );
     assert!(too_many.header("retry-after").is_some(), "{too_many:?}");
     assert_eq!(ingest.stored().await, 0);
 
@@ -335,7 +362,10 @@ async fn a_keys_rate_limit_answers_429_with_retry_after() {
         }
         assert!(accepted < 100, "the rate limit never refused an event");
     };
-    assert!(accepted >= 3, "the burst of 3 was accepted first, got {accepted}");
+    assert!(
+        accepted >= 3,
+        "the burst of 3 was accepted first, got {accepted}"
+    );
     let retry_after: u64 = limited
         .header("retry-after")
         .and_then(|value| value.parse().ok())
