@@ -323,6 +323,7 @@ pub(crate) async fn subscribe_with(
             terminal_status_codes: Vec::new(),
         }),
         delivery: options.delivery,
+        consent: pb::ConsentMode::Off as i32,
         tenant: String::new(),
     };
     let created = control.create_subscription(request).await?.into_inner();

@@ -203,6 +203,13 @@ pub(crate) enum SubCommand {
     /// Send one test event to the subscription now, signed as usual, whatever its filters or
     /// state, and show the endpoint's answer; it is recorded in the attempt log (outcome test).
     Test(TestArgs),
+    /// Ask the endpoint for its consent again now (OPTIONS with WebHook-Request-Origin, and a
+    /// new callback URL when configured) and show the answer; a pending subscription becomes
+    /// active once the endpoint consents.
+    Verify {
+        /// Subscription id (`sub_...`).
+        id: String,
+    },
     /// Show, for one event, what each of a subscription's filters made of it and which decided.
     Explain {
         /// Subscription id (`sub_...`).
@@ -538,6 +545,11 @@ pub(crate) struct CreateArgs {
     pub(crate) retry: RetryArgs,
     #[command(flatten)]
     pub(crate) delivery: DeliveryArgs,
+    /// Ask the endpoint for consent before delivering (CloudEvents webhook handshake):
+    /// `required` (nothing is delivered until it consents), `optional` (the default: asked,
+    /// recorded, never waited for) or `off`.
+    #[arg(long, value_enum)]
+    pub(crate) consent: Option<ConsentArg>,
     /// The tenant it belongs to: an admin's choice (`default` when absent); a tenant's token
     /// creates in its own tenant.
     #[arg(long)]
@@ -569,6 +581,17 @@ pub(crate) struct UpdateArgs {
     /// New delivery settings; the ones not given keep their current values.
     #[command(flatten)]
     pub(crate) delivery: DeliveryArgs,
+    /// New consent mode: `required`, `optional` or `off`; turning it on asks the endpoint.
+    #[arg(long, value_enum)]
+    pub(crate) consent: Option<ConsentArg>,
+}
+
+/// Whether the endpoint is asked for consent, and whether delivery waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConsentArg {
+    Required,
+    Optional,
+    Off,
 }
 
 #[derive(Debug, Args)]

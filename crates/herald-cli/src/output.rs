@@ -15,6 +15,7 @@ use herald_proto::v1 as pb;
 
 use crate::args::OutputFormat;
 
+mod consent;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,9 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
     ]);
     if subscription.state() != pb::SubscriptionState::Unspecified {
         pairs.push(("state", state_summary(subscription)));
+    }
+    if let Some(consent) = consent::consent_summary(subscription) {
+        pairs.push(("consent", consent));
     }
     if let Some(policy) = &subscription.retry_policy {
         pairs.push(("retry", policy_summary(policy)));
@@ -125,6 +129,9 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
         object["state_reason"] = json!(subscription.state_reason);
         object["state_change_time"] = time_json(subscription.state_change_time.as_ref());
     }
+    if let Some(consent) = consent::consent_json(subscription) {
+        object["consent"] = consent;
+    }
     if let Some(policy) = &subscription.retry_policy {
         object["retry_policy"] = policy_json(policy);
     }
@@ -162,8 +169,8 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
     object
 }
 
-/// Returns a subscription's state in a few words: `active`, `paused since <time>`, or
-/// `disabled since <time>: <reason>`.
+/// Returns a subscription's state in a few words: `active`, `paused since <time>`,
+/// `disabled since <time>: <reason>` or `pending since <time>: <reason>`.
 pub(crate) fn state_summary(subscription: &pb::Subscription) -> String {
     let since = time_summary(subscription.state_change_time.as_ref());
     match subscription.state() {
@@ -171,6 +178,9 @@ pub(crate) fn state_summary(subscription: &pb::Subscription) -> String {
         pb::SubscriptionState::Paused => format!("paused since {since}"),
         pb::SubscriptionState::Disabled => {
             format!("disabled since {since}: {}", subscription.state_reason)
+        }
+        pb::SubscriptionState::Pending => {
+            format!("pending since {since}: {}", subscription.state_reason)
         }
     }
 }

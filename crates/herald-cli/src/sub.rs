@@ -14,8 +14,8 @@ use herald_core::{Event, Filter};
 use herald_proto::v1 as pb;
 
 use crate::args::{
-    ContentModeArg, CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg, OrderingArg,
-    OutputFormat, RetryArgs, RotateSecretArgs, SchemeArg, SubCommand, UpdateArgs,
+    ConsentArg, ContentModeArg, CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg,
+    OrderingArg, OutputFormat, RetryArgs, RotateSecretArgs, SchemeArg, SubCommand, UpdateArgs,
 };
 use crate::client::Client;
 use crate::output;
@@ -111,6 +111,11 @@ pub(crate) async fn run(
                 OutputFormat::Table => output::test_send_lines(&sent),
                 OutputFormat::Json => output::json_text(&output::test_send_json(&sent)),
             }
+        }
+        SubCommand::Verify { id } => {
+            let request = pb::VerifyEndpointRequest { id };
+            let verified = client.verify_endpoint(request).await?.into_inner();
+            render_one(&verified, format)
         }
         SubCommand::Explain { id, event } => {
             let event = read_event(&event).await?;
@@ -344,6 +349,7 @@ fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequ
         sink: args.sink,
         secret: create_secret(args.secret, args.scheme)?,
         description: args.description,
+        consent: consent_of(args.consent) as i32,
         tenant: args.tenant.unwrap_or_default(),
     })
 }
@@ -399,7 +405,18 @@ fn update_request(
         replace_filters,
         description: args.description,
         expected_revision: args.expected_revision.unwrap_or(0),
+        consent: consent_of(args.consent) as i32,
     })
+}
+
+/// Returns the consent mode a `--consent` flag asks for; unspecified when it is absent.
+fn consent_of(consent: Option<ConsentArg>) -> pb::ConsentMode {
+    match consent {
+        None => pb::ConsentMode::Unspecified,
+        Some(ConsentArg::Required) => pb::ConsentMode::Required,
+        Some(ConsentArg::Optional) => pb::ConsentMode::Optional,
+        Some(ConsentArg::Off) => pb::ConsentMode::Off,
+    }
 }
 
 async fn list_all(client: &mut Client) -> anyhow::Result<Vec<pb::Subscription>> {

@@ -13,6 +13,7 @@
 
 mod auth;
 mod config;
+mod consent;
 mod credentials;
 mod deliveries;
 mod error;
@@ -46,6 +47,7 @@ use herald_proto::{
 };
 
 pub use config::{AuthConfig, Config, SubscriptionMetricsConfig};
+pub use consent::{CONSENT_TIMEOUT, ConsentConfig};
 pub use deliveries::REPLAY_PROGRESS_EVERY;
 pub use error::{Error, Result};
 pub use events::{DEFAULT_REJECTED_PAGE_SIZE, MAX_REJECTED_PAGE_SIZE, PAYLOAD_SIZE_LIMIT};
@@ -80,6 +82,26 @@ pub struct Service {
 /// gRPC health and server reflection (v1 and v1alpha). Opens the subscription store on `nats`.
 pub async fn build(
     config: Arc<Config>,
+    nats: Nats,
+    network: NetworkPolicy,
+    registry: &prometheus::Registry,
+) -> Result<Service> {
+    Box::pin(build_with_consent(
+        config,
+        ConsentConfig::default(),
+        nats,
+        network,
+        registry,
+    ))
+    .await
+}
+
+/// Builds the control service as [`build`] does, asking endpoints for consent (on create, on a
+/// sink change, on `VerifyEndpoint`) as `consent` says: its origin, and the callback base URL
+/// and lifetime.
+pub async fn build_with_consent(
+    config: Arc<Config>,
+    consent: ConsentConfig,
     nats: Nats,
     network: NetworkPolicy,
     registry: &prometheus::Registry,
@@ -121,6 +143,7 @@ pub async fn build(
         network,
         metrics.clone(),
         nats.test_sends(),
+        consent::Consent::new(consent, nats.consent_checks()),
     );
     let event_types = event_types::EventTypeApi::new(event_types, metrics.clone());
     let event_types = EventTypeServiceServer::new(event_types);

@@ -49,6 +49,8 @@ pub(crate) struct SubscriptionApi {
     metrics: Metrics,
     /// Asks a dispatcher for test sends.
     test_sends: TestSends,
+    /// Asks endpoints for consent, through a dispatcher.
+    consent: crate::consent::Consent,
 }
 
 /// The changes of an `UpdateSubscription` request; the sink, filters, retry policy and delivery
@@ -60,6 +62,7 @@ struct Changes {
     description: Option<String>,
     retry_policy: Option<RetryPolicy>,
     delivery: Option<DeliverySettings>,
+    consent: Option<herald_core::subscription::ConsentMode>,
     /// Whether the request's delivery settings name `parts`.
     parts_given: bool,
 }
@@ -72,6 +75,7 @@ impl SubscriptionApi {
         network: NetworkPolicy,
         metrics: Metrics,
         test_sends: TestSends,
+        consent: crate::consent::Consent,
     ) -> SubscriptionApi {
         SubscriptionApi {
             store,
@@ -80,6 +84,7 @@ impl SubscriptionApi {
             network,
             metrics,
             test_sends,
+            consent,
         }
     }
 
@@ -97,10 +102,12 @@ impl SubscriptionApi {
         let retry_policy = parse_retry_policy(request.retry_policy.as_ref())?
             .unwrap_or_else(RetryPolicy::standard);
         let delivery = parse_delivery(request.delivery.as_ref())?.unwrap_or_default();
+        let consent = herald_proto::consent_mode_from_pb(request.consent)?
+            .unwrap_or(herald_core::subscription::ConsentMode::Optional);
         let secret = new_secret(&request.secret, None, Scheme::V1)?;
         let tenant = crate::auth::tenant_to_create_in(&request.tenant)?;
         let now = OffsetDateTime::now_utc();
-        let subscription = Subscription {
+        let mut subscription = Subscription {
             id: SubscriptionId::from_ulid(ulid::Ulid::generate()),
             sink,
             filters,
@@ -112,12 +119,27 @@ impl SubscriptionApi {
             state: State::Active,
             delivery,
             retired_secrets: Vec::new(),
+            consent,
+            endpoint_consent: None,
             tenant,
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
+        let prepared = self.consent.prepare(&mut subscription, now)?;
         let revision = self.store.create(&subscription).await?;
         tracing::info!(sink = %subscription.sink.authority(), revision, "subscription created");
+        let (subscription, revision) = match prepared {
+            Some(prepared) => {
+                let written = Versioned {
+                    value: subscription,
+                    revision,
+                };
+                // Boxed: a NATS request and the writes after it make a large future.
+                let stored = Box::pin(self.consent.ask(&self.store, written, prepared)).await;
+                (stored.value, stored.revision)
+            }
+            None => (subscription, revision),
+        };
         crate::auth::note(
             subscription.id.as_str(),
             Some(&subscription.tenant),
@@ -204,7 +226,12 @@ impl SubscriptionApi {
             } = self.read(&id).await?;
             check_revision(&id, expected_revision, revision)?;
             let parts = subscription.delivery.parts;
-            changes.apply(&mut subscription, OffsetDateTime::now_utc());
+            let consent_was_off = subscription.consent.is_off();
+            let now = OffsetDateTime::now_utc();
+            changes.apply(&mut subscription, now);
+            let prepared = self
+                .consent
+                .after_update(&mut subscription, consent_was_off, now)?;
             if subscription.delivery.parts != parts {
                 // Moving keys between parts while their events wait in another part's window
                 // would deliver them out of order.
@@ -229,6 +256,18 @@ impl SubscriptionApi {
                         Some(revision),
                         Some(new_revision),
                     );
+                    let (subscription, new_revision) = match prepared {
+                        Some(prepared) => {
+                            let written = Versioned {
+                                value: subscription,
+                                revision: new_revision,
+                            };
+                            let asked = self.consent.ask(&self.store, written, prepared);
+                            let stored = Box::pin(asked).await;
+                            (stored.value, stored.revision)
+                        }
+                        None => (subscription, new_revision),
+                    };
                     let mut updated =
                         subscription_to_pb(&subscription, new_revision, SecretVisibility::Omit);
                     updated.warnings = self.deprecation_warnings(&subscription.filters).await;
@@ -294,6 +333,8 @@ impl SubscriptionApi {
             } = self.read(&id).await?;
             let now = OffsetDateTime::now_utc();
             subscription.state = state(now);
+            // Resumed without the consent it requires, it waits for it.
+            subscription.settle_consent(now);
             subscription.updated_at = now;
             match self.store.update(&subscription, revision).await {
                 Ok(new_revision) => {
@@ -429,6 +470,7 @@ impl SubscriptionApi {
             description: request.description.clone(),
             retry_policy: parse_retry_policy(request.retry_policy.as_ref())?,
             delivery: parse_delivery(request.delivery.as_ref())?,
+            consent: herald_proto::consent_mode_from_pb(request.consent)?,
             parts_given: request.delivery.as_ref().is_some_and(|d| d.parts != 0),
         })
     }
@@ -436,8 +478,15 @@ impl SubscriptionApi {
 
 impl Changes {
     fn apply(&self, subscription: &mut Subscription, now: OffsetDateTime) {
-        if let Some(sink) = &self.sink {
+        if let Some(sink) = &self.sink
+            && *sink != subscription.sink
+        {
+            // Consent is given for one sink: the new one is asked again.
             subscription.sink = sink.clone();
+            subscription.endpoint_consent = None;
+        }
+        if let Some(mode) = self.consent {
+            subscription.consent = mode;
         }
         if let Some(filters) = &self.filters {
             subscription.filters = filters.clone();
@@ -492,8 +541,9 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         &self,
         request: Request<pb::CreateSubscriptionRequest>,
     ) -> std::result::Result<Response<pb::Subscription>, Status> {
-        self.observe("CreateSubscription", self.create(request.into_inner()))
-            .await
+        // Boxed: asking the endpoint for consent makes the create a large future.
+        let create = Box::pin(self.create(request.into_inner()));
+        self.observe("CreateSubscription", create).await
     }
 
     async fn get_subscription(
@@ -516,8 +566,9 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         &self,
         request: Request<pb::UpdateSubscriptionRequest>,
     ) -> std::result::Result<Response<pb::Subscription>, Status> {
-        self.observe("UpdateSubscription", self.update(request.into_inner()))
-            .await
+        // Boxed: asking the endpoint for consent makes the update a large future.
+        let update = Box::pin(self.update(request.into_inner()));
+        self.observe("UpdateSubscription", update).await
     }
 
     async fn delete_subscription(
@@ -526,6 +577,14 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     ) -> std::result::Result<Response<pb::DeleteSubscriptionResponse>, Status> {
         self.observe("DeleteSubscription", self.delete(request.into_inner()))
             .await
+    }
+
+    async fn verify_endpoint(
+        &self,
+        request: Request<pb::VerifyEndpointRequest>,
+    ) -> std::result::Result<Response<pb::Subscription>, Status> {
+        let call = self.consent.verify(&self.store, request.into_inner());
+        self.observe("VerifyEndpoint", call).await
     }
 
     async fn send_test_event(

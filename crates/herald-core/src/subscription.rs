@@ -16,11 +16,13 @@ use crate::filter::{self, Filter};
 use crate::network::{self, NetworkPolicy};
 use crate::retry::RetryPolicy;
 
+pub mod consent;
 mod delivery;
 mod part;
 #[cfg(test)]
 mod tests;
 
+pub use consent::{ConsentMode, EndpointConsent, Pace};
 pub use delivery::{
     ContentMode, DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit,
 };
@@ -65,6 +67,13 @@ pub struct Subscription {
     /// Secrets replaced by a rotation, still signing beside `secret` until their overlap ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_secrets: Vec<RetiredSecret>,
+    /// Whether the endpoint is asked for consent before delivery (`consent.rs`). Absent from
+    /// documents stored before consent existed, which load as `off` and keep delivering.
+    #[serde(default, skip_serializing_if = "ConsentMode::is_off")]
+    pub consent: ConsentMode,
+    /// The endpoint's last answer to the consent handshake, for the sink it was asked about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_consent: Option<EndpointConsent>,
     /// The tenant it belongs to; a document stored before tenants existed belongs to
     /// [`crate::credential::DEFAULT_TENANT`].
     #[serde(default)]
@@ -97,6 +106,12 @@ pub enum State {
         #[serde(with = "time::serde::rfc3339")]
         since: OffsetDateTime,
     },
+    /// Waiting for the endpoint's consent (`consent: required`); events accumulate meanwhile.
+    Pending {
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+    },
 }
 
 impl State {
@@ -118,6 +133,8 @@ impl fmt::Debug for Subscription {
             .field("delivery", &self.delivery)
             .field("scheme", &self.secret.scheme())
             .field("retired_secrets", &self.retired_secrets.len())
+            .field("consent", &self.consent)
+            .field("endpoint_consent", &self.endpoint_consent)
             .field("tenant", &self.tenant)
             .finish_non_exhaustive()
     }

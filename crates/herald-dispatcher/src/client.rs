@@ -32,6 +32,7 @@ use crate::{Config, Error, Result};
 use self::hosts::HostLimits;
 use self::resolver::{DENIED_MARKER, GuardedResolver, Lookups, SystemLookups};
 
+mod handshake;
 mod hosts;
 mod resolver;
 #[cfg(test)]

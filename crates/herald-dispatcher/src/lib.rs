@@ -16,6 +16,7 @@ mod announce;
 mod attempt;
 mod client;
 mod config;
+mod consent;
 mod context;
 mod error;
 mod health;

@@ -15,6 +15,7 @@ use herald_core::{SubscriptionId, WorkId};
 use herald_nats::{Nats, SubscriptionChange, Versioned};
 
 use crate::client::DeliveryClient;
+use crate::consent;
 use crate::context::WorkerContext;
 use crate::ownership::{Fence, Ownership, OwnershipConfig, new_replica_id};
 use crate::readiness::Readiness;
@@ -120,6 +121,14 @@ impl Service {
         else {
             return Ok(());
         };
+        // Consent handshakes likewise, from every replica.
+        let Some(consent_requests) = until_up(&shutdown, "serve consent handshakes", || async {
+            context.nats.consent_checks().serve().await
+        })
+        .await
+        else {
+            return Ok(());
+        };
         let ownership_config = OwnershipConfig::new(new_replica_id(), context.config.lease_ttl);
         let Some(ownership) = until_up(&shutdown, "join the dispatchers", || {
             Ownership::start(
@@ -146,6 +155,14 @@ impl Service {
             store.clone(),
             test_requests,
             test_sends_stop.clone(),
+            self.grace_period,
+        ));
+        let consent_stop = shutdown.child_token();
+        let consent_task = tokio::spawn(consent::serve(
+            Arc::clone(&context),
+            store.clone(),
+            consent_requests,
+            consent_stop.clone(),
             self.grace_period,
         ));
         let mut owned_rx = ownership.owned();
@@ -258,6 +275,10 @@ impl Service {
         test_sends_stop.cancel();
         if let Err(err) = test_sends.await {
             tracing::error!(error = %err, "the test-send server failed");
+        }
+        consent_stop.cancel();
+        if let Err(err) = consent_task.await {
+            tracing::error!(error = %err, "the consent-handshake server failed");
         }
         // Nothing is delivered any more: the other replicas may take everything at once.
         ownership.shutdown().await;

@@ -73,9 +73,20 @@ impl Route {
         part.is_whole() || part.holds(event.partition(&event.message_id()))
     }
 
-    /// The rate limit of this route: the subscription's, or its part's share of it.
-    pub(crate) fn rate_limit(&self) -> Option<herald_core::subscription::RateLimit> {
-        self.subscription.delivery.rate_limit_of(self.work.part())
+    /// The rate limit of this route: the subscription's, or its part's share of it, capped by
+    /// (its share of) the rate the endpoint allowed when it consented.
+    pub(crate) fn rate_limit(&self) -> Option<herald_core::subscription::Pace> {
+        let part = self.work.part();
+        let configured = self
+            .subscription
+            .delivery
+            .rate_limit_of(part)
+            .map(Into::into);
+        let allowed = self
+            .subscription
+            .allowed_pace()
+            .map(|pace| pace.divided(part.count()));
+        herald_core::subscription::Pace::slowest(configured, allowed)
     }
 
     pub(crate) fn subscription(&self) -> &Subscription {

@@ -15,6 +15,7 @@
 //! the catalog, never on other roles.
 
 mod config;
+mod consent;
 mod error;
 mod listener;
 mod metrics;
@@ -130,6 +131,17 @@ impl Service {
         self.credentials.send_replace(Arc::new(set));
         self.credential_store = Some(store);
         Ok(self)
+    }
+
+    /// Returns the service also serving consent callbacks, `GET` and `POST
+    /// /v1/consent/<token>` (`consent.rs`): an endpoint confirms there, without a bearer token,
+    /// that it consents to deliveries; the consent is written into `subscriptions`.
+    pub fn with_consent_callbacks(
+        mut self,
+        subscriptions: herald_nats::SubscriptionStore,
+    ) -> Service {
+        self.router = self.router.merge(consent::router(subscriptions));
+        self
     }
 
     /// Returns the HTTP router, for serving or for driving with `tower::ServiceExt::oneshot`.

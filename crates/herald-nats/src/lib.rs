@@ -10,6 +10,7 @@
 mod audit;
 mod backlogs;
 mod catalog;
+mod consent_checks;
 mod consumer;
 mod credentials;
 mod dispatchers;
@@ -33,6 +34,9 @@ use herald_core::ErrorCode;
 pub use audit::{AUDIT_RETENTION, AUDIT_STREAM, AuditLog, AuditOrder};
 pub use backlogs::{Backlog, Backlogs, ConsumerLevel};
 pub use catalog::{EVENT_TYPES_BUCKET, EventTypeChange, EventTypeStore};
+pub use consent_checks::{
+    CONSENT_CHECKS_QUEUE, ConsentChecks, ConsentRequest, ConsentRequests, consent_check_subject,
+};
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
 };
@@ -389,6 +393,11 @@ impl Nats {
     /// Returns test sends: control requests them, dispatchers serve them.
     pub fn test_sends(&self) -> TestSends {
         TestSends::new(self.client.clone())
+    }
+
+    /// Requests and serves consent handshakes (NATS request-reply, `herald.consent.<id>`).
+    pub fn consent_checks(&self) -> ConsentChecks {
+        ConsentChecks::new(self.client.clone())
     }
 
     /// Returns the store of rejected messages.

@@ -20,6 +20,8 @@ use herald_signing::kek::{Keyring, Sealed};
 
 use crate::{Error, Result};
 
+mod consent;
+
 /// A stored value with the revision it was read at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned<T> {

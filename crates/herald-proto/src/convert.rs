@@ -71,6 +71,11 @@ pub fn subscription_to_pb(
             })
             .collect(),
         warnings: Vec::new(),
+        consent: crate::consent::consent_mode_to_pb(subscription.consent) as i32,
+        endpoint_consent: subscription
+            .endpoint_consent
+            .as_ref()
+            .map(crate::consent::endpoint_consent_to_pb),
         tenant: subscription.tenant.to_string(),
     }
 }

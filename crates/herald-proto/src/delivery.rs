@@ -216,6 +216,11 @@ pub fn state_to_pb(
             reason.clone(),
             Some(timestamp_to_pb(*since)),
         ),
+        State::Pending { reason, since } => (
+            pb::SubscriptionState::Pending,
+            reason.clone(),
+            Some(timestamp_to_pb(*since)),
+        ),
     }
 }
 

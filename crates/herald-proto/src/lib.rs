@@ -7,6 +7,7 @@
 //! Depends on `herald-core`, `prost` and `tonic`; never on NATS or on a role crate.
 
 pub mod catalog;
+pub mod consent;
 pub mod convert;
 pub mod credential;
 pub mod delivery;
@@ -18,6 +19,7 @@ mod tests;
 use herald_core::ErrorCode;
 
 pub use catalog::{event_type_from_pb, event_type_to_pb};
+pub use consent::{consent_mode_from_pb, consent_mode_to_pb, endpoint_consent_to_pb};
 pub use convert::{
     SecretVisibility, filters_from_pb, filters_to_pb, scheme_from_pb, scheme_to_pb,
     subscription_to_pb, timestamp_from_pb, timestamp_to_pb,

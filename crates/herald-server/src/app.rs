@@ -157,6 +157,8 @@ pub(crate) async fn run(
         ))
         .await?;
         let service = Box::pin(service.with_producer_keys(nats.credentials().await?)).await?;
+        // Endpoints confirm their consent on ingest, the public listener.
+        let service = service.with_consent_callbacks(nats.subscriptions().await?);
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -205,8 +207,9 @@ pub(crate) async fn run(
         let tls = load_tls(settings.tls.control.as_ref(), &[b"h2"], "control")?;
         let scheme = if tls.is_some() { "https" } else { "grpc" };
         addresses.push(("control", format!("{scheme}://{}", listener.local_addr()?)));
-        let service = Box::pin(herald_control::build(
+        let service = Box::pin(herald_control::build_with_consent(
             Arc::new(settings.control.clone()),
+            settings.consent.clone(),
             nats.clone(),
             settings.network_policy(),
             &registry,

@@ -38,6 +38,10 @@ pub(crate) struct Settings {
     pub(crate) catalog: herald_ingest::CatalogConfig,
     pub(crate) dispatcher: herald_dispatcher::Config,
     pub(crate) control: herald_control::Config,
+    /// How Herald asks endpoints for consent (control) and serves their callbacks (ingest); a
+    /// section of its own so that `herald_control::Config`'s literal users are unaffected.
+    #[serde(default)]
+    pub(crate) consent: herald_control::ConsentConfig,
     /// The control role's per-subscription gauges; a section of its own so that
     /// `herald_control::Config`'s literal users are unaffected.
     pub(crate) subscription_metrics: herald_control::SubscriptionMetricsConfig,
@@ -200,6 +204,7 @@ impl Settings {
         if roles.control {
             problems.extend(tls_problems("tls.control", settings.tls.control.as_ref()));
             problems.extend(settings.control.problems());
+            problems.extend(settings.consent.problems());
             problems.extend(settings.subscription_metrics.problems());
             if !dev {
                 problems.extend(auth_disabled_problem(

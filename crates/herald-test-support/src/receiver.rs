@@ -1,5 +1,7 @@
 //! `TestReceiver`: a real HTTP endpoint on loopback that records every request and answers as
-//! the test scripts it (status, latency, failures, a restart on the same port).
+//! the test scripts it (status, latency, failures, a restart on the same port). It answers the
+//! CloudEvents webhook validation handshake (`OPTIONS`) with `405`, as an endpoint that does
+//! not support it does, and does not record it: it is no delivery.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -323,9 +325,13 @@ impl AsyncWrite for InstanceConnection {
 
 async fn record(
     State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
     let received_at = Instant::now();
     let (status, extra_headers, delay) = {
         let mut inner = inner

@@ -96,6 +96,7 @@ fn update_replaces_filters_only_when_asked() {
                 expected_revision: None,
                 retry: RetryArgs::default(),
                 delivery: DeliveryArgs::default(),
+                consent: None,
             },
             None,
         )
@@ -375,6 +376,7 @@ fn update_sends_delivery_settings_only_when_a_delivery_flag_is_given() {
                 expected_revision: None,
                 retry: RetryArgs::default(),
                 delivery,
+                consent: None,
             },
             current,
         )

@@ -23,6 +23,7 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
             description: "orders".to_owned(),
             retry_policy: None,
             delivery: None,
+            consent: pb::ConsentMode::Unspecified as i32,
             tenant: String::new(),
         })
         .await;

@@ -102,6 +102,8 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
             parts: 1,
         },
         retired_secrets: Vec::new(),
+        consent: ConsentMode::Off,
+        endpoint_consent: None,
         tenant: crate::credential::TenantId::parse("acme", "tenant").unwrap(),
     };
     let json = serde_json::to_string(&subscription).unwrap();

@@ -1,5 +1,7 @@
-//! A subscription's pace: a token bucket (the `governor` crate's GCRA) for its rate limit, and a
-//! pause that an endpoint's `Retry-After` on `429`/`503` imposes on the whole subscription.
+//! A subscription's pace: a token bucket (the `governor` crate's GCRA) for its rate limit (a
+//! `herald_core::subscription::Pace`: the configured limit, or the rate the endpoint allowed
+//! when it consented if that is slower), and a pause that an endpoint's `Retry-After` on
+//! `429`/`503` imposes on the whole subscription.
 //!
 //! Waiting here is not an attempt: the scheduler asks for a token before it starts one, and a
 //! refusal only says how long to wait. Generic over the clock so tests drive time by hand.
@@ -12,7 +14,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use herald_core::subscription::RateLimit;
+use herald_core::subscription::Pace;
 
 /// The longest an endpoint's `Retry-After` pauses a whole subscription; the event that got it
 /// follows its own retry policy.
@@ -22,19 +24,19 @@ type Bucket<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Cl
 
 pub(crate) struct Limiter<C: Clock = MonotonicClock> {
     clock: C,
-    limit: Option<RateLimit>,
+    limit: Option<Pace>,
     bucket: Option<Bucket<C>>,
     paused_until: Option<C::Instant>,
 }
 
 impl Limiter<MonotonicClock> {
-    pub(crate) fn new(limit: Option<RateLimit>) -> Limiter<MonotonicClock> {
-        Limiter::with_clock(limit, MonotonicClock)
+    pub(crate) fn new(limit: Option<impl Into<Pace>>) -> Limiter<MonotonicClock> {
+        Limiter::with_clock(limit.map(Into::into), MonotonicClock)
     }
 }
 
 impl<C: Clock + Clone> Limiter<C> {
-    pub(crate) fn with_clock(limit: Option<RateLimit>, clock: C) -> Limiter<C> {
+    pub(crate) fn with_clock(limit: Option<Pace>, clock: C) -> Limiter<C> {
         let bucket = limit.and_then(|limit| bucket(limit, clock.clone()));
         Limiter {
             clock,
@@ -45,7 +47,8 @@ impl<C: Clock + Clone> Limiter<C> {
     }
 
     /// Applies a changed rate limit; an unchanged one keeps its bucket (and its tokens).
-    pub(crate) fn set_limit(&mut self, limit: Option<RateLimit>) {
+    pub(crate) fn set_limit(&mut self, limit: Option<impl Into<Pace>>) {
+        let limit = limit.map(Into::into);
         if limit != self.limit {
             self.limit = limit;
             self.bucket = limit.and_then(|limit| bucket(limit, self.clock.clone()));
@@ -82,10 +85,9 @@ impl<C: Clock + Clone> Limiter<C> {
 /// A bucket that starts empty: a subscription taken over from another replica (or started
 /// again) may have just had its burst spent there, so the first requests here are paced, and
 /// the endpoint sees at most `rate × window + burst` across the hand-over too.
-fn bucket<C: Clock>(limit: RateLimit, clock: C) -> Option<Bucket<C>> {
-    let rate = NonZeroU32::new(limit.per_second)?;
-    let burst = NonZeroU32::new(limit.burst).unwrap_or(rate);
-    let quota = Quota::per_second(rate).allow_burst(burst);
+fn bucket<C: Clock>(limit: Pace, clock: C) -> Option<Bucket<C>> {
+    let burst = NonZeroU32::new(limit.burst.max(1))?;
+    let quota = Quota::with_period(limit.interval)?.allow_burst(burst);
     let bucket = RateLimiter::direct_with_clock(quota, clock);
     // Taking the whole burst cannot fail on a fresh bucket; if it did, it would only start full.
     let _ = bucket.check_n(burst);
@@ -96,12 +98,17 @@ fn bucket<C: Clock>(limit: RateLimit, clock: C) -> Option<Bucket<C>> {
 mod tests {
     use governor::clock::FakeRelativeClock;
 
+    use herald_core::subscription::RateLimit;
+
     use super::*;
 
     fn limiter(per_second: u32, burst: u32) -> (Limiter<FakeRelativeClock>, FakeRelativeClock) {
         let clock = FakeRelativeClock::default();
         let limit = RateLimit { per_second, burst };
-        (Limiter::with_clock(Some(limit), clock.clone()), clock)
+        (
+            Limiter::with_clock(Some(limit.into()), clock.clone()),
+            clock,
+        )
     }
 
     /// How many attempts the limiter lets start over `seconds`, asking every millisecond.
@@ -156,6 +163,17 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(250));
         clock.advance(wait);
         assert_eq!(limiter.try_acquire(), Ok(()));
+    }
+
+    #[test]
+    fn an_allowed_rate_per_minute_paces_below_one_a_second() {
+        let clock = FakeRelativeClock::default();
+        let mut limiter = Limiter::with_clock(Some(Pace::per_minute(5)), clock.clone());
+        let admitted = admitted(&mut limiter, &clock, 60);
+        assert!(
+            (4..=6).contains(&admitted),
+            "{admitted} in a minute at 5/min"
+        );
     }
 
     #[test]

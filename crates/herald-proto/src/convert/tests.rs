@@ -23,6 +23,8 @@ fn subscription() -> Subscription {
         state: herald_core::State::Active,
         delivery: herald_core::DeliverySettings::default(),
         retired_secrets: Vec::new(),
+        consent: herald_core::subscription::ConsentMode::Off,
+        endpoint_consent: None,
         tenant: herald_core::credential::TenantId::default_tenant(),
     }
 }
