@@ -56,6 +56,25 @@ bench-quick: tools ## short benchmark smoke run (~2 min, figures not meaningful)
 	cargo build --profile bench-release --bin herald --bin herald-bench
 	target/bench-release/herald-bench --herald target/bench-release/herald --quick --output target/BENCHMARKS-quick.md
 
+# Fuzzing (fuzz/, its own workspace: `make test` and clippy never build it). cargo-fuzz needs
+# nightly flags (-Zsanitizer); RUSTC_BOOTSTRAP=1 lets the pinned stable compiler take them.
+CARGO_FUZZ_VERSION ?= 0.13.2
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= structured_event binary_event batch stored_event cesql cel filter_json delivery_settings network
+
+$(TOOLS)/bin/cargo-fuzz:
+	cargo install --locked --root "$(TOOLS)" cargo-fuzz --version "$(CARGO_FUZZ_VERSION)"
+
+.PHONY: fuzz
+fuzz: $(TOOLS)/bin/cargo-fuzz ## run every fuzz target (docs/FUZZING.md) for FUZZ_SECONDS each (default 60), corpora seeded from the test corpora
+	python3 fuzz/seeds.py
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+		mkdir -p fuzz/corpus/$$target; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz $$target fuzz/corpus/$$target fuzz/seeds/$$target \
+			-- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
+
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
