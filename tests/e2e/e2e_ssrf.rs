@@ -89,6 +89,8 @@ impl GuardedCluster {
             sink: sink.to_owned(),
             filters: vec![crate::cluster::exact_type("com.example.ssrf")],
             retry_policy: Some(crate::cluster::short_retry_policy(2)),
+            // No consent handshake: the canaries count the deliveries' connections only.
+            consent: pb::ConsentMode::Off as i32,
             ..Default::default()
         };
         let created = self.control.clone().create_subscription(request).await?;
