@@ -111,6 +111,45 @@ fn event_id(recorded: &Recorded) -> String {
         .to_owned()
 }
 
+/// Checks that, per key (the id's text before its `-`), the first delivery of each event came
+/// in publish order; returns how many keys were seen.
+fn assert_first_deliveries_in_key_order(requests: &[Recorded]) -> usize {
+    let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for request in requests {
+        let id = event_id(request);
+        if seen.insert(id.clone()) {
+            let key = id.split('-').next().unwrap_or_default().to_owned();
+            first.entry(key).or_default().push(id);
+        }
+    }
+    for (key, ids) in &first {
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "key {key} out of order: {ids:?}"
+        );
+    }
+    first.len()
+}
+
+/// Checks that over any window of a second or more the endpoint received at most
+/// `rate × window + burst` requests (with half a second of slack for requests that left on
+/// time and arrived bunched up).
+fn assert_within_rate(requests: &[Recorded], rate: u32, burst: u32) {
+    let arrivals: Vec<Instant> = requests.iter().map(|r| r.received_at).collect();
+    for (first, start) in arrivals.iter().enumerate() {
+        for (last, end) in arrivals.iter().enumerate().skip(first) {
+            let window = end.duration_since(*start);
+            if window < Duration::from_secs(1) {
+                continue;
+            }
+            let count = (last - first + 1) as f64;
+            let bound = f64::from(rate) * (window.as_secs_f64() + 0.5) + f64::from(burst);
+            assert!(count <= bound, "{count} requests in {window:?}");
+        }
+    }
+}
+
 async fn signal(role: &process::Role, signal: &str) {
     let pid = role.child.id().expect("the process should be running");
     let status = tokio::process::Command::new("kill")
@@ -193,41 +232,14 @@ async fn three_dispatchers_keep_order_and_limits_through_a_kill_and_a_stall_past
     for receiver in &receivers {
         let requests = receiver.requests();
         duplicates += requests.len() - total;
-        // Per key, the first delivery of each event comes in publish order.
-        let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut seen = BTreeSet::new();
-        for request in &requests {
-            let id = event_id(request);
-            if seen.insert(id.clone()) {
-                let key = id.split('-').next().unwrap_or_default().to_owned();
-                first.entry(key).or_default().push(id);
-            }
-        }
-        for (key, ids) in &first {
-            assert!(
-                ids.windows(2).all(|pair| pair[0] < pair[1]),
-                "key {key} out of order: {ids:?}"
-            );
-        }
+        assert_first_deliveries_in_key_order(&requests);
         assert!(
             receiver.max_concurrent() <= MAX_IN_FLIGHT as usize,
             "{} requests at once",
             receiver.max_concurrent()
         );
-        // Over any window of a second or more, across every replica: at most rate × window +
-        // burst (with slack for requests that left on time and arrived bunched up).
-        let arrivals: Vec<Instant> = requests.iter().map(|r| r.received_at).collect();
-        for (first, start) in arrivals.iter().enumerate() {
-            for (last, end) in arrivals.iter().enumerate().skip(first) {
-                let window = end.duration_since(*start);
-                if window < Duration::from_secs(1) {
-                    continue;
-                }
-                let count = (last - first + 1) as f64;
-                let bound = f64::from(RATE) * (window.as_secs_f64() + 0.5) + f64::from(BURST);
-                assert!(count <= bound, "{count} requests in {window:?}");
-            }
-        }
+        // Across every replica.
+        assert_within_rate(&requests, RATE, BURST);
     }
     report(&format!(
         "3 dispatchers, 6 ordered subscriptions at {RATE}/s, {total} events each: all delivered in order after {finished:?} \
@@ -664,41 +676,15 @@ async fn a_split_subscription_is_delivered_by_several_dispatchers_at_once_in_key
     let finished = started.elapsed();
 
     let requests = receiver.requests();
-    // Per key, the first delivery of each event comes in publish order, across the hand-over.
-    let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    for request in &requests {
-        let id = event_id(request);
-        if seen.insert(id.clone()) {
-            let key = id.split('-').next().unwrap_or_default().to_owned();
-            first.entry(key).or_default().push(id);
-        }
-    }
-    assert_eq!(first.len(), KEYS);
-    for (key, ids) in &first {
-        assert!(
-            ids.windows(2).all(|pair| pair[0] < pair[1]),
-            "key {key} out of order: {ids:?}"
-        );
-    }
+    // Per key, in publish order across the hand-over.
+    assert_eq!(assert_first_deliveries_in_key_order(&requests), KEYS);
     // The subscription's limits hold across the replicas that share its parts.
     assert!(
         receiver.max_concurrent() <= IN_FLIGHT as usize,
         "{} requests at once",
         receiver.max_concurrent()
     );
-    let arrivals: Vec<Instant> = requests.iter().map(|r| r.received_at).collect();
-    for (first, start) in arrivals.iter().enumerate() {
-        for (last, end) in arrivals.iter().enumerate().skip(first) {
-            let window = end.duration_since(*start);
-            if window < Duration::from_secs(1) {
-                continue;
-            }
-            let count = (last - first + 1) as f64;
-            let bound = f64::from(RATE) * (window.as_secs_f64() + 0.5) + f64::from(BURST);
-            assert!(count <= bound, "{count} requests in {window:?}");
-        }
-    }
+    assert_within_rate(&requests, RATE, BURST);
     let survivors: BTreeSet<&String> = after.iter().collect();
     report(&format!(
         "a subscription in {PARTS} parts over 3 dispatchers ({} owning parts, {moved_parts} parts on the killed one): \
