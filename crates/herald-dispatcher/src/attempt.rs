@@ -18,6 +18,7 @@ use crate::announce;
 use crate::client::{AttemptReport, HostPermit, SignedRequest};
 use crate::context::WorkerContext;
 use crate::health::HealthTracker;
+use crate::ownership::Fence;
 use crate::scheduler::lanes::End;
 use crate::worker::Route;
 
@@ -36,6 +37,7 @@ pub(crate) async fn attempt(
     event: &Event,
     delivery: &Delivery,
     permit: HostPermit,
+    fence: &Fence,
 ) -> Finished {
     let subscription = route.subscription();
     let message_id = event.message_id();
@@ -51,6 +53,17 @@ pub(crate) async fn attempt(
         // This attempt's span when spans are exported, else the stored context as it came.
         herald_runtime::trace::context_of(&tracing::Span::current(), delivery.trace()),
     );
+    // Checked again at the last moment before the request leaves: the scheduler checked it
+    // before starting the attempt, but a replica stopped in between (SIGSTOP, a stall) past its
+    // lease must not send once the work has moved. The event stays unacknowledged, for the
+    // new owner.
+    if !fence.is_valid() {
+        tracing::debug!("the fence lapsed before the request left; not sending it");
+        return Finished {
+            end: End::Retry,
+            pause: None,
+        };
+    }
     let report = context.client.send_permitted(request, permit).await;
     let now = OffsetDateTime::now_utc();
     let age = (now - delivery.published)

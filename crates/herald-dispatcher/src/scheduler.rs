@@ -239,7 +239,7 @@ pub(crate) async fn run(
                 break;
             };
             token_held = false;
-            running.push(start(context, &route, health, key, job, permit));
+            running.push(start(context, &route, health, fence, key, job, permit));
         }
         // Move the later events of waiting keys out of the window, and release held events of
         // keys that are done waiting.
@@ -438,6 +438,7 @@ fn start(
     context: &Arc<WorkerContext>,
     route: &Arc<Route>,
     health: &Arc<HealthTracker>,
+    fence: &Fence,
     key: Option<String>,
     job: Job<Waiting>,
     permit: HostPermit,
@@ -445,6 +446,7 @@ fn start(
     let context = Arc::clone(context);
     let route = Arc::clone(route);
     let health = Arc::clone(health);
+    let fence = fence.clone();
     Box::pin(async move {
         let Waiting { delivery, event } = job.item;
         let span = tracing::info_span!(
@@ -460,7 +462,7 @@ fn start(
         // A child of the span the event was stored under (ingest's, or a direct producer's).
         herald_runtime::trace::continue_trace(&span, delivery.trace().as_ref());
         let attempted = AssertUnwindSafe(attempt::attempt(
-            &context, &route, &health, &event, &delivery, permit,
+            &context, &route, &health, &event, &delivery, permit, &fence,
         ))
         .catch_unwind()
         .instrument(span)
