@@ -84,6 +84,9 @@ pub(crate) const READ_AHEAD_BYTES: usize = 256 * 1024;
 pub(crate) struct Pulls {
     pub(crate) live: Messages,
     pub(crate) due: Option<Messages>,
+    /// The acknowledgement floor the live consumer was renewed from, if it was
+    /// (`herald_nats::EventConsumer::resumed_after`).
+    pub(crate) resumed_after: Option<u64>,
 }
 
 /// Creates (or finds) a subscription's retry consumer and pulls it.
@@ -136,6 +139,7 @@ pub(crate) async fn run(
     let Pulls {
         live: mut messages,
         mut due,
+        resumed_after,
     } = pulls;
     let mut route = Arc::clone(&routes.borrow_and_update());
     let mut limiter = Limiter::new(route.rate_limit());
@@ -191,7 +195,13 @@ pub(crate) async fn run(
                         .ok()
                         .and_then(|event| event.partition_key().map(|key| key.into_owned()))
                     {
-                        lanes.hold(&key);
+                        // The live pull re-reads from the acknowledgement floor: events of
+                        // the key older than its hold (its failed head) come again, and go
+                        // first.
+                        let older_until = resumed_after
+                            .filter(|floor| *floor < held.event_sequence)
+                            .map(|_| held.event_sequence);
+                        lanes.hold(&key, older_until);
                     }
                 }
             }
@@ -286,7 +296,11 @@ pub(crate) async fn run(
                 host_permit = Some(permit);
             }
             item = messages.next(), if reads_more(&route, &lanes) => match item {
-                Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
+                Some(Ok(delivery)) => {
+                    let sequence = delivery.stream_sequence;
+                    admit(context, &route, &mut lanes, &mut settling, delivery);
+                    lanes.live_reached(sequence);
+                }
                 Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
                 None => break,
             },

@@ -202,6 +202,7 @@ pub(crate) async fn run(
                     continue;
                 }
             };
+            let resumed_after = consumer.resumed_after();
             let batch = route.pull_batch(&context.config);
             let live = match Box::pin(consumer.messages(batch)).await {
                 Ok(live) => live,
@@ -238,7 +239,11 @@ pub(crate) async fn run(
                 &mut routes,
                 &health,
                 &fence,
-                scheduler::Pulls { live, due },
+                scheduler::Pulls {
+                    live,
+                    due,
+                    resumed_after,
+                },
                 spec,
                 &cancel,
             ))

@@ -45,6 +45,9 @@ pub struct ConsumerSpec {
 /// A subscription's durable consumer.
 pub struct EventConsumer {
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    /// For a consumer [`renew`]ed from its acknowledgement floor, that floor: everything
+    /// unacknowledged after it is delivered again, in stream order.
+    resumed_after: Option<u64>,
 }
 
 /// One delivery of an event to a consumer.
@@ -85,6 +88,12 @@ impl ProgressHandle {
 pub type Messages = std::pin::Pin<Box<dyn Stream<Item = Result<Delivery>> + Send>>;
 
 impl EventConsumer {
+    /// The acknowledgement floor a renewed consumer starts after (0 when it starts at the
+    /// subscription's creation); `None` for a consumer that was kept.
+    pub fn resumed_after(&self) -> Option<u64> {
+        self.resumed_after
+    }
+
     /// Streams deliveries, pulling up to `batch` messages at a time.
     pub async fn messages(&self, batch: usize) -> Result<Messages> {
         let messages = self
@@ -306,7 +315,10 @@ pub(crate) async fn ensure_from(
         .create_consumer(config)
         .await
         .map_err(Error::unavailable("failed to create or update a consumer"))?;
-    Ok(EventConsumer { consumer })
+    Ok(EventConsumer {
+        consumer,
+        resumed_after: None,
+    })
 }
 
 /// Replaces a subscription's consumer by one that starts right after the old one's
@@ -330,16 +342,20 @@ pub(crate) async fn renew(
         }
         Err(_) => 0,
     };
-    if floor == 0 {
-        // Nothing acknowledged yet: the consumer's own start (the subscription's creation) holds.
-        delete(stream, &spec.name).await?;
-        return ensure(stream, spec).await;
-    }
     delete(stream, &spec.name).await?;
-    let from = jetstream::consumer::DeliverPolicy::ByStartSequence {
-        start_sequence: floor.saturating_add(1),
+    let renewed = if floor == 0 {
+        // Nothing acknowledged yet: the consumer's own start (the subscription's creation) holds.
+        ensure(stream, spec).await?
+    } else {
+        let from = jetstream::consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: floor.saturating_add(1),
+        };
+        ensure_from(stream, spec, from).await?
     };
-    ensure_from(stream, spec, from).await
+    Ok(EventConsumer {
+        resumed_after: Some(floor),
+        ..renewed
+    })
 }
 
 pub(crate) async fn delete(stream: &jetstream::stream::Stream, name: &str) -> Result<()> {
@@ -367,5 +383,10 @@ pub(crate) async fn progress(
         .get_consumer(name)
         .await
         .map_err(|err| Error::new(ErrorCode::NotFound, format!("consumer {name}: {err}")))?;
-    EventConsumer { consumer }.progress().await
+    EventConsumer {
+        consumer,
+        resumed_after: None,
+    }
+    .progress()
+    .await
 }

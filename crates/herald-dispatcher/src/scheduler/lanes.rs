@@ -22,7 +22,7 @@
 //!
 //! Pure bookkeeping: no I/O, no clock. Events are identified by their stream sequence.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +95,10 @@ struct Lane<T> {
     releasing: bool,
     /// Failed attempts of the current head in a row.
     failures: u32,
+    /// Found holding at start-up while the live pull re-reads from before the hold's oldest
+    /// event (this sequence): events of the key older than it may still arrive live, and they
+    /// go before the hold, which is released only once the live pull reached it.
+    older_until: Option<u64>,
 }
 
 impl<T> Lane<T> {
@@ -107,14 +111,24 @@ impl<T> Lane<T> {
             moving: false,
             releasing: false,
             failures: 0,
+            older_until: None,
         }
+    }
+
+    /// Whether `sequence` is older than the hold found at start-up, whose oldest events
+    /// are still to be read live.
+    fn precedes_hold(&self, sequence: u64) -> bool {
+        self.older_until.is_some_and(|held| sequence < held)
     }
 
     fn can_move(&self) -> bool {
         self.holding
             && !self.moving
             && !self.releasing
-            && !self.queue.is_empty()
+            && self
+                .queue
+                .front()
+                .is_some_and(|job| !self.precedes_hold(job.sequence))
             && matches!(
                 self.state,
                 State::Running(_) | State::AwaitingRetry(_) | State::Blocked
@@ -122,7 +136,11 @@ impl<T> Lane<T> {
     }
 
     fn can_release(&self) -> bool {
-        self.stored && self.state == State::Idle && !self.moving && !self.releasing
+        self.stored
+            && self.older_until.is_none()
+            && self.state == State::Idle
+            && !self.moving
+            && !self.releasing
     }
 }
 
@@ -138,6 +156,8 @@ pub(crate) struct Lanes<T> {
     /// Keys that may have an event to release from their hold (checked when taken).
     to_release: VecDeque<String>,
     prefer_free: bool,
+    /// Lanes with `older_until`, by that sequence: opened as the live pull reaches it.
+    gated: BTreeMap<u64, Vec<String>>,
     /// Waiting events, free and keyed (not those running, moving or held).
     len: usize,
     /// The sum of their weights.
@@ -153,6 +173,7 @@ impl<T> Default for Lanes<T> {
             to_move: VecDeque::new(),
             to_release: VecDeque::new(),
             prefer_free: true,
+            gated: BTreeMap::new(),
             len: 0,
             weight: 0,
         }
@@ -211,6 +232,22 @@ impl<T: Weigh> Lanes<T> {
         }
         self.len += 1;
         self.weight += job.item.weight();
+        if lane.precedes_hold(job.sequence) {
+            // Older than the hold found at start-up: it goes before the held events, and
+            // before any live copy of them already queued.
+            let sequence = job.sequence;
+            let at = lane
+                .queue
+                .iter()
+                .position(|queued| queued.sequence > sequence)
+                .unwrap_or(lane.queue.len());
+            lane.queue.insert(at, job);
+            if lane.state == State::Idle && !lane.moving && !lane.releasing && at == 0 {
+                lane.state = State::Ready;
+                self.ready.push_back(key.to_owned());
+            }
+            return Admitted::Queued;
+        }
         lane.queue.push_back(job);
         if lane.state == State::Idle && !lane.stored && !lane.moving {
             lane.state = State::Ready;
@@ -444,15 +481,44 @@ impl<T: Weigh> Lanes<T> {
     }
 
     /// Marks a key as having held events (found at start-up): they go before its live ones.
-    pub(crate) fn hold(&mut self, key: &str) {
+    /// `older_until` is the hold's oldest event's sequence when the live pull re-reads from
+    /// before it (a consumer renewed from a lower acknowledgement floor): the key's older live
+    /// events, its head among them, may still arrive and go first, and the hold is released
+    /// only once [`Lanes::live_reached`] passed it.
+    pub(crate) fn hold(&mut self, key: &str, older_until: Option<u64>) {
         let lane = self.lanes.entry(key.to_owned()).or_insert_with(Lane::new);
         lane.holding = true;
         lane.stored = true;
+        if let Some(held) = older_until {
+            lane.older_until = Some(lane.older_until.map_or(held, |known| known.min(held)));
+            self.gated.entry(held).or_default().push(key.to_owned());
+        }
         if lane.state == State::Ready {
             // Only live events were queued: they come after the held ones.
             lane.state = State::Idle;
         }
         self.settle(key);
+    }
+
+    /// The live pull delivered the event at `sequence`: in stream order, so every older event
+    /// still unacknowledged has arrived, and holds found at start-up up to it may be released.
+    pub(crate) fn live_reached(&mut self, sequence: u64) {
+        while let Some(entry) = self.gated.first_entry() {
+            if *entry.key() > sequence {
+                break;
+            }
+            for key in entry.remove() {
+                if let Some(lane) = self.lanes.get_mut(&key)
+                    && lane.older_until.is_some_and(|held| held <= sequence)
+                {
+                    lane.older_until = None;
+                    if lane.can_move() {
+                        self.to_move.push_back(key.clone());
+                    }
+                    self.settle(&key);
+                }
+            }
+        }
     }
 
     /// Makes a key wait for the retry of its event `sequence` (found in the retry backlog at

@@ -299,7 +299,7 @@ fn an_event_that_could_not_be_moved_keeps_its_place_and_is_moved_again() {
 #[test]
 fn a_failed_release_is_made_again() {
     let mut lanes: Lanes<u64> = Lanes::default();
-    lanes.hold("a");
+    lanes.hold("a", None);
     assert_eq!(lanes.take_release().as_deref(), Some("a"));
     lanes.release_failed("a");
     assert_eq!(lanes.take_release().as_deref(), Some("a"));
@@ -309,7 +309,7 @@ fn a_failed_release_is_made_again() {
 fn a_key_found_held_at_start_up_releases_before_its_live_events() {
     let mut lanes = Lanes::default();
     lanes.push("a", job(20));
-    lanes.hold("a");
+    lanes.hold("a", None);
     assert!(
         pop_all(&mut lanes).is_empty(),
         "live 20 is newer than the hold"
@@ -328,7 +328,7 @@ fn a_key_found_held_at_start_up_releases_before_its_live_events() {
 fn a_key_blocked_with_a_hold_at_start_up_releases_only_after_it_is_unblocked() {
     let mut lanes: Lanes<u64> = Lanes::default();
     lanes.block("a");
-    lanes.hold("a");
+    lanes.hold("a", None);
     assert_eq!(lanes.take_release(), None);
     lanes.push("a", job(30));
     assert_eq!(lanes.take_move().unwrap().1.sequence, 30);
@@ -341,7 +341,7 @@ fn a_key_blocked_with_a_hold_at_start_up_releases_only_after_it_is_unblocked() {
 fn a_key_awaiting_a_retry_at_start_up_releases_its_hold_after_the_retry() {
     let mut lanes = Lanes::default();
     lanes.await_retry("a", 3);
-    lanes.hold("a");
+    lanes.hold("a", None);
     assert_eq!(lanes.take_release(), None);
     lanes.push("a", job(3));
     assert_eq!(pop_all(&mut lanes), [(key("a"), 3)]);
@@ -458,4 +458,34 @@ fn lanes_count_and_weigh_what_waits_not_what_runs_moves_or_was_replaced() {
     assert_eq!((lanes.len(), lanes.weight()), (0, 0));
     lanes.move_failed(&key, moving);
     assert_eq!((lanes.len(), lanes.weight()), (1, 30));
+}
+
+#[test]
+fn a_key_found_held_at_start_up_delivers_its_older_live_head_first_and_releases_after_it() {
+    // A takeover: the new owner's consumer re-reads from the floor (before 5), the key's head
+    // 5 is still unacknowledged, and its later events from 10 on wait in the hold.
+    let mut lanes: Lanes<u64> = Lanes::default();
+    lanes.hold("a", Some(10));
+    assert_eq!(lanes.take_release(), None, "the head may still arrive");
+    lanes.push("a", job(5));
+    assert_eq!(pop_all(&mut lanes), [(key("a"), 5)]);
+    // The live copy of the first held event arrives while the head runs: it moves to the
+    // hold again (stored once), never before the head.
+    lanes.push("a", job(10));
+    lanes.live_reached(10);
+    assert_eq!(lanes.take_move().unwrap().1.sequence, 10);
+    lanes.moved("a");
+    assert_eq!(lanes.take_release(), None, "the head still runs");
+    lanes.finish("a", 5, End::Final);
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
+}
+
+#[test]
+fn a_key_found_held_at_start_up_releases_once_the_live_pull_passed_the_hold() {
+    let mut lanes: Lanes<u64> = Lanes::default();
+    lanes.hold("a", Some(10));
+    lanes.live_reached(9);
+    assert_eq!(lanes.take_release(), None);
+    lanes.live_reached(12);
+    assert_eq!(lanes.take_release().as_deref(), Some("a"));
 }
