@@ -259,7 +259,8 @@ impl TestCluster {
         self.create_subscription(request).await
     }
 
-    /// Creates a subscription and waits until its consumer exists.
+    /// Creates a subscription and waits until its consumer exists (each part's, for a split
+    /// one).
     pub(crate) async fn create_subscription(
         &self,
         request: pb::CreateSubscriptionRequest,
@@ -273,18 +274,25 @@ impl TestCluster {
                 .await
                 .unwrap()
                 .into_inner();
-            let nats = self.nats.clone();
-            let id = subscription.id.clone();
-            herald_test_support::eventually(
-                "the subscription's consumer",
-                Duration::from_secs(10),
-                || {
-                    let nats = nats.clone();
-                    let id = id.clone();
-                    async move { nats.consumer_progress(&id).await.ok() }
-                },
-            )
-            .await;
+            let parts = subscription
+                .delivery
+                .as_ref()
+                .map_or(1, |delivery| delivery.parts.max(1));
+            let id = herald_core::SubscriptionId::parse(&subscription.id).unwrap();
+            for part in herald_core::subscription::Part::all(parts) {
+                let name = herald_core::WorkId::new(id.clone(), part).consumer_name();
+                let nats = self.nats.clone();
+                herald_test_support::eventually(
+                    "the subscription's consumer",
+                    Duration::from_secs(10),
+                    || {
+                        let nats = nats.clone();
+                        let name = name.clone();
+                        async move { nats.consumer_progress(&name).await.ok() }
+                    },
+                )
+                .await;
+            }
             subscription
         })
         .await

@@ -175,6 +175,78 @@ async fn retry_after_on_429_holds_the_whole_subscription_back() {
 }
 
 #[tokio::test]
+async fn retry_after_on_429_to_one_part_of_a_split_subscription_holds_every_part_back() {
+    let cluster = TestCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    // Only the very first request is told to wait, so only one part hears it from the endpoint.
+    receiver.set_reply(Reply::WithHeadersFirst {
+        count: 1,
+        status: StatusCode::TOO_MANY_REQUESTS,
+        headers: vec![("retry-after".to_owned(), "3".to_owned())],
+    });
+    let mut delivery = settings(
+        // 5/s for each part: without the shared pause the other part would send about a dozen
+        // requests while the first one waits.
+        Some((10, 2)),
+        2,
+        pb::delivery_settings::Ordering::None,
+        pb::delivery_settings::OnDeadLetter::Unspecified,
+    );
+    delivery.parts = 2;
+    subscribe(
+        &cluster,
+        receiver.url(),
+        "com.split.slow",
+        fixed_retry_policy(&[5000], 5),
+        delivery,
+    )
+    .await;
+    // Keys of both parts (part i takes the partitions p with p % 2 == i), 15 each.
+    let mut keys = [Vec::new(), Vec::new()];
+    for n in 0.. {
+        let key = format!("k{n}");
+        let part = herald_core::subject::partition_of(&key) as usize % 2;
+        if keys[part].len() < 15 {
+            keys[part].push(key);
+        }
+        if keys.iter().all(|keys| keys.len() == 15) {
+            break;
+        }
+    }
+    let events: Vec<String> = keys[0]
+        .iter()
+        .zip(&keys[1])
+        .flat_map(|(even, odd)| [even, odd])
+        .enumerate()
+        .map(|(n, key)| keyed_event(&format!("split-{n}"), "com.split.slow", key))
+        .collect();
+    for event in &events {
+        cluster.post_structured(event).await;
+    }
+    // Every event once, and the first one again after its 429.
+    let requests = receiver
+        .wait_for(events.len() + 1, Duration::from_secs(60))
+        .await;
+    assert_eq!(requests[0].status, StatusCode::TOO_MANY_REQUESTS);
+    let told = requests[0].received_at;
+    // Requests the other part had already sent may arrive just after the 429; from then on
+    // nothing comes until the pause ends, from either part.
+    let during: Vec<Duration> = requests[1..]
+        .iter()
+        .map(|request| request.received_at.duration_since(told))
+        .filter(|after| (Duration::from_millis(500)..Duration::from_millis(2900)).contains(after))
+        .collect();
+    assert!(
+        during.is_empty(),
+        "requests arrived during the pause, after {during:?}"
+    );
+    let delivered: std::collections::BTreeSet<String> =
+        requests.iter().skip(1).map(event_id).collect();
+    assert_eq!(delivered.len(), events.len(), "every event delivered");
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn each_key_is_delivered_one_at_a_time_in_order_through_failures_and_retries() {
     let cluster = TestCluster::start().await;
     let receiver = TestReceiver::start().await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use herald_nats::{EventPublisher, Nats, Records, RejectedStore, Retries};
+use herald_nats::{EventPublisher, Nats, Pauses, Records, RejectedStore, Retries};
 
 use crate::client::DeliveryClient;
 use crate::{Config, Metrics};
@@ -18,6 +18,8 @@ pub(crate) struct WorkerContext {
     pub(crate) records: Records,
     pub(crate) publisher: EventPublisher,
     pub(crate) retries: Retries,
+    /// The pauses the parts of a split subscription tell each other.
+    pub(crate) pauses: Pauses,
     /// Workers setting up their consumers at once, at most [`SET_UP_AT_ONCE`]: a dispatcher
     /// taking 10,000 subscriptions would otherwise send 20,000 consumer creations to JetStream
     /// together, most of which time out and are sent again (benchmark W6).
@@ -38,6 +40,7 @@ impl WorkerContext {
         let publisher = nats.publisher();
         let rejected = nats.rejected();
         let retries = nats.retries();
+        let pauses = nats.pauses();
         WorkerContext {
             config,
             nats,
@@ -47,6 +50,7 @@ impl WorkerContext {
             records,
             publisher,
             retries,
+            pauses,
             set_up: Arc::new(tokio::sync::Semaphore::new(SET_UP_AT_ONCE)),
         }
     }

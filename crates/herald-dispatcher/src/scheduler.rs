@@ -46,7 +46,7 @@ use tracing::Instrument;
 
 use herald_core::Event;
 use herald_core::subscription::{OnDeadLetter, Ordering};
-use herald_nats::{ConsumerSpec, Delivery, Messages};
+use herald_nats::{ConsumerSpec, Delivery, Messages, Pause, PauseStream};
 
 use crate::admission::{self, Admission};
 use crate::attempt::{self, Finished};
@@ -78,6 +78,10 @@ pub(crate) const READ_AHEAD: usize = 64;
 /// always read, whatever its size).
 pub(crate) const READ_AHEAD_BYTES: usize = 256 * 1024;
 
+/// Payload bytes an ordered subscription holds waiting before it reads more, unless nothing
+/// could start without reading (see [`reads_more`]).
+pub(crate) const ORDERED_READ_AHEAD_BYTES: usize = 4 * 1024 * 1024;
+
 /// What a scheduler pulls: the subscription's live events, and its due retries while the retry
 /// stream holds any of them (`None` until then: opened when the scheduler stores a retry or
 /// releases a held event).
@@ -87,6 +91,11 @@ pub(crate) struct Pulls {
     /// The acknowledgement floor the live consumer was renewed from, if it was
     /// (`herald_nats::EventConsumer::resumed_after`).
     pub(crate) resumed_after: Option<u64>,
+    /// The live consumer had nothing to deliver when it was set up: no event older than what
+    /// it delivers later is still to come.
+    pub(crate) caught_up_at_start: bool,
+    /// The pauses the other parts of a split subscription announce (`None` for a whole one).
+    pub(crate) pauses: Option<PauseStream>,
 }
 
 /// Creates (or finds) a subscription's retry consumer and pulls it.
@@ -96,12 +105,19 @@ pub(crate) async fn open_due(
 ) -> herald_nats::Result<Messages> {
     let spec = route.retry_consumer_spec(&context.config);
     let consumer = Box::pin(context.retries.ensure_consumer(&spec)).await?;
-    Box::pin(consumer.messages(route.pull_batch(&context.config))).await
+    Box::pin(consumer.messages(route.pull_batch(&context.config), route.pull_bytes())).await
 }
 
 async fn wait_for_host(waiting: &mut Option<BoxFuture<'static, HostPermit>>) -> HostPermit {
     match waiting {
         Some(permit) => permit.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_pause(pauses: &mut Option<PauseStream>) -> Option<Pause> {
+    match pauses {
+        Some(pauses) => pauses.next().await,
         None => std::future::pending().await,
     }
 }
@@ -140,6 +156,8 @@ pub(crate) async fn run(
         live: mut messages,
         mut due,
         resumed_after,
+        caught_up_at_start,
+        mut pauses,
     } = pulls;
     let mut route = Arc::clone(&routes.borrow_and_update());
     let mut limiter = Limiter::new(route.rate_limit());
@@ -198,8 +216,11 @@ pub(crate) async fn run(
                         // The live pull re-reads from the acknowledgement floor: events of
                         // the key older than its hold (its failed head) come again, and go
                         // first.
+                        // (Not when the consumer had nothing to deliver: nothing older is
+                        // still to come, and the hold's oldest event may have left the events
+                        // stream, so the live pull might never reach it.)
                         let older_until = resumed_after
-                            .filter(|floor| *floor < held.event_sequence)
+                            .filter(|floor| *floor < held.event_sequence && !caught_up_at_start)
                             .map(|_| held.event_sequence);
                         lanes.hold(&key, older_until);
                     }
@@ -269,6 +290,9 @@ pub(crate) async fn run(
                     token_held = false;
                     host_permit = None;
                     host_wait = None;
+                    if pauses.is_some() {
+                        settling.push(announce_pause(context, &route, pause));
+                    }
                 }
                 if finished.end == End::RetryLater && due.is_none() {
                     due = open_due_now(context, &route).await;
@@ -295,16 +319,28 @@ pub(crate) async fn run(
                 host_wait = None;
                 host_permit = Some(permit);
             }
-            item = messages.next(), if reads_more(&route, &lanes) => match item {
+            pause = next_pause(&mut pauses), if pauses.is_some() => match pause {
+                Some(pause) if pause.from != route.work().name() => {
+                    limiter.pause_for(pause.delay);
+                    token_held = false;
+                    host_permit = None;
+                    host_wait = None;
+                }
+                Some(_) => {}
+                // The connection's subscription ended: the worker follows again when it sets
+                // its pulls up again; meanwhile this part still pauses on its own 429s.
+                None => pauses = None,
+            },
+            item = messages.next(), if reads_more(&route, &lanes, running.len()) => match item {
                 Some(Ok(delivery)) => {
-                    let sequence = delivery.stream_sequence;
+                    let (sequence, pending) = (delivery.stream_sequence, delivery.pending);
                     admit(context, &route, &mut lanes, &mut settling, delivery);
-                    lanes.live_reached(sequence);
+                    lanes.live_reached(sequence, pending);
                 }
                 Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
                 None => break,
             },
-            item = next_due(&mut due), if due.is_some() && reads_more(&route, &lanes) => match item {
+            item = next_due(&mut due), if due.is_some() && reads_more(&route, &lanes, running.len()) => match item {
                 Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
                 Some(Err(err)) => tracing::warn!(error = %err, "pull of retries failed"),
                 // The worker sets both pulls up again.
@@ -354,10 +390,20 @@ pub(crate) async fn run(
 }
 
 /// Whether the scheduler reads more of what it pulled (see the module's documentation).
-fn reads_more(route: &Route, lanes: &Lanes<Waiting>) -> bool {
-    route.subscription().delivery.ordering == Ordering::Key
-        || lanes.len() == 0
-        || (lanes.len() < READ_AHEAD && lanes.weight() < READ_AHEAD_BYTES)
+///
+/// An ordered subscription stops reading only while its waiting events weigh
+/// [`ORDERED_READ_AHEAD_BYTES`] and something is running or ready, so it always gets going
+/// again without reading: when nothing runs and no key may start, every key waits for
+/// something that arrives through a pull (a retry nak'd back to the live consumer, a due
+/// retry, a released event), and it reads on.
+fn reads_more(route: &Route, lanes: &Lanes<Waiting>, running: usize) -> bool {
+    lanes.len() == 0
+        || match route.subscription().delivery.ordering {
+            Ordering::None => lanes.len() < READ_AHEAD && lanes.weight() < READ_AHEAD_BYTES,
+            Ordering::Key => {
+                lanes.weight() < ORDERED_READ_AHEAD_BYTES || (running == 0 && !lanes.has_ready())
+            }
+        }
 }
 
 /// How often blocked keys are checked against the dead letters, to notice purges.
@@ -578,6 +624,22 @@ fn release_held(
                 tokio::time::sleep(HOLD_RETRY).await;
                 (key, Err(()))
             }
+        }
+    })
+}
+
+/// Tells the other parts of a split subscription that its endpoint asked for a pause; a lost
+/// announcement costs them one more `429` each.
+fn announce_pause(
+    context: &Arc<WorkerContext>,
+    route: &Route,
+    delay: std::time::Duration,
+) -> BoxFuture<'static, ()> {
+    let context = Arc::clone(context);
+    let work = route.work().clone();
+    Box::pin(async move {
+        if let Err(err) = context.pauses.announce(&work, delay).await {
+            tracing::debug!(error = %err, "failed to announce a pause to the other parts");
         }
     })
 }

@@ -128,6 +128,15 @@ impl Route {
         }
     }
 
+    /// About how many bytes one pull asks for: what the client buffers before the scheduler
+    /// reads it (the consumer raises it to one message of the largest size the server takes).
+    pub(crate) fn pull_bytes(&self) -> usize {
+        match self.subscription.delivery.ordering {
+            herald_core::subscription::Ordering::None => scheduler::READ_AHEAD_BYTES,
+            herald_core::subscription::Ordering::Key => scheduler::ORDERED_READ_AHEAD_BYTES,
+        }
+    }
+
     /// The subscription's consumer of due retries in the retry backlog.
     pub(crate) fn retry_consumer_spec(&self, config: &Config) -> ConsumerSpec {
         ConsumerSpec {
@@ -203,8 +212,9 @@ pub(crate) async fn run(
                 }
             };
             let resumed_after = consumer.resumed_after();
+            let caught_up_at_start = consumer.pending_at_start() == 0;
             let batch = route.pull_batch(&context.config);
-            let live = match Box::pin(consumer.messages(batch)).await {
+            let live = match Box::pin(consumer.messages(batch, route.pull_bytes())).await {
                 Ok(live) => live,
                 Err(err) => {
                     tracing::warn!(error = %err, "failed to pull; retrying");
@@ -232,6 +242,21 @@ pub(crate) async fn run(
                     }
                 }
             };
+            // The parts of a split subscription pause together when its endpoint asks one of
+            // them to (`Retry-After`): each follows the others' announcements.
+            let pauses = if work.part().is_whole() {
+                None
+            } else {
+                match Box::pin(context.pauses.follow(&subscription_id)).await {
+                    Ok(pauses) => Some(pauses),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "failed to follow pauses; retrying");
+                        drop(permit);
+                        pause(&cancel, &mut retry_delay).await;
+                        continue;
+                    }
+                }
+            };
             retry_delay = Duration::from_millis(100);
             drop(permit);
             Box::pin(scheduler::run(
@@ -243,6 +268,8 @@ pub(crate) async fn run(
                     live,
                     due,
                     resumed_after,
+                    caught_up_at_start,
+                    pauses,
                 },
                 spec,
                 &cancel,

@@ -48,6 +48,23 @@ pub struct EventConsumer {
     /// For a consumer [`renew`]ed from its acknowledgement floor, that floor: everything
     /// unacknowledged after it is delivered again, in stream order.
     resumed_after: Option<u64>,
+    /// Events the consumer had yet to deliver when it was set up.
+    pending_at_start: u64,
+    /// The largest message a pull may have to carry ([`max_message`]; 0 until the handle that
+    /// set the consumer up says).
+    pub(crate) max_message: usize,
+}
+
+/// Room for a message's subject and JetStream's own headers beyond the server's `max_payload`.
+const MESSAGE_OVERHEAD: usize = 64 * 1024;
+
+/// The largest message a pull may have to carry: a pull whose byte limit is below one message's
+/// size is refused by the server again and again, so no pull asks for less.
+pub(crate) fn max_message(client: &async_nats::Client) -> usize {
+    client
+        .server_info()
+        .max_payload
+        .saturating_add(MESSAGE_OVERHEAD)
 }
 
 /// One delivery of an event to a consumer.
@@ -59,6 +76,9 @@ pub struct Delivery {
     pub stream_sequence: u64,
     /// When the event was stored.
     pub published: OffsetDateTime,
+    /// Events the consumer had yet to deliver after this one when it sent this one: 0 means
+    /// every event stored before it was delivered earlier on the same pull, in stream order.
+    pub pending: u64,
 }
 
 /// Extends one delivery's ack wait, detached from the delivery (see [`Delivery::progress`]).
@@ -94,12 +114,21 @@ impl EventConsumer {
         self.resumed_after
     }
 
-    /// Streams deliveries, pulling up to `batch` messages at a time.
-    pub async fn messages(&self, batch: usize) -> Result<Messages> {
+    /// How many events the consumer had yet to deliver when it was set up (0: none, so nothing
+    /// older than what arrives later is still to come).
+    pub fn pending_at_start(&self) -> u64 {
+        self.pending_at_start
+    }
+
+    /// Streams deliveries, pulling up to `batch` messages and about `max_bytes` at a time (at
+    /// least one message of the largest size the server accepts), so what the client buffers
+    /// before the caller reads it is bounded in bytes too.
+    pub async fn messages(&self, batch: usize, max_bytes: usize) -> Result<Messages> {
         let messages = self
             .consumer
             .stream()
             .max_messages_per_batch(batch)
+            .max_bytes_per_batch(max_bytes.max(self.max_message).max(1))
             .heartbeat(PULL_HEARTBEAT)
             .expires(PULL_EXPIRES)
             .messages()
@@ -159,6 +188,7 @@ impl Delivery {
         let mut attempt = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
         let mut stream_sequence = info.stream_sequence;
         let mut published = info.published;
+        let pending = info.pending;
         // A due retry (`retries.rs`) carries the event's own position, age and attempts so far;
         // its own delivery count adds the attempts made since it became due.
         if message
@@ -195,6 +225,7 @@ impl Delivery {
             attempt,
             stream_sequence,
             published,
+            pending,
         })
     }
 
@@ -315,9 +346,12 @@ pub(crate) async fn ensure_from(
         .create_consumer(config)
         .await
         .map_err(Error::unavailable("failed to create or update a consumer"))?;
+    let pending_at_start = consumer.cached_info().num_pending;
     Ok(EventConsumer {
         consumer,
         resumed_after: None,
+        pending_at_start,
+        max_message: 0,
     })
 }
 
@@ -386,6 +420,8 @@ pub(crate) async fn progress(
     EventConsumer {
         consumer,
         resumed_after: None,
+        pending_at_start: 0,
+        max_message: 0,
     }
     .progress()
     .await

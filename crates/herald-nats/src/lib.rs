@@ -15,6 +15,7 @@ mod consumer;
 mod credentials;
 mod dispatchers;
 mod error;
+mod pauses;
 mod publisher;
 mod records;
 mod rejected;
@@ -46,6 +47,7 @@ pub use dispatchers::{
     MemberChange, MemberId, validate_replica_id,
 };
 pub use error::{Error, Result};
+pub use pauses::{Pause, PauseStream, Pauses, pause_subject};
 pub use publisher::{EventPublisher, PublishReceipt};
 pub use records::{
     ATTEMPTS_STREAM, AttemptQuery, DEAD_LETTERS_STREAM, HEALTH_BUCKET, Page, Records,
@@ -395,6 +397,11 @@ impl Nats {
         TestSends::new(self.client.clone())
     }
 
+    /// Announces and follows the pauses endpoints ask split subscriptions for.
+    pub fn pauses(&self) -> Pauses {
+        Pauses::new(self.client.clone())
+    }
+
     /// Requests and serves consent handshakes (NATS request-reply, `herald.consent.<id>`).
     pub fn consent_checks(&self) -> ConsentChecks {
         ConsentChecks::new(self.client.clone())
@@ -419,7 +426,9 @@ impl Nats {
 
     /// Creates or updates the durable consumer of a subscription.
     pub async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
-        let consumer = consumer::ensure(&self.events, spec).await?;
+        let max_message = consumer::max_message(&self.client);
+        let mut consumer = consumer::ensure(&self.events, spec).await?;
+        consumer.max_message = max_message;
         self.consumer_set_up(&spec.name);
         Ok(consumer)
     }
@@ -441,7 +450,9 @@ impl Nats {
     /// worker or owner left unacknowledged comes first, in stream order, and no other process
     /// keeps a pull on it (see `consumer::renew`).
     pub async fn renew_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
-        let consumer = consumer::renew(&self.events, spec).await?;
+        let max_message = consumer::max_message(&self.client);
+        let mut consumer = consumer::renew(&self.events, spec).await?;
+        consumer.max_message = max_message;
         self.consumer_set_up(&spec.name);
         Ok(consumer)
     }

@@ -116,7 +116,10 @@ impl Retries {
     /// not used: a work queue is read from its start).
     pub async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<EventConsumer> {
         let all = jetstream::consumer::DeliverPolicy::All;
-        consumer::ensure_from(&self.stream, spec, all).await
+        let max_message = consumer::max_message(&self.jetstream.client());
+        let mut retries = consumer::ensure_from(&self.stream, spec, all).await?;
+        retries.max_message = max_message;
+        Ok(retries)
     }
 
     /// Lists a subscription's retries still to come, scheduled or due and not yet acknowledged:

@@ -52,6 +52,12 @@ pub enum Reply {
     FailFirst { count: usize, status: StatusCode },
     /// This status with extra response headers.
     WithHeaders(StatusCode, Vec<(String, String)>),
+    /// This status with extra response headers for the next `count` requests, then 200.
+    WithHeadersFirst {
+        count: usize,
+        status: StatusCode,
+        headers: Vec<(String, String)>,
+    },
     /// This status for about `percent` % of requests, picked pseudo-randomly (reproducibly),
     /// 200 for the rest.
     FailRandomly { percent: u64, status: StatusCode },
@@ -349,6 +355,18 @@ async fn record(
                 }
             }
             Reply::WithHeaders(status, headers) => (*status, headers.clone()),
+            Reply::WithHeadersFirst {
+                count,
+                status,
+                headers,
+            } => {
+                if *count > 0 {
+                    *count -= 1;
+                    (*status, headers.clone())
+                } else {
+                    (StatusCode::OK, Vec::new())
+                }
+            }
             Reply::FailRandomly { percent, status } => {
                 let draw = splitmix(index) % 100;
                 if draw < *percent {

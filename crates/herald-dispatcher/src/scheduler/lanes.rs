@@ -500,9 +500,13 @@ impl<T: Weigh> Lanes<T> {
         self.settle(key);
     }
 
-    /// The live pull delivered the event at `sequence`: in stream order, so every older event
-    /// still unacknowledged has arrived, and holds found at start-up up to it may be released.
-    pub(crate) fn live_reached(&mut self, sequence: u64) {
+    /// The live pull delivered the event at `sequence`, with `pending` events still to deliver
+    /// after it. It delivers in stream order, so every older event still unacknowledged has
+    /// arrived, and holds found at start-up up to it may be released; with nothing pending,
+    /// every hold may, even one whose oldest event left the events stream (retention) and so
+    /// will never be reached.
+    pub(crate) fn live_reached(&mut self, sequence: u64, pending: u64) {
+        let sequence = if pending == 0 { u64::MAX } else { sequence };
         while let Some(entry) = self.gated.first_entry() {
             if *entry.key() > sequence {
                 break;

@@ -472,7 +472,7 @@ fn a_key_found_held_at_start_up_delivers_its_older_live_head_first_and_releases_
     // The live copy of the first held event arrives while the head runs: it moves to the
     // hold again (stored once), never before the head.
     lanes.push("a", job(10));
-    lanes.live_reached(10);
+    lanes.live_reached(10, 5);
     assert_eq!(lanes.take_move().unwrap().1.sequence, 10);
     lanes.moved("a");
     assert_eq!(lanes.take_release(), None, "the head still runs");
@@ -484,8 +484,29 @@ fn a_key_found_held_at_start_up_delivers_its_older_live_head_first_and_releases_
 fn a_key_found_held_at_start_up_releases_once_the_live_pull_passed_the_hold() {
     let mut lanes: Lanes<u64> = Lanes::default();
     lanes.hold("a", Some(10));
-    lanes.live_reached(9);
+    lanes.live_reached(9, 5);
     assert_eq!(lanes.take_release(), None);
-    lanes.live_reached(12);
+    lanes.live_reached(12, 5);
     assert_eq!(lanes.take_release().as_deref(), Some("a"));
+}
+
+#[test]
+fn a_key_found_held_at_start_up_releases_once_nothing_older_is_pending_although_the_hold_is_never_reached()
+ {
+    // The hold's oldest event (10) left the events stream (retention) before the takeover, so
+    // the live pull will never deliver it; a delivery with nothing pending after it says every
+    // older event has arrived.
+    let mut lanes: Lanes<u64> = Lanes::default();
+    lanes.hold("a", Some(10));
+    lanes.hold("b", Some(20));
+    lanes.live_reached(7, 1);
+    assert_eq!(
+        lanes.take_release(),
+        None,
+        "an older event is still pending"
+    );
+    lanes.live_reached(8, 0);
+    let mut released = [lanes.take_release(), lanes.take_release()];
+    released.sort();
+    assert_eq!(released, [key("a"), key("b")]);
 }
