@@ -60,7 +60,7 @@ bench-quick: tools ## short benchmark smoke run (~2 min, figures not meaningful)
 # nightly flags (-Zsanitizer); RUSTC_BOOTSTRAP=1 lets the pinned stable compiler take them.
 CARGO_FUZZ_VERSION ?= 0.13.2
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= structured_event binary_event batch stored_event cesql cel filter_json delivery_settings network
+FUZZ_TARGETS ?= structured_event binary_event batch stored_event cesql cel filter_json delivery_settings network signature subject
 
 $(TOOLS)/bin/cargo-fuzz:
 	cargo install --locked --root "$(TOOLS)" cargo-fuzz --version "$(CARGO_FUZZ_VERSION)"

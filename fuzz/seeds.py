@@ -2,8 +2,8 @@
 """Writes the fuzz targets' seed corpora into fuzz/seeds/<target>/ from Herald's own test
 corpora, so they follow the tests: ingest's malformed-request corpus
 (crates/herald-ingest/tests/it/corpus.rs), the CESQL TCK (crates/herald-cesql/tests/cesql-tck/),
-the filter, retry-policy, delivery-settings and network tests of herald-core, and a few valid
-events. `make fuzz` runs it before fuzzing; the corpora grow in fuzz/corpus/<target>/."""
+the filter, retry-policy, delivery-settings, network and subject tests of herald-core, the
+signing tests of herald-signing, and a few valid events. `make fuzz` runs it before fuzzing; the corpora grow in fuzz/corpus/<target>/."""
 
 import hashlib
 import json
@@ -173,6 +173,58 @@ def network_seeds():
     return seeds
 
 
+def signature_seeds():
+    """Signature headers (first line), timestamp, message id, then the payload; a genuine v1
+    signature under the target's fixed secret, the Standard Webhooks vector, keys and KEK entries
+    as the signing tests write them."""
+    import base64
+    import hmac
+
+    secret = bytes(range(32))
+    payload = '{"test": 2432232314}'
+    msg_id, timestamp = "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330"
+    tag = hmac.new(secret, f"{msg_id}.{timestamp}.{payload}".encode(), "sha256").digest()
+    genuine = "v1," + base64.b64encode(tag).decode()
+    headers = [
+        genuine,
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        "v1,bm9wZQ== " + genuine,
+        "v1a," + base64.b64encode(bytes(64)).decode() + " v1,AAAA",
+        "v1, v1a, v2,abc ,,, v1,====",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsk_" + base64.b64encode(bytes([7]) * 32).decode(),
+        "whsk_" + base64.b64encode(bytes(64)).decode(),
+        "whpk_" + base64.b64encode(bytes(32)).decode(),
+        "key-2:" + base64.b64encode(bytes([9]) * 32).decode(),
+        "xchacha20poly1305",
+    ]
+    seeds = [f"{header}\n{timestamp}\n{msg_id}\n{payload}" for header in headers]
+    seeds += [f"{genuine}\n+{timestamp}\n{msg_id}\n{payload}", f"{genuine}\n -1 \nid.with.dots\n", f"{genuine}\n99999999999999999999\n\n"]
+    for text in raw_strings(read("crates/herald-signing/src/tests.rs")):
+        if text.startswith(("v1", "whsec_", "whsk_", "whpk_")) and len(text) < 300:
+            seeds.append(f"{text}\n{timestamp}\n{msg_id}\n{payload}")
+    return seeds
+
+
+def subject_seeds():
+    """Event types (first line), a second type, an ordering key; types from the subject tests."""
+    seeds = [
+        "com.shop.order.created\ncom.shop.\norder-42",
+        "com.shop.\ncom.shop.order\nk",
+        "a..b\n.\n",
+        "\n\n",
+        "with space.tab\t.star*.gt>\nu\u00e9\u4e2d.\U0001f600\nclé",
+        "herald.events.3.com_2Eshop\nherald.events.*.>\n",
+        "_.__.-\n_2E\n_zz",
+        "x" * 1100 + "\nshort\nkey",
+        ".".join(["t"] * 400) + "\n" + "p." * 100 + "\n",
+    ]
+    for text in raw_strings(read("crates/herald-core/src/subject/tests.rs")):
+        if text and len(text) < 300 and "\n" not in text:
+            seeds.append(f"{text}\n{text}.x\n{text}")
+    return seeds
+
+
 def stored_seeds():
     seeds = ["application/cloudevents+json\n\n" + text for text in structured_seeds()[:20]]
     seeds += ["application/json\n" + text for text in binary_seeds()]
@@ -192,6 +244,8 @@ def main():
         "filter_json": filter_json_seeds(),
         "delivery_settings": delivery_seeds(),
         "network": network_seeds(),
+        "signature": signature_seeds(),
+        "subject": subject_seeds(),
     }
     shutil.rmtree(SEEDS, ignore_errors=True)
     for target, seeds in targets.items():

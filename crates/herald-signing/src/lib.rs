@@ -189,7 +189,9 @@ pub(crate) fn check_headers(
         .parse()
         .map_err(|_| Error::TimestampFormat)?;
     let skew = now.saturating_sub(timestamp);
-    if skew.abs() > tolerance_secs {
+    // `unsigned_abs`: a skew saturated at `i64::MIN` has no `i64` magnitude (found by the
+    // `signature` fuzz target); a negative tolerance accepts nothing.
+    if tolerance_secs < 0 || skew.unsigned_abs() > tolerance_secs.unsigned_abs() {
         return Err(Error::TimestampOutOfTolerance(skew));
     }
     Ok(timestamp)

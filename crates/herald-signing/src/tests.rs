@@ -72,6 +72,45 @@ fn rejects_tampered_payload_and_stale_timestamp() {
 }
 
 #[test]
+fn a_skew_beyond_the_range_of_i64_is_out_of_tolerance_instead_of_overflowing() {
+    // Found by the `signature` fuzz target: `now - timestamp` saturating at `i64::MIN` made
+    // `abs` overflow (a panic with overflow checks, an accepted timestamp without them).
+    let secret = Secret::parse(VECTOR_SECRET).unwrap();
+    let public = SigningKey::generate().unwrap().public_key();
+    let timestamp = VECTOR_TIMESTAMP.to_string();
+    let symmetric = verify(
+        &secret,
+        VECTOR_ID,
+        &timestamp,
+        VECTOR_SIGNATURE,
+        VECTOR_PAYLOAD,
+        i64::MIN,
+        300,
+    );
+    assert_eq!(symmetric, Err(Error::TimestampOutOfTolerance(i64::MIN)));
+    let asymmetric = verify_asymmetric(
+        &public,
+        VECTOR_ID,
+        &timestamp,
+        "v1a,",
+        VECTOR_PAYLOAD,
+        i64::MIN,
+        i64::MAX,
+    );
+    assert_eq!(asymmetric, Err(Error::TimestampOutOfTolerance(i64::MIN)));
+    let negative_tolerance = verify(
+        &secret,
+        VECTOR_ID,
+        &timestamp,
+        VECTOR_SIGNATURE,
+        VECTOR_PAYLOAD,
+        VECTOR_TIMESTAMP,
+        -1,
+    );
+    assert_eq!(negative_tolerance, Err(Error::TimestampOutOfTolerance(0)));
+}
+
+#[test]
 fn refuses_malformed_secrets() {
     assert_eq!(
         Secret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
