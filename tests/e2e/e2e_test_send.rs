@@ -340,7 +340,7 @@ async fn a_test_send_nobody_answers_in_time_is_deadline_exceeded() {
     .build()
     .unwrap();
     let (sent, taken) = tokio::join!(
-        test_sends.send(&id, &event, Duration::from_millis(300)),
+        test_sends.ask(&id, &event, Duration::from_millis(300)),
         silent.next()
     );
     let error = sent.unwrap_err();
@@ -351,7 +351,7 @@ async fn a_test_send_nobody_answers_in_time_is_deadline_exceeded() {
     );
     let taken = taken.expect("the request should reach the queue group");
     assert_eq!(taken.subscription_id, id);
-    assert_eq!(taken.event.id(), event.id());
+    assert_eq!(taken.body.id(), event.id());
     cluster.shutdown().await;
 }
 

@@ -212,7 +212,7 @@ impl Consent {
             .map(|callback| callback.expires_at);
         let status = match self
             .checks
-            .check(&id, &prepared.request, CONSENT_TIMEOUT)
+            .ask(&id, &prepared.request, CONSENT_TIMEOUT)
             .await
         {
             Ok(handshake) if handshake.sink == sink => {

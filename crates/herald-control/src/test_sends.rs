@@ -42,7 +42,7 @@ pub(crate) async fn send_test_event(
     .map_err(|err| Error::invalid_argument(err.field, err.reason))?;
     // A deleted subscription is NOT_FOUND here already, with or without a dispatcher.
     let stored = read_subscription(store, &id).await?;
-    let sent = test_sends.send(&id, &event, TEST_SEND_TIMEOUT).await?;
+    let sent = test_sends.ask(&id, &event, TEST_SEND_TIMEOUT).await?;
     // Audited like a mutation: it sends a request in the subscription's name.
     crate::auth::note(id.as_str(), Some(&stored.value.tenant), None, None);
     tracing::info!(

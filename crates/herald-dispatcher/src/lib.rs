@@ -24,6 +24,7 @@ mod metrics;
 pub mod ownership;
 mod readiness;
 mod reject;
+mod responder;
 mod scheduler;
 mod service;
 mod supervisor;

@@ -24,7 +24,7 @@ impl Error {
     }
 
     /// Returns a mapper that wraps a client error as `Unavailable` with `context`.
-    pub(crate) fn unavailable<E>(context: &'static str) -> impl FnOnce(E) -> Error
+    pub(crate) fn unavailable<E>(context: impl std::fmt::Display) -> impl FnOnce(E) -> Error
     where
         E: std::error::Error + Send + Sync + 'static,
     {

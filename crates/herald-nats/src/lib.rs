@@ -19,6 +19,7 @@ mod pauses;
 mod publisher;
 mod records;
 mod rejected;
+mod request_reply;
 mod retries;
 mod scan;
 mod store;
@@ -36,7 +37,8 @@ pub use audit::{AUDIT_RETENTION, AUDIT_STREAM, AuditLog, AuditOrder};
 pub use backlogs::{Backlog, Backlogs, ConsumerLevel};
 pub use catalog::{EVENT_TYPES_BUCKET, EventTypeChange, EventTypeStore};
 pub use consent_checks::{
-    CONSENT_CHECKS_QUEUE, ConsentChecks, ConsentRequest, ConsentRequests, consent_check_subject,
+    CONSENT_CHECKS_QUEUE, ConsentCheck, ConsentChecks, ConsentRequest, ConsentRequests,
+    consent_check_subject,
 };
 pub use consumer::{
     ConsumerProgress, ConsumerSpec, Delivery, EventConsumer, Messages, ProgressHandle,
@@ -57,11 +59,14 @@ pub use rejected::{
     HEADER_DETAIL, HEADER_ORIGINAL_MSG_ID, HEADER_ORIGINAL_SEQUENCE, HEADER_ORIGINAL_SUBJECT,
     HEADER_REASON, REJECTED_STREAM, REJECTED_SUBJECT_PREFIX, RejectedEvent, RejectedStore, Stored,
 };
+pub use request_reply::{
+    DISPATCHERS_QUEUE, Purpose, Request, Requester, Requests, request_subject,
+};
 pub use retries::{Held, RETRIES_STREAM, Retries, RetryOf, due_subject};
 pub use scan::{Scanned, Start};
 pub use store::{SubscriptionChange, SubscriptionStore, Versioned};
 pub use test_sends::{
-    TEST_SENDS_QUEUE, TestRequest, TestRequests, TestSends, TestSent, test_send_subject,
+    TEST_SENDS_QUEUE, TestRequest, TestRequests, TestSend, TestSends, TestSent, test_send_subject,
 };
 pub use topology::{StreamSettings, TopologyNeeds};
 
@@ -394,7 +399,7 @@ impl Nats {
 
     /// Returns test sends: control requests them, dispatchers serve them.
     pub fn test_sends(&self) -> TestSends {
-        TestSends::new(self.client.clone())
+        self.requester()
     }
 
     /// Announces and follows the pauses endpoints ask split subscriptions for.
@@ -404,7 +409,13 @@ impl Nats {
 
     /// Requests and serves consent handshakes (NATS request-reply, `herald.consent.<id>`).
     pub fn consent_checks(&self) -> ConsentChecks {
-        ConsentChecks::new(self.client.clone())
+        self.requester()
+    }
+
+    /// Makes and serves the requests of purpose `P` (NATS request-reply,
+    /// `herald.<P::SEGMENT>.<id>`).
+    pub fn requester<P: Purpose>(&self) -> Requester<P> {
+        Requester::new(self.client.clone())
     }
 
     /// Returns the store of rejected messages.
