@@ -36,6 +36,8 @@ struct EndpointState {
     asked: Vec<HeaderMap>,
     /// When each delivery (`POST`) arrived, and its event id.
     delivered: Vec<(Instant, String)>,
+    /// The `WebHook-Request-Origin` of each delivery, in the order of `delivered`.
+    delivery_origins: Vec<Option<String>>,
 }
 
 /// A webhook endpoint on loopback that answers the handshake as scripted and records
@@ -79,6 +81,10 @@ impl Endpoint {
     fn delivered(&self) -> Vec<(Instant, String)> {
         self.state.lock().unwrap().delivered.clone()
     }
+
+    fn delivery_origins(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().delivery_origins.clone()
+    }
 }
 
 impl Drop for Endpoint {
@@ -105,13 +111,20 @@ async fn handshake(State(state): State<Arc<Mutex<EndpointState>>>, headers: Head
 
 async fn deliver(
     State(state): State<Arc<Mutex<EndpointState>>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|event| event["id"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    state.lock().unwrap().delivered.push((Instant::now(), id));
+    let origin = headers
+        .get("webhook-request-origin")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let mut state = state.lock().unwrap();
+    state.delivered.push((Instant::now(), id));
+    state.delivery_origins.push(origin);
     StatusCode::NO_CONTENT
 }
 
@@ -396,6 +409,18 @@ async fn a_required_subscription_stays_pending_while_its_endpoint_refuses_and_de
     )
     .await;
     assert!(refusing.delivered().is_empty());
+    // Once consent is given, every delivery names the origin the handshake named.
+    let origins = wrong_origin.delivery_origins();
+    assert!(
+        origins
+            .iter()
+            .all(|origin| origin.as_deref() == Some(ORIGIN)),
+        "{origins:?}"
+    );
+    // The witness (consent optional, its endpoint never consented) is sent no origin.
+    for request in witness.requests() {
+        assert_eq!(request.header("webhook-request-origin"), None);
+    }
     consenting.shutdown().await;
 }
 
@@ -473,6 +498,62 @@ async fn an_allowed_rate_caps_delivery_in_requests_per_minute() {
         "{slow_count} deliveries in {window:?} at 5/min"
     );
     tracing::info!(fast_count, slow_count, "deliveries in the window");
+    consenting.shutdown().await;
+}
+
+#[tokio::test]
+async fn deliveries_and_test_sends_to_a_consenting_endpoint_name_the_origin_and_consent_off_none() {
+    let consenting = Consenting::start().await;
+    let consenting_endpoint = Endpoint::start(consents("*")).await;
+    let off_endpoint = Endpoint::start(consents("*")).await;
+    let granted = consenting
+        .create(&consenting_endpoint.url, pb::ConsentMode::Required, None)
+        .await;
+    assert_eq!(granted.state(), pb::SubscriptionState::Active);
+    let off = consenting
+        .create(&off_endpoint.url, pb::ConsentMode::Off, None)
+        .await;
+    // With consent off Herald never asks, so it never introduces itself either.
+    assert!(off_endpoint.asked().is_empty());
+    for id in [&granted.id, &off.id] {
+        let nats = consenting.cluster.nats.clone();
+        eventually("the consumer", Duration::from_secs(10), || {
+            let nats = nats.clone();
+            async move { nats.consumer_progress(id).await.ok() }
+        })
+        .await;
+    }
+    let ids = consenting.publish(2, "origin").await;
+    for endpoint in [&consenting_endpoint, &off_endpoint] {
+        eventually("the deliveries", Duration::from_secs(20), || async {
+            let got: Vec<String> = endpoint.delivered().into_iter().map(|(_, id)| id).collect();
+            ids.iter().all(|id| got.contains(id)).then_some(())
+        })
+        .await;
+    }
+    // A test send is a delivery in the subscription's name: the same header, or none.
+    for id in [&granted.id, &off.id] {
+        let request = pb::SendTestEventRequest {
+            id: id.clone(),
+            ..Default::default()
+        };
+        let sent = Box::pin(consenting.control().await.send_test_event(request))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(sent.attempt.unwrap().status_code, 204);
+    }
+    let origins = consenting_endpoint.delivery_origins();
+    assert_eq!(origins.len(), 3, "{origins:?}");
+    assert!(
+        origins
+            .iter()
+            .all(|origin| origin.as_deref() == Some(ORIGIN)),
+        "{origins:?}"
+    );
+    let origins = off_endpoint.delivery_origins();
+    assert_eq!(origins.len(), 3, "{origins:?}");
+    assert!(origins.iter().all(Option::is_none), "{origins:?}");
     consenting.shutdown().await;
 }
 

@@ -51,6 +51,9 @@ pub(crate) struct SignedRequest<'a> {
     pub(crate) event_headers: Vec<(String, String)>,
     /// Sent as `traceparent`/`tracestate`, so the endpoint's tracing continues the trace.
     pub(crate) trace: Option<herald_core::trace::TraceContext>,
+    /// Sent as `WebHook-Request-Origin` to an endpoint that consented
+    /// (`Subscription::consented_origin`); none otherwise.
+    pub(crate) origin: Option<String>,
 }
 
 impl<'a> SignedRequest<'a> {
@@ -106,6 +109,15 @@ impl<'a> SignedRequest<'a> {
             ],
             event_headers,
             trace,
+            origin: None,
+        }
+    }
+
+    /// Sends `WebHook-Request-Origin: origin` with the request (unsigned, like `traceparent`).
+    pub(crate) fn with_origin(self, origin: Option<&str>) -> SignedRequest<'a> {
+        SignedRequest {
+            origin: origin.map(str::to_owned),
+            ..self
         }
     }
 }
@@ -387,6 +399,12 @@ impl DeliveryClient {
         }
         for (name, value) in &request.headers {
             builder = builder.header(*name, value.as_str());
+        }
+        if let Some(origin) = &request.origin {
+            builder = builder.header(
+                herald_core::subscription::consent::REQUEST_ORIGIN,
+                origin.as_str(),
+            );
         }
         if let Some(trace) = &request.trace {
             builder = builder.header(herald_core::trace::TRACEPARENT, trace.traceparent());

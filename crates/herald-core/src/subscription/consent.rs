@@ -564,6 +564,17 @@ impl Subscription {
             .map(|limit| u64::from(limit.per_second) * 60)
     }
 
+    /// The `WebHook-Request-Origin` every delivery carries once the endpoint consented (the
+    /// CloudEvents HTTP Web Hooks specification, 4.1.2): the origin the validation request
+    /// named, while consent is `required` or `optional` and granted for the current sink.
+    /// `None` otherwise: with consent off Herald never introduced itself, so it sends nothing.
+    pub fn consented_origin(&self) -> Option<&str> {
+        self.endpoint_consent
+            .as_ref()
+            .filter(|consent| !self.consent.is_off() && consent.grants(&self.sink))
+            .map(|consent| consent.origin.as_str())
+    }
+
     /// Whether the endpoint consented to its current sink.
     pub fn has_consent(&self) -> bool {
         self.endpoint_consent

@@ -159,6 +159,7 @@ async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
         ],
         event_headers: Vec::new(),
         trace: None,
+        origin: None,
     };
     client.send(request).await
 }

@@ -461,3 +461,20 @@ fn stored_documents_without_consent_are_off_and_consent_round_trips() {
     assert_eq!(view.endpoint_consent, required.endpoint_consent);
     assert_eq!(view.state, required.state);
 }
+
+#[test]
+fn deliveries_name_the_origin_only_once_the_endpoint_consented_and_never_with_consent_off() {
+    for mode in [ConsentMode::Required, ConsentMode::Optional] {
+        let mut subscription = subscription(None, mode);
+        assert_eq!(subscription.consented_origin(), None, "{mode:?}: not asked");
+        granted_at(&mut subscription, None);
+        assert_eq!(subscription.consented_origin(), Some(ORIGIN), "{mode:?}");
+        // A changed sink forgets the consent.
+        subscription.sink = sink("https://example.com/other");
+        assert_eq!(subscription.consented_origin(), None, "{mode:?}: new sink");
+    }
+    let mut subscription = subscription(None, ConsentMode::Required);
+    granted_at(&mut subscription, None);
+    subscription.consent = ConsentMode::Off;
+    assert_eq!(subscription.consented_origin(), None, "consent off");
+}
