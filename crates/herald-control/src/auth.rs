@@ -66,6 +66,7 @@ pub(crate) fn required_access(method: &str) -> Required {
         | "SubscriptionService/ResumeSubscription"
         | "SubscriptionService/RotateSecret"
         | "SubscriptionService/SendTestEvent"
+        | "SubscriptionService/VerifyEndpoint"
         | "DeliveryService/RedriveDeadLetters"
         | "DeliveryService/PurgeDeadLetters"
         | "DeliveryService/ReplayEvents" => Required::Write,

@@ -280,7 +280,7 @@ impl Consent {
         let id = parse_id(&request.id)?;
         record_subscription_id(&id);
         let mut attempt = 1;
-        let (written, prepared) = loop {
+        let (written, prepared, before) = loop {
             let Versioned {
                 value: mut subscription,
                 revision,
@@ -305,7 +305,7 @@ impl Consent {
                         value: subscription,
                         revision: new_revision,
                     };
-                    break (written, prepared);
+                    break (written, prepared, revision);
                 }
                 Err(err) if err.code() == ErrorCode::Aborted && attempt < MAX_WRITE_ATTEMPTS => {
                     attempt += 1;
@@ -314,6 +314,13 @@ impl Consent {
             }
         };
         let stored = Box::pin(self.ask(store, written, prepared)).await;
+        // Audited like a mutation: it writes the subscription and asks in its name.
+        crate::auth::note(
+            id.as_str(),
+            Some(&stored.value.tenant),
+            Some(before),
+            Some(stored.revision),
+        );
         Ok(subscription_to_pb(
             &stored.value,
             stored.revision,

@@ -349,6 +349,68 @@ async fn a_tenants_operator_sees_and_changes_only_its_own_subscriptions() {
 }
 
 #[tokio::test]
+async fn a_tenants_read_write_operator_verifies_only_its_own_subscriptions_endpoints() {
+    let control = start().await;
+    let (_, acme) = operator_token(&control, "acme", false).await;
+    let (_, acme_read_only) = operator_token(&control, "acme", true).await;
+    let own = create_in(&control, &acme, "").await;
+    let other = create_in(&control, TOKEN, "globex").await;
+    let verify = |token: String, id: String| {
+        let mut subscriptions = control.client();
+        async move {
+            subscriptions
+                .verify_endpoint(authorized(&token, pb::VerifyEndpointRequest { id }))
+                .await
+        }
+    };
+    // No dispatcher runs here: an optional consent asked of nobody is answered with the
+    // subscription as stored, its endpoint still to be asked.
+    let verified = verify(acme.clone(), own.id.clone()).await;
+    assert_eq!(code_of(verified), Code::Ok, "its own subscription");
+    let another = verify(acme.clone(), other.id.clone()).await;
+    assert_eq!(code_of(another), Code::NotFound, "another tenant's");
+    let read_only = verify(acme_read_only, own.id.clone()).await;
+    assert_eq!(code_of(read_only), Code::PermissionDenied, "read-only");
+    let unchanged = control
+        .client()
+        .get_subscription(authorized(
+            TOKEN,
+            pb::GetSubscriptionRequest {
+                id: other.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unchanged.revision, other.revision);
+    let admin = verify(TOKEN.to_owned(), other.id.clone()).await;
+    assert_eq!(code_of(admin), Code::Ok, "an admin verifies any tenant's");
+    // Verifying writes the subscription: audited with the revisions, once per call that did.
+    let page = AuditServiceClient::new(control.channel.clone())
+        .list_audit_records(authorized(TOKEN, pb::ListAuditRecordsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let verified: Vec<(&str, &str)> = page
+        .records
+        .iter()
+        .filter(|record| record.rpc == "VerifyEndpoint")
+        .map(|record| (record.resource.as_str(), record.tenant.as_str()))
+        .collect();
+    assert_eq!(
+        verified,
+        [(other.id.as_str(), "globex"), (own.id.as_str(), "acme")],
+        "newest first"
+    );
+    assert!(
+        page.records
+            .iter()
+            .all(|record| record.rpc != "VerifyEndpoint"
+                || record.new_revision > record.old_revision)
+    );
+}
+
+#[tokio::test]
 #[allow(clippy::print_stderr, reason = "the revocation delay is reported")]
 async fn missing_wrong_and_revoked_operator_tokens_are_unauthenticated_within_seconds() {
     let control = start().await;
