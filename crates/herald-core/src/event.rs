@@ -663,21 +663,32 @@ fn encode_structured(attributes: &Attributes, body: &[u8]) -> Result<Vec<u8>, Ev
         member(&mut out, name, &value.canonical());
     }
     if !body.is_empty() {
-        let content_type = attributes
-            .datacontenttype
-            .as_deref()
-            .unwrap_or("application/json");
-        if is_json_media_type(content_type) {
-            let raw: &RawValue = serde_json::from_slice(body).map_err(|err| {
-                EventError::Data(format!(
-                    "the content type is JSON but the body is not: {err}"
-                ))
-            })?;
+        let declared = attributes.datacontenttype.as_deref();
+        let content_type = declared.unwrap_or("application/json");
+        // Without a content type, data that is not JSON is binary data, kept as it came: the
+        // binary-mode form of an event holding `data_base64` and no `datacontenttype` (found
+        // by the `batch` fuzz target) must decode back to it.
+        let json = if is_json_media_type(content_type) {
+            match serde_json::from_slice::<&RawValue>(body) {
+                Ok(raw) => Some(raw),
+                Err(_) if declared.is_none() => None,
+                Err(err) => {
+                    return Err(EventError::Data(format!(
+                        "the content type is JSON but the body is not: {err}"
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(raw) = json {
             out.extend_from_slice(br#","data":"#);
             out.extend_from_slice(raw.get().as_bytes());
-        } else if let (true, Ok(text)) =
-            (is_text_media_type(content_type), std::str::from_utf8(body))
-        {
+        } else if let (true, Some(_), Ok(text)) = (
+            is_text_media_type(content_type),
+            declared,
+            std::str::from_utf8(body),
+        ) {
             out.extend_from_slice(br#","data":"#);
             write_json_string(&mut out, text);
         } else {

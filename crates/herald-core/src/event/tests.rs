@@ -362,3 +362,35 @@ fn binary_form_decodes_back_to_the_same_event() {
         assert_eq!(decoded, event, "{content_type:?}");
     }
 }
+
+#[test]
+fn binary_data_without_a_content_type_decodes_back_from_its_binary_form() {
+    // Found by the `batch` fuzz target: `data_base64` and no `datacontenttype` became a body
+    // with no content type, which binary mode then read as JSON and refused.
+    for structured in [
+        &br#"{"specversion":"1.0","id":"4","source":"/","type":"d","data_base64":"aG8="}"#[..],
+        br#"{"specversion":"1.0","id":"5","source":"/","type":"d","data_base64":"AJ//"}"#,
+    ] {
+        let event = Event::from_structured(Bytes::from_static(structured)).unwrap();
+        let form = event.to_binary().unwrap();
+        assert_eq!(form.content_type, None);
+        let decoded = Event::from_binary(
+            form.headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            None,
+            &form.body,
+        )
+        .unwrap();
+        assert_eq!(decoded.to_binary().unwrap().body, form.body);
+        assert_eq!(decoded, event);
+    }
+    // Without a content type, a body that is JSON is still JSON data.
+    let event = Event::from_binary(
+        BASE.iter().map(|(k, v)| (*k, v.as_bytes())),
+        None,
+        br#"{"a":1}"#,
+    )
+    .unwrap();
+    assert!(event.structured().ends_with(br#","data":{"a":1}}"#));
+}
