@@ -17,6 +17,7 @@ mod nats_cluster;
 mod nats_tls;
 mod network_allow;
 mod process;
+mod replay_stop;
 mod replicas;
 mod shutdown;
 mod startup;
