@@ -20,6 +20,7 @@ mod docs_metrics;
 mod e2e_bad_input;
 mod e2e_catalog;
 mod e2e_consent;
+mod e2e_container_image;
 mod e2e_content_mode;
 mod e2e_control_watch;
 mod e2e_endpoint_restart;
