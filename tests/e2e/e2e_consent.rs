@@ -82,6 +82,15 @@ impl Endpoint {
         self.state.lock().unwrap().delivered.clone()
     }
 
+    /// Waits until the events `ids` were delivered here.
+    async fn wait_for(&self, ids: &[String]) {
+        eventually("the deliveries", Duration::from_secs(30), || async {
+            let got: Vec<String> = self.delivered().into_iter().map(|(_, id)| id).collect();
+            ids.iter().all(|id| got.contains(id)).then_some(())
+        })
+        .await;
+    }
+
     fn delivery_origins(&self) -> Vec<Option<String>> {
         self.state.lock().unwrap().delivery_origins.clone()
     }
@@ -149,6 +158,11 @@ struct Consenting {
 
 impl Consenting {
     async fn start() -> Consenting {
+        Consenting::start_rechecking(Duration::from_secs(60), Duration::from_secs(3600)).await
+    }
+
+    /// Re-checks pending subscriptions first after `first`, at most every `max`.
+    async fn start_rechecking(first: Duration, max: Duration) -> Consenting {
         let cluster = TestCluster::start().await;
         let registry = prometheus::Registry::new();
         let ingest_config = herald_ingest::Config {
@@ -183,6 +197,8 @@ impl Consenting {
             origin: ORIGIN.to_owned(),
             callback_base_url: callback_base.clone(),
             callback_ttl: Duration::from_secs(3600),
+            recheck_first: first,
+            recheck_max: max,
         };
         assert!(consent.problems().is_empty(), "{:?}", consent.problems());
         let control = Box::pin(herald_control::build_with_consent(
@@ -395,19 +411,7 @@ async fn a_required_subscription_stays_pending_while_its_endpoint_refuses_and_de
     assert!(consent.granted);
     assert_eq!(consent.detail, "handshake");
     assert_eq!(consent.allowed_rate_per_minute, None);
-    eventually(
-        "the accumulated events",
-        Duration::from_secs(20),
-        || async {
-            let got: Vec<String> = wrong_origin
-                .delivered()
-                .into_iter()
-                .map(|(_, id)| id)
-                .collect();
-            ids.iter().all(|id| got.contains(id)).then_some(())
-        },
-    )
-    .await;
+    wrong_origin.wait_for(&ids).await;
     assert!(refusing.delivered().is_empty());
     // Once consent is given, every delivery names the origin the handshake named.
     let origins = wrong_origin.delivery_origins();
@@ -524,13 +528,8 @@ async fn deliveries_and_test_sends_to_a_consenting_endpoint_name_the_origin_and_
         .await;
     }
     let ids = consenting.publish(2, "origin").await;
-    for endpoint in [&consenting_endpoint, &off_endpoint] {
-        eventually("the deliveries", Duration::from_secs(20), || async {
-            let got: Vec<String> = endpoint.delivered().into_iter().map(|(_, id)| id).collect();
-            ids.iter().all(|id| got.contains(id)).then_some(())
-        })
-        .await;
-    }
+    consenting_endpoint.wait_for(&ids).await;
+    off_endpoint.wait_for(&ids).await;
     // A test send is a delivery in the subscription's name: the same header, or none.
     for id in [&granted.id, &off.id] {
         let request = pb::SendTestEventRequest {
@@ -554,6 +553,69 @@ async fn deliveries_and_test_sends_to_a_consenting_endpoint_name_the_origin_and_
     let origins = off_endpoint.delivery_origins();
     assert_eq!(origins.len(), 3, "{origins:?}");
     assert!(origins.iter().all(Option::is_none), "{origins:?}");
+    consenting.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pending_subscription_is_asked_again_on_its_own_and_delivers_once_its_endpoint_consents()
+{
+    let first = Duration::from_secs(1);
+    let consenting = Consenting::start_rechecking(first, Duration::from_secs(2)).await;
+    let endpoint = Endpoint::start(Answer::Headers(StatusCode::FORBIDDEN, Vec::new())).await;
+    let started = Instant::now();
+    let created = consenting
+        .create(&endpoint.url, pb::ConsentMode::Required, None)
+        .await;
+    assert_eq!(created.state(), pb::SubscriptionState::Pending);
+    let ids = consenting.publish(3, "rechecked").await;
+    // Nobody calls VerifyEndpoint: control asks again by itself.
+    eventually("two re-checks", Duration::from_secs(60), || async {
+        (endpoint.asked().len() >= 3).then_some(())
+    })
+    .await;
+    let asked = endpoint.asked();
+    let elapsed = started.elapsed();
+    // Never more often than one wait of `first` allows (a busy machine only asks less often).
+    let at_most = 1 + (elapsed.as_secs_f64() / first.as_secs_f64()).floor() as usize;
+    assert!(
+        asked.len() <= at_most,
+        "{} handshakes in {elapsed:?}",
+        asked.len()
+    );
+    // Each names the origin; only the first offers a callback, which stays valid meanwhile.
+    assert!(asked[0].contains_key("webhook-request-callback"));
+    for headers in &asked[1..] {
+        assert_eq!(headers["webhook-request-origin"], ORIGIN);
+        assert!(!headers.contains_key("webhook-request-callback"));
+    }
+    assert!(endpoint.delivered().is_empty());
+    let still = consenting.get(&created.id).await;
+    assert_eq!(still.state(), pb::SubscriptionState::Pending);
+    assert!(
+        still
+            .state_reason
+            .contains("it may still consent on the callback URL offered"),
+        "{}",
+        still.state_reason
+    );
+
+    // The endpoint consents: the next re-check activates the subscription, which delivers
+    // what accumulated meanwhile.
+    endpoint.answer(consents("*"));
+    eventually(
+        "the subscription active",
+        Duration::from_secs(60),
+        || async {
+            let read = consenting.get(&created.id).await;
+            (read.state() == pb::SubscriptionState::Active).then_some(())
+        },
+    )
+    .await;
+    endpoint.wait_for(&ids).await;
+    // Consent given, it is asked no more.
+    let asked = endpoint.asked().len();
+    tokio::time::sleep(3 * first).await;
+    assert_eq!(endpoint.asked().len(), asked);
     consenting.shutdown().await;
 }
 
@@ -611,15 +673,7 @@ async fn a_callback_activates_a_pending_subscription_and_its_accumulated_events_
     assert!(consent.granted);
     assert_eq!(consent.detail, "callback");
     assert_eq!(consent.allowed_rate_per_minute, Some(600));
-    eventually(
-        "the accumulated events",
-        Duration::from_secs(20),
-        || async {
-            let got: Vec<String> = later.delivered().into_iter().map(|(_, id)| id).collect();
-            ids.iter().all(|id| got.contains(id)).then_some(())
-        },
-    )
-    .await;
+    later.wait_for(&ids).await;
     // Confirming again (a browser's GET) is harmless.
     let again = consenting.cluster.http.get(&callback).send().await.unwrap();
     assert_eq!(again.status(), 200);

@@ -9,7 +9,8 @@
 //! recording an answer about a sink the subscription no longer has. Before asking, it stores
 //! the callback it offers (the SHA-256 of a random token only), so an endpoint confirming at
 //! once finds it. A handshake that gets no dispatcher's answer is recorded as missing consent
-//! with the reason; `VerifyEndpoint` asks again.
+//! with the reason; `VerifyEndpoint` asks again, and so does the re-check task
+//! (`consent/recheck.rs`) for pending subscriptions, on a schedule that backs off.
 
 use std::time::Duration;
 
@@ -35,6 +36,12 @@ pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times recording an answer re-reads after losing a race with another writer.
 const MAX_WRITE_ATTEMPTS: u32 = 5;
 
+mod recheck;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use recheck::RecheckTask;
+
 /// The `[consent]` settings: how Herald introduces itself to endpoints.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +54,14 @@ pub struct ConsentConfig {
     /// How long a callback URL stays valid (at least 10 minutes).
     #[serde(with = "humantime_serde")]
     pub callback_ttl: Duration,
+    /// How long after it was last asked the endpoint of a pending subscription (consent
+    /// required, not given) is asked again automatically; the waits then double. Zero: only
+    /// `VerifyEndpoint` asks again.
+    #[serde(with = "humantime_serde")]
+    pub recheck_first: Duration,
+    /// The longest wait between two automatic re-checks.
+    #[serde(with = "humantime_serde")]
+    pub recheck_max: Duration,
 }
 
 impl Default for ConsentConfig {
@@ -55,6 +70,8 @@ impl Default for ConsentConfig {
             origin: "herald".to_owned(),
             callback_base_url: String::new(),
             callback_ttl: Duration::from_secs(3600),
+            recheck_first: Duration::from_secs(60),
+            recheck_max: Duration::from_secs(3600),
         }
     }
 }
@@ -82,6 +99,12 @@ impl ConsentConfig {
             problems.push(format!(
                 "consent.callback_ttl {:?} must be at least 10 minutes",
                 self.callback_ttl
+            ));
+        }
+        if !self.recheck_first.is_zero() && self.recheck_max < self.recheck_first {
+            problems.push(format!(
+                "consent.recheck_max {:?} must be at least consent.recheck_first {:?}",
+                self.recheck_max, self.recheck_first
             ));
         }
         problems
@@ -145,12 +168,31 @@ impl Consent {
         subscription: &mut Subscription,
         now: OffsetDateTime,
     ) -> Result<Option<Prepared>> {
+        self.prepare_asking(subscription, now, false)
+    }
+
+    /// [`Consent::prepare`]; with `keep_callback`, a callback offered before for this sink and
+    /// still valid is kept (its URL cannot be offered again, only its hash is stored, so the
+    /// request offers none), so an endpoint, or a person, about to confirm on it still can.
+    fn prepare_asking(
+        &self,
+        subscription: &mut Subscription,
+        now: OffsetDateTime,
+        keep_callback: bool,
+    ) -> Result<Option<Prepared>> {
         if subscription.consent.is_off() {
             subscription.settle_consent(now);
             return Ok(None);
         }
-        let (callback_url, callback) = match &self.callback_base {
-            Some(base) => {
+        let valid_callback = subscription
+            .endpoint_consent
+            .as_ref()
+            .filter(|consent| keep_callback && consent.sink == subscription.sink)
+            .and_then(|consent| consent.callback.clone())
+            .filter(|callback| callback.expires_at > now);
+        let (callback_url, callback) = match (valid_callback, &self.callback_base) {
+            (Some(kept), _) => (None, Some(kept)),
+            (None, Some(base)) => {
                 let mut random = [0_u8; CALLBACK_SECRET_BYTES];
                 getrandom::fill(&mut random).map_err(|err| {
                     Error::Io(std::io::Error::other(format!(
@@ -166,7 +208,7 @@ impl Consent {
                 );
                 (Some(token.url(base)), Some(token.callback(expires_at)))
             }
-            None => (None, None),
+            (None, None) => (None, None),
         };
         let asking = EndpointConsent {
             sink: subscription.sink.clone(),
@@ -326,6 +368,44 @@ impl Consent {
             stored.revision,
             SecretVisibility::Omit,
         ))
+    }
+}
+
+impl Consent {
+    /// Asks the endpoint of the pending subscription `stored` again (a scheduled re-check),
+    /// keeping a callback still valid. The write that marks it asked is a compare-and-set on
+    /// the revision read: when another writer (another control replica re-checking it too)
+    /// came first, this asks nothing and answers `Ok(false)`. `Ok(true)`: the endpoint consented.
+    pub(crate) async fn recheck(
+        &self,
+        store: &SubscriptionStore,
+        stored: Versioned<Subscription>,
+    ) -> Result<bool> {
+        let Versioned {
+            value: mut subscription,
+            revision,
+        } = stored;
+        let now = OffsetDateTime::now_utc();
+        let Some(prepared) = self.prepare_asking(&mut subscription, now, true)? else {
+            return Ok(false);
+        };
+        subscription.updated_at = now;
+        let revision = match store.update(&subscription, revision).await {
+            Ok(revision) => revision,
+            Err(err) if err.code() == ErrorCode::Aborted => {
+                tracing::debug!("another writer came first; not re-checking now");
+                return Ok(false);
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let written = Versioned {
+            value: subscription,
+            revision,
+        };
+        let stored = Box::pin(self.ask(store, written, prepared)).await;
+        let granted = stored.value.has_consent();
+        tracing::info!(granted, "endpoint consent re-checked");
+        Ok(granted)
     }
 }
 

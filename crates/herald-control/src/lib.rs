@@ -76,6 +76,8 @@ pub struct Service {
     /// What the subscription gauge task reads from and sets, and how often (boxed: the
     /// service is moved into `run`'s future).
     gauges: Box<gauges::Setup>,
+    /// What the consent re-check task asks with and reads (`consent/recheck.rs`).
+    rechecks: (consent::Consent, herald_nats::SubscriptionStore),
 }
 
 /// Builds the control service: the Subscriptions, Deliveries and Events APIs behind authentication,
@@ -136,6 +138,8 @@ pub async fn build_with_consent(
     let events = events::EventApi::new(nats.rejected(), metrics.clone());
     let events = EventServiceServer::new(events);
     let event_types = Box::pin(nats.event_types()).await?;
+    let consent = consent::Consent::new(consent, nats.consent_checks());
+    let rechecks = (consent.clone(), store.clone());
     let subscriptions = subscriptions::SubscriptionApi::new(
         store.clone(),
         nats.records(),
@@ -143,7 +147,7 @@ pub async fn build_with_consent(
         network,
         metrics.clone(),
         nats.test_sends(),
-        consent::Consent::new(consent, nats.consent_checks()),
+        consent.clone(),
     );
     let event_types = event_types::EventTypeApi::new(event_types, metrics.clone());
     let event_types = EventTypeServiceServer::new(event_types);
@@ -189,6 +193,7 @@ pub async fn build_with_consent(
             metrics,
             config: None,
         }),
+        rechecks,
     })
 }
 
@@ -246,6 +251,8 @@ impl Service {
         let replays = self.replays;
         let credentials = self.credentials.spawn();
         let gauges = gauges::GaugeTask::spawn(*self.gauges, &shutdown);
+        let (consent, store) = self.rechecks;
+        let rechecks = consent::RecheckTask::spawn(consent, store, &shutdown);
         let signal = {
             let health_reporter = health_reporter.clone();
             let replays = replays.clone();
@@ -270,6 +277,9 @@ impl Service {
         let _ = credentials.await;
         if let Some(gauges) = gauges {
             Box::pin(gauges.stop()).await;
+        }
+        if let Some(rechecks) = rechecks {
+            rechecks.stop().await;
         }
         served.map_err(Error::Transport)?;
         tracing::info!("control stopped");

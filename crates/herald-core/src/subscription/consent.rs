@@ -575,6 +575,26 @@ impl Subscription {
             .map(|consent| consent.origin.as_str())
     }
 
+    /// When the endpoint of a subscription pending for its consent is to be asked again
+    /// automatically: `first` after it was last asked, then as long again as the subscription
+    /// had been pending when it was last asked (so the waits double), never more than `max`.
+    /// `None` when it is not pending for consent (or `first` is zero: no re-checks).
+    pub fn next_consent_recheck(&self, first: Duration, max: Duration) -> Option<OffsetDateTime> {
+        let State::Pending { since, .. } = &self.state else {
+            return None;
+        };
+        if first.is_zero() || self.consent != ConsentMode::Required || self.has_consent() {
+            return None;
+        }
+        let asked = self
+            .endpoint_consent
+            .as_ref()
+            .map_or(*since, |consent| consent.checked_at.max(*since));
+        let pending: Duration = (asked - *since).try_into().unwrap_or(Duration::ZERO);
+        let wait = pending.clamp(first, max.max(first));
+        Some(asked.saturating_add(wait.try_into().unwrap_or(time::Duration::HOUR)))
+    }
+
     /// Whether the endpoint consented to its current sink.
     pub fn has_consent(&self) -> bool {
         self.endpoint_consent

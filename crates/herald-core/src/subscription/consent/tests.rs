@@ -478,3 +478,50 @@ fn deliveries_name_the_origin_only_once_the_endpoint_consented_and_never_with_co
     subscription.consent = ConsentMode::Off;
     assert_eq!(subscription.consented_origin(), None, "consent off");
 }
+
+#[test]
+fn a_pending_endpoint_is_asked_again_after_waits_doubling_from_the_first_to_the_maximum() {
+    let first = Duration::from_secs(60);
+    let max = Duration::from_secs(3600);
+    let mut pending = subscription(None, ConsentMode::Required);
+    pending.settle_consent(NOW);
+    assert!(matches!(pending.state, State::Pending { .. }));
+    // Never asked (the answer was not recorded): one wait after it became pending.
+    assert_eq!(
+        pending.next_consent_recheck(first, max),
+        Some(NOW + time::Duration::minutes(1))
+    );
+    let mut asked_at = |minutes: i64| {
+        let at = NOW + time::Duration::minutes(minutes);
+        pending.record_handshake(
+            EndpointConsent {
+                sink: pending.sink.clone(),
+                origin: ORIGIN.to_owned(),
+                status: ConsentStatus::NotGranted {
+                    reason: "403".to_owned(),
+                },
+                checked_at: at,
+                callback: None,
+            },
+            at,
+        );
+        pending
+            .next_consent_recheck(first, max)
+            .map(|next| (next - at).whole_minutes())
+    };
+    // Asked on create, then at 1, 2, 4, 8 ... minutes: each wait as long as all before it.
+    assert_eq!(asked_at(0), Some(1));
+    assert_eq!(asked_at(1), Some(1));
+    assert_eq!(asked_at(2), Some(2));
+    assert_eq!(asked_at(4), Some(4));
+    assert_eq!(asked_at(32), Some(32));
+    assert_eq!(asked_at(64), Some(60), "at most the maximum");
+    assert_eq!(asked_at(600), Some(60));
+    // No re-checks once consent is given, when not required, or with a zero first wait.
+    assert_eq!(pending.next_consent_recheck(Duration::ZERO, max), None);
+    granted_at(&mut pending, None);
+    assert_eq!(pending.next_consent_recheck(first, max), None);
+    let mut optional = subscription(None, ConsentMode::Optional);
+    optional.settle_consent(NOW);
+    assert_eq!(optional.next_consent_recheck(first, max), None);
+}
