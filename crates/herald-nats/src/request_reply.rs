@@ -213,21 +213,41 @@ pub struct Request<P: Purpose> {
 impl<P: Purpose> Request<P> {
     /// Answers with what the dispatcher did.
     pub async fn answer(self, answer: P::Answer) {
-        let mut wire = serde_json::Map::new();
-        match serde_json::to_value(answer) {
-            Ok(value) => {
-                wire.insert(P::ANSWER_KEY.to_owned(), value);
-                self.reply.send(&wire, P::NOUN).await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "failed to encode the answer to a {}", P::NOUN)
-            }
-        }
+        self.reply.send(encode_answer::<P>(&answer), P::NOUN).await;
     }
 
     /// Answers with a refusal or a failure (`NotFound` for a deleted subscription).
     pub async fn refuse(self, code: ErrorCode, message: &str) {
         self.reply.refuse(code, message, P::NOUN).await;
+    }
+}
+
+/// Writes an answer: `{"<answer key>": <answer>}`.
+fn encode_answer<P: Purpose>(answer: &P::Answer) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&Keyed(P::ANSWER_KEY, answer))
+}
+
+/// Writes a refusal: `{"error": {"code", "message"}}`.
+fn encode_failure(code: ErrorCode, message: &str) -> serde_json::Result<Vec<u8>> {
+    let failure = Failure {
+        code: code.as_str().to_owned(),
+        message: message.to_owned(),
+    };
+    serde_json::to_vec(&Keyed(ERROR_KEY, &failure))
+}
+
+/// A JSON object of one member, as serde writes an enum's variant: `{"<key>": <value>}`.
+struct Keyed<'a, T>(&'static str, &'a T);
+
+impl<T: Serialize> Serialize for Keyed<'_, T> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
     }
 }
 
@@ -238,8 +258,8 @@ struct Reply {
 }
 
 impl Reply {
-    async fn send(self, wire: &serde_json::Map<String, serde_json::Value>, noun: &str) {
-        let payload = match serde_json::to_vec(wire) {
+    async fn send(self, payload: serde_json::Result<Vec<u8>>, noun: &str) {
+        let payload = match payload {
             Ok(payload) => Bytes::from(payload),
             Err(err) => {
                 tracing::warn!(error = %err, "failed to encode the answer to a {noun}");
@@ -253,17 +273,9 @@ impl Reply {
     }
 
     async fn refuse(self, code: ErrorCode, message: &str, noun: &str) {
-        let failure = Failure {
-            code: code.as_str().to_owned(),
-            message: message.to_owned(),
-        };
-        let mut wire = serde_json::Map::new();
-        match serde_json::to_value(failure) {
-            Ok(value) => {
-                wire.insert(ERROR_KEY.to_owned(), value);
-                self.send(&wire, noun).await;
-            }
-            Err(err) => tracing::warn!(error = %err, "failed to encode a refusal of a {noun}"),
-        }
+        self.send(encode_failure(code, message), noun).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
