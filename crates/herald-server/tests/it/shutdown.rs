@@ -43,7 +43,7 @@ fn an_ack_sent_just_before_close_reaches_the_server_although_the_runtime_ends_at
         runtime.block_on(async {
             let nats = Nats::connect(&dispatcher_config).await.unwrap();
             let consumer = nats.ensure_consumer(&dispatcher_spec).await.unwrap();
-            let mut messages = consumer.messages(1).await.unwrap();
+            let mut messages = consumer.messages(1, 0).await.unwrap();
             let delivery = messages.next().await.unwrap().unwrap();
             delivery.ack().await.unwrap();
             nats.close(Duration::from_secs(5)).await.unwrap();
