@@ -1,3 +1,5 @@
+//! Consent settings: the re-check defaults and the bounds their validation holds.
+
 use std::time::Duration;
 
 use super::ConsentConfig;

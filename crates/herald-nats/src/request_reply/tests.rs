@@ -1,3 +1,5 @@
+//! The request-reply wire format: answers and refusals as the two enums of before wrote them.
+
 use serde::{Deserialize, Serialize};
 
 use herald_core::ErrorCode;
