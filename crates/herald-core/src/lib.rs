@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod interest;
 pub mod network;
 pub mod record;
 pub mod retry;
