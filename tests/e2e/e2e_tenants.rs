@@ -1,6 +1,8 @@
 //! Tenants end to end (issue 12): every role in-process with bearer tokens, secrets sealed at
 //! rest, producer keys and operator tokens created through the control plane. An event
-//! published with a tenant's key reaches only that tenant's subscriptions; a revoked key is
+//! published with a tenant's key, or by a direct NATS producer on the tenant's root
+//! (`herald.t.<tenant>.…`), reaches only that tenant's subscriptions, whose consumers NATS
+//! hands nothing from another tenant's subjects; a revoked key is
 //! refused by the running ingest within seconds; and no secret, token or full sink URL used
 //! appears in any log line captured during the run, in any stream or bucket on the
 //! nats-server's disk (the sink aside in the subscriptions bucket, which must hold it to deliver),
@@ -203,6 +205,72 @@ impl TenantCluster {
             .as_u16()
     }
 
+    /// Reads a consumer of the events stream through NATS itself (nats-py); `None` while it
+    /// does not exist.
+    async fn consumer(&self, name: &str) -> Option<ConsumerInfo> {
+        let output = crate::run_nats_py(
+            "consumer_info.py",
+            &[&self.nats_server.url(), herald_nats::EVENTS_STREAM, name],
+            "",
+        )
+        .await;
+        let info: serde_json::Value =
+            serde_json::from_str(output.trim()).expect("consumer_info.py prints one JSON line");
+        if info.is_null() {
+            return None;
+        }
+        let mut filter_subjects: Vec<String> = info["filter_subjects"]
+            .as_array()
+            .expect("filter subjects are a list")
+            .iter()
+            .map(|subject| subject.as_str().unwrap_or_default().to_owned())
+            .collect();
+        filter_subjects.sort();
+        Some(ConsumerInfo {
+            filter_subjects,
+            delivered_stream_seq: info["delivered_stream_seq"].as_u64().unwrap_or(u64::MAX),
+            num_pending: info["num_pending"].as_u64().unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Publishes structured events straight to NATS with nats-py (a direct producer, no
+    /// ingest): `(subject, Herald-Tenant header, event id)`; returns their stream sequences.
+    async fn publish_to_nats(&self, messages: &[(&str, Option<&str>, &str)]) -> Vec<u64> {
+        let count = messages.len();
+        let messages: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|(subject, tenant, id)| {
+                let mut headers = serde_json::json!({
+                    "Content-Type": "application/cloudevents+json",
+                    "Nats-Msg-Id": format!("direct-{id}"),
+                });
+                if let Some(tenant) = tenant {
+                    headers["Herald-Tenant"] = serde_json::json!(tenant);
+                }
+                let event = serde_json::json!({
+                    "specversion": "1.0", "id": id, "source": "/direct", "type": "com.shared.ping",
+                });
+                serde_json::json!({"subject": subject, "headers": headers, "payload": event.to_string()})
+            })
+            .collect();
+        let printed = crate::run_nats_py(
+            "publish.py",
+            &[&self.nats_server.url()],
+            &serde_json::Value::Array(messages).to_string(),
+        )
+        .await;
+        let sequences: Vec<u64> = printed
+            .lines()
+            .map(|line| line.trim().parse().expect("publish.py prints sequences"))
+            .collect();
+        assert_eq!(
+            sequences.len(),
+            count,
+            "one sequence per message: {printed}"
+        );
+        sequences
+    }
+
     fn filtered_by_tenant(&self) -> u64 {
         self.dispatcher_registry
             .gather()
@@ -218,6 +286,17 @@ impl TenantCluster {
             .map(|metric| metric.get_counter().get_value() as u64)
             .sum()
     }
+}
+
+/// What NATS says of a consumer of the events stream.
+#[derive(Debug)]
+struct ConsumerInfo {
+    /// Sorted.
+    filter_subjects: Vec<String>,
+    /// The stream sequence of the last message NATS handed out (0: none yet).
+    delivered_stream_seq: u64,
+    /// Messages matching its filter subjects not handed out yet.
+    num_pending: u64,
 }
 
 impl Drop for TenantCluster {
@@ -357,15 +436,15 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
 
     acme_endpoint.wait_for(1, Duration::from_secs(30)).await;
     globex_endpoint.wait_for(1, Duration::from_secs(30)).await;
-    // Each subscription saw the other tenants' two events and skipped them as another tenant's.
-    eventually(
-        "four events skipped by tenant",
-        Duration::from_secs(30),
-        || async { (cluster.filtered_by_tenant() >= 4).then_some(()) },
-    )
-    .await;
     assert_eq!(event_ids(&acme_endpoint), ["acme-1"]);
     assert_eq!(event_ids(&globex_endpoint), ["globex-1"]);
+    // Each key's event was stored under its tenant's root, so NATS handed each subscription's
+    // consumer its own tenant's event only: nothing pending, nothing the dispatcher had to skip.
+    for subscription in [&acme_subscription, &globex_subscription] {
+        let consumer = cluster.consumer(&subscription.id).await.unwrap();
+        assert_eq!(consumer.num_pending, 0, "{consumer:?}");
+    }
+    assert_eq!(cluster.filtered_by_tenant(), 0);
 
     // Revoked through control, refused by the running ingest without a restart.
     cluster
@@ -481,4 +560,94 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
         "a log line shows the full sink URL"
     );
     assert!(!audit_text.contains(&acme_sink));
+}
+
+#[tokio::test]
+async fn a_tenants_consumer_reads_only_its_root_and_direct_publishes_there_reach_it_alone() {
+    let cluster = TenantCluster::start().await;
+    let acme_endpoint = TestReceiver::start().await;
+    let globex_endpoint = TestReceiver::start().await;
+    let default_endpoint = TestReceiver::start().await;
+    let acme = cluster
+        .subscribe(CONTROL_TOKEN, "acme", acme_endpoint.url())
+        .await;
+    let globex = cluster
+        .subscribe(CONTROL_TOKEN, "globex", globex_endpoint.url())
+        .await;
+    let default = cluster
+        .subscribe(CONTROL_TOKEN, "", default_endpoint.url())
+        .await;
+    assert_eq!(default.tenant, "default");
+
+    // Each consumer filters under its own tenant's root only (the default tenant's being
+    // `herald.events`, as before tenants had subjects), besides its redeliver subject.
+    for (subscription, expected) in [
+        (&acme, "herald.t.acme.*.com.shared.ping"),
+        (&globex, "herald.t.globex.*.com.shared.ping"),
+        (&default, "herald.events.*.com.shared.ping"),
+    ] {
+        let mut expected = vec![
+            expected.to_owned(),
+            format!("herald.redeliver.{}", subscription.id),
+        ];
+        expected.sort();
+        let consumer = eventually(
+            "the dispatcher to set up the consumer",
+            Duration::from_secs(30),
+            || cluster.consumer(&subscription.id),
+        )
+        .await;
+        assert_eq!(
+            consumer.filter_subjects, expected,
+            "{}",
+            subscription.tenant
+        );
+    }
+
+    // A direct NATS producer of acme publishes on acme's root without the header: the subject
+    // is its tenant's proof. A header naming another tenant there makes an event nobody's, and
+    // a direct producer of the default tenant still publishes on `herald.events`.
+    let sequences = cluster
+        .publish_to_nats(&[
+            ("herald.t.acme.0.com.shared.ping", None, "direct-acme"),
+            (
+                "herald.t.acme.3.com.shared.ping",
+                Some("globex"),
+                "forged-globex",
+            ),
+            ("herald.events.0.com.shared.ping", None, "direct-default"),
+        ])
+        .await;
+    acme_endpoint.wait_for(1, Duration::from_secs(30)).await;
+    default_endpoint.wait_for(1, Duration::from_secs(30)).await;
+    eventually(
+        "acme's subscription to skip the event whose header names globex",
+        Duration::from_secs(30),
+        || async { (cluster.filtered_by_tenant() >= 1).then_some(()) },
+    )
+    .await;
+    // NATS never handed globex's consumer anything: not acme's event, not the one whose
+    // header names globex, not the default tenant's.
+    let globex_consumer = cluster.consumer(&globex.id).await.unwrap();
+    assert_eq!(
+        globex_consumer.delivered_stream_seq, 0,
+        "{globex_consumer:?}"
+    );
+    assert_eq!(globex_consumer.num_pending, 0, "{globex_consumer:?}");
+    // Nor did it hand acme's consumer the default tenant's event, nor the default's acme's.
+    let acme_consumer = cluster.consumer(&acme.id).await.unwrap();
+    assert_eq!(
+        acme_consumer.delivered_stream_seq, sequences[1],
+        "{acme_consumer:?}"
+    );
+    assert_eq!(acme_consumer.num_pending, 0, "{acme_consumer:?}");
+    let default_consumer = cluster.consumer(&default.id).await.unwrap();
+    assert_eq!(
+        default_consumer.delivered_stream_seq, sequences[2],
+        "{default_consumer:?}"
+    );
+    assert_eq!(event_ids(&acme_endpoint), ["direct-acme"]);
+    assert_eq!(event_ids(&default_endpoint), ["direct-default"]);
+    assert!(globex_endpoint.requests().is_empty());
+    assert_eq!(cluster.filtered_by_tenant(), 1);
 }

@@ -275,7 +275,9 @@ impl DeliveryApi {
         let scan = if end.sequence == 0 {
             None
         } else {
-            let filter_subjects = subject::filter_subjects(&subscription.filters);
+            // The subscription's tenant's subjects only, as its consumer reads.
+            let filter_subjects =
+                subject::tenant_filter_subjects(&subscription.tenant, &subscription.filters);
             Some(
                 self.nats
                     .scan_events(filter_subjects, start, Some(end.sequence))
@@ -399,12 +401,12 @@ impl Replay {
             );
             return Ok(());
         };
-        // A subscription replays only its tenant's events: those ingest stored with its tenant
-        // in `Herald-Tenant` (from the producer key), or with none for the default tenant.
-        let tenant = scanned
-            .header(TENANT_HEADER)
-            .unwrap_or(herald_core::credential::DEFAULT_TENANT);
-        if tenant != self.subscription.tenant.as_str() || !self.filters.matches(&event).matched {
+        // A subscription replays only its tenant's events (the scan reads its tenant's subjects
+        // only; on `herald.events`, an event a tenant's key published before tenants had
+        // subjects says its tenant in `Herald-Tenant`), as the dispatcher's admission decides.
+        let tenant = subject::tenant_of(&scanned.subject, scanned.header(TENANT_HEADER));
+        let ours = tenant == Some(self.subscription.tenant.as_str());
+        if !ours || !self.filters.matches(&event).matched {
             return Ok(());
         }
         let dedup = format!(

@@ -1,7 +1,12 @@
 //! The NATS subject scheme: where each event lives in JetStream and how a subscription's
 //! filters become server-side filter subjects.
 //!
-//! An event is stored on `herald.events.<partition>.<type tokens>`:
+//! An event of the default tenant is stored on `herald.events.<partition>.<type tokens>`, and
+//! an event of tenant `t` on `herald.t.<t>.<partition>.<type tokens>`: each tenant has a root of
+//! its own ([`events_root`]), so a subscription's consumer filters on its tenant's root only and
+//! NATS never hands it another tenant's event. The default tenant's root is `herald.events`, as
+//! it was before tenants had subjects, so its subscriptions, consumers and stored events are
+//! unchanged (`herald.t.default.…` is no root: nothing reads it).
 //! - `<partition>` is a decimal in `0..PARTITIONS`, the FNV-1a hash of the event's ordering key
 //!   (the `partitionkey` extension) modulo [`PARTITIONS`]; events without a key use the hash of
 //!   their message id, spreading them evenly. Ordered delivery consumes one partition at a time.
@@ -15,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::credential::{DEFAULT_TENANT, TenantId};
 use crate::filter::Filter;
 
 #[cfg(test)]
@@ -23,8 +29,19 @@ mod tests;
 /// The root of every subject Herald uses.
 pub const ROOT: &str = "herald";
 
-/// Subjects of the events stream: `herald.events.>`.
+/// The root of the default tenant's events, and of every event stored before tenants had
+/// subjects of their own.
+pub const EVENTS_ROOT: &str = "herald.events";
+
+/// The default tenant's events: `herald.events.>`.
 pub const EVENTS_WILDCARD: &str = "herald.events.>";
+
+/// The prefix of every tenant's root but the default one's: `herald.t.<tenant>`.
+pub const TENANTS_PREFIX: &str = "herald.t";
+
+/// Every tenant's events but the default tenant's: `herald.t.>`, the events stream's second
+/// event subject.
+pub const TENANTS_WILDCARD: &str = "herald.t.>";
 
 /// The number of ordering partitions of the events stream. Part of the subject scheme: changing
 /// it moves keys between partitions.
@@ -58,10 +75,37 @@ pub fn key_token(key: &str) -> String {
     token
 }
 
-/// Returns the subject an event of type `event_type` in `partition` is stored on, or `None` when
-/// the encoded subject would exceed [`MAX_SUBJECT_LEN`].
+/// Returns the root of `tenant`'s event subjects: `herald.events` for the default tenant,
+/// `herald.t.<tenant>` for any other (a tenant id is always one valid subject token).
+pub fn events_root(tenant: &TenantId) -> String {
+    if tenant.as_str() == DEFAULT_TENANT {
+        EVENTS_ROOT.to_owned()
+    } else {
+        format!("{TENANTS_PREFIX}.{tenant}")
+    }
+}
+
+/// Returns every subject of `tenant`'s events: `<root>.>`.
+pub fn events_wildcard(tenant: &TenantId) -> String {
+    format!("{}.>", events_root(tenant))
+}
+
+/// Returns the subject an event of the default tenant of type `event_type` in `partition` is
+/// stored on, or `None` when the encoded subject would exceed [`MAX_SUBJECT_LEN`].
 pub fn event_subject(partition: u32, event_type: &str) -> Option<String> {
-    let mut subject = format!("{ROOT}.events.{partition}");
+    subject_under(EVENTS_ROOT, &partition.to_string(), event_type)
+}
+
+/// Returns the subject an event of `tenant` of type `event_type` in `partition` is stored on,
+/// under the tenant's root ([`events_root`]), or `None` when it would exceed
+/// [`MAX_SUBJECT_LEN`].
+pub fn tenant_event_subject(tenant: &TenantId, partition: u32, event_type: &str) -> Option<String> {
+    subject_under(&events_root(tenant), &partition.to_string(), event_type)
+}
+
+/// `<root>.<partition token>.<type tokens>`, if it fits.
+fn subject_under(root: &str, partition: &str, event_type: &str) -> Option<String> {
+    let mut subject = format!("{root}.{partition}");
     for token in event_type.split('.') {
         subject.push('.');
         encode_token_into(token, &mut subject);
@@ -69,9 +113,44 @@ pub fn event_subject(partition: u32, event_type: &str) -> Option<String> {
     (subject.len() <= MAX_SUBJECT_LEN).then_some(subject)
 }
 
-/// Recovers the event type from an event subject.
+/// Splits an events subject into its root (`herald.events` or `herald.t.<tenant>`) and what
+/// follows the root's dot; `None` for any other subject (`herald.redeliver.…`).
+pub fn split_root(subject: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = subject.strip_prefix("herald.events.") {
+        return Some((EVENTS_ROOT, rest));
+    }
+    let tenant_and_rest = subject.strip_prefix("herald.t.")?;
+    let (tenant, rest) = tenant_and_rest.split_once('.')?;
+    if tenant.is_empty() {
+        return None;
+    }
+    let root_len = "herald.t.".len() + tenant.len();
+    Some((subject.get(..root_len)?, rest))
+}
+
+/// The tenant of an event stored on `subject` whose `Herald-Tenant` header is `header`, or
+/// `None` when the subject is no events subject or the two disagree.
+///
+/// On a tenant's root (`herald.t.<t>.…`) the subject is the proof, as a producer key is at
+/// ingest: NATS permissions let only that tenant's producers publish there, so an event without
+/// the header (a direct NATS producer's) is the subject's tenant's, and a header naming another
+/// tenant makes the event nobody's. On `herald.events.…` the header decides, and none means the
+/// default tenant (direct NATS producers, bootstrap tokens, and events a tenant's key published
+/// before tenants had subjects).
+pub fn tenant_of<'a>(subject: &'a str, header: Option<&'a str>) -> Option<&'a str> {
+    let (root, _rest) = split_root(subject)?;
+    match root.strip_prefix("herald.t.") {
+        Some(tenant) => match header {
+            Some(named) if named != tenant => None,
+            _ => Some(tenant),
+        },
+        None => Some(header.unwrap_or(DEFAULT_TENANT)),
+    }
+}
+
+/// Recovers the event type from an event subject, under either root.
 pub fn event_type_of(subject: &str) -> Option<String> {
-    let rest = subject.strip_prefix("herald.events.")?;
+    let (_root, rest) = split_root(subject)?;
     let (_partition, type_tokens) = rest.split_once('.')?;
     let mut event_type = String::with_capacity(type_tokens.len());
     for (index, token) in type_tokens.split('.').enumerate() {
@@ -130,25 +209,37 @@ pub fn decode_token(token: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Derives the narrowest complete set of JetStream filter subjects for a subscription's filters.
+/// Derives the narrowest complete set of JetStream filter subjects for a default-tenant
+/// subscription's filters (see [`tenant_filter_subjects`]).
+pub fn filter_subjects(filters: &[Filter]) -> Vec<String> {
+    filter_subjects_under(EVENTS_ROOT, filters)
+}
+
+/// Derives the narrowest complete set of JetStream filter subjects for the filters of a
+/// subscription of `tenant`, all under the tenant's root ([`events_root`]), so its consumer is
+/// never handed another tenant's event.
 ///
 /// Complete means every event the filters can match is on one of the subjects; the dispatcher
 /// still evaluates the filters on what it receives. Type `exact` and `prefix` filters at the top
 /// level or under `all` narrow the set; an `any` of type filters yields one subject per branch.
 /// Everything else leaves the whole stream. The result has no overlapping subjects, which
 /// JetStream refuses in a consumer's `filter_subjects`.
-pub fn filter_subjects(filters: &[Filter]) -> Vec<String> {
+pub fn tenant_filter_subjects(tenant: &TenantId, filters: &[Filter]) -> Vec<String> {
+    filter_subjects_under(&events_root(tenant), filters)
+}
+
+fn filter_subjects_under(root: &str, filters: &[Filter]) -> Vec<String> {
+    let everything = || vec![format!("{root}.>")];
     let scope = scope_of_all(filters);
     let patterns = match scope {
-        TypeScope::Unconstrained => return vec![EVENTS_WILDCARD.to_owned()],
+        TypeScope::Unconstrained => return everything(),
         TypeScope::OneOf(patterns) => patterns,
     };
     let mut subjects: BTreeSet<String> = BTreeSet::new();
     for pattern in patterns {
         match pattern {
             TypePattern::Exact(event_type) => {
-                let subject = event_subject(0, &event_type).map(|s| wildcard_partition(&s));
-                match subject {
+                match subject_under(root, "*", &event_type) {
                     Some(subject) => subjects.insert(subject),
                     // Too long to store: no event can have this type; keep the set complete
                     // without a subject JetStream would refuse.
@@ -157,9 +248,9 @@ pub fn filter_subjects(filters: &[Filter]) -> Vec<String> {
             }
             TypePattern::Prefix(prefix) => {
                 let Some((complete, _partial)) = prefix.rsplit_once('.') else {
-                    return vec![EVENTS_WILDCARD.to_owned()];
+                    return everything();
                 };
-                let mut subject = format!("{ROOT}.events.*");
+                let mut subject = format!("{root}.*");
                 for token in complete.split('.') {
                     subject.push('.');
                     encode_token_into(token, &mut subject);
@@ -174,21 +265,9 @@ pub fn filter_subjects(filters: &[Filter]) -> Vec<String> {
     }
     let subjects = remove_overlaps(subjects);
     if subjects.is_empty() {
-        return vec![EVENTS_WILDCARD.to_owned()];
+        return everything();
     }
     subjects
-}
-
-/// `herald.events.<partition>.<tokens>` → `herald.events.*.<tokens>`; any other subject is
-/// returned as it is.
-fn wildcard_partition(subject: &str) -> String {
-    let tokens = subject
-        .strip_prefix("herald.events.")
-        .and_then(|rest| rest.split_once('.'));
-    match tokens {
-        Some((_partition, tokens)) => format!("{ROOT}.events.*.{tokens}"),
-        None => subject.to_owned(),
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

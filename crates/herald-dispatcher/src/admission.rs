@@ -37,9 +37,9 @@ pub(crate) fn admit(metrics: &Metrics, route: &Route, delivery: &Delivery) -> Ad
             return Admission::Reject(Rejection::Undecodable { detail });
         }
     };
-    // Events on herald.events.* carry their type in the subject, which pre-filtering trusts;
-    // redelivered events (herald.redeliver.<id>) carry none.
-    let typed_subject = delivery.subject().starts_with("herald.events.");
+    // Events on herald.events.* and herald.t.<tenant>.* carry their type in the subject, which
+    // pre-filtering trusts; redelivered events (herald.redeliver.<id>) carry none.
+    let typed_subject = subject::split_root(delivery.subject()).is_some();
     if typed_subject && subject::event_type_of(delivery.subject()).as_deref() != Some(event.ty()) {
         let event_type = event.ty().to_owned();
         return Admission::Reject(Rejection::SubjectMismatch { event_type });
@@ -77,18 +77,18 @@ pub(crate) fn admit(metrics: &Metrics, route: &Route, delivery: &Delivery) -> Ad
         metrics.events_filtered.with_label_values(&[reason]).inc();
         return Admission::Filtered;
     }
-    // Tenants (issue 12): an event published by ingest reaches only the subscriptions of the
-    // tenant it was stored for (the `Herald-Tenant` header ingest sets from the producer key,
-    // never from the event; none: the default tenant). Redeliveries name their subscription,
-    // and control replays only its tenant's events. Subjects per tenant are planned
-    // (ARCHITECTURE.md, "Tenants").
-    let on_events_subject = delivery.subject().starts_with("herald.events.");
-    let tenant = delivery
-        .header(TENANT_HEADER)
-        .unwrap_or(herald_core::credential::DEFAULT_TENANT);
-    if on_events_subject && tenant != route.subscription().tenant.as_str() {
-        metrics.events_filtered.with_label_values(&["tenant"]).inc();
-        return Admission::Filtered;
+    // Tenants (issue 12), a second line behind the consumer's filter subjects, which lie under
+    // the subscription's tenant's root only: an event reaches only the subscriptions of its
+    // tenant (`subject::tenant_of`: a tenant root's own, a `Herald-Tenant` header naming another
+    // making it nobody's; on `herald.events` the header ingest set from the producer key, none
+    // meaning the default tenant). Redeliveries name their subscription, and control replays
+    // only its tenant's events.
+    if typed_subject {
+        let tenant = subject::tenant_of(delivery.subject(), delivery.header(TENANT_HEADER));
+        if tenant != Some(route.subscription().tenant.as_str()) {
+            metrics.events_filtered.with_label_values(&["tenant"]).inc();
+            return Admission::Filtered;
+        }
     }
     Admission::Deliver(event)
 }

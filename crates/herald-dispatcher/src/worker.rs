@@ -38,9 +38,13 @@ impl Route {
     /// Prepares `subscription` for the worker of `part` of it.
     pub(crate) fn new(subscription: Subscription, part: Part) -> Route {
         let work = WorkId::new(subscription.id.clone(), part);
-        // A part reads only its own partitions of the subscription's subjects.
-        let mut filter_subjects =
-            part.filter_subjects(&subject::filter_subjects(&subscription.filters));
+        // Only the subscription's tenant's subjects (`herald.t.<tenant>.…`, `herald.events.…`
+        // for the default tenant), so NATS never hands it another tenant's event; a part reads
+        // only its own partitions of them.
+        let mut filter_subjects = part.filter_subjects(&subject::tenant_filter_subjects(
+            &subscription.tenant,
+            &subscription.filters,
+        ));
         // Redriven dead letters and replayed events reach only this subscription (every part
         // reads them and takes its own: `Route::takes`).
         filter_subjects.push(herald_nats::redeliver_subject(&subscription.id));

@@ -21,6 +21,7 @@ use axum::routing::post;
 use serde_json::value::RawValue;
 
 use herald_core::catalog::{CompiledCatalog, Verdict};
+use herald_core::credential::TenantId;
 use herald_core::event::EventError;
 use herald_core::event::{BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE};
 use herald_core::trace::{self, TraceContext};
@@ -281,9 +282,13 @@ async fn accept(
         }
         Mode::Batch => parse_batch(&body, state.config.max_batch_events)?,
     };
-    refuse_unstorable_types(&events, mode)?;
-    // A producer key's events are stored for its tenant; bootstrap tokens publish into the
-    // default tenant, which stores no header.
+    // A producer key's events are stored for its tenant, on its subjects; bootstrap tokens
+    // publish into the default tenant, which stores no header.
+    let tenant = match producer {
+        Producer::Bootstrap => None,
+        Producer::Key(key) => Some(&key.tenant),
+    };
+    refuse_unstorable_types(&events, tenant, mode)?;
     let publisher = match producer {
         Producer::Bootstrap => state.publisher.clone(),
         Producer::Key(key) => {
@@ -379,21 +384,34 @@ fn refuse_repeated_headers(headers: &HeaderMap) -> Result<()> {
     }
 }
 
-/// The longest event type whose subject always fits, so the check below builds no subject for
-/// it: `herald.events.15` (16 bytes), then per part a dot and at most 3 bytes per byte (`_HH`)
-/// or `_` for an empty part, at most `18 + 3 * len` bytes in all.
-const ALWAYS_STORABLE_TYPE_LEN: usize = (subject::MAX_SUBJECT_LEN - 18) / 3;
+/// The longest event type whose subject always fits under a root of `root_len` bytes, so the
+/// check below builds no subject for it: the root, `.15` (3 bytes), then per part a dot and at
+/// most 3 bytes per byte (`_HH`) or `_` for an empty part, at most `root_len + 5 + 3 * len`
+/// bytes in all (`herald.events`: 335 bytes).
+const fn always_storable_type_len(root_len: usize) -> usize {
+    subject::MAX_SUBJECT_LEN.saturating_sub(root_len + 5) / 3
+}
 
 /// Refuses, before anything is published, events whose type makes a subject longer than
-/// `MAX_SUBJECT_LEN` in some partition: the publisher refuses each such event only when its
-/// turn comes, after the events before it in a batch were stored.
-fn refuse_unstorable_types(events: &[Event], mode: Mode) -> Result<()> {
+/// `MAX_SUBJECT_LEN` in some partition under `tenant`'s root (`herald.events` for `None`): the
+/// publisher refuses each such event only when its turn comes, after the events before it in a
+/// batch were stored.
+fn refuse_unstorable_types(events: &[Event], tenant: Option<&TenantId>, mode: Mode) -> Result<()> {
+    let root_len = tenant.map_or(subject::EVENTS_ROOT.len(), |tenant| {
+        subject::events_root(tenant).len()
+    });
+    let always_storable = always_storable_type_len(root_len);
+    let last = subject::PARTITIONS - 1;
     let mut problems: Vec<(usize, EventError)> = events
         .iter()
         .enumerate()
         .filter(|(_, event)| {
-            event.ty().len() > ALWAYS_STORABLE_TYPE_LEN
-                && subject::event_subject(subject::PARTITIONS - 1, event.ty()).is_none()
+            event.ty().len() > always_storable
+                && match tenant {
+                    Some(tenant) => subject::tenant_event_subject(tenant, last, event.ty()),
+                    None => subject::event_subject(last, event.ty()),
+                }
+                .is_none()
         })
         .map(|(index, _)| {
             let problem = EventError::Invalid {

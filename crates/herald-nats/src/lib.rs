@@ -70,7 +70,8 @@ pub use test_sends::{
 };
 pub use topology::{StreamSettings, TopologyNeeds};
 
-/// Name of the stream holding every event (subjects `herald.events.>`).
+/// Name of the stream holding every event (subjects `herald.events.>`, `herald.t.>` and
+/// `herald.redeliver.>`).
 pub const EVENTS_STREAM: &str = "HERALD_EVENTS";
 
 /// Most consumers the events stream accepts, that is most subscriptions. Set explicitly because
@@ -562,9 +563,12 @@ pub(crate) fn events_stream_config(config: &EventsStreamConfig) -> jetstream::st
     jetstream::stream::Config {
         name: EVENTS_STREAM.to_owned(),
         description: Some("Herald: every accepted CloudEvent, structured JSON".to_owned()),
+        // Tenants' roots (`herald.t.>`) came after the other two: a role of an older version
+        // needs only those and runs on a stream `herald migrate` gave all three.
         subjects: vec![
             herald_core::subject::EVENTS_WILDCARD.to_owned(),
             format!("{}.redeliver.>", herald_core::subject::ROOT),
+            herald_core::subject::TENANTS_WILDCARD.to_owned(),
         ],
         retention: jetstream::stream::RetentionPolicy::Limits,
         max_age: config.retention,

@@ -38,8 +38,9 @@ pub struct EventPublisher {
     jetstream: jetstream::Context,
     /// The events stream accepts atomic batches.
     atomic: bool,
-    /// The tenant every event is stored for (`Herald-Tenant`), set by ingest from the
-    /// producer key; `None` stores no tenant header (the default tenant).
+    /// The tenant every event is stored for (its subject root and `Herald-Tenant`), set by
+    /// ingest from the producer key; `None` stores on `herald.events` with no tenant header
+    /// (the default tenant).
     tenant: Option<TenantId>,
 }
 
@@ -52,7 +53,9 @@ impl EventPublisher {
         }
     }
 
-    /// Returns a publisher storing every event with `tenant` in its `Herald-Tenant` header
+    /// Returns a publisher storing every event on `tenant`'s subjects
+    /// (`herald.t.<tenant>.<partition>.<type tokens>`, `herald.events.…` for the default
+    /// tenant, [`subject::tenant_event_subject`]) with `tenant` in its `Herald-Tenant` header
     /// ([`herald_core::credential::TENANT_HEADER`]): ingest sets it from the producer key,
     /// never from the event, so a producer cannot publish into another tenant.
     pub fn for_tenant(&self, tenant: &TenantId) -> EventPublisher {
@@ -131,7 +134,7 @@ impl EventPublisher {
         for (index, event) in events.iter().enumerate() {
             let message_id = event.message_id();
             // The pipelined path reports an invalid subject with its proper error.
-            let subject = subject_of(event, &message_id)
+            let subject = subject_of(self.tenant.as_ref(), event, &message_id)
                 .map_err(|err| BatchError::Refused(err.to_string()))?;
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_MESSAGE_ID, message_id.as_str());
@@ -190,7 +193,7 @@ impl EventPublisher {
 
     async fn send(&self, event: &Event, trace: Option<&TraceContext>) -> Result<PublishAckFuture> {
         let message_id = event.message_id();
-        let subject = subject_of(event, &message_id)?;
+        let subject = subject_of(self.tenant.as_ref(), event, &message_id)?;
         let mut message = jetstream::message::PublishMessage::build()
             .payload(Bytes::clone(event.structured()))
             .message_id(message_id.as_str())
@@ -221,11 +224,16 @@ pub(crate) fn insert_trace(headers: &mut HeaderMap, trace: Option<&TraceContext>
     }
 }
 
-/// Returns the subject an event is stored on; `message_id` is the event's, derived once by the
-/// caller (a SHA-256 per event).
-fn subject_of(event: &Event, message_id: &MessageId) -> Result<String> {
-    subject::event_subject(event.partition(message_id), event.ty())
-        .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "event type is too long"))
+/// Returns the subject an event is stored on, under its tenant's root (`herald.t.<tenant>`;
+/// `herald.events` for the default tenant, or when no tenant is set); `message_id` is the
+/// event's, derived once by the caller (a SHA-256 per event).
+fn subject_of(tenant: Option<&TenantId>, event: &Event, message_id: &MessageId) -> Result<String> {
+    let partition = event.partition(message_id);
+    match tenant {
+        Some(tenant) => subject::tenant_event_subject(tenant, partition, event.ty()),
+        None => subject::event_subject(partition, event.ty()),
+    }
+    .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "event type is too long"))
 }
 
 /// Why an atomic batch was not committed.

@@ -86,24 +86,28 @@ impl Part {
         total / self.count + u32::from(self.index < total % self.count)
     }
 
-    /// The filter subjects of this part: each of the subscription's `herald.events.*.…`
-    /// subjects once per partition of the part, and `herald.events.>` as
-    /// `herald.events.<partition>.>`. Any other subject is kept as it is.
+    /// The filter subjects of this part: each of the subscription's `<root>.*.…` subjects once
+    /// per partition of the part, and `<root>.>` as `<root>.<partition>.>`, under whichever root
+    /// the subject has (`herald.events` or a tenant's `herald.t.<tenant>`,
+    /// [`subject::split_root`]). Any other subject is kept as it is.
     pub fn filter_subjects(&self, subjects: &[String]) -> Vec<String> {
         if self.is_whole() {
             return subjects.to_vec();
         }
         let mut narrowed = Vec::new();
         for subject in subjects {
-            let rest = if subject == subject::EVENTS_WILDCARD {
-                Some(">")
-            } else {
-                subject.strip_prefix("herald.events.*.")
-            };
-            match rest {
-                Some(rest) => {
+            let split = subject::split_root(subject).and_then(|(root, rest)| {
+                let rest = if rest == ">" {
+                    Some(">")
+                } else {
+                    rest.strip_prefix("*.")
+                };
+                rest.map(|rest| (root, rest))
+            });
+            match split {
+                Some((root, rest)) => {
                     for partition in self.partitions() {
-                        narrowed.push(format!("{}.events.{partition}.{rest}", subject::ROOT));
+                        narrowed.push(format!("{root}.{partition}.{rest}"));
                     }
                 }
                 None => narrowed.push(subject.clone()),
@@ -271,6 +275,43 @@ mod tests {
             ["herald.events.3.>"]
         );
         assert_eq!(Part::WHOLE.filter_subjects(&subjects), subjects);
+    }
+
+    #[test]
+    fn a_part_of_a_tenants_subscription_narrows_its_partitions_under_the_tenants_root() {
+        let tenant = crate::credential::TenantId::parse("acme-2", "tenant").unwrap();
+        let mut subjects = subject::tenant_filter_subjects(
+            &tenant,
+            &[crate::Filter::exact("type", "com.shop.order")],
+        );
+        subjects.push(subject::events_wildcard(&tenant));
+        subjects.push("herald.redeliver.sub_01JA0000000000000000000000".to_owned());
+        assert_eq!(
+            Part::new(3, 8).unwrap().filter_subjects(&subjects),
+            [
+                "herald.t.acme-2.3.com.shop.order",
+                "herald.t.acme-2.11.com.shop.order",
+                "herald.t.acme-2.3.>",
+                "herald.t.acme-2.11.>",
+                "herald.redeliver.sub_01JA0000000000000000000000",
+            ]
+        );
+        // Every subject of a part is covered by one of the whole subscription's, and no
+        // subject of another tenant's root or of the default root is.
+        let part = Part::new(1, 2).unwrap();
+        for narrowed in part.filter_subjects(&subjects) {
+            assert!(
+                subjects
+                    .iter()
+                    .any(|whole| subject::subject_covers(whole, &narrowed) || *whole == narrowed),
+                "{narrowed}"
+            );
+            assert!(!subject::subject_covers(
+                subject::EVENTS_WILDCARD,
+                &narrowed
+            ));
+            assert!(!narrowed.starts_with("herald.t.acme."));
+        }
     }
 
     #[test]

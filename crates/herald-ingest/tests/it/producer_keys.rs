@@ -276,7 +276,7 @@ async fn refuses_events_outside_the_keys_scope_with_403_and_publishes_nothing_of
 }
 
 #[tokio::test]
-async fn stores_a_keys_events_with_its_tenant_whatever_the_event_says() {
+async fn stores_a_keys_events_on_its_tenants_subjects_whatever_the_event_says() {
     let (ingest, keys) = Box::pin(KeyedIngest::start(&[("acme", &[], None)])).await;
     let token = &keys[0].1;
     // An attribute or a header claiming another tenant changes nothing.
@@ -302,16 +302,35 @@ async fn stores_a_keys_events_with_its_tenant_whatever_the_event_says() {
     assert_eq!(bootstrap.status, 202, "{bootstrap:?}");
     let scanned: Vec<_> = ingest
         .nats
-        .scan_events(vec!["herald.events.>".to_owned()], Start::Sequence(1), None)
+        .scan_events(
+            vec!["herald.events.>".to_owned(), "herald.t.>".to_owned()],
+            Start::Sequence(1),
+            None,
+        )
         .await
         .unwrap()
         .collect()
         .await;
-    let tenants: Vec<Option<String>> = scanned
+    // The key's event lies under its tenant's root, the bootstrap token's under the default's.
+    let stored: Vec<(String, Option<String>)> = scanned
         .into_iter()
-        .map(|message| message.unwrap().header(TENANT_HEADER).map(str::to_owned))
+        .map(|message| {
+            let message = message.unwrap();
+            let tenant = message.header(TENANT_HEADER).map(str::to_owned);
+            (message.subject, tenant)
+        })
         .collect();
-    assert_eq!(tenants, [Some("acme".to_owned()), None]);
+    assert!(
+        stored[0].0.starts_with("herald.t.acme.") && stored[0].0.ends_with(".com.acme.x"),
+        "{stored:?}"
+    );
+    assert_eq!(stored[0].1.as_deref(), Some("acme"));
+    assert!(
+        stored[1].0.starts_with("herald.events.") && stored[1].0.ends_with(".com.acme.y"),
+        "{stored:?}"
+    );
+    assert_eq!(stored[1].1, None);
+    assert_eq!(stored.len(), 2);
 }
 
 #[tokio::test]
