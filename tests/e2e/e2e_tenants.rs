@@ -606,7 +606,9 @@ async fn a_tenants_consumer_reads_only_its_root_and_direct_publishes_there_reach
 
     // A direct NATS producer of acme publishes on acme's root without the header: the subject
     // is its tenant's proof. A header naming another tenant there makes an event nobody's, and
-    // a direct producer of the default tenant still publishes on `herald.events`.
+    // a direct producer of the default tenant still publishes on `herald.events`; what it
+    // publishes on `herald.t.default.…` (no root) the stream stores on `herald.events.…`, where
+    // the default tenant's consumers read it, so it is not lost.
     let sequences = cluster
         .publish_to_nats(&[
             ("herald.t.acme.0.com.shared.ping", None, "direct-acme"),
@@ -616,10 +618,15 @@ async fn a_tenants_consumer_reads_only_its_root_and_direct_publishes_there_reach
                 "forged-globex",
             ),
             ("herald.events.0.com.shared.ping", None, "direct-default"),
+            (
+                "herald.t.default.5.com.shared.ping",
+                None,
+                "direct-default-alias",
+            ),
         ])
         .await;
     acme_endpoint.wait_for(1, Duration::from_secs(30)).await;
-    default_endpoint.wait_for(1, Duration::from_secs(30)).await;
+    default_endpoint.wait_for(2, Duration::from_secs(30)).await;
     eventually(
         "acme's subscription to skip the event whose header names globex",
         Duration::from_secs(30),
@@ -643,11 +650,14 @@ async fn a_tenants_consumer_reads_only_its_root_and_direct_publishes_there_reach
     assert_eq!(acme_consumer.num_pending, 0, "{acme_consumer:?}");
     let default_consumer = cluster.consumer(&default.id).await.unwrap();
     assert_eq!(
-        default_consumer.delivered_stream_seq, sequences[2],
+        default_consumer.delivered_stream_seq, sequences[3],
         "{default_consumer:?}"
     );
     assert_eq!(event_ids(&acme_endpoint), ["direct-acme"]);
-    assert_eq!(event_ids(&default_endpoint), ["direct-default"]);
+    assert_eq!(
+        event_ids(&default_endpoint),
+        ["direct-default", "direct-default-alias"]
+    );
     assert!(globex_endpoint.requests().is_empty());
     assert_eq!(cluster.filtered_by_tenant(), 1);
 }

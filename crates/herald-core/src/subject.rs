@@ -6,7 +6,8 @@
 //! its own ([`events_root`]), so a subscription's consumer filters on its tenant's root only and
 //! NATS never hands it another tenant's event. The default tenant's root is `herald.events`, as
 //! it was before tenants had subjects, so its subscriptions, consumers and stored events are
-//! unchanged (`herald.t.default.…` is no root: nothing reads it).
+//! unchanged. `herald.t.default.…` is no root: the events stream stores what is published there
+//! on `herald.events.…` ([`DEFAULT_TENANT_WILDCARD`]).
 //! - `<partition>` is a decimal in `0..PARTITIONS`, the FNV-1a hash of the event's ordering key
 //!   (the `partitionkey` extension) modulo [`PARTITIONS`]; events without a key use the hash of
 //!   their message id, spreading them evenly. Ordered delivery consumes one partition at a time.
@@ -42,6 +43,11 @@ pub const TENANTS_PREFIX: &str = "herald.t";
 /// Every tenant's events but the default tenant's: `herald.t.>`, the events stream's second
 /// event subject.
 pub const TENANTS_WILDCARD: &str = "herald.t.>";
+
+/// `herald.t.default.>`: no root, as the default tenant's is `herald.events`. The events stream
+/// stores what is published there on `herald.events.>` (a subject transform), so a direct
+/// producer of the default tenant that publishes on it loses nothing.
+pub const DEFAULT_TENANT_WILDCARD: &str = "herald.t.default.>";
 
 /// The number of ordering partitions of the events stream. Part of the subject scheme: changing
 /// it moves keys between partitions.

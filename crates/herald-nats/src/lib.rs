@@ -558,6 +558,14 @@ async fn connect_client(
     Ok((client, jetstream))
 }
 
+/// The events stream's subject transform: `herald.t.default.>` stored on `herald.events.>`.
+pub(crate) fn default_tenant_transform() -> jetstream::stream::SubjectTransform {
+    jetstream::stream::SubjectTransform {
+        source: herald_core::subject::DEFAULT_TENANT_WILDCARD.to_owned(),
+        destination: herald_core::subject::EVENTS_WILDCARD.to_owned(),
+    }
+}
+
 /// The events stream as `config` shapes it.
 pub(crate) fn events_stream_config(config: &EventsStreamConfig) -> jetstream::stream::Config {
     jetstream::stream::Config {
@@ -570,6 +578,10 @@ pub(crate) fn events_stream_config(config: &EventsStreamConfig) -> jetstream::st
             format!("{}.redeliver.>", herald_core::subject::ROOT),
             herald_core::subject::TENANTS_WILDCARD.to_owned(),
         ],
+        // `herald.t.default.…` is no root (the default tenant's is `herald.events`): what a
+        // direct producer publishes there is stored on `herald.events.…`, where the default
+        // tenant's consumers read it, rather than kept where nothing reads it.
+        subject_transform: Some(default_tenant_transform()),
         retention: jetstream::stream::RetentionPolicy::Limits,
         max_age: config.retention,
         duplicate_window: config.duplicate_window,

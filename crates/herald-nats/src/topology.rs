@@ -183,6 +183,14 @@ fn compare_stream(actual: &stream::Config, expected: &stream::Config, inspection
                 .push(format!("stream {name} does not take subject {subject}"));
         }
     }
+    if let Some(transform) = &expected.subject_transform
+        && actual.subject_transform.as_ref() != Some(transform)
+    {
+        inspection.unusable.push(format!(
+            "stream {name} does not store {} on {}",
+            transform.source, transform.destination
+        ));
+    }
     if actual.retention != expected.retention {
         inspection.unusable.push(format!(
             "stream {name} has retention {:?}, this version needs {:?}",
