@@ -61,6 +61,10 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
         max_in_flight_per_host: 256,
         shutdown_grace_period: Duration::from_secs(10),
         lease_ttl: Duration::from_secs(10),
+        // Short, so the tests' pauses between phases park their subscriptions and every later
+        // event reaches them through a wake-up.
+        park_after: Duration::from_secs(2),
+        parked_recheck: Duration::from_secs(300),
     }
 }
 

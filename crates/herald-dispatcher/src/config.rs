@@ -38,6 +38,14 @@ pub struct Config {
     /// Every replica must use the same value.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// A subscription with nothing to do for this long parks: it drops its pull and is woken
+    /// by the next event stored for it (`parking.rs`). Zero never parks.
+    #[serde(with = "humantime_serde")]
+    pub park_after: Duration,
+    /// A parked subscription looks at its consumer this often whatever it was told: the last
+    /// resort should a wake-up be lost without trace.
+    #[serde(with = "humantime_serde")]
+    pub parked_recheck: Duration,
 }
 
 impl Config {
@@ -62,6 +70,9 @@ impl Config {
         }
         if self.disable_after.is_zero() {
             problems.push("dispatcher.disable_after must be positive".to_owned());
+        }
+        if self.parked_recheck.is_zero() {
+            problems.push("dispatcher.parked_recheck must be positive".to_owned());
         }
         if self.lease_ttl < herald_nats::MIN_LEASE_TTL {
             problems.push(format!(

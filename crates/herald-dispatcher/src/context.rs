@@ -6,6 +6,7 @@ use std::sync::Arc;
 use herald_nats::{EventPublisher, Nats, Pauses, Records, RejectedStore, Retries};
 
 use crate::client::DeliveryClient;
+use crate::parking::Parking;
 use crate::{Config, Metrics};
 
 /// Everything workers share.
@@ -24,6 +25,8 @@ pub(crate) struct WorkerContext {
     /// taking 10,000 subscriptions would otherwise send 20,000 consumer creations to JetStream
     /// together, most of which time out and are sent again (benchmark W6).
     pub(crate) set_up: Arc<tokio::sync::Semaphore>,
+    /// Idle workers parked without a pull, and what wakes them.
+    pub(crate) parking: Arc<Parking>,
 }
 
 /// How many workers may set up their consumers at the same time.
@@ -41,6 +44,7 @@ impl WorkerContext {
         let rejected = nats.rejected();
         let retries = nats.retries();
         let pauses = nats.pauses();
+        let parking = Arc::new(Parking::new(metrics.subscriptions_parked.clone()));
         WorkerContext {
             config,
             nats,
@@ -52,6 +56,7 @@ impl WorkerContext {
             retries,
             pauses,
             set_up: Arc::new(tokio::sync::Semaphore::new(SET_UP_AT_ONCE)),
+            parking,
         }
     }
 }

@@ -22,6 +22,7 @@ mod error;
 mod health;
 mod metrics;
 pub mod ownership;
+mod parking;
 mod readiness;
 mod reject;
 mod responder;

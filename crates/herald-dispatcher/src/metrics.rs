@@ -33,6 +33,8 @@ pub struct Metrics {
     pub worker_restarts: IntCounter,
     /// Subscriptions whose worker ended and waits for its restart (not ready while > 0).
     pub subscriptions_unserved: IntGauge,
+    /// Subscriptions parked: idle, holding no pull, woken by the next event for them.
+    pub subscriptions_parked: IntGauge,
     /// Deliveries whose processing panicked; the event is redelivered after the ack wait.
     pub delivery_panics: IntCounter,
     /// Failed attempts handed to the retry backlog (`HERALD_RETRIES`) for a later attempt.
@@ -111,6 +113,10 @@ impl Metrics {
                 "herald_dispatch_subscriptions_unserved",
                 "Subscriptions whose delivery worker ended and waits for its restart",
             )?,
+            subscriptions_parked: IntGauge::new(
+                "herald_dispatch_subscriptions_parked",
+                "Idle subscriptions holding no pull, woken by the next event stored for them",
+            )?,
             delivery_panics: IntCounter::new(
                 "herald_dispatch_delivery_panics_total",
                 "Deliveries whose processing panicked",
@@ -141,6 +147,7 @@ impl Metrics {
         registry.register(Box::new(metrics.retries_scheduled.clone()))?;
         registry.register(Box::new(metrics.worker_restarts.clone()))?;
         registry.register(Box::new(metrics.subscriptions_unserved.clone()))?;
+        registry.register(Box::new(metrics.subscriptions_parked.clone()))?;
         registry.register(Box::new(metrics.delivery_panics.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.subscriptions_disabled.clone()))?;

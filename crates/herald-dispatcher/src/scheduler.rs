@@ -98,6 +98,19 @@ pub(crate) struct Pulls {
     pub(crate) pauses: Option<PauseStream>,
 }
 
+/// Why a scheduler returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Cancelled, or the service dropped the worker.
+    Stopped,
+    /// A pull ended: the worker sets its pulls up again.
+    PullEnded,
+    /// Nothing ran, waited or arrived for `dispatcher.park_after`, the retry backlog holds
+    /// nothing of the subscription and no pause holds it back: the worker may park
+    /// (`parking.rs`). The pulls are dropped; nothing is left unacknowledged by this worker.
+    Idle,
+}
+
 /// Creates (or finds) a subscription's retry consumer and pulls it.
 pub(crate) async fn open_due(
     context: &WorkerContext,
@@ -141,7 +154,8 @@ type Released = (String, Result<Option<u64>, ()>);
 /// How long a failed move or release waits before it is tried again.
 const HOLD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Runs until the message stream ends or `cancel`; then waits for the attempts in flight.
+/// Runs until the message stream ends, `cancel`, or the subscription has been idle for
+/// `dispatcher.park_after` (see [`Ending`]); then waits for the attempts in flight.
 pub(crate) async fn run(
     context: &Arc<WorkerContext>,
     routes: &mut watch::Receiver<Arc<Route>>,
@@ -150,7 +164,7 @@ pub(crate) async fn run(
     pulls: Pulls,
     mut applied: ConsumerSpec,
     cancel: &CancellationToken,
-) {
+) -> Ending {
     let config = &context.config;
     let Pulls {
         live: mut messages,
@@ -234,6 +248,16 @@ pub(crate) async fn run(
         DEAD_LETTER_CHECK,
     );
     dead_letter_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Idleness is looked at every half `park_after`, so a subscription parks between one and
+    // one and a half `park_after` after its last event.
+    let park_after = (!config.park_after.is_zero()).then_some(config.park_after);
+    let mut park_check = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.park_after,
+        (config.park_after / 2).max(std::time::Duration::from_millis(10)),
+    );
+    park_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_activity = tokio::time::Instant::now();
+    let mut ending = Ending::Stopped;
     loop {
         // Start every attempt that has a permit, a token and a place at its host.
         let max_in_flight = route.max_in_flight(config);
@@ -284,6 +308,7 @@ pub(crate) async fn run(
             biased;
             () = cancel.cancelled() => break,
             Some((key, sequence, finished)) = running.next(), if !running.is_empty() => {
+                last_activity = tokio::time::Instant::now();
                 if let Some(pause) = finished.pause {
                     limiter.pause_for(pause);
                     // The endpoint asked for a pause: nothing taken before it starts.
@@ -333,18 +358,55 @@ pub(crate) async fn run(
             },
             item = messages.next(), if reads_more(&route, &lanes, running.len()) => match item {
                 Some(Ok(delivery)) => {
+                    last_activity = tokio::time::Instant::now();
                     let (sequence, pending) = (delivery.stream_sequence, delivery.pending);
                     admit(context, &route, &mut lanes, &mut settling, delivery);
                     lanes.live_reached(sequence, pending);
                 }
                 Some(Err(err)) => tracing::warn!(error = %err, "pull failed"),
-                None => break,
+                None => {
+                    ending = Ending::PullEnded;
+                    break;
+                }
             },
             item = next_due(&mut due), if due.is_some() && reads_more(&route, &lanes, running.len()) => match item {
-                Some(Ok(delivery)) => admit(context, &route, &mut lanes, &mut settling, delivery),
+                Some(Ok(delivery)) => {
+                    last_activity = tokio::time::Instant::now();
+                    admit(context, &route, &mut lanes, &mut settling, delivery);
+                }
                 Some(Err(err)) => tracing::warn!(error = %err, "pull of retries failed"),
                 // The worker sets both pulls up again.
-                None => break,
+                None => {
+                    ending = Ending::PullEnded;
+                    break;
+                }
+            },
+            _ = park_check.tick(), if park_after.is_some() => {
+                let quiet = running.is_empty()
+                    && settling.is_empty()
+                    && moving.is_empty()
+                    && releasing.is_empty()
+                    && lanes.is_quiet()
+                    && wake.is_none()
+                    && host_wait.is_none()
+                    && !limiter.is_paused();
+                if !quiet
+                    || park_after.is_none_or(|after| last_activity.elapsed() < after)
+                    || !context.parking.enabled()
+                {
+                    continue;
+                }
+                // A retry pull opened earlier stays open only while the backlog holds
+                // something of the subscription (nothing runs, so nothing is added meanwhile).
+                if due.is_some()
+                    && matches!(Box::pin(context.retries.has_any(route.work())).await, Ok(false))
+                {
+                    due = None;
+                }
+                if due.is_none() {
+                    ending = Ending::Idle;
+                    break;
+                }
             },
             () = wait_for(&mut wake), if wake.is_some() => wake = None,
             _ = keepalive.tick() => settling.push(keep_alive(&lanes)),
@@ -387,6 +449,7 @@ pub(crate) async fn run(
     while settling.next().await.is_some() {}
     while moving.next().await.is_some() {}
     while releasing.next().await.is_some() {}
+    ending
 }
 
 /// Whether the scheduler reads more of what it pulled (see the module's documentation).

@@ -165,6 +165,13 @@ impl Service {
             consent_stop.clone(),
             self.grace_period,
         ));
+        // Wake-ups of parked subscriptions are followed before any worker parks.
+        let wakes_stop = shutdown.child_token();
+        let wakes_task = tokio::spawn(crate::parking::follow(
+            Arc::clone(&context.parking),
+            context.nats.clone(),
+            wakes_stop.clone(),
+        ));
         let mut owned_rx = ownership.owned();
         let mut dispatcher = Reconciler {
             context,
@@ -279,6 +286,10 @@ impl Service {
         consent_stop.cancel();
         if let Err(err) = consent_task.await {
             tracing::error!(error = %err, "the consent-handshake server failed");
+        }
+        wakes_stop.cancel();
+        if let Err(err) = wakes_task.await {
+            tracing::error!(error = %err, "the wake-up follower failed");
         }
         // Nothing is delivered any more: the other replicas may take everything at once.
         ownership.shutdown().await;

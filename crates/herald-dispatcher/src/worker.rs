@@ -263,7 +263,7 @@ pub(crate) async fn run(
             };
             retry_delay = Duration::from_millis(100);
             drop(permit);
-            Box::pin(scheduler::run(
+            let ending = Box::pin(scheduler::run(
                 &context,
                 &mut routes,
                 &health,
@@ -279,14 +279,79 @@ pub(crate) async fn run(
                 &cancel,
             ))
             .await;
-            if !cancel.is_cancelled() {
-                tracing::debug!("message stream ended; pulling again");
-                pause(&cancel, &mut retry_delay).await;
+            match ending {
+                scheduler::Ending::Stopped => {}
+                scheduler::Ending::PullEnded => {
+                    if !cancel.is_cancelled() {
+                        tracing::debug!("message stream ended; pulling again");
+                        pause(&cancel, &mut retry_delay).await;
+                    }
+                }
+                scheduler::Ending::Idle => Box::pin(park(&context, &mut routes, &cancel)).await,
             }
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Parks an idle worker (`parking.rs`) until an event may wait for it, its route changes, or
+/// `cancel`; its pulls were dropped.
+async fn park(
+    context: &WorkerContext,
+    routes: &mut watch::Receiver<Arc<Route>>,
+    cancel: &CancellationToken,
+) {
+    let spec = routes.borrow().consumer_spec(&context.config);
+    // Registered first, looked at second: an event stored after the look wakes the place.
+    let mut place = context.parking.park(spec.filter_subjects.clone());
+    let recheck = spread(context.config.parked_recheck, &spec.name);
+    loop {
+        let idle = {
+            let _permit = tokio::select! {
+                () = cancel.cancelled() => return,
+                permit = context.set_up.acquire() => permit,
+            };
+            match Box::pin(context.nats.consumer_progress(&spec.name)).await {
+                // Nothing left to deliver, and nothing delivered but unacknowledged that
+                // JetStream would deliver again.
+                Ok(progress) => progress.num_pending == 0 && progress.num_ack_pending == 0,
+                Err(err) => {
+                    tracing::debug!(error = %err, "failed to look at the consumer; not parking");
+                    false
+                }
+            }
+        };
+        if !idle {
+            return;
+        }
+        tracing::debug!("parked");
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = place.woken() => {
+                tracing::debug!("woken");
+                return;
+            }
+            changed = routes.changed() => {
+                if changed.is_err() {
+                    // The service dropped the worker: it is cancelled too.
+                    cancel.cancelled().await;
+                }
+                return;
+            }
+            () = tokio::time::sleep(recheck) => {}
+        }
+    }
+}
+
+/// `every`, spread over ±25 % by `name`, so parked subscriptions do not look at their consumers
+/// all at once.
+fn spread(every: Duration, name: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let unit = herald_core::retry::jitter_unit(hasher.finish(), 0, std::process::id());
+    every.mul_f64(0.75 + unit / 2.0)
 }
 
 async fn pause(cancel: &CancellationToken, delay: &mut Duration) {

@@ -25,6 +25,7 @@ mod scan;
 mod store;
 mod test_sends;
 mod topology;
+mod wakes;
 
 use std::time::Duration;
 
@@ -69,6 +70,7 @@ pub use test_sends::{
     TEST_SENDS_QUEUE, TestRequest, TestRequests, TestSend, TestSends, TestSent, test_send_subject,
 };
 pub use topology::{StreamSettings, TopologyNeeds};
+pub use wakes::{WAKE_PREFIX, Wake, WakeStream};
 
 /// Name of the stream holding every event (subjects `herald.events.>`, `herald.t.>` and
 /// `herald.redeliver.>`).
@@ -398,6 +400,22 @@ impl Nats {
         Ok(info.state.last_sequence)
     }
 
+    /// Whether the events stream republishes wake-ups (read from the server now): it does once
+    /// `herald migrate` of this version ran.
+    pub async fn events_republish_wakes(&self) -> Result<bool> {
+        let mut stream = self.events.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(Error::unavailable("failed to read stream info"))?;
+        Ok(wakes::republishes_wakes(info.config.republish.as_ref()))
+    }
+
+    /// Follows the wake-ups of every event stored from now on (`wakes.rs`).
+    pub async fn wakes(&self) -> Result<WakeStream> {
+        wakes::follow(&self.client).await
+    }
+
     /// Returns test sends: control requests them, dispatchers serve them.
     pub fn test_sends(&self) -> TestSends {
         self.requester()
@@ -593,6 +611,9 @@ pub(crate) fn events_stream_config(config: &EventsStreamConfig) -> jetstream::st
         // Batch ingest may commit atomic batches (one store step per batch). Servers
         // before 2.12 drop the field, and the publisher then pipelines.
         allow_atomic_publish: true,
+        // Every stored event's headers, on `herald.wake.<subject>`: what wakes parked
+        // subscriptions (`wakes.rs`).
+        republish: Some(wakes::republish()),
         ..Default::default()
     }
 }

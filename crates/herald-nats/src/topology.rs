@@ -207,6 +207,11 @@ fn compare_stream(actual: &stream::Config, expected: &stream::Config, inspection
             .unusable
             .push(format!("stream {name} does not allow message schedules"));
     }
+    if expected.republish.is_some() && !crate::wakes::republishes_wakes(actual.republish.as_ref()) {
+        inspection.differences.push(format!(
+            "{name} republishes no wake-ups: idle subscriptions keep a pull open each"
+        ));
+    }
     compare_settings(name, actual, expected, inspection);
     if expected.duplicate_window != actual.duplicate_window && !expected.duplicate_window.is_zero()
     {

@@ -56,6 +56,8 @@ impl Herald {
             max_in_flight_per_host: 64,
             shutdown_grace_period: std::time::Duration::from_secs(5),
             lease_ttl: std::time::Duration::from_secs(10),
+            park_after: std::time::Duration::from_secs(30),
+            parked_recheck: std::time::Duration::from_secs(300),
         };
         let dispatcher = herald_dispatcher::build(
             Arc::new(dispatcher_config),

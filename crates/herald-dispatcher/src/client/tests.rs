@@ -29,6 +29,8 @@ fn config() -> Config {
         max_in_flight_per_host: 1024,
         shutdown_grace_period: Duration::from_secs(5),
         lease_ttl: Duration::from_secs(10),
+        park_after: Duration::from_secs(30),
+        parked_recheck: Duration::from_secs(300),
     }
 }
 

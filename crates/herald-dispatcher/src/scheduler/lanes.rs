@@ -551,6 +551,12 @@ impl<T: Weigh> Lanes<T> {
     }
 
     /// True when some event may start now (or a stale entry remains, which `pop` skips).
+    /// Whether nothing waits and no key has any state: a worker may drop everything it
+    /// keeps and find the same when it sets up again (parking).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.len == 0 && self.free.is_empty() && self.lanes.is_empty() && self.gated.is_empty()
+    }
+
     pub(crate) fn has_ready(&self) -> bool {
         !self.free.is_empty() || !self.ready.is_empty()
     }

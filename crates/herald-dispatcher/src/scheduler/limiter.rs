@@ -72,6 +72,12 @@ impl<C: Clock + Clone> Limiter<C> {
         }
     }
 
+    /// Whether an endpoint's pause still holds attempts back.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused_until
+            .is_some_and(|until| until > self.clock.now())
+    }
+
     /// Holds every attempt of the subscription back for `delay` (at most [`MAX_PAUSE`]); a
     /// shorter pause never cuts a longer one short.
     pub(crate) fn pause_for(&mut self, delay: Duration) {

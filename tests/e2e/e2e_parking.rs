@@ -1,0 +1,118 @@
+//! Idle subscriptions park (drop their pull) and the next event stored for one wakes exactly it;
+//! a gap in the wake-ups wakes every parked subscription (`crates/herald-dispatcher/src/parking.rs`).
+
+use std::time::Duration;
+
+use herald_test_support::{TestReceiver, structured_event};
+
+use crate::cluster::{TestCluster, exact_type};
+
+/// The dispatcher's `herald_dispatch_subscriptions_parked`.
+fn parked(cluster: &TestCluster) -> i64 {
+    cluster
+        .dispatcher_metrics()
+        .lines()
+        .find_map(|line| line.strip_prefix("herald_dispatch_subscriptions_parked "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_for_parked(cluster: &TestCluster, count: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while parked(cluster) != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} subscriptions parked, not {count}, after 60 s",
+            parked(cluster)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn idle_subscriptions_park_and_the_next_event_for_one_wakes_it_and_is_delivered() {
+    let cluster = TestCluster::start().await;
+    let receivers = [
+        TestReceiver::start().await,
+        TestReceiver::start().await,
+        TestReceiver::start().await,
+    ];
+    let types = ["com.shop.order", "com.shop.refund", "com.bank.transfer"];
+    for (receiver, event_type) in receivers.iter().zip(types) {
+        cluster
+            .subscribe(receiver.url(), vec![exact_type(event_type)])
+            .await;
+    }
+    // Nothing to deliver: all three park (`park_after` is 2 s in these tests).
+    wait_for_parked(&cluster, 3).await;
+
+    for round in 0..3 {
+        cluster
+            .post_structured(&structured_event(&format!("order-{round}"), types[0]))
+            .await;
+        let delivered = receivers[0]
+            .wait_for(round + 1, Duration::from_secs(30))
+            .await;
+        assert_eq!(delivered.len(), round + 1);
+        // The order subscription parks again once idle.
+        wait_for_parked(&cluster, 3).await;
+    }
+    // A later event of another type wakes its subscription only.
+    cluster
+        .post_structured(&structured_event("transfer-1", types[2]))
+        .await;
+    receivers[2].wait_for(1, Duration::from_secs(30)).await;
+    wait_for_parked(&cluster, 3).await;
+    assert_eq!(receivers[0].count(), 3);
+    assert_eq!(receivers[1].count(), 0);
+    assert_eq!(receivers[2].count(), 1);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gap_in_the_wake_ups_wakes_every_parked_subscription_which_parks_again() {
+    let cluster = TestCluster::start().await;
+    let receivers = [TestReceiver::start().await, TestReceiver::start().await];
+    for (index, receiver) in receivers.iter().enumerate() {
+        cluster
+            .subscribe(
+                receiver.url(),
+                vec![exact_type(&format!("com.gap.{index}"))],
+            )
+            .await;
+    }
+    wait_for_parked(&cluster, 2).await;
+    // A wake-up saying messages before it were stored that the dispatcher was never told of
+    // (as after a reconnect), on a subject neither subscription reads.
+    let client = async_nats::connect(cluster.nats_server.url())
+        .await
+        .unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Sequence", "1000001");
+    headers.insert("Nats-Last-Sequence", "1000000");
+    client
+        .publish_with_headers(
+            "herald.wake.herald.events.0.com.nobody",
+            headers,
+            bytes::Bytes::new(),
+        )
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while parked(&cluster) != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gap woke nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Woken, they find nothing and park again; an event for one is still delivered.
+    wait_for_parked(&cluster, 2).await;
+    cluster
+        .post_structured(&structured_event("gap-1", "com.gap.1"))
+        .await;
+    receivers[1].wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(receivers[0].count(), 0);
+    cluster.shutdown().await;
+}
