@@ -64,6 +64,8 @@ impl tonic::service::Interceptor for BearerToken {
 pub(crate) struct Role {
     pub(crate) name: &'static str,
     pub(crate) pid: u32,
+    /// The admin listener (`/readyz`, `/metrics`).
+    admin: String,
     child: Child,
 }
 
@@ -161,7 +163,12 @@ impl Cluster {
                 .with_context(|| format!("failed to start {}", herald.display()))?;
             let pid = child.id().context("a started child should have a pid")?;
             wait_ready(&format!("http://{admin}/readyz"), name).await?;
-            roles.push(Role { name, pid, child });
+            roles.push(Role {
+                name,
+                pid,
+                admin,
+                child,
+            });
         }
         Ok(Cluster {
             nats_url,
@@ -181,6 +188,24 @@ impl Cluster {
             .find(|role| role.name == name)
             .map(|role| role.pid)
             .unwrap_or_default()
+    }
+
+    /// Reads one unlabelled metric of a role from its `/metrics` (`None` when it cannot).
+    pub(crate) async fn metric(&self, role: &str, metric: &str) -> Option<f64> {
+        let admin = &self.roles.iter().find(|each| each.name == role)?.admin;
+        let client = crate::load::client(1).ok()?;
+        let text = client
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(metric)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
     }
 
     /// Samples CPU and memory of nats-server and every role.

@@ -1136,6 +1136,21 @@ impl Bench {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let setup_seconds = created_started.elapsed().as_secs_f64();
+            // Idle subscriptions park after `dispatcher.park_after` (30 s by default): the
+            // steady state of an idle dispatcher is measured once they have.
+            let parked_started = Instant::now();
+            let deadline = parked_started + Duration::from_secs(300);
+            let parked = loop {
+                let parked = cluster
+                    .metric("dispatcher", "herald_dispatch_subscriptions_parked")
+                    .await
+                    .unwrap_or(0.0);
+                if parked >= idle as f64 || Instant::now() >= deadline {
+                    break parked;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            let park_seconds = parked_started.elapsed().as_secs_f64();
             tokio::time::sleep(Duration::from_secs(2)).await;
             // The target level gets a window a third of the heartbeat period; the others, a shorter one.
             let window = match (level, self.quick) {
@@ -1164,6 +1179,7 @@ impl Bench {
             emit(&json!({
                 "workload": "W6", "profile": "default", "subscriptions": level, "matching": 1,
                 "setup_seconds": round3(setup_seconds),
+                "parked": parked, "park_seconds": round3(park_seconds),
                 "dispatcher_rss_mib": round3(rss_mib),
                 "dispatcher_idle_cpu_percent": round3(idle_cpu_percent),
                 "nats_idle_cpu_percent": round3(nats_idle_cpu_percent),
@@ -1174,7 +1190,7 @@ impl Bench {
                 workload: format!("W6 {level} subscriptions, 1 matching"),
                 profile: "default".to_owned(),
                 figure: format!(
-                    "dispatcher RSS {rss_mib:.0} MiB, idle CPU {idle_cpu_percent:.1}% of a core (nats-server {nats_idle_cpu_percent:.1}%); W2 {w2:.0} deliveries/s = {:.0}% of 1 subscription; set-up {setup_seconds:.0} s",
+                    "dispatcher RSS {rss_mib:.0} MiB, idle CPU {idle_cpu_percent:.1}% of a core (nats-server {nats_idle_cpu_percent:.1}%); W2 {w2:.0} deliveries/s = {:.0}% of 1 subscription; set-up {setup_seconds:.0} s, {parked:.0} parked {park_seconds:.0} s later",
                     ratio * 100.0
                 ),
                 target: if is_target_level { "RSS ≤ 256 MiB, idle CPU ≤ 2%, W2 ≥ 90%".to_owned() } else { "report (issue #4)".to_owned() },
