@@ -9,10 +9,22 @@ use crate::cluster::{TestCluster, exact_type};
 
 /// The dispatcher's `herald_dispatch_subscriptions_parked`.
 fn parked(cluster: &TestCluster) -> i64 {
+    metric(cluster, "herald_dispatch_subscriptions_parked")
+}
+
+/// The parked subscriptions woken by `cause` so far.
+fn woken(cluster: &TestCluster, cause: &str) -> i64 {
+    metric(
+        cluster,
+        &format!("herald_dispatch_subscriptions_woken_total{{cause=\"{cause}\"}}"),
+    )
+}
+
+fn metric(cluster: &TestCluster, series: &str) -> i64 {
     cluster
         .dispatcher_metrics()
         .lines()
-        .find_map(|line| line.strip_prefix("herald_dispatch_subscriptions_parked "))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -45,6 +57,7 @@ async fn idle_subscriptions_park_and_the_next_event_for_one_wakes_it_and_is_deli
     }
     // Nothing to deliver: all three park (`park_after` is 2 s in these tests).
     wait_for_parked(&cluster, 3).await;
+    let woken_before = woken(&cluster, "event");
 
     for round in 0..3 {
         cluster
@@ -66,6 +79,10 @@ async fn idle_subscriptions_park_and_the_next_event_for_one_wakes_it_and_is_deli
     assert_eq!(receivers[0].count(), 3);
     assert_eq!(receivers[1].count(), 0);
     assert_eq!(receivers[2].count(), 1);
+    // Each event woke its own subscription, and no wake-up was found missing.
+    assert_eq!(woken(&cluster, "event") - woken_before, 4);
+    assert_eq!(woken(&cluster, "gap"), 0);
+    assert_eq!(woken(&cluster, "recheck"), 0);
     cluster.shutdown().await;
 }
 
@@ -107,6 +124,7 @@ async fn a_gap_in_the_wake_ups_wakes_every_parked_subscription_which_parks_again
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(woken(&cluster, "gap"), 2);
     // Woken, they find nothing and park again; an event for one is still delivered.
     wait_for_parked(&cluster, 2).await;
     cluster

@@ -44,7 +44,10 @@ impl WorkerContext {
         let rejected = nats.rejected();
         let retries = nats.retries();
         let pauses = nats.pauses();
-        let parking = Arc::new(Parking::new(metrics.subscriptions_parked.clone()));
+        let parking = Arc::new(Parking::new(
+            metrics.subscriptions_parked.clone(),
+            metrics.subscriptions_woken.clone(),
+        ));
         WorkerContext {
             config,
             nats,

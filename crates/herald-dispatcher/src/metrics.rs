@@ -35,6 +35,10 @@ pub struct Metrics {
     pub subscriptions_unserved: IntGauge,
     /// Subscriptions parked: idle, holding no pull, woken by the next event for them.
     pub subscriptions_parked: IntGauge,
+    /// Parked subscriptions woken, by cause: `event` (a wake-up for one of its subjects),
+    /// `gap` (wake-ups were missed: all are woken), `stopped` (the follower stopped following),
+    /// `recheck` (its own look at its consumer found something).
+    pub subscriptions_woken: IntCounterVec,
     /// Deliveries whose processing panicked; the event is redelivered after the ack wait.
     pub delivery_panics: IntCounter,
     /// Failed attempts handed to the retry backlog (`HERALD_RETRIES`) for a later attempt.
@@ -117,6 +121,13 @@ impl Metrics {
                 "herald_dispatch_subscriptions_parked",
                 "Idle subscriptions holding no pull, woken by the next event stored for them",
             )?,
+            subscriptions_woken: IntCounterVec::new(
+                Opts::new(
+                    "herald_dispatch_subscriptions_woken_total",
+                    "Parked subscriptions woken, by cause",
+                ),
+                &["cause"],
+            )?,
             delivery_panics: IntCounter::new(
                 "herald_dispatch_delivery_panics_total",
                 "Deliveries whose processing panicked",
@@ -148,6 +159,7 @@ impl Metrics {
         registry.register(Box::new(metrics.worker_restarts.clone()))?;
         registry.register(Box::new(metrics.subscriptions_unserved.clone()))?;
         registry.register(Box::new(metrics.subscriptions_parked.clone()))?;
+        registry.register(Box::new(metrics.subscriptions_woken.clone()))?;
         registry.register(Box::new(metrics.delivery_panics.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.subscriptions_disabled.clone()))?;

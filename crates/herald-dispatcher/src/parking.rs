@@ -51,6 +51,7 @@ pub(crate) struct Parking {
     next_ticket: AtomicU64,
     parked: std::sync::Mutex<Parked>,
     gauge: prometheus::IntGauge,
+    woken: prometheus::IntCounterVec,
 }
 
 #[derive(Default)]
@@ -81,12 +82,22 @@ impl Drop for Place {
 }
 
 impl Parking {
-    pub(crate) fn new(gauge: prometheus::IntGauge) -> Parking {
+    pub(crate) fn new(gauge: prometheus::IntGauge, woken: prometheus::IntCounterVec) -> Parking {
         Parking {
             enabled: AtomicBool::new(false),
             next_ticket: AtomicU64::new(0),
             parked: std::sync::Mutex::new(Parked::default()),
             gauge,
+            woken,
+        }
+    }
+
+    /// Counts a parked worker woken by `cause` (see `herald_dispatch_subscriptions_woken_total`).
+    pub(crate) fn count_woken(&self, cause: &str, count: usize) {
+        if count > 0 {
+            self.woken
+                .with_label_values(&[cause])
+                .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
         }
     }
 
@@ -138,11 +149,12 @@ impl Parking {
             }
         }
         self.gauge.set(gauge_value(parked.wakers.len()));
+        self.count_woken("event", tickets.len());
         tickets.len()
     }
 
-    /// Wakes every parked worker; returns how many.
-    pub(crate) fn wake_all(&self) -> usize {
+    /// Wakes every parked worker, counted as woken by `cause`; returns how many.
+    pub(crate) fn wake_all(&self, cause: &str) -> usize {
         let mut parked = self.lock();
         parked.index.drain();
         let woken = parked.wakers.len();
@@ -150,6 +162,7 @@ impl Parking {
             let _ = waker.send(());
         }
         self.gauge.set(0);
+        self.count_woken(cause, woken);
         woken
     }
 
@@ -164,7 +177,7 @@ impl Parking {
     fn set_enabled(&self, enabled: bool) {
         self.enabled.store(enabled, Ordering::Release);
         if !enabled {
-            self.wake_all();
+            self.wake_all("stopped");
         }
     }
 }
@@ -234,7 +247,7 @@ async fn follow_once(
                     continue;
                 }
                 if wake.last_sequence > told {
-                    let woken = parking.wake_all();
+                    let woken = parking.wake_all("gap");
                     tracing::debug!(after = told, up_to = wake.last_sequence, woken, "missed wake-ups; woke every parked subscription");
                 }
                 told = wake.sequence;
@@ -248,7 +261,7 @@ async fn follow_once(
                 if let Some(last) = probed
                     && last > told
                 {
-                    let woken = parking.wake_all();
+                    let woken = parking.wake_all("gap");
                     tracing::debug!(told, stored = last, woken, "wake-ups missing; woke every parked subscription");
                     told = last;
                 }
@@ -271,6 +284,8 @@ mod tests {
     fn parking() -> Arc<Parking> {
         Arc::new(Parking::new(
             prometheus::IntGauge::new("parked", "parked").unwrap(),
+            prometheus::IntCounterVec::new(prometheus::Opts::new("woken", "woken"), &["cause"])
+                .unwrap(),
         ))
     }
 
@@ -289,8 +304,10 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert_eq!(parking.wake_all(), 1);
+        assert_eq!(parking.wake_all("gap"), 1);
         refunds.woken().await;
+        assert_eq!(parking.woken.with_label_values(&["event"]).get(), 1);
+        assert_eq!(parking.woken.with_label_values(&["gap"]).get(), 1);
         assert_eq!(parking.len(), 0);
     }
 

@@ -306,6 +306,7 @@ async fn park(
     // Registered first, looked at second: an event stored after the look wakes the place.
     let mut place = context.parking.park(spec.filter_subjects.clone());
     let recheck = spread(context.config.parked_recheck, &spec.name);
+    let mut rechecking = false;
     loop {
         let idle = {
             let _permit = tokio::select! {
@@ -323,6 +324,9 @@ async fn park(
             }
         };
         if !idle {
+            if rechecking {
+                context.parking.count_woken("recheck", 1);
+            }
             return;
         }
         tracing::debug!("parked");
@@ -339,7 +343,7 @@ async fn park(
                 }
                 return;
             }
-            () = tokio::time::sleep(recheck) => {}
+            () = tokio::time::sleep(recheck) => rechecking = true,
         }
     }
 }
