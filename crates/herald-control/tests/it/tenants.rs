@@ -55,7 +55,36 @@ async fn operator_token(control: &Control, tenant: &str, read_only: bool) -> (St
     let token = created.token.expect("the token's metadata");
     assert!(created.secret.starts_with("hot_"), "{}", created.secret);
     assert_eq!(token.tenant, tenant);
+    // Control learns of the new token through its credentials watch, moments after the create
+    // call answered: wait until it accepts the token, so the test's first call is not refused.
+    herald_test_support::eventually(
+        "control to accept the new operator token",
+        Duration::from_secs(10),
+        || {
+            let mut client = control.client();
+            let secret = created.secret.clone();
+            async move {
+                let result = client
+                    .list_subscriptions(authorized(
+                        &secret,
+                        pb::ListSubscriptionsRequest::default(),
+                    ))
+                    .await;
+                (code_of(result) == Code::Ok).then_some(())
+            }
+        },
+    )
+    .await;
     (token.id, created.secret)
+}
+
+/// `token` with its last character changed: the same id, a wrong secret. (Replacing it with a
+/// fixed character would give the genuine token back whenever it already ended in that one.)
+fn forge(token: &str) -> String {
+    let mut forged = token.to_owned();
+    let last = forged.pop();
+    forged.push(if last == Some('A') { 'B' } else { 'A' });
+    forged
 }
 
 async fn create_in(control: &Control, token: &str, tenant: &str) -> pb::Subscription {
@@ -426,7 +455,7 @@ async fn missing_wrong_and_revoked_operator_tokens_are_unauthenticated_within_se
         .await
         .unwrap()
         .into_inner();
-    let forged = format!("{}A", &token[..token.len() - 1]);
+    let forged = forge(&token);
     let mut client: SubscriptionServiceClient<Channel> = control.client();
     for presented in [
         "",
