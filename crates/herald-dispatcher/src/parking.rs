@@ -20,7 +20,8 @@
 //!   before it, so the follower sees any gap (a reconnect, a slow read) at the next wake-up and
 //!   then wakes every parked worker. Every [`GAP_PROBE`] while any is parked, it also compares
 //!   the stream's last sequence with the last one it was told of, so a missed wake-up with none
-//!   after it is found too. While the follower does not follow (NATS down, a stream without the
+//!   after it is found too (only when nothing at all was told since the previous probe: a
+//!   follower merely behind misses nothing, and waking everything would only slow it). While the follower does not follow (NATS down, a stream without the
 //!   republish rule: an older `herald migrate`), nothing parks and everything parked is woken.
 //! - A parked worker also looks at its consumer every `dispatcher.parked_recheck`, whatever it
 //!   was told: the last resort, one consumer-info request.
@@ -30,11 +31,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use herald_core::interest::SubjectIndex;
@@ -44,11 +45,15 @@ use herald_nats::Nats;
 /// while a worker is parked.
 pub(crate) const GAP_PROBE: Duration = Duration::from_secs(5);
 
+/// How long the follower keeps following with nothing parked before it stops (and asks for
+/// no more wake-ups until a worker wants to park again).
+pub(crate) const LINGER: Duration = Duration::from_secs(60);
+
 /// The parked workers of one dispatcher and what wakes them.
 pub(crate) struct Parking {
-    /// Whether workers may park: the follower follows wake-ups.
-    enabled: AtomicBool,
     next_ticket: AtomicU64,
+    /// A worker wants to park while the follower does not follow.
+    wanted: Notify,
     parked: std::sync::Mutex<Parked>,
     gauge: prometheus::IntGauge,
     woken: prometheus::IntCounterVec,
@@ -56,6 +61,10 @@ pub(crate) struct Parking {
 
 #[derive(Default)]
 struct Parked {
+    /// Whether workers may park: the follower follows wake-ups. Changed only under the lock, as
+    /// workers park under it, so a worker parks only while the follower follows, and the
+    /// follower stops only after waking every worker parked.
+    enabled: bool,
     index: SubjectIndex<u64>,
     wakers: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -84,8 +93,8 @@ impl Drop for Place {
 impl Parking {
     pub(crate) fn new(gauge: prometheus::IntGauge, woken: prometheus::IntCounterVec) -> Parking {
         Parking {
-            enabled: AtomicBool::new(false),
             next_ticket: AtomicU64::new(0),
+            wanted: Notify::new(),
             parked: std::sync::Mutex::new(Parked::default()),
             gauge,
             woken,
@@ -101,26 +110,37 @@ impl Parking {
         }
     }
 
-    /// Whether a worker may park now.
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled.load(Ordering::Acquire)
+    /// Whether a worker may park now; when it may not, the follower is asked to follow, so it
+    /// may at its next look.
+    pub(crate) fn ready(&self) -> bool {
+        let enabled = self.lock().enabled;
+        if !enabled {
+            self.wanted.notify_one();
+        }
+        enabled
     }
 
-    /// Parks a worker whose consumer filters on `filter_subjects`.
-    pub(crate) fn park(self: &Arc<Parking>, filter_subjects: Vec<String>) -> Place {
+    /// Parks a worker whose consumer filters on `filter_subjects`; `None` (and the follower is
+    /// asked to follow) while the follower does not follow.
+    pub(crate) fn park(self: &Arc<Parking>, filter_subjects: Vec<String>) -> Option<Place> {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (waker, woken) = oneshot::channel();
         {
             let mut parked = self.lock();
+            if !parked.enabled {
+                drop(parked);
+                self.wanted.notify_one();
+                return None;
+            }
             parked.index.insert(ticket, filter_subjects);
             parked.wakers.insert(ticket, waker);
             self.gauge.set(gauge_value(parked.wakers.len()));
         }
-        Place {
+        Some(Place {
             parking: Arc::clone(self),
             ticket,
             woken,
-        }
+        })
     }
 
     /// How many workers are parked.
@@ -155,12 +175,10 @@ impl Parking {
 
     /// Wakes every parked worker, counted as woken by `cause`; returns how many.
     pub(crate) fn wake_all(&self, cause: &str) -> usize {
-        let mut parked = self.lock();
-        parked.index.drain();
-        let woken = parked.wakers.len();
-        for (_, waker) in parked.wakers.drain() {
-            let _ = waker.send(());
-        }
+        let woken = {
+            let mut parked = self.lock();
+            wake_all_locked(&mut parked)
+        };
         self.gauge.set(0);
         self.count_woken(cause, woken);
         woken
@@ -174,40 +192,77 @@ impl Parking {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set_enabled(&self, enabled: bool) {
-        self.enabled.store(enabled, Ordering::Release);
-        if !enabled {
-            self.wake_all("stopped");
+    /// Lets workers park: the follower follows.
+    fn enable(&self) {
+        self.lock().enabled = true;
+    }
+
+    /// Lets no worker park any more and wakes those parked (counted as `cause`).
+    fn disable(&self, cause: &str) {
+        let woken = {
+            let mut parked = self.lock();
+            parked.enabled = false;
+            wake_all_locked(&mut parked)
+        };
+        self.gauge.set(0);
+        self.count_woken(cause, woken);
+    }
+
+    /// Lets no worker park any more if none is parked; true when it did.
+    fn disable_if_unused(&self) -> bool {
+        let mut parked = self.lock();
+        if parked.wakers.is_empty() {
+            parked.enabled = false;
+            true
+        } else {
+            false
         }
     }
+}
+
+fn wake_all_locked(parked: &mut Parked) -> usize {
+    parked.index.drain();
+    let woken = parked.wakers.len();
+    for (_, waker) in parked.wakers.drain() {
+        let _ = waker.send(());
+    }
+    woken
 }
 
 fn gauge_value(parked: usize) -> i64 {
     i64::try_from(parked).unwrap_or(i64::MAX)
 }
 
-/// Follows the events stream's wake-ups and wakes the parked workers they concern, until
-/// `cancel`; keeps following again after failures, with parking off meanwhile.
+/// Follows the events stream's wake-ups while workers want to park, and wakes the parked
+/// workers they concern, until `cancel`. It follows from the first worker that wants to park
+/// until none has been parked for [`LINGER`], so a dispatcher whose subscriptions are all busy
+/// is sent no wake-ups; after a failure it follows again, parking off meanwhile.
 pub(crate) async fn follow(parking: Arc<Parking>, nats: Nats, cancel: CancellationToken) {
     let mut retry = Duration::from_millis(500);
-    while !cancel.is_cancelled() {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = parking.wanted.notified() => {}
+        }
         match Box::pin(follow_once(&parking, &nats, &cancel)).await {
             Ok(()) => retry = Duration::from_millis(500),
             Err(err) => {
-                tracing::warn!(error = %err, "failed to follow wake-ups; idle subscriptions keep their pulls meanwhile")
+                parking.disable("stopped");
+                tracing::warn!(error = %err, "failed to follow wake-ups; idle subscriptions keep their pulls meanwhile");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(Duration::from_secs(10));
+                // Still wanted: the workers that wanted to park want to again.
+                parking.wanted.notify_one();
             }
         }
-        parking.set_enabled(false);
-        tokio::select! {
-            () = cancel.cancelled() => {}
-            () = tokio::time::sleep(retry) => {}
-        }
-        retry = (retry * 2).min(Duration::from_secs(10));
     }
-    parking.set_enabled(false);
+    parking.disable("stopped");
 }
 
-/// Follows until the wake-ups end or `cancel`.
+/// Follows until no worker was parked for [`LINGER`], the wake-ups end, or `cancel`.
 async fn follow_once(
     parking: &Parking,
     nats: &Nats,
@@ -218,7 +273,7 @@ async fn follow_once(
             "the events stream does not republish wake-ups (run `herald migrate` of this \
              version): idle subscriptions keep a pull open"
         );
-        // Looked at again later: migrate may run meanwhile.
+        // Looked at again later, when a worker wants to park: migrate may run meanwhile.
         tokio::select! {
             () = cancel.cancelled() => {}
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
@@ -228,17 +283,23 @@ async fn follow_once(
     let mut wakes = nats.wakes().await?;
     // Told of everything stored from here on: workers may park.
     let mut told = nats.events_last_sequence().await?;
-    parking.set_enabled(true);
+    parking.enable();
     let mut probe = tokio::time::interval(GAP_PROBE);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The stream's last sequence at the previous probe: its wake-up is due by now.
-    let mut probed: Option<u64> = None;
+    // The stream's last sequence at the previous probe, and what the follower had been told
+    // then: if nothing was told since and the stream held more, a wake-up was lost with none
+    // after it (one lost before others is found by their `Nats-Last-Sequence`). A follower
+    // that is only behind is still being told, and wakes nothing it need not.
+    let mut probed: Option<(u64, u64)> = None;
+    let mut unused_since = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             wake = wakes.next() => {
                 let Some(wake) = wake else {
                     tracing::debug!("wake-ups ended; following again");
+                    parking.disable("stopped");
+                    parking.wanted.notify_one();
                     return Ok(());
                 };
                 if wake.sequence <= told {
@@ -256,17 +317,23 @@ async fn follow_once(
             _ = probe.tick() => {
                 if parking.len() == 0 {
                     probed = None;
+                    if unused_since.elapsed() >= LINGER && parking.disable_if_unused() {
+                        tracing::debug!("nothing parked; following no wake-ups until a subscription parks");
+                        return Ok(());
+                    }
                     continue;
                 }
-                if let Some(last) = probed
+                unused_since = tokio::time::Instant::now();
+                if let Some((last, told_then)) = probed
                     && last > told
+                    && told == told_then
                 {
                     let woken = parking.wake_all("gap");
                     tracing::debug!(told, stored = last, woken, "wake-ups missing; woke every parked subscription");
                     told = last;
                 }
                 probed = match nats.events_last_sequence().await {
-                    Ok(last) => Some(last),
+                    Ok(last) => Some((last, told)),
                     Err(err) => {
                         tracing::debug!(error = %err, "failed to read the events stream's last sequence");
                         None
@@ -292,8 +359,13 @@ mod tests {
     #[tokio::test]
     async fn an_event_wakes_the_workers_it_concerns_and_no_other() {
         let parking = parking();
-        let mut orders = parking.park(vec!["herald.events.*.order.>".to_owned()]);
-        let mut refunds = parking.park(vec!["herald.events.*.refund".to_owned()]);
+        parking.enable();
+        let mut orders = parking
+            .park(vec!["herald.events.*.order.>".to_owned()])
+            .unwrap();
+        let mut refunds = parking
+            .park(vec!["herald.events.*.refund".to_owned()])
+            .unwrap();
         assert_eq!(parking.len(), 2);
         assert_eq!(parking.wake("herald.events.3.order.placed"), 1);
         orders.woken().await;
@@ -314,7 +386,8 @@ mod tests {
     #[test]
     fn leaving_a_place_unparks_and_nothing_wakes_it_later() {
         let parking = parking();
-        let place = parking.park(vec!["herald.events.>".to_owned()]);
+        parking.enable();
+        let place = parking.park(vec!["herald.events.>".to_owned()]).unwrap();
         drop(place);
         assert_eq!(parking.len(), 0);
         assert_eq!(parking.gauge.get(), 0);
@@ -322,14 +395,19 @@ mod tests {
     }
 
     #[test]
-    fn turning_parking_off_wakes_everything_parked() {
+    fn no_worker_parks_while_nothing_follows_and_stopping_wakes_everything_parked() {
         let parking = parking();
-        parking.set_enabled(true);
-        let _a = parking.park(vec!["a.>".to_owned()]);
-        let _b = parking.park(vec!["b".to_owned()]);
+        assert!(!parking.ready());
+        assert!(parking.park(vec!["a.>".to_owned()]).is_none());
+        parking.enable();
+        assert!(parking.ready());
+        let _a = parking.park(vec!["a.>".to_owned()]).unwrap();
+        let _b = parking.park(vec!["b".to_owned()]).unwrap();
         assert_eq!(parking.gauge.get(), 2);
-        parking.set_enabled(false);
-        assert!(!parking.enabled());
+        assert!(!parking.disable_if_unused());
+        parking.disable("stopped");
+        assert!(!parking.ready());
         assert_eq!(parking.len(), 0);
+        assert_eq!(parking.woken.with_label_values(&["stopped"]).get(), 2);
     }
 }

@@ -392,7 +392,8 @@ pub(crate) async fn run(
                     && !limiter.is_paused();
                 if !quiet
                     || park_after.is_none_or(|after| last_activity.elapsed() < after)
-                    || !context.parking.enabled()
+                    // Asks the follower to follow if it does not: parked at a later look.
+                    || !context.parking.ready()
                 {
                     continue;
                 }

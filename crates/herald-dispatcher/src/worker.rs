@@ -186,6 +186,8 @@ pub(crate) async fn run(
             Arc::new(Box::pin(HealthTracker::load(&context.records, &subscription_id)).await)
         };
         let mut retry_delay = Duration::from_millis(100);
+        // Set up the pulls next time even if the consumer looks idle.
+        let mut pull_next = false;
         while !cancel.is_cancelled() {
             let permit = tokio::select! {
                 () = cancel.cancelled() => break,
@@ -217,6 +219,33 @@ pub(crate) async fn run(
             };
             let resumed_after = consumer.resumed_after();
             let caught_up_at_start = consumer.pending_at_start() == 0;
+            // Due retries are pulled only while the retry stream holds something of this
+            // subscription; otherwise the scheduler opens the pull when it stores the first.
+            let has_retries = match Box::pin(context.retries.has_any(&work)).await {
+                Ok(has_any) => has_any,
+                Err(err) => {
+                    tracing::debug!(error = %err, "failed to look for retries; pulling them");
+                    true
+                }
+            };
+            // Nothing to deliver: park at once rather than hold a pull for `park_after` first,
+            // so a dispatcher taking 10,000 idle subscriptions never holds 10,000 pulls (whose
+            // memory the allocator would keep after they are gone). `park` looks again once
+            // registered; anything pending and the worker sets up again and pulls.
+            if caught_up_at_start
+                && !has_retries
+                && !pull_next
+                && !context.config.park_after.is_zero()
+                && context.parking.ready()
+            {
+                drop(consumer);
+                drop(permit);
+                // What it found pending (unacknowledged events a previous worker left, say) is
+                // pulled next time, not looked at again and again.
+                pull_next = !Box::pin(park(&context, &mut routes, &cancel)).await;
+                continue;
+            }
+            pull_next = false;
             let batch = route.pull_batch(&context.config);
             let live = match Box::pin(consumer.messages(batch, route.pull_bytes())).await {
                 Ok(live) => live,
@@ -227,24 +256,18 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            // Due retries are pulled only while the retry stream holds something of this
-            // subscription; otherwise the scheduler opens the pull when it stores the first.
-            let due = match Box::pin(context.retries.has_any(&work)).await {
-                Ok(false) => None,
-                has_any => {
-                    if let Err(err) = has_any {
-                        tracing::debug!(error = %err, "failed to look for retries; pulling them");
-                    }
-                    match Box::pin(scheduler::open_due(&context, &route)).await {
-                        Ok(due) => Some(due),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "failed to pull retries; retrying");
-                            drop(permit);
-                            pause(&cancel, &mut retry_delay).await;
-                            continue;
-                        }
+            let due = if has_retries {
+                match Box::pin(scheduler::open_due(&context, &route)).await {
+                    Ok(due) => Some(due),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "failed to pull retries; retrying");
+                        drop(permit);
+                        pause(&cancel, &mut retry_delay).await;
+                        continue;
                     }
                 }
+            } else {
+                None
             };
             // The parts of a split subscription pause together when its endpoint asks one of
             // them to (`Retry-After`): each follows the others' announcements.
@@ -287,7 +310,9 @@ pub(crate) async fn run(
                         pause(&cancel, &mut retry_delay).await;
                     }
                 }
-                scheduler::Ending::Idle => Box::pin(park(&context, &mut routes, &cancel)).await,
+                scheduler::Ending::Idle => {
+                    pull_next = !Box::pin(park(&context, &mut routes, &cancel)).await;
+                }
             }
         }
     }
@@ -296,21 +321,25 @@ pub(crate) async fn run(
 }
 
 /// Parks an idle worker (`parking.rs`) until an event may wait for it, its route changes, or
-/// `cancel`; its pulls were dropped.
+/// `cancel`; its pulls were dropped. False when it did not park, because its consumer had
+/// something pending or unacknowledged, or nothing follows wake-ups.
 async fn park(
     context: &WorkerContext,
     routes: &mut watch::Receiver<Arc<Route>>,
     cancel: &CancellationToken,
-) {
+) -> bool {
     let spec = routes.borrow().consumer_spec(&context.config);
     // Registered first, looked at second: an event stored after the look wakes the place.
-    let mut place = context.parking.park(spec.filter_subjects.clone());
+    let Some(mut place) = context.parking.park(spec.filter_subjects.clone()) else {
+        // The follower stopped following meanwhile: the worker sets its pulls up again.
+        return false;
+    };
     let recheck = spread(context.config.parked_recheck, &spec.name);
     let mut rechecking = false;
     loop {
         let idle = {
             let _permit = tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => return true,
                 permit = context.set_up.acquire() => permit,
             };
             match Box::pin(context.nats.consumer_progress(&spec.name)).await {
@@ -327,21 +356,21 @@ async fn park(
             if rechecking {
                 context.parking.count_woken("recheck", 1);
             }
-            return;
+            return false;
         }
         tracing::debug!("parked");
         tokio::select! {
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => return true,
             () = place.woken() => {
                 tracing::debug!("woken");
-                return;
+                return true;
             }
             changed = routes.changed() => {
                 if changed.is_err() {
                     // The service dropped the worker: it is cancelled too.
                     cancel.cancelled().await;
                 }
-                return;
+                return true;
             }
             () = tokio::time::sleep(recheck) => rechecking = true,
         }
