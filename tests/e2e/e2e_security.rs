@@ -1,4 +1,5 @@
-//! Security end to end: secrets sealed at rest while every role delivers with them, secret
+//! Security end to end: secrets sealed at rest while every role delivers with them, custom
+//! headers (sent with deliveries and test sends, sealed at rest, named but never shown), secret
 //! rotation (both signatures during the overlap, one after, checked by the `standardwebhooks`
 //! Python package), and `v1a` (ed25519) signatures checked with the published public key by
 //! OpenSSL, an implementation that shares nothing with Herald's.
@@ -19,6 +20,7 @@ use herald_test_support::{NatsServer, Recorded, TestReceiver, eventually, struct
 /// Control, dispatcher and a NATS connection whose subscription store seals secrets.
 struct SealedCluster {
     _nats_server: NatsServer,
+    address: std::net::SocketAddr,
     nats: Nats,
     control: SubscriptionServiceClient<tonic::transport::Channel>,
     stop: CancellationToken,
@@ -66,6 +68,7 @@ impl SealedCluster {
             .unwrap();
         SealedCluster {
             _nats_server: nats_server,
+            address,
             nats,
             control,
             stop,
@@ -485,4 +488,179 @@ async fn rotation_refuses_bad_requests_naming_the_field() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
+/// Returns whether any file of the nats-server's store (every stream and bucket) holds `needle`.
+fn on_disk(data_dir: &std::path::Path, needle: &str) -> bool {
+    fn walk(path: &std::path::Path, needle: &[u8]) -> bool {
+        if path.is_dir() {
+            return std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|entry| walk(&entry.path(), needle));
+        }
+        std::fs::read(path)
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|window| window == needle))
+    }
+    walk(data_dir, needle.as_bytes())
+}
+
+#[tokio::test]
+async fn custom_headers_reach_the_endpoint_sealed_at_rest_and_are_only_ever_named() {
+    const API_KEY: &str = "ak_live_5ecret_0f_the_endpoint";
+    const NEW_KEY: &str = "ak_live_r0tated_5ecret_value";
+    const TEAM: &str = "team-payments-5ecret";
+    let cluster = SealedCluster::start().await;
+    let receiver = TestReceiver::start().await;
+    let header = |name: &str, value: &str| pb::CustomHeader {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    };
+    let created = cluster
+        .control
+        .clone()
+        .create_subscription(pb::CreateSubscriptionRequest {
+            sink: receiver.url().to_owned(),
+            filters: vec![crate::cluster::exact_type("com.example.secure")],
+            headers: vec![header("X-Api-Key", API_KEY), header("X-Team", TEAM)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.header_names, ["X-Api-Key", "X-Team"]);
+    let got = cluster.get(&created.id).await;
+    assert_eq!(got.header_names, ["X-Api-Key", "X-Team"]);
+    let listed = cluster
+        .control
+        .clone()
+        .list_subscriptions(pb::ListSubscriptionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let answers = format!("{created:?} {got:?} {listed:?}");
+    for value in [API_KEY, TEAM] {
+        assert!(
+            !answers.contains(value),
+            "an answer shows {value}: {answers}"
+        );
+    }
+    let stored = cluster.stored(&created.id).await;
+    assert!(stored.contains("X-Api-Key"), "{stored}");
+    for value in [API_KEY, TEAM] {
+        assert!(!stored.contains(value), "stored in plain text: {stored}");
+    }
+
+    let delivered = deliver_until(&cluster, &receiver, "hdr", |recorded| {
+        recorded.header("x-api-key").is_some()
+    })
+    .await;
+    assert_eq!(delivered.header("x-api-key"), Some(API_KEY));
+    assert_eq!(delivered.header("x-team"), Some(TEAM));
+    assert!(delivered.header("webhook-signature").is_some());
+    let sent = cluster
+        .control
+        .clone()
+        .send_test_event(pb::SendTestEventRequest {
+            id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let test_event_id = sent.attempt.as_ref().unwrap().event_id.clone();
+    let test_send = eventually("the test send", Duration::from_secs(30), || {
+        let found = receiver
+            .requests()
+            .into_iter()
+            .find(|recorded| recorded.json()["id"].as_str() == Some(test_event_id.as_str()));
+        async move { found }
+    })
+    .await;
+    assert_eq!(test_send.header("x-api-key"), Some(API_KEY));
+
+    // An update replaces one header by name, in any case, and removes another, keeping
+    // nothing of the old values.
+    let updated = cluster
+        .control
+        .clone()
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            set_headers: vec![header("x-api-key", NEW_KEY)],
+            remove_headers: vec!["x-team".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.header_names, ["x-api-key"]);
+    let after = deliver_until(&cluster, &receiver, "rotated", |recorded| {
+        recorded.header("x-api-key") == Some(NEW_KEY)
+    })
+    .await;
+    assert_eq!(after.header("x-team"), None);
+
+    // Refused, naming the field: a header Herald sets, and a value that would split the request.
+    for (headers, field) in [
+        (vec![header("Webhook-Id", "x")], "headers[0].name"),
+        (
+            vec![header("X-Ok", "1"), header("X-Bad", "a\r\nHost: evil")],
+            "headers[1].value",
+        ),
+    ] {
+        let status = cluster
+            .control
+            .clone()
+            .create_subscription(pb::CreateSubscriptionRequest {
+                sink: receiver.url().to_owned(),
+                headers,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(field), "{status:?}");
+    }
+    let refused = cluster
+        .control
+        .clone()
+        .update_subscription(pb::UpdateSubscriptionRequest {
+            id: created.id.clone(),
+            set_headers: vec![header("Content-Length", "0")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("set_headers[0].name"),
+        "{refused:?}"
+    );
+
+    // Neither the attempt log nor any stream or bucket on disk holds a value in plain text.
+    let mut deliveries = herald_proto::v1::delivery_service_client::DeliveryServiceClient::connect(
+        format!("http://{}", cluster.address),
+    )
+    .await
+    .unwrap();
+    let attempts = deliveries
+        .list_attempts(pb::ListAttemptsRequest {
+            subscription_id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!attempts.attempts.is_empty());
+    let logged = format!("{attempts:?}");
+    // The store is on disk (the name, which is no secret, is there to be found).
+    assert!(on_disk(cluster._nats_server.data_dir(), "X-Api-Key"));
+    for value in [API_KEY, NEW_KEY, TEAM] {
+        assert!(!logged.contains(value), "the attempt log shows {value}");
+        assert!(
+            !on_disk(cluster._nats_server.data_dir(), value),
+            "{value} is on the nats-server's disk in plain text"
+        );
+    }
 }

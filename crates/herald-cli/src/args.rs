@@ -554,6 +554,10 @@ pub(crate) struct CreateArgs {
     /// creates in its own tenant.
     #[arg(long)]
     pub(crate) tenant: Option<String>,
+    /// A custom header sent with every delivery, `'Name: value'` (an endpoint's API key, say);
+    /// repeatable. Stored sealed like the secret; Herald shows its name only.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -584,6 +588,13 @@ pub(crate) struct UpdateArgs {
     /// New consent mode: `required`, `optional` or `off`; turning it on asks the endpoint.
     #[arg(long, value_enum)]
     pub(crate) consent: Option<ConsentArg>,
+    /// Adds a custom header, `'Name: value'`, or replaces the one of that name; repeatable.
+    /// The other headers keep their values.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Removes the custom header of this name; repeatable.
+    #[arg(long = "remove-header", value_name = "NAME")]
+    pub(crate) remove_headers: Vec<String>,
 }
 
 /// Whether the endpoint is asked for consent, and whether delivery waits for it.

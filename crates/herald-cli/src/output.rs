@@ -57,6 +57,10 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
     if subscription.signature_scheme() != pb::SignatureScheme::Unspecified {
         pairs.push(("signing", signing_summary(subscription)));
     }
+    if !subscription.header_names.is_empty() {
+        // Names only: Herald never returns the values.
+        pairs.push(("headers", subscription.header_names.join(", ")));
+    }
     for warning in &subscription.warnings {
         pairs.push(("warning", warning.clone()));
     }
@@ -157,6 +161,9 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
     }
     if !subscription.warnings.is_empty() {
         object["warnings"] = json!(subscription.warnings);
+    }
+    if !subscription.header_names.is_empty() {
+        object["header_names"] = json!(subscription.header_names);
     }
     if let Some(health) = &subscription.health {
         object["health"] = json!({

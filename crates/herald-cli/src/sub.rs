@@ -351,7 +351,25 @@ fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequ
         description: args.description,
         consent: consent_of(args.consent) as i32,
         tenant: args.tenant.unwrap_or_default(),
+        headers: headers_of(&args.headers)?,
     })
+}
+
+/// Parses `--header 'Name: value'` flags; Herald checks the names and values themselves.
+fn headers_of(flags: &[String]) -> anyhow::Result<Vec<pb::CustomHeader>> {
+    flags
+        .iter()
+        .map(|flag| {
+            // The flag is never quoted back: its value may be a secret.
+            let (name, value) = flag.split_once(':').context(
+                "--header must be 'Name: value' (a colon between the name and the value)",
+            )?;
+            Ok(pb::CustomHeader {
+                name: name.trim().to_owned(),
+                value: value.trim().to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Returns the secret to create a subscription with: the one given, or for `--scheme v1a` an
@@ -406,6 +424,8 @@ fn update_request(
         description: args.description,
         expected_revision: args.expected_revision.unwrap_or(0),
         consent: consent_of(args.consent) as i32,
+        set_headers: headers_of(&args.headers)?,
+        remove_headers: args.remove_headers,
     })
 }
 

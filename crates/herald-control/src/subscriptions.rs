@@ -65,6 +65,9 @@ struct Changes {
     consent: Option<herald_core::subscription::ConsentMode>,
     /// Whether the request's delivery settings name `parts`.
     parts_given: bool,
+    /// Custom headers added or replaced by name, then those removed.
+    set_headers: Vec<herald_core::subscription::CustomHeader>,
+    remove_headers: Vec<String>,
 }
 
 impl SubscriptionApi {
@@ -122,6 +125,7 @@ impl SubscriptionApi {
             consent,
             endpoint_consent: None,
             tenant,
+            headers: herald_proto::custom_headers_from_pb(&request.headers),
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
@@ -464,6 +468,15 @@ impl SubscriptionApi {
         } else {
             None
         };
+        let set_headers = herald_proto::custom_headers_from_pb(&request.set_headers);
+        // Checked alone first, so a refusal names the request's own field; the headers that
+        // result are checked with the subscription.
+        herald_core::subscription::headers::validate(&set_headers).map_err(|err| {
+            herald_core::subscription::SubscriptionError::new(
+                format!("set_{}", err.field),
+                err.reason,
+            )
+        })?;
         Ok(Changes {
             sink,
             filters,
@@ -472,6 +485,8 @@ impl SubscriptionApi {
             delivery: parse_delivery(request.delivery.as_ref())?,
             consent: herald_proto::consent_mode_from_pb(request.consent)?,
             parts_given: request.delivery.as_ref().is_some_and(|d| d.parts != 0),
+            set_headers,
+            remove_headers: request.remove_headers.clone(),
         })
     }
 }
@@ -494,6 +509,11 @@ impl Changes {
         if let Some(description) = &self.description {
             subscription.description = description.clone();
         }
+        herald_core::subscription::headers::apply_changes(
+            &mut subscription.headers,
+            self.set_headers.clone(),
+            &self.remove_headers,
+        );
         if let Some(retry_policy) = &self.retry_policy {
             subscription.retry_policy = retry_policy.clone();
         }

@@ -3,7 +3,8 @@
 //! The serde form of [`Subscription`] is Herald's storage format in the subscriptions KV bucket
 //! (one JSON document per key, the key being the subscription id). Fields are only ever added,
 //! with defaults, so older documents keep loading. Secrets appear in that form as their text;
-//! the subscription store seals them (`secret`, `retired_secrets[].secret`) before writing.
+//! the subscription store seals them (`secret`, `retired_secrets[].secret`, `headers[].value`)
+//! before writing.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use crate::retry::RetryPolicy;
 
 pub mod consent;
 mod delivery;
+pub mod headers;
 mod part;
 #[cfg(test)]
 mod tests;
@@ -26,6 +28,7 @@ pub use consent::{ConsentMode, EndpointConsent, Pace};
 pub use delivery::{
     ContentMode, DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit,
 };
+pub use headers::CustomHeader;
 /// The signature scheme of a secret, `v1` or `v1a`.
 pub use herald_signing::Scheme;
 pub use part::{PART_COUNTS, Part, WorkId};
@@ -78,6 +81,10 @@ pub struct Subscription {
     /// [`crate::credential::DEFAULT_TENANT`].
     #[serde(default)]
     pub tenant: crate::credential::TenantId,
+    /// Extra request headers sent with every delivery and test send (`headers.rs`); their
+    /// values are secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<CustomHeader>,
 }
 
 /// A secret replaced by a rotation: deliveries are signed with it too until `valid_until`.
@@ -133,6 +140,7 @@ impl fmt::Debug for Subscription {
             .field("delivery", &self.delivery)
             .field("scheme", &self.secret.scheme())
             .field("retired_secrets", &self.retired_secrets.len())
+            .field("headers", &self.headers)
             .field("consent", &self.consent)
             .field("endpoint_consent", &self.endpoint_consent)
             .field("tenant", &self.tenant)
@@ -218,6 +226,7 @@ impl Subscription {
     pub fn validate(&self) -> Result<(), SubscriptionError> {
         filter::validate(&self.filters)?;
         self.delivery.validate()?;
+        headers::validate(&self.headers)?;
         if self.description.len() > 1024 {
             return Err(SubscriptionError::new(
                 "description",

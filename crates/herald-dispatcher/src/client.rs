@@ -54,6 +54,9 @@ pub(crate) struct SignedRequest<'a> {
     /// Sent as `WebHook-Request-Origin` to an endpoint that consented
     /// (`Subscription::consented_origin`); none otherwise.
     pub(crate) origin: Option<String>,
+    /// The subscription's custom headers (`Subscription::headers`), unsigned; validated when
+    /// stored, so none collides with a header Herald sets.
+    pub(crate) custom_headers: Vec<herald_core::subscription::CustomHeader>,
 }
 
 impl<'a> SignedRequest<'a> {
@@ -110,6 +113,18 @@ impl<'a> SignedRequest<'a> {
             event_headers,
             trace,
             origin: None,
+            custom_headers: Vec::new(),
+        }
+    }
+
+    /// Sends the subscription's custom headers with the request (unsigned, like `traceparent`).
+    pub(crate) fn with_headers(
+        self,
+        headers: &[herald_core::subscription::CustomHeader],
+    ) -> SignedRequest<'a> {
+        SignedRequest {
+            custom_headers: headers.to_vec(),
+            ..self
         }
     }
 
@@ -391,6 +406,9 @@ pub(crate) struct HostPermit {
 impl DeliveryClient {
     fn post(&self, client: &reqwest::Client, request: &SignedRequest<'_>) -> RequestBuilder {
         let mut builder = client.post(request.url.clone()).body(request.body.clone());
+        for header in &request.custom_headers {
+            builder = builder.header(header.name.as_str(), header.value.as_str());
+        }
         if let Some(content_type) = &request.content_type {
             builder = builder.header(http::header::CONTENT_TYPE, content_type.as_ref());
         }

@@ -56,7 +56,8 @@ async fn send(context: &WorkerContext, subscription: &Subscription, event: &Even
         started_at.unix_timestamp(),
         herald_runtime::trace::context_of(&tracing::Span::current(), None),
     )
-    .with_origin(subscription.consented_origin());
+    .with_origin(subscription.consented_origin())
+    .with_headers(&subscription.headers);
     let report = context.client.send(request).await;
     let result_class = report.result.class_label();
     if let AttemptResult::Response { status, .. } = &report.result {

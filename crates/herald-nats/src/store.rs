@@ -1,8 +1,9 @@
 //! Subscriptions in the `herald_subscriptions` KV bucket: one JSON document per subscription id,
 //! written with the KV revision as an optimistic-concurrency token, and watched by dispatchers.
 //!
-//! With a keyring (`Nats::with_keyring`), the signing secrets of a document (`secret` and
-//! `retired_secrets[].secret`) are sealed before it is written, each replaced by
+//! With a keyring (`Nats::with_keyring`), the secrets of a document (`secret`,
+//! `retired_secrets[].secret` and the custom headers' `headers[].value`) are sealed before it is
+//! written, each replaced by
 //! `{"alg", "kek", "nonce", "ciphertext"}` bound to the subscription id, and opened when it is
 //! read; the rest of the document stays readable JSON. A secret still stored as plain text
 //! (written before sealing existed, or without a keyring) loads as it is, and is sealed by the
@@ -357,8 +358,8 @@ fn decode(key: &str, value: &[u8], keyring: Option<&Keyring>) -> Result<(Subscri
     Ok((subscription, stale))
 }
 
-/// Calls `f` on every secret of a stored document: `secret` and `retired_secrets[].secret`,
-/// the fields `herald_core::Subscription` keeps secrets in.
+/// Calls `f` on every secret of a stored document: `secret`, `retired_secrets[].secret` and
+/// `headers[].value`, the fields `herald_core::Subscription` keeps secrets in.
 fn for_each_secret(
     document: &mut Value,
     mut f: impl FnMut(&mut Value) -> Result<()>,
@@ -369,6 +370,13 @@ fn for_each_secret(
     if let Some(Value::Array(retired)) = document.get_mut("retired_secrets") {
         for entry in retired {
             if let Some(slot) = entry.get_mut("secret") {
+                f(slot)?;
+            }
+        }
+    }
+    if let Some(Value::Array(headers)) = document.get_mut("headers") {
+        for header in headers {
+            if let Some(slot) = header.get_mut("value") {
                 f(slot)?;
             }
         }

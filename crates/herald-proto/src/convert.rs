@@ -77,7 +77,25 @@ pub fn subscription_to_pb(
             .as_ref()
             .map(crate::consent::endpoint_consent_to_pb),
         tenant: subscription.tenant.to_string(),
+        header_names: subscription
+            .headers
+            .iter()
+            .map(|header| header.name.clone())
+            .collect(),
     }
+}
+
+/// Converts a request's custom headers; [`herald_core::subscription::headers::validate`] checks
+/// them with the rest of the subscription.
+pub fn custom_headers_from_pb(
+    headers: &[pb::CustomHeader],
+) -> Vec<herald_core::subscription::CustomHeader> {
+    headers
+        .iter()
+        .map(|header| {
+            herald_core::subscription::CustomHeader::new(header.name.clone(), header.value.clone())
+        })
+        .collect()
 }
 
 /// Returns the wire form of a signature scheme.

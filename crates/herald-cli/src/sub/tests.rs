@@ -97,6 +97,8 @@ fn update_replaces_filters_only_when_asked() {
                 retry: RetryArgs::default(),
                 delivery: DeliveryArgs::default(),
                 consent: None,
+                headers: Vec::new(),
+                remove_headers: Vec::new(),
             },
             None,
         )
@@ -377,6 +379,8 @@ fn update_sends_delivery_settings_only_when_a_delivery_flag_is_given() {
                 retry: RetryArgs::default(),
                 delivery,
                 consent: None,
+                headers: Vec::new(),
+                remove_headers: Vec::new(),
             },
             current,
         )
@@ -417,4 +421,26 @@ fn update_sends_delivery_settings_only_when_a_delivery_flag_is_given() {
             burst: 5
         })
     );
+}
+
+#[test]
+fn header_flags_are_name_colon_value_and_a_malformed_one_is_refused_without_quoting_it() {
+    let headers = headers_of(&[
+        "X-Api-Key: k3y: with colon".to_owned(),
+        "Authorization:Bearer abc".to_owned(),
+    ])
+    .unwrap();
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|header| (header.name.as_str(), header.value.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("X-Api-Key", "k3y: with colon"),
+            ("Authorization", "Bearer abc")
+        ]
+    );
+    let refused = headers_of(&["X-Api-Key=s3cr3t".to_owned()]).unwrap_err();
+    assert!(!format!("{refused:#}").contains("s3cr3t"), "{refused:#}");
 }

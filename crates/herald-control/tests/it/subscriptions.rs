@@ -25,6 +25,7 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
             delivery: None,
             consent: pb::ConsentMode::Unspecified as i32,
             tenant: String::new(),
+            headers: Vec::new(),
         })
         .await;
 

@@ -105,6 +105,7 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
         consent: ConsentMode::Off,
         endpoint_consent: None,
         tenant: crate::credential::TenantId::parse("acme", "tenant").unwrap(),
+        headers: Vec::new(),
     };
     let json = serde_json::to_string(&subscription).unwrap();
     assert_eq!(

@@ -162,6 +162,7 @@ async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
         event_headers: Vec::new(),
         trace: None,
         origin: None,
+        custom_headers: Vec::new(),
     };
     client.send(request).await
 }

@@ -26,6 +26,7 @@ fn subscription() -> Subscription {
         consent: herald_core::subscription::ConsentMode::Off,
         endpoint_consent: None,
         tenant: herald_core::credential::TenantId::default_tenant(),
+        headers: Vec::new(),
     }
 }
 
