@@ -661,3 +661,84 @@ async fn a_tenants_consumer_reads_only_its_root_and_direct_publishes_there_reach
     assert!(globex_endpoint.requests().is_empty());
     assert_eq!(cluster.filtered_by_tenant(), 1);
 }
+
+#[tokio::test]
+async fn a_tenants_consumer_made_under_the_old_filter_is_updated_in_place_to_its_root() {
+    let cluster = TenantCluster::start().await;
+    let acme_endpoint = TestReceiver::start().await;
+    let acme = cluster
+        .subscribe(CONTROL_TOKEN, "acme", acme_endpoint.url())
+        .await;
+    let redeliver = format!("herald.redeliver.{}", acme.id);
+    eventually(
+        "the dispatcher to set up acme's consumer",
+        Duration::from_secs(30),
+        || cluster.consumer(&acme.id),
+    )
+    .await;
+    cluster
+        .publish_to_nats(&[("herald.t.acme.0.com.shared.ping", None, "before")])
+        .await;
+    acme_endpoint.wait_for(1, Duration::from_secs(30)).await;
+
+    // The consumer as a version without tenant subjects made it: on `herald.events` only. An
+    // event stored on acme's root meanwhile is beyond its delivery position.
+    let printed = crate::run_nats_py(
+        "set_consumer_filter.py",
+        &[
+            &cluster.nats_server.url(),
+            herald_nats::EVENTS_STREAM,
+            &acme.id,
+            "herald.events.*.com.shared.ping",
+            &redeliver,
+        ],
+        "",
+    )
+    .await;
+    assert!(
+        printed.contains("herald.events.*.com.shared.ping"),
+        "{printed}"
+    );
+    cluster
+        .publish_to_nats(&[("herald.t.acme.1.com.shared.ping", None, "meanwhile")])
+        .await;
+
+    // A worker setting the consumer up again (here for new filters) updates it in place to
+    // acme's root, from where it was: the event stored meanwhile is delivered, the one before
+    // is not delivered again.
+    let filter: herald_core::Filter =
+        serde_json::from_str(r#"{"prefix": {"type": "com.shared."}}"#).unwrap();
+    cluster
+        .subscriptions()
+        .update_subscription(authorized(
+            CONTROL_TOKEN,
+            pb::UpdateSubscriptionRequest {
+                id: acme.id.clone(),
+                filters: vec![pb::Filter::from(filter)],
+                replace_filters: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let mut expected = vec!["herald.t.acme.*.com.shared.>".to_owned(), redeliver];
+    expected.sort();
+    eventually(
+        "acme's consumer to filter on acme's root",
+        Duration::from_secs(30),
+        || async {
+            let consumer = cluster.consumer(&acme.id).await?;
+            (consumer.filter_subjects == expected).then_some(())
+        },
+    )
+    .await;
+    acme_endpoint.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(event_ids(&acme_endpoint), ["before", "meanwhile"]);
+    let deliveries_of_before = acme_endpoint
+        .requests()
+        .iter()
+        .filter(|request| request.json()["id"] == "before")
+        .count();
+    assert_eq!(deliveries_of_before, 1);
+    assert_eq!(cluster.filtered_by_tenant(), 0);
+}
