@@ -350,6 +350,7 @@ pub(crate) async fn subscribe_with(
         delivery: options.delivery,
         consent: pb::ConsentMode::Off as i32,
         tenant: String::new(),
+        headers: Vec::new(),
     };
     let created = control.create_subscription(request).await?.into_inner();
     Ok(created.id)
