@@ -557,6 +557,44 @@ async fn deliveries_and_test_sends_to_a_consenting_endpoint_name_the_origin_and_
 }
 
 #[tokio::test]
+async fn the_consent_handshake_carries_the_subscriptions_custom_headers() {
+    // An endpoint behind an API gateway wants its key on every request, the OPTIONS included:
+    // without it the gateway would answer the handshake itself and consent never come.
+    let consenting = Consenting::start().await;
+    let endpoint = Endpoint::start(consents("*")).await;
+    let request = pb::CreateSubscriptionRequest {
+        sink: endpoint.url.clone(),
+        filters: vec![exact_type(EVENT_TYPE)],
+        consent: pb::ConsentMode::Required as i32,
+        headers: vec![pb::CustomHeader {
+            name: "X-Api-Key".to_owned(),
+            value: "gateway-key-1".to_owned(),
+        }],
+        ..Default::default()
+    };
+    let created = Box::pin(consenting.control().await.create_subscription(request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.state(), pb::SubscriptionState::Active);
+    let asked = endpoint.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        asked[0]
+            .get("x-api-key")
+            .and_then(|value| value.to_str().ok()),
+        Some("gateway-key-1")
+    );
+    assert_eq!(
+        asked[0]
+            .get("webhook-request-origin")
+            .and_then(|value| value.to_str().ok()),
+        Some(ORIGIN)
+    );
+    consenting.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_pending_subscription_is_asked_again_on_its_own_and_delivers_once_its_endpoint_consents()
 {
     let first = Duration::from_secs(1);

@@ -38,7 +38,11 @@ impl Responder for ConsentCheck {
     ) {
         let outcome = context
             .client
-            .handshake(subscription.sink.url(), &request.body)
+            .handshake(
+                subscription.sink.url(),
+                &request.body,
+                &subscription.headers,
+            )
             .await;
         match &outcome {
             HandshakeOutcome::Answered { status, .. } => {

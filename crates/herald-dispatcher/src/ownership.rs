@@ -8,8 +8,8 @@
 //! no longer prefers leaves that map first; its claim is released only when the caller says it
 //! has [`drained`](Ownership::drained) it, so two replicas never deliver for it at once.
 //!
-//! The service wires this in (planned): it delivers only what `owned` lists and calls
-//! `drained` when a removed subscription's attempts have finished. This module depends on
+//! The service (`service.rs`) wires this in: it runs workers only for what `owned` lists and
+//! calls `drained` when a removed subscription's worker has ended and its attempts finished. This module depends on
 //! `herald-nats` for storage and on nothing else of the dispatcher.
 
 mod claims;

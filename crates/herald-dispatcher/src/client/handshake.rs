@@ -1,8 +1,11 @@
-//! The consent handshake's request: `OPTIONS <sink>` with the `WebHook-Request-*` headers,
-//! through the same SSRF-guarded client, timeouts and per-host bound as every delivery.
+//! The consent handshake's request: `OPTIONS <sink>` with the `WebHook-Request-*` headers and
+//! the subscription's custom headers (an endpoint that wants an API key on every request wants
+//! it on this one too), through the same SSRF-guarded client, timeouts and per-host bound as
+//! every delivery.
 
 use std::time::Instant;
 
+use herald_core::subscription::CustomHeader;
 use herald_core::subscription::consent::{
     ALLOWED_ORIGIN, ALLOWED_RATE, HandshakeOutcome, HandshakeRequest, REQUEST_CALLBACK,
     REQUEST_ORIGIN, REQUEST_RATE,
@@ -14,13 +17,14 @@ use super::{DeliveryClient, describe_failure};
 const MAX_HEADER_VALUE: usize = 256;
 
 impl DeliveryClient {
-    /// Sends the validation request to `url` and returns the endpoint's status and
-    /// `WebHook-Allowed-*` headers, or why it did not answer. Never follows a redirect (a 3xx
-    /// is an answer without consent); reads no body.
+    /// Sends the validation request to `url` with `custom_headers` and returns the endpoint's
+    /// status and `WebHook-Allowed-*` headers, or why it did not answer. Never follows a
+    /// redirect (a 3xx is an answer without consent); reads no body.
     pub(crate) async fn handshake(
         &self,
         url: &url::Url,
         request: &HandshakeRequest,
+        custom_headers: &[CustomHeader],
     ) -> HandshakeOutcome {
         let started = Instant::now();
         if let Some(range) = url.host().and_then(|host| self.policy.denied_host(&host)) {
@@ -39,8 +43,12 @@ impl DeliveryClient {
         let mut builder = self
             .fresh
             .request(reqwest::Method::OPTIONS, url.clone())
-            .header(REQUEST_ORIGIN, request.origin.as_str())
             .timeout(self.request_timeout.saturating_sub(started.elapsed()));
+        // Validated when stored: none is a `webhook-*` name, so none collides with those below.
+        for header in custom_headers {
+            builder = builder.header(header.name.as_str(), header.value.as_str());
+        }
+        builder = builder.header(REQUEST_ORIGIN, request.origin.as_str());
         if let Some(callback) = &request.callback {
             builder = builder.header(REQUEST_CALLBACK, callback.as_str());
         }
