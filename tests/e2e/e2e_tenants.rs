@@ -402,6 +402,23 @@ async fn a_tenants_events_reach_only_its_subscriptions_and_no_secret_is_logged_o
         .unwrap()
         .into_inner();
     let operator_secret = operator.secret.clone();
+    // Control answers once the token is stored and learns of it through its credentials watch
+    // moments later: the token is used once control accepts it.
+    eventually(
+        "control to accept the new operator token",
+        Duration::from_secs(10),
+        || async {
+            cluster
+                .subscriptions()
+                .list_subscriptions(authorized(
+                    &operator_secret,
+                    pb::ListSubscriptionsRequest::default(),
+                ))
+                .await
+                .ok()
+        },
+    )
+    .await;
     let acme_subscription = cluster.subscribe(&operator_secret, "", &acme_sink).await;
     assert_eq!(acme_subscription.tenant, "acme");
     let globex_subscription = cluster
