@@ -65,6 +65,7 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
         // event reaches them through a wake-up.
         park_after: Duration::from_secs(2),
         parked_recheck: Duration::from_secs(300),
+        egress_proxy: None,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The delivery HTTP client: timeouts, no redirects, no proxy, and a resolver that refuses
-//! addresses the network policy forbids (server-side request forgery guard).
+//! The delivery HTTP client: timeouts, no redirects, no proxy unless `dispatcher.egress_proxy`
+//! names one (`proxy.rs`), and a resolver that refuses addresses the network policy forbids
+//! (server-side request forgery guard).
 //!
 //! Names are checked when they are resolved (`resolver.rs`), so DNS rebinding cannot slip a
 //! private address in after a check; IP-literal URLs bypass reqwest's resolver and are checked
@@ -30,10 +31,12 @@ use herald_core::subscription::ContentMode;
 use crate::{Config, Error, Result};
 
 use self::hosts::HostLimits;
+use self::proxy::EgressRoute;
 use self::resolver::{DENIED_MARKER, GuardedResolver, Lookups, SystemLookups};
 
 mod handshake;
 mod hosts;
+mod proxy;
 mod resolver;
 #[cfg(test)]
 mod tests;
@@ -173,6 +176,13 @@ pub(crate) struct DeliveryClient {
     hosts: Arc<HostLimits>,
     max_body_bytes: usize,
     request_timeout: Duration,
+    connect_timeout: Duration,
+    /// Resolves target names through the egress proxy (`proxy.rs`); the resolver's otherwise.
+    lookups: Arc<dyn Lookups>,
+    /// The egress proxy every request goes through, if any.
+    proxy: Option<Arc<EgressRoute>>,
+    /// Counts requests the egress proxy failed (`herald_dispatch_egress_proxy_failures_total`).
+    proxy_failures: prometheus::IntCounter,
 }
 
 impl DeliveryClient {
@@ -187,23 +197,63 @@ impl DeliveryClient {
         policy: NetworkPolicy,
         lookups: Arc<dyn Lookups>,
     ) -> Result<DeliveryClient> {
+        DeliveryClient::build(config, policy, lookups, Vec::new())
+    }
+
+    /// Builds a client that trusts only `roots` for TLS (tests' own CA).
+    #[cfg(test)]
+    pub(crate) fn trusting(
+        config: &Config,
+        policy: NetworkPolicy,
+        lookups: Arc<dyn Lookups>,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<DeliveryClient> {
+        DeliveryClient::build(config, policy, lookups, roots)
+    }
+
+    /// Counts the requests the egress proxy fails into `counter`.
+    pub(crate) fn with_proxy_failures(self, counter: prometheus::IntCounter) -> DeliveryClient {
+        DeliveryClient {
+            proxy_failures: counter,
+            ..self
+        }
+    }
+
+    /// Builds the client; `roots`, when not empty, are the only TLS roots trusted (the
+    /// platform's otherwise).
+    fn build(
+        config: &Config,
+        policy: NetworkPolicy,
+        lookups: Arc<dyn Lookups>,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<DeliveryClient> {
         // reqwest is built without a default crypto provider; ring is the process's one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
         let per_host = config.max_in_flight_per_host;
+        let proxy = config
+            .egress_proxy()
+            .map_err(Error::Client)?
+            .map(|endpoint| Arc::new(EgressRoute::new(endpoint)));
         let build = |pooled: bool| {
-            let resolver = Arc::new(GuardedResolver::new(
-                Arc::clone(&policy),
-                Arc::clone(&lookups),
-            ));
+            let resolver = GuardedResolver::new(Arc::clone(&policy), Arc::clone(&lookups))
+                .exempting(proxy.as_ref().and_then(|proxy| proxy.name()));
             let builder = reqwest::Client::builder()
                 .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
                 .timeout(config.request_timeout)
                 .connect_timeout(config.connect_timeout)
                 .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .dns_resolver(resolver)
+                .dns_resolver(Arc::new(resolver))
                 .tcp_nodelay(true);
+            let builder = match &proxy {
+                Some(proxy) => builder.proxy(proxy.reqwest_proxy()?),
+                None => builder.no_proxy(),
+            };
+            let builder = if roots.is_empty() {
+                builder
+            } else {
+                builder.tls_certs_only(roots.iter().cloned())
+            };
             let builder = if pooled && !config.pool_idle_timeout.is_zero() {
                 // A host never has more requests in flight than this, so it never needs more
                 // idle connections either.
@@ -224,6 +274,11 @@ impl DeliveryClient {
             hosts: Arc::new(HostLimits::new(per_host)),
             max_body_bytes: config.max_response_body_bytes,
             request_timeout: config.request_timeout,
+            connect_timeout: config.connect_timeout,
+            lookups,
+            proxy,
+            proxy_failures: crate::metrics::egress_proxy_failures()
+                .map_err(|err| Error::Client(err.to_string()))?,
         })
     }
 
@@ -326,6 +381,9 @@ impl DeliveryClient {
         _permit: HostPermit,
         started: Instant,
     ) -> AttemptReport {
+        if let Some((class, error)) = self.refuse_target_through_proxy(request.url, started).await {
+            return AttemptReport::failed(class, started.elapsed(), error);
+        }
         let remaining = self.request_timeout.saturating_sub(started.elapsed());
         let sent = match self
             .post(&self.http, request)
@@ -354,7 +412,8 @@ impl DeliveryClient {
             Ok(response) => response,
             Err(err) => {
                 let class = failure_class(&err);
-                return AttemptReport::failed(class, started.elapsed(), describe_failure(err));
+                let error = self.describe_request_failure(err, request.url);
+                return AttemptReport::failed(class, started.elapsed(), error);
             }
         };
         let status = response.status().as_u16();
@@ -404,6 +463,23 @@ pub(crate) struct HostPermit {
 }
 
 impl DeliveryClient {
+    /// Returns what went wrong, as [`describe_failure`] does, naming the egress proxy by host
+    /// and port when the failure is the proxy's (and counting it).
+    fn describe_request_failure(&self, err: reqwest::Error, target: &url::Url) -> String {
+        let err = err.without_url();
+        let chain = error_chain(&err);
+        let Some(proxy) = &self.proxy else {
+            return chain;
+        };
+        match proxy.describe(&err, target, &chain) {
+            Some(error) => {
+                self.proxy_failures.inc();
+                error
+            }
+            None => chain,
+        }
+    }
+
     fn post(&self, client: &reqwest::Client, request: &SignedRequest<'_>) -> RequestBuilder {
         let mut builder = client.post(request.url.clone()).body(request.body.clone());
         for header in &request.custom_headers {

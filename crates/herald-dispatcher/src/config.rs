@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::egress_proxy::EgressProxy;
+pub(crate) use self::egress_proxy::ProxyEndpoint;
+
+mod egress_proxy;
+
 /// Settings of the dispatcher role; defaults live in the server's `herald.default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +51,11 @@ pub struct Config {
     /// resort should a wake-up be lost without trace.
     #[serde(with = "humantime_serde")]
     pub parked_recheck: Duration,
+    /// An HTTP or HTTPS proxy every delivery, test send and consent handshake goes through,
+    /// `http://[user:password@]host[:port]`; absent or empty sends directly. The user and
+    /// password are a secret, never shown.
+    #[serde(default)]
+    pub egress_proxy: Option<EgressProxy>,
 }
 
 impl Config {
@@ -80,6 +90,20 @@ impl Config {
                 humantime_serde::re::humantime::format_duration(herald_nats::MIN_LEASE_TTL)
             ));
         }
+        if let Some(proxy) = &self.egress_proxy
+            && let Err(problem) = proxy.endpoint()
+        {
+            problems.push(problem);
+        }
         problems
+    }
+
+    /// Returns the egress proxy deliveries go through, `None` to send directly; `Err` for a
+    /// setting [`Config::problems`] refuses.
+    pub(crate) fn egress_proxy(&self) -> Result<Option<ProxyEndpoint>, String> {
+        match &self.egress_proxy {
+            Some(proxy) => proxy.endpoint(),
+            None => Ok(None),
+        }
     }
 }

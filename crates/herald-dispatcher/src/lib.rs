@@ -32,7 +32,7 @@ mod supervisor;
 mod test_send;
 mod worker;
 
-pub use config::Config;
+pub use config::{Config, EgressProxy};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use readiness::Readiness;

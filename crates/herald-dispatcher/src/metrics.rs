@@ -50,6 +50,9 @@ pub struct Metrics {
     /// Test sends (`SendTestEvent`), by result class (`2xx`, ..., or the failure class); never
     /// counted in `attempts`.
     pub test_sends: IntCounterVec,
+    /// Deliveries, test sends and consent handshakes the egress proxy failed: it could not be
+    /// reached, refused the tunnel or asked for credentials.
+    pub egress_proxy_failures: IntCounter,
 }
 
 impl Metrics {
@@ -151,7 +154,9 @@ impl Metrics {
                 ),
                 &["result"],
             )?,
+            egress_proxy_failures: egress_proxy_failures()?,
         };
+        registry.register(Box::new(metrics.egress_proxy_failures.clone()))?;
         registry.register(Box::new(metrics.test_sends.clone()))?;
         registry.register(Box::new(metrics.events_held.clone()))?;
         registry.register(Box::new(metrics.events_released.clone()))?;
@@ -172,4 +177,13 @@ impl Metrics {
         registry.register(Box::new(metrics.subscriptions.clone()))?;
         Ok(metrics)
     }
+}
+
+/// `herald_dispatch_egress_proxy_failures_total`, unregistered: the delivery client counts into
+/// one of its own until the service hands it the registered one.
+pub(crate) fn egress_proxy_failures() -> prometheus::Result<IntCounter> {
+    IntCounter::new(
+        "herald_dispatch_egress_proxy_failures_total",
+        "Requests the egress proxy failed: unreachable, tunnel refused or credentials asked for",
+    )
 }

@@ -41,7 +41,8 @@ pub fn build(
 ) -> Result<Service> {
     let metrics = Metrics::register(registry)?;
     let unserved = metrics.subscriptions_unserved.clone();
-    let client = DeliveryClient::new(&config, network)?;
+    let client = DeliveryClient::new(&config, network)?
+        .with_proxy_failures(metrics.egress_proxy_failures.clone());
     let grace_period = config.shutdown_grace_period;
     // Workers set up their consumers through this handle: readiness hears of each.
     let readiness = Readiness::default();

@@ -1,5 +1,5 @@
 //! Test kit: a real nats-server per test, a controllable webhook receiver, a test CA (`TestCa`),
-//! and waiting helpers.
+//! an HTTP proxy that records what it carries (`TestProxy`), and waiting helpers.
 //!
 //! Dev-only: no production crate depends on it. Tests never mock the broker: each one starts its
 //! own nats-server with JetStream on a free port in a temporary directory, and a missing binary
@@ -15,6 +15,7 @@
 )]
 
 mod cluster;
+mod proxy;
 mod receiver;
 mod tls;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use herald_runtime::nats_server::{self, ServerOptions};
 
 pub use cluster::NatsCluster;
+pub use proxy::{ProxiedRequest, TestProxy};
 pub use receiver::{Recorded, Reply, TestReceiver};
 pub use tls::TestCa;
 

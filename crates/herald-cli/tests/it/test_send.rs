@@ -58,6 +58,7 @@ impl Herald {
             lease_ttl: std::time::Duration::from_secs(10),
             park_after: std::time::Duration::from_secs(30),
             parked_recheck: std::time::Duration::from_secs(300),
+            egress_proxy: None,
         };
         let dispatcher = herald_dispatcher::build(
             Arc::new(dispatcher_config),

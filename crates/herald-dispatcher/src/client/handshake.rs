@@ -1,7 +1,7 @@
 //! The consent handshake's request: `OPTIONS <sink>` with the `WebHook-Request-*` headers and
 //! the subscription's custom headers (an endpoint that wants an API key on every request wants
-//! it on this one too), through the same SSRF-guarded client, timeouts and per-host bound as
-//! every delivery.
+//! it on this one too), through the same SSRF-guarded client, timeouts, per-host bound and
+//! egress proxy as every delivery.
 
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use herald_core::subscription::consent::{
     REQUEST_ORIGIN, REQUEST_RATE,
 };
 
-use super::{DeliveryClient, describe_failure};
+use super::DeliveryClient;
 
 /// Longest header value kept from an answer; longer ones are cut.
 const MAX_HEADER_VALUE: usize = 256;
@@ -40,6 +40,9 @@ impl DeliveryClient {
                     .to_owned(),
             };
         };
+        if let Some((_, error)) = self.refuse_target_through_proxy(url, started).await {
+            return HandshakeOutcome::Failed { error };
+        }
         let mut builder = self
             .fresh
             .request(reqwest::Method::OPTIONS, url.clone())
@@ -71,7 +74,7 @@ impl DeliveryClient {
                 }
             }
             Err(err) => HandshakeOutcome::Failed {
-                error: describe_failure(err),
+                error: self.describe_request_failure(err, url),
             },
         }
     }

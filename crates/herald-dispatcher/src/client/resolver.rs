@@ -5,6 +5,9 @@
 //! connection, and DNS rebinding cannot slip a private address in after a check. Names the
 //! policy refuses by their spelling (`localhost`, `*.localhost`, cloud metadata names) are
 //! refused before any lookup.
+//!
+//! With an egress proxy (`proxy.rs`) reqwest resolves only the proxy's name, which the operator
+//! chose and which is exempt; every other name is still judged.
 
 use std::future::Future;
 use std::io;
@@ -45,11 +48,25 @@ impl Lookups for SystemLookups {
 pub(super) struct GuardedResolver {
     policy: Arc<NetworkPolicy>,
     lookups: Arc<dyn Lookups>,
+    /// The egress proxy's host name, resolved without the policy.
+    exempt: Option<String>,
 }
 
 impl GuardedResolver {
     pub(super) fn new(policy: Arc<NetworkPolicy>, lookups: Arc<dyn Lookups>) -> GuardedResolver {
-        GuardedResolver { policy, lookups }
+        GuardedResolver {
+            policy,
+            lookups,
+            exempt: None,
+        }
+    }
+
+    /// Resolves `name` (the egress proxy's) to whatever addresses it has, the policy aside.
+    pub(super) fn exempting(self, name: Option<String>) -> GuardedResolver {
+        GuardedResolver {
+            exempt: name,
+            ..self
+        }
     }
 }
 
@@ -57,6 +74,20 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_owned();
+        if self
+            .exempt
+            .as_deref()
+            .is_some_and(|exempt| exempt.eq_ignore_ascii_case(&host))
+        {
+            let lookup = self.lookups.lookup(&host);
+            return Box::pin(async move {
+                let resolved = lookup
+                    .await
+                    .map_err(|err| format!("dns error: failed to lookup {host}: {err}"))?;
+                let addrs: Addrs = Box::new(resolved.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+                Ok(addrs)
+            });
+        }
         let denied_name = policy.denied_name(&host);
         let lookup = denied_name.is_none().then(|| self.lookups.lookup(&host));
         Box::pin(async move {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use herald_core::delivery::{AttemptResult, FailureClass};
@@ -16,6 +16,7 @@ use super::resolver::{DENIED_MARKER, GuardedResolver, SystemLookups};
 use super::{AttemptReport, DeliveryClient, SignedRequest};
 use crate::Config;
 
+mod proxy;
 mod ssrf;
 
 fn config() -> Config {
@@ -31,6 +32,7 @@ fn config() -> Config {
         lease_ttl: Duration::from_secs(10),
         park_after: Duration::from_secs(30),
         parked_recheck: Duration::from_secs(300),
+        egress_proxy: None,
     }
 }
 
@@ -126,7 +128,7 @@ async fn answer(mut stream: TcpStream, state: Arc<EndpointState>) {
 
 /// Reads until `buffer` holds a whole request; returns its length, or `None` at the end of
 /// the connection.
-async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<usize> {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> Option<usize> {
     loop {
         if let Some(head_end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();

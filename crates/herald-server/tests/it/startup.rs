@@ -98,6 +98,32 @@ fn rejects_unknown_and_malformed_settings() {
     );
 }
 
+#[test]
+fn refuses_a_malformed_egress_proxy_without_showing_its_credentials() {
+    let refused = [
+        (
+            "socks5://herald:s3cret@proxy.internal:1080",
+            "dispatcher.egress_proxy must be an http:// or https:// URL",
+        ),
+        (
+            "http://herald:s3cret@proxy.internal:3128/s3cret-path",
+            "dispatcher.egress_proxy must be scheme://[user:password@]host[:port]",
+        ),
+        (
+            "http://herald:s3cret@proxy.internal:99999",
+            "dispatcher.egress_proxy is not a URL",
+        ),
+    ];
+    for (proxy, expected) in refused {
+        let output = herald(&["dev"], &[("HERALD_DISPATCHER__EGRESS_PROXY", proxy)]);
+        assert_eq!(output.status.code(), Some(64), "{proxy}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{proxy}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{proxy}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+}
+
 // Issue 10, defect 11: `auth.disabled` used to be honoured outside dev mode, on listeners every
 // host can reach.
 #[test]

@@ -16,13 +16,13 @@ use super::*;
 
 /// Names resolved from a fixed table, which tests may change; records every name asked for.
 #[derive(Default)]
-struct TableLookups {
+pub(super) struct TableLookups {
     table: Mutex<HashMap<String, Vec<IpAddr>>>,
     asked: Mutex<Vec<String>>,
 }
 
 impl TableLookups {
-    fn with(entries: &[(&str, &[&str])]) -> Arc<TableLookups> {
+    pub(super) fn with(entries: &[(&str, &[&str])]) -> Arc<TableLookups> {
         let lookups = Arc::new(TableLookups::default());
         for (name, addresses) in entries {
             lookups.set(name, addresses);
@@ -38,7 +38,7 @@ impl TableLookups {
             .insert(name.to_owned(), addresses);
     }
 
-    fn asked(&self) -> Vec<String> {
+    pub(super) fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
     }
 }
