@@ -23,6 +23,7 @@ mod e2e_consent;
 mod e2e_container_image;
 mod e2e_content_mode;
 mod e2e_control_watch;
+mod e2e_egress_proxy;
 mod e2e_endpoint_restart;
 mod e2e_filters;
 mod e2e_ingest_handshake;
