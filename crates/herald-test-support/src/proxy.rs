@@ -5,7 +5,9 @@
 //! acted on, so a test can prove what the proxy was, or was never, asked for.
 //!
 //! Names are resolved from the proxy's own table when it has one (`TestProxy::resolving`), so
-//! a test decides what the proxy's DNS says, and by the system resolver otherwise.
+//! a test decides what the proxy's DNS says, and by the system resolver otherwise. A proxy
+//! started with `TestProxy::requiring` answers `407` to every request without the expected
+//! `Proxy-Authorization`.
 //!
 //! One request per client connection: enough for a client that opens a new connection after
 //! `Connection: close`, as reqwest does.
@@ -43,6 +45,8 @@ struct Shared {
     requests: Arc<Mutex<Vec<ProxiedRequest>>>,
     /// Names the proxy resolves itself, lowercase.
     hosts: HashMap<String, IpAddr>,
+    /// The `Proxy-Authorization` every request must carry, if any.
+    required: Option<String>,
 }
 
 impl TestProxy {
@@ -54,6 +58,16 @@ impl TestProxy {
     /// Starts a proxy that resolves each of `hosts` (name, address) to its address, other names
     /// with the system resolver.
     pub async fn resolving(hosts: &[(&str, &str)]) -> TestProxy {
+        TestProxy::started(hosts, None).await
+    }
+
+    /// Starts a proxy that answers `407 Proxy Authentication Required` to every request whose
+    /// `Proxy-Authorization` is not `authorization` (still recording it).
+    pub async fn requiring(authorization: &str) -> TestProxy {
+        TestProxy::started(&[], Some(authorization.to_owned())).await
+    }
+
+    async fn started(hosts: &[(&str, &str)], required: Option<String>) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -63,6 +77,7 @@ impl TestProxy {
                 .iter()
                 .map(|(name, ip)| (name.to_ascii_lowercase(), ip.parse().unwrap()))
                 .collect(),
+            required,
         });
         let accepting = tokio::spawn(accept(listener, shared));
         TestProxy {
@@ -120,6 +135,14 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         return;
     };
     shared.requests.lock().unwrap().push(request.clone());
+    if let Some(required) = &shared.required
+        && request.authorization.as_deref() != Some(required.as_str())
+    {
+        let refusal = "HTTP/1.1 407 Proxy Authentication Required\r\n\
+                       Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n";
+        let _ = client.write_all(refusal.as_bytes()).await;
+        return;
+    }
     if request.method == "CONNECT" {
         tunnel(client, &shared, &request.target, rest).await;
     } else {

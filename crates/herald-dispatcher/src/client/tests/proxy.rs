@@ -330,6 +330,32 @@ async fn a_tunnel_the_proxy_refuses_is_a_connect_failure_naming_the_proxy() {
 }
 
 #[tokio::test]
+async fn a_proxy_that_wants_other_credentials_is_named_in_the_error() {
+    let proxy = TestProxy::requiring("Basic b3RoZXI6Y3JlZGVudGlhbHM=").await;
+    let lookups = TableLookups::with(&[("localhost", &["127.0.0.1"])]);
+    let client = client_through(
+        &with_credentials(&proxy),
+        NetworkPolicy::new(true, false),
+        &lookups,
+    );
+    // An https sink: the proxy refuses the tunnel, which is the proxy's failure.
+    let report = send(&client, "https://localhost:9/hook").await;
+    assert_eq!(failure_class(&report), Some(FailureClass::Connect));
+    let error = report.error.unwrap_or_default();
+    let expected = format!(
+        "the egress proxy 127.0.0.1:{} asked for credentials (407)",
+        proxy.port()
+    );
+    assert!(error.starts_with(&expected), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+    // An http sink: the proxy's answer is the attempt's response, as any answer is.
+    let report = send(&client, "http://localhost:9/hook").await;
+    assert_eq!(status(&report), Some(407), "{:?}", report.error);
+    assert_eq!(proxy.requests().len(), 2);
+    assert_eq!(client.proxy_failures.get(), 1);
+}
+
+#[tokio::test]
 async fn an_invalid_proxy_setting_builds_no_client() {
     let Err(err) = DeliveryClient::new(
         &config_through("socks5://herald:s3cret@proxy.internal:1080"),
