@@ -491,7 +491,7 @@ async fn rotation_refuses_bad_requests_naming_the_field() {
 }
 
 /// Returns whether any file of the nats-server's store (every stream and bucket) holds `needle`.
-fn on_disk(data_dir: &std::path::Path, needle: &str) -> bool {
+pub(crate) fn on_disk(data_dir: &std::path::Path, needle: &str) -> bool {
     fn walk(path: &std::path::Path, needle: &[u8]) -> bool {
         if path.is_dir() {
             return std::fs::read_dir(path)

@@ -187,7 +187,7 @@ impl Consent {
         let valid_callback = subscription
             .endpoint_consent
             .as_ref()
-            .filter(|consent| keep_callback && consent.sink == subscription.sink)
+            .filter(|consent| keep_callback && consent.is_for(&subscription.sink))
             .and_then(|consent| consent.callback.clone())
             .filter(|callback| callback.expires_at > now);
         let (callback_url, callback) = match (valid_callback, &self.callback_base) {
@@ -211,7 +211,7 @@ impl Consent {
             (None, None) => (None, None),
         };
         let asking = EndpointConsent {
-            sink: subscription.sink.clone(),
+            sink_digest: subscription.sink.digest(),
             origin: self.config.origin.clone(),
             status: ConsentStatus::NotGranted {
                 reason: "the validation request (OPTIONS) has not been answered yet".to_owned(),
@@ -288,7 +288,7 @@ impl Consent {
         };
         let granted = matches!(status, ConsentStatus::Granted { .. });
         let answered = EndpointConsent {
-            sink,
+            sink_digest: sink.digest(),
             origin: self.config.origin.clone(),
             status,
             checked_at: OffsetDateTime::now_utc(),
@@ -471,7 +471,7 @@ impl Consent {
         let asked = subscription
             .endpoint_consent
             .as_ref()
-            .is_some_and(|consent| consent.sink == subscription.sink);
+            .is_some_and(|consent| consent.is_for(&subscription.sink));
         if !subscription.consent.is_off() && (consent_was_off || !asked) {
             return self.prepare(subscription, now);
         }

@@ -27,4 +27,6 @@ pub mod trace;
 pub use error::ErrorCode;
 pub use event::{Event, EventError, MessageId};
 pub use filter::Filter;
-pub use subscription::{DeliverySettings, Sink, State, Subscription, SubscriptionId, WorkId};
+pub use subscription::{
+    DeliverySettings, Sink, SinkDigest, State, Subscription, SubscriptionId, WorkId,
+};

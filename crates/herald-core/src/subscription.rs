@@ -4,23 +4,23 @@
 //! (one JSON document per key, the key being the subscription id). Fields are only ever added,
 //! with defaults, so older documents keep loading. Secrets appear in that form as their text;
 //! the subscription store seals them (`secret`, `retired_secrets[].secret`, `headers[].value`)
-//! before writing.
+//! and the sink URL (`sink`, whose path and query may carry tokens) before writing. A consent
+//! answer names its sink by digest only (`endpoint_consent.sink_digest`, `sink.rs`).
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::filter::{self, Filter};
-use crate::network::{self, NetworkPolicy};
 use crate::retry::RetryPolicy;
 
 pub mod consent;
 mod delivery;
 pub mod headers;
 mod part;
+mod sink;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +32,7 @@ pub use headers::CustomHeader;
 /// The signature scheme of a secret, `v1` or `v1a`.
 pub use herald_signing::Scheme;
 pub use part::{PART_COUNTS, Part, WorkId};
+pub use sink::{Sink, SinkDigest};
 
 /// Longest sink URL accepted, in bytes.
 pub const MAX_SINK_LEN: usize = 2048;
@@ -286,88 +287,6 @@ impl TryFrom<String> for SubscriptionId {
 impl From<SubscriptionId> for String {
     fn from(id: SubscriptionId) -> String {
         id.0
-    }
-}
-
-/// Where deliveries go: an absolute `http` or `https` URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Sink(url::Url);
-
-impl Sink {
-    /// Parses a sink URL, refusing what can never be delivered to.
-    pub fn parse(text: &str) -> Result<Sink, SubscriptionError> {
-        let error = |reason: &str| SubscriptionError::new("sink", reason);
-        if text.is_empty() {
-            return Err(error("must not be empty"));
-        }
-        if text.len() > MAX_SINK_LEN {
-            return Err(error("must be at most 2048 bytes"));
-        }
-        let url = url::Url::parse(text).map_err(|err| error(&format!("not a valid URL: {err}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(error("scheme must be http or https"));
-        }
-        if url.host().is_none() {
-            return Err(error("must name a host"));
-        }
-        if url.fragment().is_some() {
-            return Err(error("must not have a fragment"));
-        }
-        Ok(Sink(url))
-    }
-
-    /// Checks a sink against the network policy when its host is an IP literal; names are
-    /// checked when they are resolved, at every delivery.
-    pub fn check_policy(&self, policy: &NetworkPolicy) -> Result<(), SubscriptionError> {
-        let ip: Option<IpAddr> = match self.0.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(range) = ip.and_then(|ip| policy.denied_range(ip)) {
-            return Err(SubscriptionError::new(
-                "sink",
-                format!("{range} addresses are not allowed as delivery targets"),
-            ));
-        }
-        if self.0.host_str() == Some("localhost") && !policy.allows(network::Range::Loopback) {
-            return Err(SubscriptionError::new(
-                "sink",
-                "loopback addresses are not allowed as delivery targets",
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn url(&self) -> &url::Url {
-        &self.0
-    }
-
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
-    /// Returns the host (and port), safe to log: the path and query may carry tokens.
-    pub fn authority(&self) -> String {
-        match (self.0.host_str(), self.0.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => String::new(),
-        }
-    }
-}
-
-impl TryFrom<String> for Sink {
-    type Error = SubscriptionError;
-    fn try_from(text: String) -> Result<Sink, SubscriptionError> {
-        Sink::parse(&text)
-    }
-}
-
-impl From<Sink> for String {
-    fn from(sink: Sink) -> String {
-        sink.0.into()
     }
 }
 

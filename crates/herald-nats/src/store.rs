@@ -2,12 +2,16 @@
 //! written with the KV revision as an optimistic-concurrency token, and watched by dispatchers.
 //!
 //! With a keyring (`Nats::with_keyring`), the secrets of a document (`secret`,
-//! `retired_secrets[].secret` and the custom headers' `headers[].value`) are sealed before it is
-//! written, each replaced by
-//! `{"alg", "kek", "nonce", "ciphertext"}` bound to the subscription id, and opened when it is
-//! read; the rest of the document stays readable JSON. A secret still stored as plain text
-//! (written before sealing existed, or without a keyring) loads as it is, and is sealed by the
-//! next write or by [`SubscriptionStore::seal_stored`].
+//! `retired_secrets[].secret` and the custom headers' `headers[].value`) and its sink URL
+//! (`sink`, whose path and query may carry tokens) are sealed before it is written, each
+//! replaced by `{"alg", "kek", "nonce", "ciphertext"}` bound to the subscription id (and the sink
+//! to its field), and opened
+//! when it is read; the rest of the document stays readable JSON. Beside a sealed sink the
+//! document keeps, in the clear, `sink_host` (`scheme://host[:port]`, what logs show) for
+//! operators and `sink_digest` (its SHA-256) for the consent callback, which has no key
+//! (`store/consent.rs`). A field still stored as plain text (written before sealing existed,
+//! or without a keyring, which writes the sink as it is and neither of those two fields) loads
+//! as it is, and is sealed by the next write or by [`SubscriptionStore::seal_stored`].
 
 use std::sync::Arc;
 
@@ -22,6 +26,8 @@ use herald_signing::kek::{Keyring, Sealed};
 use crate::{Error, Result};
 
 mod consent;
+#[cfg(test)]
+mod tests;
 
 /// A stored value with the revision it was read at.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,9 +64,9 @@ impl SubscriptionStore {
         SubscriptionStore { kv, keyring }
     }
 
-    /// Seals every stored secret that is in plain text or sealed under a key-encryption key
-    /// other than the current one, and removes the older revisions of each document it
-    /// rewrites, so no plain-text secret stays in the bucket's history. Returns how many
+    /// Seals every stored secret and sink URL that is in plain text or sealed under a
+    /// key-encryption key other than the current one, and removes the older revisions of each document it
+    /// rewrites, so no plain-text secret or sink stays in the bucket's history. Returns how many
     /// subscriptions it rewrote; one changed meanwhile is left to its writer, who seals it.
     /// Does nothing without a keyring.
     pub async fn seal_stored(&self) -> Result<usize> {
@@ -282,7 +288,12 @@ impl SubscriptionStore {
     }
 }
 
-/// Serializes a subscription, sealing its secrets when there is a keyring.
+/// Stored in the clear beside a sealed sink: its scheme and host, for operators.
+const SINK_HOST: &str = "sink_host";
+/// Stored in the clear beside a sealed sink: its SHA-256, for the consent callback.
+const SINK_DIGEST: &str = "sink_digest";
+
+/// Serializes a subscription, sealing its secrets and sink when there is a keyring.
 fn encode(subscription: &Subscription, keyring: Option<&Keyring>) -> Result<Bytes> {
     let serialize_error = |err: serde_json::Error| {
         Error::new(
@@ -292,16 +303,27 @@ fn encode(subscription: &Subscription, keyring: Option<&Keyring>) -> Result<Byte
     };
     let mut document = serde_json::to_value(subscription).map_err(serialize_error)?;
     if let Some(keyring) = keyring {
-        let context = sealing_context(subscription.id.as_str());
-        for_each_secret(&mut document, |slot| {
+        if let Value::Object(object) = &mut document {
+            object.insert(
+                SINK_HOST.to_owned(),
+                Value::String(subscription.sink.scheme_and_host()),
+            );
+            object.insert(
+                SINK_DIGEST.to_owned(),
+                Value::String(subscription.sink.digest().as_str().to_owned()),
+            );
+        }
+        for_each_secret(&mut document, |slot, field| {
             let Value::String(text) = slot else {
                 return Ok(());
             };
+            let context = field.sealing_context(subscription.id.as_str());
             let sealed = keyring.seal(text.as_bytes(), &context).map_err(|err| {
                 Error::new(
                     ErrorCode::Internal,
                     format!(
-                        "failed to seal a secret of subscription {}: {err}",
+                        "failed to seal the {} of subscription {}: {err}",
+                        field.name(),
                         subscription.id
                     ),
                 )
@@ -314,9 +336,10 @@ fn encode(subscription: &Subscription, keyring: Option<&Keyring>) -> Result<Byte
     Ok(Bytes::from(bytes))
 }
 
-/// Parses a stored subscription, opening its sealed secrets; the flag says whether it should
-/// be written again to seal it under the current key-encryption key (a plain-text secret, or
-/// one sealed under an older KEK). Errors name the key and never quote the document.
+/// Parses a stored subscription, opening its sealed secrets and sink; the flag says whether it
+/// should be written again to seal it under the current key-encryption key (a plain-text
+/// secret or sink, one sealed under an older KEK, or a consent answer naming its sink by URL).
+/// Errors name the key and never quote the document.
 fn decode(key: &str, value: &[u8], keyring: Option<&Keyring>) -> Result<(Subscription, bool)> {
     let unreadable = |reason: String| {
         Error::new(
@@ -326,26 +349,25 @@ fn decode(key: &str, value: &[u8], keyring: Option<&Keyring>) -> Result<(Subscri
     };
     let mut document: Value =
         serde_json::from_slice(value).map_err(|err| unreadable(err.to_string()))?;
-    let context = sealing_context(key);
     let mut stale = false;
-    for_each_secret(&mut document, |slot| {
+    for_each_secret(&mut document, |slot, field| {
         match slot {
             Value::String(_) => stale |= keyring.is_some(),
             Value::Object(_) => {
                 let keyring = keyring.ok_or_else(|| {
                     unreadable(
-                        "its secrets are sealed and no key-encryption key is configured \
-                         (secrets.keys)"
+                        "it is sealed and no key-encryption key is configured (secrets.keys)"
                             .to_owned(),
                     )
                 })?;
-                let sealed = sealed_from_json(slot)
-                    .ok_or_else(|| unreadable("a sealed secret is malformed".to_owned()))?;
+                let sealed = sealed_from_json(slot).ok_or_else(|| {
+                    unreadable(format!("its sealed {} is malformed", field.name()))
+                })?;
                 let plaintext = keyring
-                    .open(&sealed, &context)
+                    .open(&sealed, &field.sealing_context(key))
                     .map_err(|err| unreadable(err.to_string()))?;
                 let text = String::from_utf8(plaintext)
-                    .map_err(|_| unreadable("a sealed secret is not text".to_owned()))?;
+                    .map_err(|_| unreadable(format!("its sealed {} is not text", field.name())))?;
                 stale |= keyring.is_stale(&sealed);
                 *slot = Value::String(text);
             }
@@ -353,40 +375,75 @@ fn decode(key: &str, value: &[u8], keyring: Option<&Keyring>) -> Result<(Subscri
         }
         Ok(())
     })?;
+    if let Value::Object(object) = &mut document {
+        object.remove(SINK_HOST);
+        object.remove(SINK_DIGEST);
+    }
+    let consent_names_its_sink = document
+        .get("endpoint_consent")
+        .is_some_and(|consent| consent.get("sink").is_some());
+    stale |= keyring.is_some() && consent_names_its_sink;
     let subscription: Subscription =
         serde_json::from_value(document).map_err(|err| unreadable(err.to_string()))?;
     Ok((subscription, stale))
 }
 
-/// Calls `f` on every secret of a stored document: `secret`, `retired_secrets[].secret` and
-/// `headers[].value`, the fields `herald_core::Subscription` keeps secrets in.
+/// A field of a stored document that is sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SealedField {
+    /// `sink`.
+    Sink,
+    /// `secret`, `retired_secrets[].secret` or `headers[].value`.
+    Secret,
+}
+
+impl SealedField {
+    fn name(self) -> &'static str {
+        match self {
+            SealedField::Sink => "sink",
+            SealedField::Secret => "secret",
+        }
+    }
+
+    /// What a sealed field is bound to: its subscription, so it opens in no other document,
+    /// and whether it is the sink, so a sealed secret moved into `sink` (or the sealed sink
+    /// into a secret's place) does not open either.
+    fn sealing_context(self, id: &str) -> Vec<u8> {
+        match self {
+            SealedField::Sink => format!("herald/subscription-sink/{id}").into_bytes(),
+            SealedField::Secret => format!("herald/subscription-secret/{id}").into_bytes(),
+        }
+    }
+}
+
+/// Calls `f` on every field of a stored document that is sealed: `sink`, `secret`,
+/// `retired_secrets[].secret` and `headers[].value`, the fields `herald_core::Subscription`
+/// keeps its sink URL and secrets in.
 fn for_each_secret(
     document: &mut Value,
-    mut f: impl FnMut(&mut Value) -> Result<()>,
+    mut f: impl FnMut(&mut Value, SealedField) -> Result<()>,
 ) -> Result<()> {
+    if let Some(slot) = document.get_mut("sink") {
+        f(slot, SealedField::Sink)?;
+    }
     if let Some(slot) = document.get_mut("secret") {
-        f(slot)?;
+        f(slot, SealedField::Secret)?;
     }
     if let Some(Value::Array(retired)) = document.get_mut("retired_secrets") {
         for entry in retired {
             if let Some(slot) = entry.get_mut("secret") {
-                f(slot)?;
+                f(slot, SealedField::Secret)?;
             }
         }
     }
     if let Some(Value::Array(headers)) = document.get_mut("headers") {
         for header in headers {
             if let Some(slot) = header.get_mut("value") {
-                f(slot)?;
+                f(slot, SealedField::Secret)?;
             }
         }
     }
     Ok(())
-}
-
-/// What a sealed secret is bound to: its subscription, so it opens in no other document.
-fn sealing_context(id: &str) -> Vec<u8> {
-    format!("herald/subscription-secret/{id}").into_bytes()
 }
 
 fn sealed_to_json(sealed: &Sealed) -> Value {

@@ -1,7 +1,7 @@
 //! Conversions of endpoint consent: the per-subscription mode and the endpoint's last answer.
 
-use herald_core::subscription::SubscriptionError;
 use herald_core::subscription::consent::{ConsentMode, ConsentStatus, EndpointConsent, GrantedBy};
+use herald_core::subscription::{Sink, SubscriptionError};
 
 use crate::convert::timestamp_to_pb;
 use crate::v1 as pb;
@@ -30,8 +30,10 @@ pub fn consent_mode_from_pb(value: i32) -> Result<Option<ConsentMode>, Subscript
     }
 }
 
-/// Returns the wire form of an endpoint's last answer.
-pub fn endpoint_consent_to_pb(consent: &EndpointConsent) -> pb::EndpointConsent {
+/// Returns the wire form of an endpoint's last answer, given the subscription's `sink`: the
+/// answer names its sink by digest only, so the sink is shown when the answer is about it, and
+/// nothing when it is about an earlier one.
+pub fn endpoint_consent_to_pb(consent: &EndpointConsent, sink: &Sink) -> pb::EndpointConsent {
     let (granted, allowed_rate_per_minute, detail) = match &consent.status {
         ConsentStatus::Granted {
             allowed_per_minute,
@@ -46,7 +48,11 @@ pub fn endpoint_consent_to_pb(consent: &EndpointConsent) -> pb::EndpointConsent 
         ConsentStatus::NotGranted { reason } => (false, None, reason.clone()),
     };
     pb::EndpointConsent {
-        sink: consent.sink.as_str().to_owned(),
+        sink: if consent.is_for(sink) {
+            sink.as_str().to_owned()
+        } else {
+            String::new()
+        },
         origin: consent.origin.clone(),
         granted,
         allowed_rate_per_minute,
@@ -63,7 +69,6 @@ pub fn endpoint_consent_to_pb(consent: &EndpointConsent) -> pb::EndpointConsent 
 mod tests {
     use time::macros::datetime;
 
-    use herald_core::Sink;
     use herald_core::subscription::consent::ConsentCallback;
 
     use super::*;
@@ -84,8 +89,9 @@ mod tests {
 
     #[test]
     fn an_answer_shows_its_rate_reason_and_callback() {
+        let sink = Sink::parse("https://example.com/hook?token=t0ken").unwrap();
         let consent = EndpointConsent {
-            sink: Sink::parse("https://example.com/hook").unwrap(),
+            sink_digest: sink.digest(),
             origin: "events.example.com".to_owned(),
             status: ConsentStatus::Granted {
                 allowed_per_minute: Some(300),
@@ -97,7 +103,8 @@ mod tests {
                 expires_at: datetime!(2026-12-02 09:00 UTC),
             }),
         };
-        let wire = endpoint_consent_to_pb(&consent);
+        let wire = endpoint_consent_to_pb(&consent, &sink);
+        assert_eq!(wire.sink, "https://example.com/hook?token=t0ken");
         assert!(wire.granted);
         assert_eq!(wire.allowed_rate_per_minute, Some(300));
         assert_eq!(wire.detail, "callback");
@@ -109,10 +116,30 @@ mod tests {
             callback: None,
             ..consent
         };
-        let wire = endpoint_consent_to_pb(&refused);
+        let wire = endpoint_consent_to_pb(&refused, &sink);
         assert!(!wire.granted);
         assert_eq!(wire.allowed_rate_per_minute, None);
         assert_eq!(wire.detail, "405");
         assert_eq!(wire.callback_expire_time, None);
+    }
+
+    #[test]
+    fn an_answer_about_an_earlier_sink_shows_no_sink() {
+        let earlier = Sink::parse("https://example.com/old?token=t0ken").unwrap();
+        let consent = EndpointConsent {
+            sink_digest: earlier.digest(),
+            origin: "events.example.com".to_owned(),
+            status: ConsentStatus::NotGranted {
+                reason: "405".to_owned(),
+            },
+            checked_at: datetime!(2026-12-02 08:00 UTC),
+            callback: None,
+        };
+        let current = Sink::parse("https://example.com/new").unwrap();
+        assert_eq!(endpoint_consent_to_pb(&consent, &current).sink, "");
+        assert_eq!(
+            endpoint_consent_to_pb(&consent, &earlier).sink,
+            earlier.as_str()
+        );
     }
 }

@@ -75,7 +75,7 @@ pub fn subscription_to_pb(
         endpoint_consent: subscription
             .endpoint_consent
             .as_ref()
-            .map(crate::consent::endpoint_consent_to_pb),
+            .map(|consent| crate::consent::endpoint_consent_to_pb(consent, &subscription.sink)),
         tenant: subscription.tenant.to_string(),
         header_names: subscription
             .headers

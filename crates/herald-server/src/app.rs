@@ -127,7 +127,8 @@ pub(crate) async fn run(
         admin_stop.clone(),
     ));
     let nats = connect(&settings, roles).await?;
-    // Signing secrets are sealed at rest under the configured key-encryption keys.
+    // Signing secrets, header values and sinks are sealed at rest under the configured
+    // key-encryption keys.
     let nats = match settings.keyring() {
         Some(keyring) => nats.with_keyring(keyring),
         None => nats,

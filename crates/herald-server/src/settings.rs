@@ -82,7 +82,8 @@ pub(crate) struct NetworkSettings {
     pub(crate) allow: Vec<Network>,
 }
 
-/// Key-encryption keys that seal signing secrets in the subscriptions bucket.
+/// Key-encryption keys that seal signing secrets, header values and sinks in the subscriptions
+/// bucket.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecretsSettings {

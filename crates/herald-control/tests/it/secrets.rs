@@ -1,5 +1,6 @@
-//! Signing secrets at rest: sealed under the current key-encryption key in the bucket, opened
-//! for readers, and sealed again at start when stored as plain text or under an older KEK.
+//! Signing secrets and sink URLs at rest: sealed under the current key-encryption key in the
+//! bucket (the sink's scheme and host kept in the clear), opened for readers, and sealed again
+//! at start when stored as plain text or under an older KEK.
 
 use herald_core::SubscriptionId;
 use herald_signing::kek::{Kek, Keyring};
@@ -30,8 +31,15 @@ fn check_sealed_under(document: &serde_json::Value, secret: &str, kek: &str) {
     );
     assert_eq!(document["secret"]["kek"], kek, "{text}");
     assert_eq!(document["secret"]["alg"], "xchacha20poly1305", "{text}");
+    // The sink's path and query (`?token=abc`) are sealed too; its scheme and host stay.
+    assert!(
+        !text.contains("token=abc"),
+        "the sink is in the bucket: {text}"
+    );
+    assert_eq!(document["sink"]["kek"], kek, "{text}");
+    assert_eq!(document["sink_host"], "https://hooks.example.com", "{text}");
     // The rest stays readable.
-    assert_eq!(document["sink"], PUBLIC_SINK);
+    assert!(document["created_at"].is_string(), "{text}");
 }
 
 #[tokio::test]
@@ -46,6 +54,8 @@ async fn secrets_are_sealed_in_the_bucket_and_opened_for_readers() {
     let id = SubscriptionId::parse(&created.id).unwrap();
     let read = control.store.get(&id).await.unwrap().unwrap();
     assert_eq!(read.value.secret.expose(), created.secret);
+    assert_eq!(read.value.sink.as_str(), PUBLIC_SINK);
+    assert_eq!(created.sink, PUBLIC_SINK, "the API shows the full sink");
 }
 
 #[tokio::test]
@@ -53,10 +63,9 @@ async fn plain_text_secrets_load_and_are_sealed_at_start_with_their_history_remo
     // Written by a Herald without a keyring: plain text, as before sealing existed.
     let control = Control::start(Options::default()).await;
     let created = control.create(create_request(PUBLIC_SINK)).await;
-    assert_eq!(
-        stored(&control, &created.id).await["secret"],
-        created.secret
-    );
+    let plain = stored(&control, &created.id).await;
+    assert_eq!(plain["secret"], created.secret);
+    assert_eq!(plain["sink"], PUBLIC_SINK);
     let id = SubscriptionId::parse(&created.id).unwrap();
     // A second revision, so there is history holding the plain text.
     let mut client = control.client();
@@ -81,10 +90,11 @@ async fn plain_text_secrets_load_and_are_sealed_at_start_with_their_history_remo
     assert_eq!(
         control.store.revisions(&id).await.unwrap(),
         1,
-        "older revisions with the plain-text secret should be gone"
+        "older revisions with the plain-text secret and sink should be gone"
     );
     let read = control.store.get(&id).await.unwrap().unwrap();
     assert_eq!(read.value.secret.expose(), created.secret);
+    assert_eq!(read.value.sink.as_str(), PUBLIC_SINK);
     assert_eq!(read.value.description, "second revision");
 }
 

@@ -6,7 +6,8 @@
 //! URL is configured); the endpoint consents by answering with `WebHook-Allowed-Origin` (the
 //! origin, or `*`) and `WebHook-Allowed-Rate` (requests per minute, or `*`), or later by a `GET`
 //! or `POST` on the callback URL. What it answered is stored with the subscription
-//! ([`EndpointConsent`], for the sink it was asked about); under [`ConsentMode::Required`] a
+//! ([`EndpointConsent`], for the sink it was asked about, which it names by its SHA-256 only,
+//! [`SinkDigest`]: the sink's path and query may carry tokens); under [`ConsentMode::Required`] a
 //! subscription without consent for its current sink is [`State::Pending`], and an allowed
 //! rate caps its rate limit ([`Subscription::effective_rate_limit`]).
 //!
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{RateLimit, Sink, State, Subscription, SubscriptionId};
+use super::{RateLimit, Sink, SinkDigest, State, Subscription, SubscriptionId};
 
 /// Request header naming the sending system.
 pub const REQUEST_ORIGIN: &str = "webhook-request-origin";
@@ -75,8 +76,11 @@ impl ConsentMode {
 /// The endpoint's last answer about one sink.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointConsent {
-    /// The sink the answer is about: consent is void for any other.
-    pub sink: Sink,
+    /// The SHA-256 of the sink the answer is about: consent is void for any other. Stored as
+    /// `sink_digest`; a document of before, which stored the sink URL as `sink`, reads as its
+    /// digest.
+    #[serde(rename = "sink_digest", alias = "sink")]
+    pub sink_digest: SinkDigest,
     /// The origin Herald asked for (`consent.origin` then).
     pub origin: String,
     pub status: ConsentStatus,
@@ -375,9 +379,14 @@ pub fn judge(
 }
 
 impl EndpointConsent {
+    /// Whether this is the answer about `sink` (granting or not).
+    pub fn is_for(&self, sink: &Sink) -> bool {
+        self.sink_digest.is_of(sink)
+    }
+
     /// Whether this is consent for `sink`.
     pub fn grants(&self, sink: &Sink) -> bool {
-        self.sink == *sink && matches!(self.status, ConsentStatus::Granted { .. })
+        self.is_for(sink) && matches!(self.status, ConsentStatus::Granted { .. })
     }
 
     /// The rate the endpoint allows `sink`, requests per minute; `None` without a limit or
@@ -386,7 +395,7 @@ impl EndpointConsent {
         match &self.status {
             ConsentStatus::Granted {
                 allowed_per_minute, ..
-            } if self.sink == *sink => *allowed_per_minute,
+            } if self.is_for(sink) => *allowed_per_minute,
             _ => None,
         }
     }
@@ -395,7 +404,7 @@ impl EndpointConsent {
     /// that is still valid; a consent the callback granted meanwhile stands unless the answer
     /// grants too.
     pub fn merge_handshake(&mut self, answered: EndpointConsent) {
-        let granted_meanwhile = self.sink == answered.sink
+        let granted_meanwhile = self.sink_digest == answered.sink_digest
             && matches!(
                 self.status,
                 ConsentStatus::Granted {
@@ -445,19 +454,19 @@ impl EndpointConsent {
     }
 }
 
-/// Why a subscription in `mode` waits for consent to deliver to `sink`; `None` when it does
-/// not (consent granted, or not required).
+/// Why a subscription in `mode` waits for consent to deliver to the sink whose digest is
+/// `sink`; `None` when it does not (consent granted, or not required).
 pub fn pending_reason(
     mode: ConsentMode,
     consent: Option<&EndpointConsent>,
-    sink: &Sink,
+    sink: &SinkDigest,
 ) -> Option<String> {
     if mode != ConsentMode::Required {
         return None;
     }
     match consent {
         None => Some("waiting for the endpoint's consent: not asked yet".to_owned()),
-        Some(consent) if consent.sink != *sink => Some(
+        Some(consent) if consent.sink_digest != *sink => Some(
             "waiting for the endpoint's consent: the sink changed since its last answer".to_owned(),
         ),
         Some(consent) => match &consent.status {
@@ -469,12 +478,13 @@ pub fn pending_reason(
     }
 }
 
-/// Moves `state` between active and pending as consent requires; paused and disabled stay.
+/// Moves `state` between active and pending as consent to the sink whose digest is `sink`
+/// requires; paused and disabled stay.
 pub fn settle(
     state: &mut State,
     mode: ConsentMode,
     consent: Option<&EndpointConsent>,
-    sink: &Sink,
+    sink: &SinkDigest,
     now: OffsetDateTime,
 ) {
     let reason = pending_reason(mode, consent, sink);
@@ -491,11 +501,13 @@ pub fn settle(
 }
 
 /// The part of a stored subscription a consent callback reads and writes, so the public
-/// listener that serves callbacks never opens the signing secrets: fields as
-/// [`Subscription`]'s storage form names them.
+/// listener that serves callbacks never opens a sealed field (the signing secrets, the sink):
+/// fields as [`Subscription`]'s storage form names them. The sink is known by its digest,
+/// `sink_digest`, which a document with a sealed sink keeps in the clear beside it (the
+/// subscription store fills it in from a plain `sink`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentView {
-    pub sink: Sink,
+    pub sink_digest: SinkDigest,
     #[serde(default)]
     pub state: State,
     #[serde(default)]
@@ -520,14 +532,14 @@ impl ConsentView {
         let consent = self
             .endpoint_consent
             .as_mut()
-            .filter(|consent| consent.sink == self.sink)
+            .filter(|consent| consent.sink_digest == self.sink_digest)
             .ok_or(CallbackRefusal::Unknown)?;
         consent.confirm(token, allowed_rate, now)?;
         settle(
             &mut self.state,
             self.consent,
             self.endpoint_consent.as_ref(),
-            &self.sink,
+            &self.sink_digest,
             now,
         );
         self.updated_at = now;
@@ -609,7 +621,7 @@ impl Subscription {
             &mut self.state,
             self.consent,
             self.endpoint_consent.as_ref(),
-            &self.sink,
+            &self.sink.digest(),
             now,
         );
     }
@@ -617,11 +629,13 @@ impl Subscription {
     /// Records a handshake's judged answer, unless the sink changed since it was asked (then
     /// it returns false and changes nothing), and settles the state.
     pub fn record_handshake(&mut self, answered: EndpointConsent, now: OffsetDateTime) -> bool {
-        if answered.sink != self.sink {
+        if !answered.is_for(&self.sink) {
             return false;
         }
         match &mut self.endpoint_consent {
-            Some(current) if current.sink == answered.sink => current.merge_handshake(answered),
+            Some(current) if current.sink_digest == answered.sink_digest => {
+                current.merge_handshake(answered);
+            }
             slot => *slot = Some(answered),
         }
         self.settle_consent(now);
@@ -630,7 +644,8 @@ impl Subscription {
     }
 }
 
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+/// Whether two byte strings are equal, in a time that depends on their lengths only.
+pub(super) fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len()
         && left
             .iter()

@@ -1,6 +1,7 @@
 //! Subscription model tests: ids, sinks, the network policy on IP literals, storage form.
 
 use super::*;
+use crate::network::NetworkPolicy;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

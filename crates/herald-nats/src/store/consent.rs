@@ -1,6 +1,9 @@
 //! The consent callback's write: it changes only the consent part of a stored subscription
 //! (`herald_core::subscription::consent::ConsentView`) in the document's JSON, so the public
-//! listener serving callbacks needs no key-encryption key and never opens a signing secret.
+//! listener serving callbacks needs no key-encryption key and never opens a signing secret or
+//! the sink. It knows the sink by its SHA-256: `sink_digest`, which a document with a sealed
+//! sink keeps beside it, or the digest of a plain `sink` (a document written without a
+//! keyring, or before sinks were sealed); the stored answer names its sink by digest too.
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
@@ -41,8 +44,7 @@ impl SubscriptionStore {
                 )
             };
             let mut document: Value = serde_json::from_slice(&entry.value).map_err(unreadable)?;
-            let mut view: ConsentView =
-                serde_json::from_value(document.clone()).map_err(unreadable)?;
+            let mut view = consent_view(&document).map_err(unreadable)?;
             let changed = match change(&mut view) {
                 Ok(changed) => changed,
                 Err(refused) => return Ok(Some(Err(refused))),
@@ -74,4 +76,17 @@ impl SubscriptionStore {
             format!("subscription {id} kept changing while its consent was written; try again"),
         ))
     }
+}
+
+/// Reads the consent part of a stored document. A document without `sink_digest` has its sink
+/// in plain text, which reads as its digest (`herald_core::SinkDigest`).
+pub(super) fn consent_view(document: &Value) -> serde_json::Result<ConsentView> {
+    let mut view = document.clone();
+    if let Value::Object(object) = &mut view
+        && !object.contains_key(super::SINK_DIGEST)
+        && let Some(sink @ Value::String(_)) = object.get("sink").cloned()
+    {
+        object.insert(super::SINK_DIGEST.to_owned(), sink);
+    }
+    serde_json::from_value(view)
 }

@@ -131,11 +131,11 @@ fn callback_tokens_round_trip_and_only_their_hash_is_stored() {
 fn pending_view(token: &CallbackToken, expires_at: OffsetDateTime) -> ConsentView {
     let sink = sink("https://example.com/hook");
     let mut view = ConsentView {
-        sink: sink.clone(),
+        sink_digest: sink.digest(),
         state: State::Active,
         consent: ConsentMode::Required,
         endpoint_consent: Some(EndpointConsent {
-            sink: sink.clone(),
+            sink_digest: sink.digest(),
             origin: ORIGIN.to_owned(),
             status: judge(ORIGIN, &answered(200, None, None), Some(expires_at)),
             checked_at: NOW,
@@ -147,7 +147,7 @@ fn pending_view(token: &CallbackToken, expires_at: OffsetDateTime) -> ConsentVie
         &mut view.state,
         view.consent,
         view.endpoint_consent.as_ref(),
-        &sink,
+        &sink.digest(),
         NOW,
     );
     view
@@ -198,7 +198,7 @@ fn unknown_expired_and_badly_rated_callbacks_are_refused() {
     ));
     assert_eq!(view, before, "a refused callback changes nothing");
     // A callback offered for another sink is void for the current one.
-    view.sink = sink("https://example.com/moved");
+    view.sink_digest = sink("https://example.com/moved").digest();
     assert_eq!(
         view.confirm(&token, None, NOW),
         Err(CallbackRefusal::Unknown)
@@ -209,7 +209,7 @@ fn unknown_expired_and_badly_rated_callbacks_are_refused() {
 fn only_required_consent_makes_a_subscription_pending_and_paused_stays_paused() {
     let hook = sink("https://example.com/hook");
     let granted = EndpointConsent {
-        sink: hook.clone(),
+        sink_digest: hook.digest(),
         origin: ORIGIN.to_owned(),
         status: ConsentStatus::Granted {
             allowed_per_minute: None,
@@ -225,12 +225,12 @@ fn only_required_consent_makes_a_subscription_pending_and_paused_stays_paused() 
         ..granted.clone()
     };
     let moved = EndpointConsent {
-        sink: sink("https://example.com/old"),
+        sink_digest: sink("https://example.com/old").digest(),
         ..granted.clone()
     };
     let state_after = |state: State, mode, consent: Option<&EndpointConsent>| {
         let mut state = state;
-        settle(&mut state, mode, consent, &hook, NOW);
+        settle(&mut state, mode, consent, &hook.digest(), NOW);
         state
     };
     let pending = |reason: &str| State::Pending {
@@ -287,7 +287,7 @@ fn only_required_consent_makes_a_subscription_pending_and_paused_stays_paused() 
 fn a_handshake_answer_never_undoes_a_callback_granted_meanwhile() {
     let hook = sink("https://example.com/hook");
     let by_callback = EndpointConsent {
-        sink: hook.clone(),
+        sink_digest: hook.digest(),
         origin: ORIGIN.to_owned(),
         status: ConsentStatus::Granted {
             allowed_per_minute: Some(60),
@@ -330,7 +330,7 @@ fn subscription(rate_limit: Option<RateLimit>, consent: ConsentMode) -> Subscrip
 fn granted_at(subscription: &mut Subscription, allowed_per_minute: Option<u32>) {
     let recorded = subscription.record_handshake(
         EndpointConsent {
-            sink: subscription.sink.clone(),
+            sink_digest: subscription.sink.digest(),
             origin: ORIGIN.to_owned(),
             status: ConsentStatus::Granted {
                 allowed_per_minute,
@@ -411,7 +411,7 @@ fn an_answer_for_a_sink_changed_meanwhile_is_not_recorded() {
     let mut subscription = subscription(None, ConsentMode::Required);
     subscription.settle_consent(NOW);
     let stale = EndpointConsent {
-        sink: sink("https://example.com/old"),
+        sink_digest: sink("https://example.com/old").digest(),
         origin: ORIGIN.to_owned(),
         status: ConsentStatus::Granted {
             allowed_per_minute: None,
@@ -439,7 +439,7 @@ fn stored_documents_without_consent_are_off_and_consent_round_trips() {
     required.settle_consent(NOW);
     let token = CallbackToken::new(required.id.clone(), [3; CALLBACK_SECRET_BYTES]);
     required.endpoint_consent = Some(EndpointConsent {
-        sink: required.sink.clone(),
+        sink_digest: required.sink.digest(),
         origin: ORIGIN.to_owned(),
         status: ConsentStatus::NotGranted {
             reason: "405".to_owned(),
@@ -457,9 +457,57 @@ fn stored_documents_without_consent_are_off_and_consent_round_trips() {
         serde_json::from_str::<Subscription>(&json).unwrap(),
         required
     );
-    let view: ConsentView = serde_json::from_str(&json).unwrap();
+    // The answer names its sink by digest only.
+    assert!(
+        json.contains(&format!(
+            r#""sink_digest":"{}""#,
+            required.sink.digest().as_str()
+        )),
+        "{json}"
+    );
+    assert_eq!(
+        json.matches("https://example.com/hook").count(),
+        1,
+        "{json}"
+    );
+    // The consent view reads the digest the store puts beside the sink.
+    let mut document: serde_json::Value = serde_json::from_str(&json).unwrap();
+    document["sink_digest"] = serde_json::json!(required.sink.digest());
+    let view: ConsentView = serde_json::from_value(document).unwrap();
     assert_eq!(view.endpoint_consent, required.endpoint_consent);
     assert_eq!(view.state, required.state);
+    assert!(view.sink_digest.is_of(&required.sink));
+}
+
+#[test]
+fn a_consent_answer_stored_with_the_sink_url_reads_as_its_digest_and_still_grants() {
+    // As stored before answers named their sink by digest.
+    let json = r#"{"id":"sub_00000000000000000000000000","sink":"https://example.com/hook?t=1","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:00:00Z","consent":"required","endpoint_consent":{"sink":"https://example.com/hook?t=1","origin":"events.example.com","status":{"status":"granted","by":"handshake"},"checked_at":"2026-11-22T10:00:00Z"}}"#;
+    let subscription: Subscription = serde_json::from_str(json).unwrap();
+    assert!(subscription.has_consent());
+    assert_eq!(subscription.consented_origin(), Some(ORIGIN));
+    let written = serde_json::to_string(&subscription).unwrap();
+    assert_eq!(
+        written.matches("https://example.com/hook?t=1").count(),
+        1,
+        "{written}"
+    );
+    let mut document: serde_json::Value = serde_json::from_str(json).unwrap();
+    document["sink_digest"] = serde_json::json!(subscription.sink.digest());
+    let mut view: ConsentView = serde_json::from_value(document).unwrap();
+    let granted = view.clone();
+    view.state = State::Pending {
+        reason: "x".to_owned(),
+        since: NOW,
+    };
+    settle(
+        &mut view.state,
+        view.consent,
+        view.endpoint_consent.as_ref(),
+        &granted.sink_digest,
+        NOW,
+    );
+    assert_eq!(view.state, State::Active);
 }
 
 #[test]
@@ -495,7 +543,7 @@ fn a_pending_endpoint_is_asked_again_after_waits_doubling_from_the_first_to_the_
         let at = NOW + time::Duration::minutes(minutes);
         pending.record_handshake(
             EndpointConsent {
-                sink: pending.sink.clone(),
+                sink_digest: pending.sink.digest(),
                 origin: ORIGIN.to_owned(),
                 status: ConsentStatus::NotGranted {
                     reason: "403".to_owned(),
