@@ -408,7 +408,7 @@ async fn a_sealed_sinks_path_and_query_are_nowhere_in_plain_text_through_deliver
                 .deliveries
                 .iter()
                 .any(|(at, _)| at.contains(SEALED_PATHS[1]));
-            let publishing = (!delivered_there && polls % 25 == 0)
+            let publishing = (!delivered_there && polls.is_multiple_of(25))
                 .then(|| publish(format!("sealed-second-{polls}")));
             polls += 1;
             async move {

@@ -151,8 +151,8 @@ impl SubscriptionStore {
         }
     }
 
-    /// Returns a subscription's document exactly as stored, sealed secrets included: what
-    /// anyone who can read the bucket sees (for audits and tests).
+    /// Returns a subscription's document exactly as stored, sealed secrets and sink included:
+    /// what anyone who can read the bucket sees (for audits and tests).
     pub async fn stored_document(&self, id: &SubscriptionId) -> Result<Option<Bytes>> {
         let entry = self
             .kv
