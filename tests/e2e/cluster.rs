@@ -66,6 +66,7 @@ pub(crate) fn dispatcher_config() -> herald_dispatcher::Config {
         park_after: Duration::from_secs(2),
         parked_recheck: Duration::from_secs(300),
         egress_proxy: None,
+        endpoint_ca_file: None,
     }
 }
 

@@ -18,16 +18,21 @@ use herald_signing::kek::{Kek, Keyring};
 use herald_test_support::{NatsServer, Recorded, TestReceiver, eventually, structured_event};
 
 /// Control, dispatcher and a NATS connection whose subscription store seals secrets.
-struct SealedCluster {
+pub(crate) struct SealedCluster {
     _nats_server: NatsServer,
     address: std::net::SocketAddr,
-    nats: Nats,
-    control: SubscriptionServiceClient<tonic::transport::Channel>,
+    pub(crate) nats: Nats,
+    pub(crate) control: SubscriptionServiceClient<tonic::transport::Channel>,
     stop: CancellationToken,
 }
 
 impl SealedCluster {
-    async fn start() -> SealedCluster {
+    pub(crate) async fn start() -> SealedCluster {
+        SealedCluster::start_with(crate::cluster::dispatcher_config()).await
+    }
+
+    /// Starts one whose dispatcher uses `dispatcher_config`.
+    pub(crate) async fn start_with(dispatcher_config: herald_dispatcher::Config) -> SealedCluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats_server = NatsServer::start().await;
         let keyring = Keyring::new(vec![Kek::new("e2e", [42; 32]).unwrap()]).unwrap();
@@ -55,7 +60,7 @@ impl SealedCluster {
         let address = listener.local_addr().unwrap();
         tokio::spawn(control.run(listener, stop.clone()));
         let dispatcher = herald_dispatcher::build(
-            Arc::new(crate::cluster::dispatcher_config()),
+            Arc::new(dispatcher_config),
             nats.clone(),
             NetworkPolicy::new(true, true),
             &prometheus::Registry::new(),
@@ -123,7 +128,7 @@ impl SealedCluster {
             .into_inner()
     }
 
-    async fn get(&self, id: &str) -> pb::Subscription {
+    pub(crate) async fn get(&self, id: &str) -> pb::Subscription {
         let request = pb::GetSubscriptionRequest { id: id.to_owned() };
         self.control
             .clone()
@@ -134,14 +139,14 @@ impl SealedCluster {
     }
 
     /// Publishes an event straight onto the events stream, as ingest would.
-    async fn publish(&self, id: &str) {
+    pub(crate) async fn publish(&self, id: &str) {
         let body = structured_event(id, "com.example.secure");
         let event = herald_core::Event::from_structured(body.into()).unwrap();
         self.nats.publisher().publish(&event).await.unwrap();
     }
 
     /// Returns the subscription's document as stored in the bucket.
-    async fn stored(&self, id: &str) -> String {
+    pub(crate) async fn stored(&self, id: &str) -> String {
         let store = self.nats.subscriptions().await.unwrap();
         let id = SubscriptionId::parse(id).unwrap();
         let bytes = store.stored_document(&id).await.unwrap().unwrap();

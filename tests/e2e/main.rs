@@ -28,6 +28,7 @@ mod e2e_endpoint_restart;
 mod e2e_filters;
 mod e2e_ingest_handshake;
 mod e2e_ingest_to_delivery;
+mod e2e_mtls;
 mod e2e_nats_producers;
 mod e2e_parking;
 mod e2e_restart;

@@ -349,8 +349,8 @@ pub(crate) async fn subscribe_with(
         }),
         delivery: options.delivery,
         consent: pb::ConsentMode::Off as i32,
-        tenant: String::new(),
-        headers: Vec::new(),
+        // Fields added later (custom headers, client certificate, ...) stay unset.
+        ..Default::default()
     };
     let created = control.create_subscription(request).await?.into_inner();
     Ok(created.id)

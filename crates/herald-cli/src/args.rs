@@ -169,7 +169,7 @@ pub(crate) enum RejectedCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum SubCommand {
     /// Create a subscription; prints its id and signing secret (shown only this once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List every subscription.
     List,
     /// Show one subscription.
@@ -178,7 +178,7 @@ pub(crate) enum SubCommand {
         id: String,
     },
     /// Change a subscription's sink, filters, description, retry policy or delivery settings.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Delete a subscription.
     Delete {
         /// Subscription id (`sub_...`).
@@ -558,6 +558,22 @@ pub(crate) struct CreateArgs {
     /// repeatable. Stored sealed like the secret; Herald shows its name only.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub(crate) headers: Vec<String>,
+    #[command(flatten)]
+    pub(crate) client_certificate: ClientCertificateArgs,
+}
+
+/// A client certificate for mutual TLS, read from PEM files: presented to an https endpoint
+/// that asks for one.
+#[derive(Debug, Default, Args)]
+pub(crate) struct ClientCertificateArgs {
+    /// PEM file of the client certificate (chain) deliveries present to an https endpoint that
+    /// asks for one (mutual TLS); needs --client-key.
+    #[arg(long = "client-cert", value_name = "PEM_FILE", requires = "client_key")]
+    pub(crate) client_cert: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate's private key; stored sealed like the secret, never
+    /// shown.
+    #[arg(long = "client-key", value_name = "PEM_FILE", requires = "client_cert")]
+    pub(crate) client_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -595,6 +611,12 @@ pub(crate) struct UpdateArgs {
     /// Removes the custom header of this name; repeatable.
     #[arg(long = "remove-header", value_name = "NAME")]
     pub(crate) remove_headers: Vec<String>,
+    /// Replaces the client certificate (or sets the first one).
+    #[command(flatten)]
+    pub(crate) client_certificate: ClientCertificateArgs,
+    /// Removes the client certificate: deliveries present none.
+    #[arg(long, conflicts_with_all = ["client_cert", "client_key"])]
+    pub(crate) remove_client_cert: bool,
 }
 
 /// Whether the endpoint is asked for consent, and whether delivery waits for it.

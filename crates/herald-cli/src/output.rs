@@ -61,6 +61,18 @@ pub(crate) fn subscription_lines(subscription: &pb::Subscription) -> String {
         // Names only: Herald never returns the values.
         pairs.push(("headers", subscription.header_names.join(", ")));
     }
+    if let Some(certificate) = &subscription.client_certificate {
+        // What Herald returns of it: never the key.
+        pairs.push((
+            "client cert",
+            format!(
+                "{}, sha256 {}, expires {}",
+                certificate.subject,
+                certificate.fingerprint_sha256,
+                time_summary(certificate.not_after.as_ref())
+            ),
+        ));
+    }
     for warning in &subscription.warnings {
         pairs.push(("warning", warning.clone()));
     }
@@ -164,6 +176,13 @@ pub(crate) fn subscription_json(subscription: &pb::Subscription) -> Value {
     }
     if !subscription.header_names.is_empty() {
         object["header_names"] = json!(subscription.header_names);
+    }
+    if let Some(certificate) = &subscription.client_certificate {
+        object["client_certificate"] = json!({
+            "fingerprint_sha256": certificate.fingerprint_sha256,
+            "subject": certificate.subject,
+            "not_after": time_json(certificate.not_after.as_ref()),
+        });
     }
     if let Some(health) = &subscription.health {
         object["health"] = json!({

@@ -14,8 +14,9 @@ use herald_core::{Event, Filter};
 use herald_proto::v1 as pb;
 
 use crate::args::{
-    ConsentArg, ContentModeArg, CreateArgs, DeliveryArgs, FilterArgs, Limit, OnDeadLetterArg,
-    OrderingArg, OutputFormat, RetryArgs, RotateSecretArgs, SchemeArg, SubCommand, UpdateArgs,
+    ClientCertificateArgs, ConsentArg, ContentModeArg, CreateArgs, DeliveryArgs, FilterArgs, Limit,
+    OnDeadLetterArg, OrderingArg, OutputFormat, RetryArgs, RotateSecretArgs, SchemeArg, SubCommand,
+    UpdateArgs,
 };
 use crate::client::Client;
 use crate::output;
@@ -34,7 +35,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<String> {
     let text = match command {
         SubCommand::Create(args) => {
-            let request = create_request(args)?;
+            let request = create_request(*args)?;
             let created = client.create_subscription(request).await?.into_inner();
             render_one(&created, format)
         }
@@ -63,7 +64,7 @@ pub(crate) async fn run(
             } else {
                 None
             };
-            let request = update_request(args, current)?;
+            let request = update_request(*args, current)?;
             let updated = client.update_subscription(request).await?.into_inner();
             render_one(&updated, format)
         }
@@ -352,7 +353,26 @@ fn create_request(args: CreateArgs) -> anyhow::Result<pb::CreateSubscriptionRequ
         consent: consent_of(args.consent) as i32,
         tenant: args.tenant.unwrap_or_default(),
         headers: headers_of(&args.headers)?,
+        client_certificate: client_certificate_of(&args.client_certificate)?,
     })
+}
+
+/// Reads the `--client-cert` and `--client-key` PEM files; Herald checks what they hold.
+fn client_certificate_of(
+    args: &ClientCertificateArgs,
+) -> anyhow::Result<Option<pb::ClientCertificate>> {
+    let (Some(certificate), Some(key)) = (&args.client_cert, &args.client_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, flag: &str| {
+        // The error names the file, never what it holds: the key is a secret.
+        std::fs::read_to_string(path)
+            .with_context(|| format!("{flag}: cannot read {} as text", path.display()))
+    };
+    Ok(Some(pb::ClientCertificate {
+        certificate: read(certificate, "--client-cert")?,
+        key: read(key, "--client-key")?,
+    }))
 }
 
 /// Parses `--header 'Name: value'` flags; Herald checks the names and values themselves.
@@ -426,6 +446,8 @@ fn update_request(
         consent: consent_of(args.consent) as i32,
         set_headers: headers_of(&args.headers)?,
         remove_headers: args.remove_headers,
+        set_client_certificate: client_certificate_of(&args.client_certificate)?,
+        remove_client_certificate: args.remove_client_cert,
     })
 }
 

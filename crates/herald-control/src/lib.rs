@@ -12,6 +12,7 @@
 //! Depends on `herald-nats` and `herald-proto`, never on other roles.
 
 mod auth;
+mod client_certificate;
 mod config;
 mod consent;
 mod credentials;

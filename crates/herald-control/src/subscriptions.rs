@@ -68,6 +68,8 @@ struct Changes {
     /// Custom headers added or replaced by name, then those removed.
     set_headers: Vec<herald_core::subscription::CustomHeader>,
     remove_headers: Vec<String>,
+    /// A new client certificate (`Some(Some(_))`), its removal (`Some(None)`), or neither.
+    client_certificate: Option<Option<herald_core::subscription::ClientCertificate>>,
 }
 
 impl SubscriptionApi {
@@ -126,6 +128,11 @@ impl SubscriptionApi {
             endpoint_consent: None,
             tenant,
             headers: herald_proto::custom_headers_from_pb(&request.headers),
+            client_certificate: request
+                .client_certificate
+                .as_ref()
+                .map(|given| crate::client_certificate::parse(given, "client_certificate", now))
+                .transpose()?,
         };
         subscription.validate()?;
         record_subscription_id(&subscription.id);
@@ -477,6 +484,25 @@ impl SubscriptionApi {
                 err.reason,
             )
         })?;
+        let client_certificate = match (
+            &request.set_client_certificate,
+            request.remove_client_certificate,
+        ) {
+            (Some(_), true) => {
+                return Err(SubscriptionError::new(
+                    "remove_client_certificate",
+                    "cannot be combined with set_client_certificate",
+                )
+                .into());
+            }
+            (Some(given), false) => Some(Some(crate::client_certificate::parse(
+                given,
+                "set_client_certificate",
+                OffsetDateTime::now_utc(),
+            )?)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
         Ok(Changes {
             sink,
             filters,
@@ -487,6 +513,7 @@ impl SubscriptionApi {
             parts_given: request.delivery.as_ref().is_some_and(|d| d.parts != 0),
             set_headers,
             remove_headers: request.remove_headers.clone(),
+            client_certificate,
         })
     }
 }
@@ -514,6 +541,9 @@ impl Changes {
             self.set_headers.clone(),
             &self.remove_headers,
         );
+        if let Some(client_certificate) = &self.client_certificate {
+            subscription.client_certificate = client_certificate.clone();
+        }
         if let Some(retry_policy) = &self.retry_policy {
             subscription.retry_policy = retry_policy.clone();
         }

@@ -3,7 +3,8 @@
 //! The serde form of [`Subscription`] is Herald's storage format in the subscriptions KV bucket
 //! (one JSON document per key, the key being the subscription id). Fields are only ever added,
 //! with defaults, so older documents keep loading. Secrets appear in that form as their text;
-//! the subscription store seals them (`secret`, `retired_secrets[].secret`, `headers[].value`)
+//! the subscription store seals them (`secret`, `retired_secrets[].secret`, `headers[].value`,
+//! `client_certificate.key`)
 //! and the sink URL (`sink`, whose path and query may carry tokens) before writing. A consent
 //! answer names its sink by digest only (`endpoint_consent.sink_digest`, `sink.rs`).
 
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 use crate::filter::{self, Filter};
 use crate::retry::RetryPolicy;
 
+pub mod client_certificate;
 pub mod consent;
 mod delivery;
 pub mod headers;
@@ -24,6 +26,7 @@ mod sink;
 #[cfg(test)]
 mod tests;
 
+pub use client_certificate::ClientCertificate;
 pub use consent::{ConsentMode, EndpointConsent, Pace};
 pub use delivery::{
     ContentMode, DeliverySettings, MAX_IN_FLIGHT, MAX_RATE, OnDeadLetter, Ordering, RateLimit,
@@ -86,6 +89,10 @@ pub struct Subscription {
     /// values are secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<CustomHeader>,
+    /// The client certificate https requests present for mutual TLS (`client_certificate.rs`);
+    /// its key is a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 /// A secret replaced by a rotation: deliveries are signed with it too until `valid_until`.
@@ -142,6 +149,7 @@ impl fmt::Debug for Subscription {
             .field("scheme", &self.secret.scheme())
             .field("retired_secrets", &self.retired_secrets.len())
             .field("headers", &self.headers)
+            .field("client_certificate", &self.client_certificate)
             .field("consent", &self.consent)
             .field("endpoint_consent", &self.endpoint_consent)
             .field("tenant", &self.tenant)
@@ -228,6 +236,11 @@ impl Subscription {
         filter::validate(&self.filters)?;
         self.delivery.validate()?;
         headers::validate(&self.headers)?;
+        client_certificate::check_sink(
+            self.client_certificate.as_ref(),
+            &self.sink,
+            "client_certificate",
+        )?;
         if self.description.len() > 1024 {
             return Err(SubscriptionError::new(
                 "description",

@@ -54,7 +54,8 @@ pub(crate) async fn attempt(
         herald_runtime::trace::context_of(&tracing::Span::current(), delivery.trace()),
     )
     .with_origin(subscription.consented_origin())
-    .with_headers(&subscription.headers);
+    .with_headers(&subscription.headers)
+    .with_client_certificate(&subscription.id, subscription.client_certificate.as_ref());
     // Checked again at the last moment before the request leaves: the scheduler checked it
     // before starting the attempt, but a replica stopped in between (SIGSTOP, a stall) past its
     // lease must not send once the work has moved. The event stays unacknowledged, for the

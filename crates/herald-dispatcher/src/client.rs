@@ -30,12 +30,17 @@ use herald_core::subscription::ContentMode;
 
 use crate::{Config, Error, Result};
 
+use herald_core::SubscriptionId;
+use herald_core::subscription::ClientCertificate;
+
 use self::hosts::HostLimits;
+use self::identity::{ClientPair, IdentityClients};
 use self::proxy::EgressRoute;
 use self::resolver::{DENIED_MARKER, GuardedResolver, Lookups, SystemLookups};
 
 mod handshake;
 mod hosts;
+mod identity;
 mod proxy;
 mod resolver;
 #[cfg(test)]
@@ -60,6 +65,8 @@ pub(crate) struct SignedRequest<'a> {
     /// The subscription's custom headers (`Subscription::headers`), unsigned; validated when
     /// stored, so none collides with a header Herald sets.
     pub(crate) custom_headers: Vec<herald_core::subscription::CustomHeader>,
+    /// The subscription's client certificate, presented when the endpoint asks for one.
+    pub(crate) client_certificate: Option<(&'a SubscriptionId, &'a ClientCertificate)>,
 }
 
 impl<'a> SignedRequest<'a> {
@@ -117,6 +124,20 @@ impl<'a> SignedRequest<'a> {
             trace,
             origin: None,
             custom_headers: Vec::new(),
+            client_certificate: None,
+        }
+    }
+
+    /// Presents the subscription's client certificate, if it has one, when the endpoint asks
+    /// for one (https only).
+    pub(crate) fn with_client_certificate(
+        self,
+        subscription: &'a SubscriptionId,
+        certificate: Option<&'a ClientCertificate>,
+    ) -> SignedRequest<'a> {
+        SignedRequest {
+            client_certificate: certificate.map(|certificate| (subscription, certificate)),
+            ..self
         }
     }
 
@@ -183,6 +204,71 @@ pub(crate) struct DeliveryClient {
     proxy: Option<Arc<EgressRoute>>,
     /// Counts requests the egress proxy failed (`herald_dispatch_egress_proxy_failures_total`).
     proxy_failures: prometheus::IntCounter,
+    /// How `http` and `fresh` were built, to build the certificate clients alike.
+    recipe: Arc<ClientRecipe>,
+    /// Clients presenting subscriptions' client certificates (`identity.rs`).
+    identities: Arc<IdentityClients>,
+}
+
+/// Every setting of the delivery clients, so a client presenting a certificate differs from
+/// the shared one by its certificate only.
+struct ClientRecipe {
+    policy: Arc<NetworkPolicy>,
+    lookups: Arc<dyn Lookups>,
+    proxy: Option<Arc<EgressRoute>>,
+    /// The only TLS roots trusted when not empty (tests' own CA); the platform's otherwise.
+    roots: Vec<reqwest::Certificate>,
+    /// Trusted beside the platform's roots (`dispatcher.endpoint_ca_file`).
+    extra_roots: Vec<reqwest::Certificate>,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    per_host: usize,
+}
+
+impl ClientRecipe {
+    /// Builds a client keeping idle connections (`pooled`) or none, presenting `identity`
+    /// when given.
+    fn build(
+        &self,
+        pooled: bool,
+        identity: Option<reqwest::Identity>,
+    ) -> std::result::Result<reqwest::Client, String> {
+        let resolver = GuardedResolver::new(Arc::clone(&self.policy), Arc::clone(&self.lookups))
+            .exempting(self.proxy.as_ref().and_then(|proxy| proxy.name()));
+        let builder = reqwest::Client::builder()
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .timeout(self.request_timeout)
+            .connect_timeout(self.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(resolver))
+            .tcp_nodelay(true);
+        let builder = match &self.proxy {
+            Some(proxy) => builder.proxy(proxy.reqwest_proxy().map_err(|err| err.to_string())?),
+            None => builder.no_proxy(),
+        };
+        let builder = if !self.roots.is_empty() {
+            builder.tls_certs_only(self.roots.iter().cloned())
+        } else if !self.extra_roots.is_empty() {
+            builder.tls_certs_merge(self.extra_roots.iter().cloned())
+        } else {
+            builder
+        };
+        let builder = match identity {
+            Some(identity) => builder.identity(identity),
+            None => builder,
+        };
+        let builder = if pooled && !self.pool_idle_timeout.is_zero() {
+            // A host never has more requests in flight than this, so it never needs more
+            // idle connections either.
+            builder
+                .pool_idle_timeout(self.pool_idle_timeout)
+                .pool_max_idle_per_host(self.per_host)
+        } else {
+            builder.pool_max_idle_per_host(0)
+        };
+        builder.build().map_err(|err| err.to_string())
+    }
 }
 
 impl DeliveryClient {
@@ -235,38 +321,18 @@ impl DeliveryClient {
             .egress_proxy()
             .map_err(Error::Client)?
             .map(|endpoint| Arc::new(EgressRoute::new(endpoint)));
-        let build = |pooled: bool| {
-            let resolver = GuardedResolver::new(Arc::clone(&policy), Arc::clone(&lookups))
-                .exempting(proxy.as_ref().and_then(|proxy| proxy.name()));
-            let builder = reqwest::Client::builder()
-                .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
-                .timeout(config.request_timeout)
-                .connect_timeout(config.connect_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .dns_resolver(Arc::new(resolver))
-                .tcp_nodelay(true);
-            let builder = match &proxy {
-                Some(proxy) => builder.proxy(proxy.reqwest_proxy()?),
-                None => builder.no_proxy(),
-            };
-            let builder = if roots.is_empty() {
-                builder
-            } else {
-                builder.tls_certs_only(roots.iter().cloned())
-            };
-            let builder = if pooled && !config.pool_idle_timeout.is_zero() {
-                // A host never has more requests in flight than this, so it never needs more
-                // idle connections either.
-                builder
-                    .pool_idle_timeout(config.pool_idle_timeout)
-                    .pool_max_idle_per_host(per_host)
-            } else {
-                builder.pool_max_idle_per_host(0)
-            };
-            builder
-                .build()
-                .map_err(|err| Error::Client(err.to_string()))
-        };
+        let recipe = Arc::new(ClientRecipe {
+            policy: Arc::clone(&policy),
+            lookups: Arc::clone(&lookups),
+            proxy: proxy.clone(),
+            roots,
+            extra_roots: config.endpoint_roots().map_err(Error::Client)?,
+            request_timeout: config.request_timeout,
+            connect_timeout: config.connect_timeout,
+            pool_idle_timeout: config.pool_idle_timeout,
+            per_host,
+        });
+        let build = |pooled: bool| recipe.build(pooled, None).map_err(Error::Client);
         Ok(DeliveryClient {
             http: build(true)?,
             fresh: build(false)?,
@@ -279,7 +345,42 @@ impl DeliveryClient {
             proxy,
             proxy_failures: crate::metrics::egress_proxy_failures()
                 .map_err(|err| Error::Client(err.to_string()))?,
+            recipe,
+            identities: Arc::new(IdentityClients::default()),
         })
+    }
+
+    /// The clients `request` goes out with: the shared ones, or those presenting its
+    /// subscription's client certificate (`identity.rs`).
+    fn clients_for(
+        &self,
+        client_certificate: Option<(&SubscriptionId, &ClientCertificate)>,
+    ) -> std::result::Result<ClientPair, String> {
+        let Some((subscription, certificate)) = client_certificate else {
+            return Ok(ClientPair {
+                http: self.http.clone(),
+                fresh: self.fresh.clone(),
+            });
+        };
+        self.identities
+            .get_or_build(subscription, certificate, |identity| {
+                Ok(ClientPair {
+                    http: self.recipe.build(true, Some(identity.clone()))?,
+                    fresh: self.recipe.build(false, Some(identity))?,
+                })
+            })
+    }
+
+    /// Drops the clients presenting `subscription`'s client certificate: it was deleted, or
+    /// has no certificate any more.
+    pub(crate) fn forget_client_certificate(&self, subscription: &SubscriptionId) {
+        self.identities.forget(subscription);
+    }
+
+    /// How many subscriptions' certificate clients are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn client_certificate_clients(&self) -> usize {
+        self.identities.len()
     }
 
     /// Performs one attempt; never fails, the failure is in the report.
@@ -384,9 +485,15 @@ impl DeliveryClient {
         if let Some((class, error)) = self.refuse_target_through_proxy(request.url, started).await {
             return AttemptReport::failed(class, started.elapsed(), error);
         }
+        let clients = match self.clients_for(request.client_certificate) {
+            Ok(clients) => clients,
+            Err(error) => {
+                return AttemptReport::failed(FailureClass::Other, started.elapsed(), error);
+            }
+        };
         let remaining = self.request_timeout.saturating_sub(started.elapsed());
         let sent = match self
-            .post(&self.http, request)
+            .post(&clients.http, request)
             .timeout(remaining)
             .send()
             .await
@@ -400,7 +507,7 @@ impl DeliveryClient {
                         error = describe_failure(err).as_str(),
                         "connection lost before a response; sending again on a new connection"
                     );
-                    self.post(&self.fresh, request)
+                    self.post(&clients.fresh, request)
                         .timeout(remaining)
                         .send()
                         .await
@@ -543,6 +650,13 @@ fn connection_lost_before_response(err: &reqwest::Error) -> bool {
 /// hyper's description of a connection closed before the response was complete.
 const INCOMPLETE_MESSAGE: &str = "connection closed before message completed";
 
+/// rustls's description of an alert the peer ended TLS with. An endpoint that refuses the
+/// client certificate (none, or one it does not trust) sends it only after the client, in TLS
+/// 1.3, has finished its side of the handshake and sent the request, so reqwest reports a
+/// request error rather than a connect error; it is classed as the TLS failure it is,
+/// `connect`, like an endpoint certificate Herald does not trust.
+const TLS_ALERT: &str = "received fatal alert";
+
 fn failure_class(err: &reqwest::Error) -> FailureClass {
     let chain = error_chain(err);
     if err.is_timeout() {
@@ -551,7 +665,7 @@ fn failure_class(err: &reqwest::Error) -> FailureClass {
         FailureClass::DeniedAddress
     } else if chain.contains("dns error") || chain.contains("failed to lookup") {
         FailureClass::Dns
-    } else if err.is_connect() {
+    } else if err.is_connect() || chain.contains(TLS_ALERT) {
         FailureClass::Connect
     } else {
         FailureClass::Other

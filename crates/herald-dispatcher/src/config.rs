@@ -1,5 +1,6 @@
 //! Dispatcher configuration.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -56,6 +57,11 @@ pub struct Config {
     /// password are a secret, never shown.
     #[serde(default)]
     pub egress_proxy: Option<EgressProxy>,
+    /// A PEM file of certificate authorities endpoints' certificates may also be signed by
+    /// (an internal CA), trusted beside the platform's roots for deliveries, test sends and
+    /// consent handshakes. Absent or empty trusts the platform's roots only.
+    #[serde(default)]
+    pub endpoint_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -95,7 +101,24 @@ impl Config {
         {
             problems.push(problem);
         }
+        if let Err(problem) = self.endpoint_roots() {
+            problems.push(problem);
+        }
         problems
+    }
+
+    /// Returns the certificate authorities of `endpoint_ca_file`, empty when it is not set;
+    /// `Err` names the setting and the file for one that cannot be read or holds no PEM
+    /// certificate.
+    pub(crate) fn endpoint_roots(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        let Some(path) = self
+            .endpoint_ca_file
+            .as_deref()
+            .filter(|path| !path.as_os_str().is_empty())
+        else {
+            return Ok(Vec::new());
+        };
+        read_roots(path)
     }
 
     /// Returns the egress proxy deliveries go through, `None` to send directly; `Err` for a
@@ -106,4 +129,27 @@ impl Config {
             None => Ok(None),
         }
     }
+}
+
+/// Reads the PEM certificates of `path`, at least one.
+fn read_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|err| {
+        format!(
+            "dispatcher.endpoint_ca_file: cannot read {} ({err})",
+            path.display()
+        )
+    })?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+        format!(
+            "dispatcher.endpoint_ca_file: {} is not a PEM certificate bundle",
+            path.display()
+        )
+    })?;
+    if roots.is_empty() {
+        return Err(format!(
+            "dispatcher.endpoint_ca_file: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(roots)
 }

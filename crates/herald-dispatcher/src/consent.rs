@@ -42,6 +42,10 @@ impl Responder for ConsentCheck {
                 subscription.sink.url(),
                 &request.body,
                 &subscription.headers,
+                subscription
+                    .client_certificate
+                    .as_ref()
+                    .map(|certificate| (&subscription.id, certificate)),
             )
             .await;
         match &outcome {

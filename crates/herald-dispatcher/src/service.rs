@@ -346,6 +346,10 @@ struct Reconciler {
 impl Reconciler {
     fn put(&mut self, subscription: Versioned<herald_core::Subscription>) {
         let id = subscription.value.id.clone();
+        if subscription.value.client_certificate.is_none() {
+            // A changed certificate replaces its clients when next used; a removed one's go now.
+            self.context.client.forget_client_certificate(&id);
+        }
         let parts = subscription.value.delivery.parts;
         let known_parts = self.parts.insert(id.clone(), parts);
         if let Some(known) = known_parts.filter(|known| *known != parts) {
@@ -381,6 +385,7 @@ impl Reconciler {
 
     async fn delete(&mut self, id: SubscriptionId) {
         self.active.remove(&id);
+        self.context.client.forget_client_certificate(&id);
         let parts = self.parts.remove(&id).unwrap_or(1);
         for part in Part::all(parts) {
             self.ownership.withdraw(&WorkId::new(id.clone(), part));

@@ -57,7 +57,8 @@ async fn send(context: &WorkerContext, subscription: &Subscription, event: &Even
         herald_runtime::trace::context_of(&tracing::Span::current(), None),
     )
     .with_origin(subscription.consented_origin())
-    .with_headers(&subscription.headers);
+    .with_headers(&subscription.headers)
+    .with_client_certificate(&subscription.id, subscription.client_certificate.as_ref());
     let report = context.client.send(request).await;
     let result_class = report.result.class_label();
     if let AttemptResult::Response { status, .. } = &report.result {

@@ -2,7 +2,8 @@
 //! written with the KV revision as an optimistic-concurrency token, and watched by dispatchers.
 //!
 //! With a keyring (`Nats::with_keyring`), the secrets of a document (`secret`,
-//! `retired_secrets[].secret` and the custom headers' `headers[].value`) and its sink URL
+//! `retired_secrets[].secret`, the custom headers' `headers[].value` and the client
+//! certificate's private key `client_certificate.key`) and its sink URL
 //! (`sink`, whose path and query may carry tokens) are sealed before it is written, each
 //! replaced by `{"alg", "kek", "nonce", "ciphertext"}` bound to the subscription id (and the sink
 //! to its field), and opened
@@ -393,7 +394,7 @@ fn decode(key: &str, value: &[u8], keyring: Option<&Keyring>) -> Result<(Subscri
 enum SealedField {
     /// `sink`.
     Sink,
-    /// `secret`, `retired_secrets[].secret` or `headers[].value`.
+    /// `secret`, `retired_secrets[].secret`, `headers[].value` or `client_certificate.key`.
     Secret,
 }
 
@@ -417,7 +418,8 @@ impl SealedField {
 }
 
 /// Calls `f` on every field of a stored document that is sealed: `sink`, `secret`,
-/// `retired_secrets[].secret` and `headers[].value`, the fields `herald_core::Subscription`
+/// `retired_secrets[].secret`, `headers[].value` and `client_certificate.key`, the fields
+/// `herald_core::Subscription`
 /// keeps its sink URL and secrets in.
 fn for_each_secret(
     document: &mut Value,
@@ -442,6 +444,12 @@ fn for_each_secret(
                 f(slot, SealedField::Secret)?;
             }
         }
+    }
+    if let Some(slot) = document
+        .get_mut("client_certificate")
+        .and_then(|certificate| certificate.get_mut("key"))
+    {
+        f(slot, SealedField::Secret)?;
     }
     Ok(())
 }

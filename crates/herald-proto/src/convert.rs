@@ -82,6 +82,22 @@ pub fn subscription_to_pb(
             .iter()
             .map(|header| header.name.clone())
             .collect(),
+        client_certificate: subscription
+            .client_certificate
+            .as_ref()
+            .map(client_certificate_info_to_pb),
+    }
+}
+
+/// What answers show of a client certificate: its fingerprint, subject and expiry, never its
+/// key.
+pub fn client_certificate_info_to_pb(
+    certificate: &herald_core::subscription::ClientCertificate,
+) -> pb::ClientCertificateInfo {
+    pb::ClientCertificateInfo {
+        fingerprint_sha256: certificate.fingerprint.clone(),
+        subject: certificate.subject.clone(),
+        not_after: Some(timestamp_to_pb(certificate.not_after)),
     }
 }
 

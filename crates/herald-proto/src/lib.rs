@@ -21,8 +21,9 @@ use herald_core::ErrorCode;
 pub use catalog::{event_type_from_pb, event_type_to_pb};
 pub use consent::{consent_mode_from_pb, consent_mode_to_pb, endpoint_consent_to_pb};
 pub use convert::{
-    SecretVisibility, custom_headers_from_pb, filters_from_pb, filters_to_pb, scheme_from_pb,
-    scheme_to_pb, subscription_to_pb, timestamp_from_pb, timestamp_to_pb,
+    SecretVisibility, client_certificate_info_to_pb, custom_headers_from_pb, filters_from_pb,
+    filters_to_pb, scheme_from_pb, scheme_to_pb, subscription_to_pb, timestamp_from_pb,
+    timestamp_to_pb,
 };
 pub use credential::{
     audit_record_to_pb, operator_token_to_pb, producer_key_to_pb, rate_limit_from_pb,

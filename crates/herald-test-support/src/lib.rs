@@ -1,5 +1,6 @@
 //! Test kit: a real nats-server per test, a controllable webhook receiver, a test CA (`TestCa`),
-//! an HTTP proxy that records what it carries (`TestProxy`), and waiting helpers.
+//! an HTTPS endpoint that may require client certificates (`TlsReceiver`), an HTTP proxy that
+//! records what it carries (`TestProxy`), and waiting helpers.
 //!
 //! Dev-only: no production crate depends on it. Tests never mock the broker: each one starts its
 //! own nats-server with JetStream on a free port in a temporary directory, and a missing binary
@@ -18,6 +19,7 @@ mod cluster;
 mod proxy;
 mod receiver;
 mod tls;
+mod tls_receiver;
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub use cluster::NatsCluster;
 pub use proxy::{ProxiedRequest, TestProxy};
 pub use receiver::{Recorded, Reply, TestReceiver};
 pub use tls::TestCa;
+pub use tls_receiver::{TlsReceiver, TlsRecorded};
 
 /// A nats-server with JetStream, private to one test. Killed when dropped.
 pub struct NatsServer {

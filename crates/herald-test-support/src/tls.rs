@@ -25,11 +25,25 @@ impl TestCa {
 
     /// Issues a leaf certificate named `common_name`; returns its PEM and its key's PEM.
     pub fn issue(&self, common_name: &str) -> (String, String) {
+        self.issue_valid(common_name, None)
+    }
+
+    /// Issues a leaf certificate named `common_name` valid from `not_before` to `not_after`
+    /// (rcgen's default validity when `None`); returns its PEM and its key's PEM.
+    pub fn issue_valid(
+        &self,
+        common_name: &str,
+        validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+    ) -> (String, String) {
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
+        if let Some((not_before, not_after)) = validity {
+            params.not_before = not_before;
+            params.not_after = not_after;
+        }
         let key = KeyPair::generate().unwrap();
         let certificate = params.signed_by(&key, &self.issuer).unwrap();
         (certificate.pem(), key.serialize_pem())

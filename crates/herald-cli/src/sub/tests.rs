@@ -99,6 +99,8 @@ fn update_replaces_filters_only_when_asked() {
                 consent: None,
                 headers: Vec::new(),
                 remove_headers: Vec::new(),
+                client_certificate: ClientCertificateArgs::default(),
+                remove_client_cert: false,
             },
             None,
         )
@@ -381,6 +383,8 @@ fn update_sends_delivery_settings_only_when_a_delivery_flag_is_given() {
                 consent: None,
                 headers: Vec::new(),
                 remove_headers: Vec::new(),
+                client_certificate: ClientCertificateArgs::default(),
+                remove_client_cert: false,
             },
             current,
         )

@@ -484,3 +484,121 @@ async fn rotates_a_secret_and_creates_v1a_subscriptions_with_a_public_key() {
         failure_of(&refused)
     );
 }
+
+#[tokio::test]
+async fn sets_replaces_and_removes_a_client_certificate_from_pem_files_never_showing_its_key() {
+    let control = Control::start(true).await;
+    let ca = herald_test_support::TestCa::new("client-ca");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (certificate, key) = ca.issue("herald-client");
+    let (cert_file, key_file) = (write("cert.pem", &certificate), write("key.pem", &key));
+    // A line of the key's base64, which no output may hold.
+    let key_line = key.lines().nth(1).unwrap().to_owned();
+
+    let created = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--client-cert",
+            &cert_file,
+            "--client-key",
+            &key_file,
+        ])
+        .await;
+    let created_text = stdout_of(&created);
+    assert!(!created_text.contains(&key_line), "{created_text}");
+    let created: serde_json::Value = serde_json::from_str(&created_text).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["client_certificate"]["subject"], "CN=herald-client");
+    let fingerprint = created["client_certificate"]["fingerprint_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fingerprint.len(), 64, "{created}");
+    let shown = stdout_of(&control.heraldctl(&["sub", "get", &id]).await);
+    assert!(
+        shown.contains(&format!(
+            "client cert  CN=herald-client, sha256 {fingerprint}, expires "
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains(&key_line), "{shown}");
+
+    // Another certificate replaces it; --remove-client-cert removes it.
+    let (renewed, renewed_key) = ca.issue("herald-client-renewed");
+    let (cert_file, key_file) = (
+        write("renewed.pem", &renewed),
+        write("renewed-key.pem", &renewed_key),
+    );
+    let updated = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "update",
+            &id,
+            "--client-cert",
+            &cert_file,
+            "--client-key",
+            &key_file,
+        ])
+        .await;
+    let updated: serde_json::Value = serde_json::from_str(&stdout_of(&updated)).unwrap();
+    assert_eq!(
+        updated["client_certificate"]["subject"],
+        "CN=herald-client-renewed"
+    );
+    assert_ne!(
+        updated["client_certificate"]["fingerprint_sha256"],
+        fingerprint
+    );
+    let removed = control
+        .heraldctl(&[
+            "--output",
+            "json",
+            "sub",
+            "update",
+            &id,
+            "--remove-client-cert",
+        ])
+        .await;
+    let removed: serde_json::Value = serde_json::from_str(&stdout_of(&removed)).unwrap();
+    assert!(removed.get("client_certificate").is_none(), "{removed}");
+
+    // A key without its certificate is refused before anything is sent; a key that is not
+    // the certificate's is refused by Herald naming the field, neither quoting the key.
+    let alone = control
+        .heraldctl(&["sub", "create", "--sink", SINK, "--client-key", &key_file])
+        .await;
+    let usage = String::from_utf8_lossy(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{usage}");
+    assert!(usage.contains("--client-cert"), "{usage}");
+    let (cert_file, other_key_file) = (write("cert-again.pem", &certificate), key_file);
+    let mismatched = control
+        .heraldctl(&[
+            "sub",
+            "create",
+            "--sink",
+            SINK,
+            "--client-cert",
+            &cert_file,
+            "--client-key",
+            &other_key_file,
+        ])
+        .await;
+    let failure = failure_of(&mismatched);
+    assert!(
+        failure.starts_with("error: INVALID_ARGUMENT: client_certificate.key: "),
+        "{failure}"
+    );
+    assert!(!failure.contains(&key_line), "{failure}");
+}

@@ -59,6 +59,7 @@ impl Herald {
             park_after: std::time::Duration::from_secs(30),
             parked_recheck: std::time::Duration::from_secs(300),
             egress_proxy: None,
+            endpoint_ca_file: None,
         };
         let dispatcher = herald_dispatcher::build(
             Arc::new(dispatcher_config),

@@ -26,6 +26,7 @@ async fn create_returns_id_and_secret_and_get_omits_the_secret() {
             consent: pb::ConsentMode::Unspecified as i32,
             tenant: String::new(),
             headers: Vec::new(),
+            client_certificate: None,
         })
         .await;
 

@@ -107,6 +107,7 @@ fn storage_form_round_trips_and_debug_hides_the_secret() {
         endpoint_consent: None,
         tenant: crate::credential::TenantId::parse("acme", "tenant").unwrap(),
         headers: Vec::new(),
+        client_certificate: None,
     };
     let json = serde_json::to_string(&subscription).unwrap();
     assert_eq!(

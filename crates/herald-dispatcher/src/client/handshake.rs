@@ -1,15 +1,16 @@
 //! The consent handshake's request: `OPTIONS <sink>` with the `WebHook-Request-*` headers and
 //! the subscription's custom headers (an endpoint that wants an API key on every request wants
-//! it on this one too), through the same SSRF-guarded client, timeouts, per-host bound and
+//! it on this one too) and client certificate, through the same SSRF-guarded client, timeouts, per-host bound and
 //! egress proxy as every delivery.
 
 use std::time::Instant;
 
-use herald_core::subscription::CustomHeader;
+use herald_core::SubscriptionId;
 use herald_core::subscription::consent::{
     ALLOWED_ORIGIN, ALLOWED_RATE, HandshakeOutcome, HandshakeRequest, REQUEST_CALLBACK,
     REQUEST_ORIGIN, REQUEST_RATE,
 };
+use herald_core::subscription::{ClientCertificate, CustomHeader};
 
 use super::DeliveryClient;
 
@@ -17,7 +18,8 @@ use super::DeliveryClient;
 const MAX_HEADER_VALUE: usize = 256;
 
 impl DeliveryClient {
-    /// Sends the validation request to `url` with `custom_headers` and returns the endpoint's
+    /// Sends the validation request to `url` with `custom_headers` (presenting the client
+    /// certificate, if any, when the endpoint asks for one) and returns the endpoint's
     /// status and `WebHook-Allowed-*` headers, or why it did not answer. Never follows a
     /// redirect (a 3xx is an answer without consent); reads no body.
     pub(crate) async fn handshake(
@@ -25,6 +27,7 @@ impl DeliveryClient {
         url: &url::Url,
         request: &HandshakeRequest,
         custom_headers: &[CustomHeader],
+        client_certificate: Option<(&SubscriptionId, &ClientCertificate)>,
     ) -> HandshakeOutcome {
         let started = Instant::now();
         if let Some(range) = url.host().and_then(|host| self.policy.denied_host(&host)) {
@@ -43,7 +46,11 @@ impl DeliveryClient {
         if let Some((_, error)) = self.refuse_target_through_proxy(url, started).await {
             return HandshakeOutcome::Failed { error };
         }
-        let mut builder = self
+        let clients = match self.clients_for(client_certificate) {
+            Ok(clients) => clients,
+            Err(error) => return HandshakeOutcome::Failed { error },
+        };
+        let mut builder = clients
             .fresh
             .request(reqwest::Method::OPTIONS, url.clone())
             .timeout(self.request_timeout.saturating_sub(started.elapsed()));

@@ -16,6 +16,7 @@ use super::resolver::{DENIED_MARKER, GuardedResolver, SystemLookups};
 use super::{AttemptReport, DeliveryClient, SignedRequest};
 use crate::Config;
 
+mod mtls;
 mod proxy;
 mod ssrf;
 
@@ -33,6 +34,7 @@ fn config() -> Config {
         park_after: Duration::from_secs(30),
         parked_recheck: Duration::from_secs(300),
         egress_proxy: None,
+        endpoint_ca_file: None,
     }
 }
 
@@ -165,6 +167,7 @@ async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
         trace: None,
         origin: None,
         custom_headers: Vec::new(),
+        client_certificate: None,
     };
     client.send(request).await
 }

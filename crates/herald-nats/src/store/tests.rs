@@ -171,3 +171,32 @@ fn the_consent_callback_knows_the_sink_by_digest_in_sealed_plain_and_old_documen
         assert_no_token(what, &serde_json::to_string(&view).unwrap());
     }
 }
+
+#[test]
+fn a_client_certificates_key_is_sealed_and_its_certificate_stays_in_the_clear() {
+    const KEY: &str =
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0X2tleV9tYXRlcmlhbA==\n-----END PRIVATE KEY-----\n";
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n";
+    let keyring = keyring("k1", 1);
+    let mut subscription = subscription();
+    subscription.client_certificate = Some(herald_core::subscription::ClientCertificate {
+        certificate: CERTIFICATE.to_owned(),
+        key: KEY.to_owned(),
+        fingerprint: "ab".repeat(32),
+        subject: "CN=herald-client".to_owned(),
+        not_after: time::macros::datetime!(2030-01-01 00:00 UTC),
+    });
+    let stored = encode(&subscription, Some(&keyring)).unwrap();
+    let stored_text = text(&stored);
+    assert!(
+        !stored_text.contains("c2VjcmV0X2tleV9tYXRlcmlhbA"),
+        "{stored_text}"
+    );
+    assert!(!stored_text.contains("PRIVATE KEY"), "{stored_text}");
+    let document: Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(document["client_certificate"]["key"]["kek"], "k1");
+    assert_eq!(document["client_certificate"]["certificate"], CERTIFICATE);
+    let (read, stale) = decode(ID, &stored, Some(&keyring)).unwrap();
+    assert_eq!(read, subscription);
+    assert!(!stale);
+}

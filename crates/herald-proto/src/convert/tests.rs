@@ -27,6 +27,7 @@ fn subscription() -> Subscription {
         endpoint_consent: None,
         tenant: herald_core::credential::TenantId::default_tenant(),
         headers: Vec::new(),
+        client_certificate: None,
     }
 }
 

@@ -124,6 +124,30 @@ fn refuses_a_malformed_egress_proxy_without_showing_its_credentials() {
     }
 }
 
+#[test]
+fn refuses_an_endpoint_ca_file_it_cannot_read_or_that_holds_no_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not-pem.pem");
+    std::fs::write(&not_pem, "just text, no certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (path, expected) in [
+        (&missing, "dispatcher.endpoint_ca_file: cannot read"),
+        (&not_pem, "holds no PEM certificate"),
+    ] {
+        let output = herald(
+            &["dev"],
+            &[(
+                "HERALD_DISPATCHER__ENDPOINT_CA_FILE",
+                path.to_str().unwrap(),
+            )],
+        );
+        assert_eq!(output.status.code(), Some(64), "{}", path.display());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    }
+}
+
 // Issue 10, defect 11: `auth.disabled` used to be honoured outside dev mode, on listeners every
 // host can reach.
 #[test]

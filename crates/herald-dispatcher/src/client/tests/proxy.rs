@@ -23,6 +23,7 @@ const BASIC_HERALD_S3CRET: &str = "Basic aGVyYWxkOnMzY3JldA==";
 fn config_through(proxy_url: &str) -> Config {
     Config {
         egress_proxy: Some(EgressProxy::new(proxy_url)),
+        endpoint_ca_file: None,
         ..config()
     }
 }
@@ -224,7 +225,8 @@ async fn targets_the_policy_forbids_are_refused_before_the_proxy_hears_of_them()
         request_rate: None,
     };
     let url = url::Url::parse("http://internal.test/hook").unwrap();
-    let HandshakeOutcome::Failed { error } = client.handshake(&url, &handshake, &[]).await else {
+    let HandshakeOutcome::Failed { error } = client.handshake(&url, &handshake, &[], None).await
+    else {
         panic!("the handshake to internal.test should be refused");
     };
     assert!(error.contains("resolves only to addresses"), "{error}");
@@ -299,7 +301,8 @@ async fn an_unreachable_proxy_fails_the_attempt_as_a_connect_failure_naming_the_
         request_rate: None,
     };
     let url = url::Url::parse("https://sink.test/hook").unwrap();
-    let HandshakeOutcome::Failed { error } = client.handshake(&url, &handshake, &[]).await else {
+    let HandshakeOutcome::Failed { error } = client.handshake(&url, &handshake, &[], None).await
+    else {
         panic!("the handshake through an unreachable proxy should fail");
     };
     assert!(
