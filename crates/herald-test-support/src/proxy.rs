@@ -11,13 +11,18 @@
 //!
 //! One request per client connection: enough for a client that opens a new connection after
 //! `Connection: close`, as reqwest does.
+//!
+//! `TestProxy::tls` serves the proxy itself over TLS (an `https://` proxy URL), with a
+//! certificate for 127.0.0.1 from a [`crate::TestCa`]: what the client says to the proxy is
+//! then encrypted too, and a tunnelled `https://` request is TLS inside TLS.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// Longest request head the proxy reads.
 const MAX_HEAD: usize = 64 * 1024;
@@ -36,6 +41,8 @@ pub struct ProxiedRequest {
 /// An HTTP proxy on 127.0.0.1 that records what it is asked for; stops when dropped.
 pub struct TestProxy {
     port: u16,
+    /// Whether the proxy speaks TLS to its clients.
+    tls: bool,
     requests: Arc<Mutex<Vec<ProxiedRequest>>>,
     accepting: tokio::task::JoinHandle<()>,
 }
@@ -58,16 +65,28 @@ impl TestProxy {
     /// Starts a proxy that resolves each of `hosts` (name, address) to its address, other names
     /// with the system resolver.
     pub async fn resolving(hosts: &[(&str, &str)]) -> TestProxy {
-        TestProxy::started(hosts, None).await
+        TestProxy::started(hosts, None, None).await
+    }
+
+    /// Starts a proxy that its clients reach over TLS, with a certificate of `ca` for
+    /// 127.0.0.1, resolving `hosts` as [`TestProxy::resolving`] does; [`TestProxy::url`] is
+    /// then `https://`.
+    pub async fn tls(ca: &crate::TestCa, hosts: &[(&str, &str)]) -> TestProxy {
+        let config = ca.server_config("test-proxy", None);
+        TestProxy::started(hosts, None, Some(TlsAcceptor::from(config))).await
     }
 
     /// Starts a proxy that answers `407 Proxy Authentication Required` to every request whose
     /// `Proxy-Authorization` is not `authorization` (still recording it).
     pub async fn requiring(authorization: &str) -> TestProxy {
-        TestProxy::started(&[], Some(authorization.to_owned())).await
+        TestProxy::started(&[], Some(authorization.to_owned()), None).await
     }
 
-    async fn started(hosts: &[(&str, &str)], required: Option<String>) -> TestProxy {
+    async fn started(
+        hosts: &[(&str, &str)],
+        required: Option<String>,
+        tls: Option<TlsAcceptor>,
+    ) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -79,17 +98,20 @@ impl TestProxy {
                 .collect(),
             required,
         });
-        let accepting = tokio::spawn(accept(listener, shared));
+        let serves_tls = tls.is_some();
+        let accepting = tokio::spawn(accept(listener, shared, tls));
         TestProxy {
             port,
+            tls: serves_tls,
             requests,
             accepting,
         }
     }
 
-    /// The proxy's URL, `http://127.0.0.1:<port>`.
+    /// The proxy's URL, `http://127.0.0.1:<port>` (`https://` for [`TestProxy::tls`]).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The proxy's port.
@@ -117,14 +139,27 @@ impl Drop for TestProxy {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(serve(stream, Arc::clone(&shared)));
+        let shared = Arc::clone(&shared);
+        match &tls {
+            None => {
+                tokio::spawn(serve(stream, shared));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve(stream, shared).await;
+                    }
+                });
+            }
+        }
     }
 }
 
 /// Carries one request: records it, then tunnels or forwards it.
-async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: Arc<Shared>) {
     let Some((head, rest)) = read_head(&mut client).await else {
         return;
     };
@@ -162,7 +197,12 @@ async fn connect(shared: &Shared, authority: &str) -> Option<TcpStream> {
 }
 
 /// Connects to `authority`, answers `200`, then copies bytes both ways until either side ends.
-async fn tunnel(mut client: TcpStream, shared: &Shared, authority: &str, rest: Vec<u8>) {
+async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
+    shared: &Shared,
+    authority: &str,
+    rest: Vec<u8>,
+) {
     let Some(mut upstream) = connect(shared, authority).await else {
         let _ = client
             .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
@@ -181,7 +221,13 @@ async fn tunnel(mut client: TcpStream, shared: &Shared, authority: &str, rest: V
 
 /// Sends the request to its target in origin form, without the proxy's own headers and with
 /// `Connection: close`, then copies the rest of the exchange both ways.
-async fn forward(mut client: TcpStream, shared: &Shared, head: &str, target: &str, rest: Vec<u8>) {
+async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
+    shared: &Shared,
+    head: &str,
+    target: &str,
+    rest: Vec<u8>,
+) {
     let Some((authority, path)) = split_absolute(target) else {
         let _ = client
             .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -225,7 +271,7 @@ async fn forward(mut client: TcpStream, shared: &Shared, head: &str, target: &st
 
 /// Reads up to the end of the request head; returns the head (without the blank line) and the
 /// bytes read after it.
-async fn read_head(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(String, Vec<u8>)> {
     let mut buffer = Vec::new();
     loop {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {

@@ -1,6 +1,11 @@
 //! Certificates generated in tests (rcgen): a CA that issues leaves for `localhost`.
 
+use std::sync::Arc;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A CA that issues certificates for `localhost` and 127.0.0.1.
 pub struct TestCa {
@@ -47,5 +52,36 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let certificate = params.signed_by(&key, &self.issuer).unwrap();
         (certificate.pem(), key.serialize_pem())
+    }
+
+    /// A TLS server configuration presenting a certificate of this CA named `common_name` (for
+    /// `localhost` and 127.0.0.1); with `client_ca`, the server accepts only clients presenting
+    /// a certificate it issued (mutual TLS).
+    pub fn server_config(
+        &self,
+        common_name: &str,
+        client_ca: Option<&TestCa>,
+    ) -> Arc<rustls::ServerConfig> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (certificate, key) = self.issue(common_name);
+        let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let builder = rustls::ServerConfig::builder();
+        let builder = match client_ca {
+            Some(client_ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots
+                    .add(CertificateDer::from_pem_slice(client_ca.pem.as_bytes()).unwrap())
+                    .unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Arc::new(builder.with_single_cert(chain, key).unwrap())
     }
 }

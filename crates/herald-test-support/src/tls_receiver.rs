@@ -21,9 +21,6 @@ use sha2::Digest as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
@@ -52,29 +49,7 @@ impl TlsReceiver {
     /// `localhost`; with `client_ca`, only clients presenting a certificate it issued get
     /// through the handshake.
     pub async fn start(server_ca: &TestCa, client_ca: Option<&TestCa>) -> TlsReceiver {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let (certificate, key) = server_ca.issue("test-endpoint");
-        let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-        let builder = ServerConfig::builder();
-        let tls = match client_ca {
-            Some(client_ca) => {
-                let mut roots = RootCertStore::empty();
-                roots
-                    .add(CertificateDer::from_pem_slice(client_ca.pem.as_bytes()).unwrap())
-                    .unwrap();
-                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-                    .build()
-                    .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        }
-        .with_single_cert(chain, key)
-        .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let acceptor = TlsAcceptor::from(server_ca.server_config("test-endpoint", client_ca));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));

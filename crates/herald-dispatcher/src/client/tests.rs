@@ -38,6 +38,67 @@ fn config() -> Config {
     }
 }
 
+/// An HTTPS endpoint on 127.0.0.1 with a certificate of a test CA for `localhost`, optionally
+/// accepting only clients with a certificate of another (mutual TLS); records the head of every
+/// request and answers 204.
+struct TlsEndpoint {
+    port: u16,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TlsEndpoint {
+    async fn start(ca: &herald_test_support::TestCa) -> TlsEndpoint {
+        TlsEndpoint::serving(ca.server_config("sink", None)).await
+    }
+
+    /// One that accepts only clients presenting a certificate of `client_ca`.
+    async fn requiring(
+        ca: &herald_test_support::TestCa,
+        client_ca: &herald_test_support::TestCa,
+    ) -> TlsEndpoint {
+        TlsEndpoint::serving(ca.server_config("sink", Some(client_ca))).await
+    }
+
+    async fn serving(tls: Arc<rustls::ServerConfig>) -> TlsEndpoint {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&heads);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let recorded = Arc::clone(&recorded);
+                tokio::spawn(async move {
+                    let Ok(mut stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut buffer = Vec::new();
+                    while let Some(length) = read_request(&mut stream, &mut buffer).await {
+                        let head = String::from_utf8_lossy(&buffer[..length]).into_owned();
+                        recorded.lock().unwrap().push(head);
+                        buffer.drain(..length);
+                        let response = b"HTTP/1.1 204 No Content\r\n\r\n";
+                        if stream.write_all(response).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TlsEndpoint { port, heads }
+    }
+
+    /// `https://localhost:<port>/hook`.
+    fn url(&self) -> url::Url {
+        url::Url::parse(&format!("https://localhost:{}/hook", self.port)).unwrap()
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
 /// A keep-alive HTTP/1.1 endpoint on 127.0.0.1 answering every request with 204; counts the
 /// connections it accepted and the requests it answered.
 struct Endpoint {
@@ -154,8 +215,13 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>
 
 async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
     let url = url::Url::parse(url).unwrap();
-    let request = SignedRequest {
-        url: &url,
+    client.send(test_request(&url)).await
+}
+
+/// A signed request to `url` with a fixed body and signature, none of a subscription's extras.
+fn test_request(url: &url::Url) -> SignedRequest<'_> {
+    SignedRequest {
+        url,
         body: bytes::Bytes::from_static(b"{}"),
         content_type: Some(herald_core::event::STRUCTURED_CONTENT_TYPE.into()),
         headers: [
@@ -168,8 +234,7 @@ async fn send(client: &DeliveryClient, url: &str) -> AttemptReport {
         origin: None,
         custom_headers: Vec::new(),
         client_certificate: None,
-    };
-    client.send(request).await
+    }
 }
 
 fn failure_class(report: &AttemptReport) -> Option<FailureClass> {

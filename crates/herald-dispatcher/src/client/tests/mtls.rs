@@ -3,82 +3,14 @@
 //! consent handshake through, none or another CA's fails the attempt like any TLS failure, and
 //! each subscription's clients are kept for its certificate only.
 
-use std::sync::Mutex;
-
 use herald_core::SubscriptionId;
 use herald_core::subscription::ClientCertificate;
 use herald_core::subscription::consent::{HandshakeOutcome, HandshakeRequest};
 use herald_test_support::TestCa;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::super::resolver::Lookups;
 use super::ssrf::TableLookups;
 use super::*;
-
-/// An HTTPS endpoint for `localhost` that accepts only clients with a certificate of
-/// `client_ca`; records the head of every request and answers 204.
-struct MtlsEndpoint {
-    port: u16,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl MtlsEndpoint {
-    async fn start(server_ca: &TestCa, client_ca: &TestCa) -> MtlsEndpoint {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let (certificate, key) = server_ca.issue("sink");
-        let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(client_ca.pem.as_bytes()).unwrap())
-            .unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-            .build()
-            .unwrap();
-        let tls = rustls::ServerConfig::builder()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let recorded = Arc::clone(&heads);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let recorded = Arc::clone(&recorded);
-                tokio::spawn(async move {
-                    let Ok(mut stream) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let mut buffer = Vec::new();
-                    while let Some(length) = read_request(&mut stream, &mut buffer).await {
-                        let head = String::from_utf8_lossy(&buffer[..length]).into_owned();
-                        recorded.lock().unwrap().push(head);
-                        buffer.drain(..length);
-                        let response = b"HTTP/1.1 204 No Content\r\n\r\n";
-                        if stream.write_all(response).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        MtlsEndpoint { port, heads }
-    }
-
-    fn url(&self) -> url::Url {
-        url::Url::parse(&format!("https://localhost:{}/hook", self.port)).unwrap()
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
 
 /// A client trusting `server_ca`, resolving `localhost` to 127.0.0.1, loopback allowed.
 fn client_trusting(server_ca: &TestCa) -> DeliveryClient {
@@ -114,22 +46,7 @@ async fn send_as(
     subscription: &SubscriptionId,
     certificate: Option<&ClientCertificate>,
 ) -> AttemptReport {
-    let request = SignedRequest {
-        url,
-        body: bytes::Bytes::from_static(b"{}"),
-        content_type: Some(herald_core::event::STRUCTURED_CONTENT_TYPE.into()),
-        headers: [
-            ("webhook-id", "msg_test".to_owned()),
-            ("webhook-timestamp", "0".to_owned()),
-            ("webhook-signature", "v1,test".to_owned()),
-        ],
-        event_headers: Vec::new(),
-        trace: None,
-        origin: None,
-        custom_headers: Vec::new(),
-        client_certificate: None,
-    }
-    .with_client_certificate(subscription, certificate);
+    let request = test_request(url).with_client_certificate(subscription, certificate);
     client.send(request).await
 }
 
@@ -137,7 +54,7 @@ async fn send_as(
 async fn a_delivery_with_the_client_certificate_the_endpoint_trusts_gets_through() {
     let server_ca = TestCa::new("sink ca");
     let client_ca = TestCa::new("client ca");
-    let endpoint = MtlsEndpoint::start(&server_ca, &client_ca).await;
+    let endpoint = TlsEndpoint::requiring(&server_ca, &client_ca).await;
     let client = client_trusting(&server_ca);
     let subscription = subscription_id();
     let certificate = client_certificate(&client_ca, "herald-client");
@@ -158,7 +75,7 @@ async fn a_delivery_without_a_certificate_or_with_another_cas_fails_like_a_tls_f
     let server_ca = TestCa::new("sink ca");
     let client_ca = TestCa::new("client ca");
     let other_ca = TestCa::new("other ca");
-    let endpoint = MtlsEndpoint::start(&server_ca, &client_ca).await;
+    let endpoint = TlsEndpoint::requiring(&server_ca, &client_ca).await;
     let client = client_trusting(&server_ca);
     // What an endpoint whose own certificate is not trusted produces: the existing TLS failure.
     let untrusted = client_trusting(&other_ca);
@@ -185,7 +102,7 @@ async fn a_subscriptions_clients_follow_its_certificate_and_are_dropped_when_for
     let server_ca = TestCa::new("sink ca");
     let client_ca = TestCa::new("client ca");
     let other_ca = TestCa::new("other ca");
-    let endpoint = MtlsEndpoint::start(&server_ca, &client_ca).await;
+    let endpoint = TlsEndpoint::requiring(&server_ca, &client_ca).await;
     let client = client_trusting(&server_ca);
     let subscription = subscription_id();
     let foreign = client_certificate(&other_ca, "stranger");
@@ -215,7 +132,7 @@ async fn a_subscriptions_clients_follow_its_certificate_and_are_dropped_when_for
 async fn the_consent_handshake_presents_the_client_certificate() {
     let server_ca = TestCa::new("sink ca");
     let client_ca = TestCa::new("client ca");
-    let endpoint = MtlsEndpoint::start(&server_ca, &client_ca).await;
+    let endpoint = TlsEndpoint::requiring(&server_ca, &client_ca).await;
     let client = client_trusting(&server_ca);
     let subscription = subscription_id();
     let certificate = client_certificate(&client_ca, "herald-client");

@@ -1,16 +1,13 @@
 //! Deliveries through the egress proxy (`dispatcher.egress_proxy`), against a real HTTP proxy
 //! on loopback (`herald_test_support::TestProxy`) that records what it is asked to carry:
-//! http sinks forwarded, https sinks tunnelled with TLS end to end, forbidden targets refused
-//! before the proxy hears of them, an unreachable proxy named in the attempt's error.
+//! http sinks forwarded, https sinks tunnelled with TLS end to end, an `https://` proxy reached
+//! over TLS, forbidden targets refused before the proxy hears of them, an unreachable proxy
+//! named in the attempt's error.
 //!
 //! Nothing leaves loopback: Herald resolves names from a fixed table, the proxy from its own.
 
-use std::sync::Mutex;
-
 use herald_core::subscription::consent::{HandshakeOutcome, HandshakeRequest};
 use herald_test_support::{TestCa, TestProxy, TestReceiver};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::super::resolver::Lookups;
 use super::ssrf::TableLookups;
@@ -80,59 +77,6 @@ async fn an_http_delivery_goes_through_the_proxy_with_its_credentials() {
     assert_eq!(lookups.asked(), vec!["sink.test".to_owned()]);
 }
 
-/// An HTTPS endpoint on 127.0.0.1 with a certificate of the test CA for `localhost`; records
-/// the head of every request and answers 204.
-struct TlsEndpoint {
-    port: u16,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl TlsEndpoint {
-    async fn start(ca: &TestCa) -> TlsEndpoint {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let (certificate, key) = ca.issue("sink");
-        let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-        let tls = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let recorded = Arc::clone(&heads);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let recorded = Arc::clone(&recorded);
-                tokio::spawn(async move {
-                    let Ok(mut stream) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let mut buffer = Vec::new();
-                    while let Some(length) = read_request(&mut stream, &mut buffer).await {
-                        let head = String::from_utf8_lossy(&buffer[..length]).into_owned();
-                        recorded.lock().unwrap().push(head);
-                        buffer.drain(..length);
-                        let response = b"HTTP/1.1 204 No Content\r\n\r\n";
-                        if stream.write_all(response).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        TlsEndpoint { port, heads }
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
 #[tokio::test]
 async fn an_https_delivery_is_tunnelled_through_connect_with_tls_end_to_end() {
     let ca = TestCa::new("sink ca");
@@ -167,6 +111,86 @@ async fn an_https_delivery_is_tunnelled_through_connect_with_tls_end_to_end() {
             .to_ascii_lowercase()
             .contains("proxy-authorization")
     );
+}
+
+#[tokio::test]
+async fn an_https_proxy_is_reached_over_tls_for_http_and_https_sinks() {
+    let ca = TestCa::new("proxy and sink ca");
+    let endpoint = TlsEndpoint::start(&ca).await;
+    let receiver = TestReceiver::start().await;
+    let http_port = url::Url::parse(receiver.url()).unwrap().port().unwrap();
+    let proxy = TestProxy::tls(
+        &ca,
+        &[("localhost", "127.0.0.1"), ("sink.test", "127.0.0.1")],
+    )
+    .await;
+    let lookups =
+        TableLookups::with(&[("localhost", &["127.0.0.1"]), ("sink.test", &["127.0.0.1"])]);
+    let proxy_url = format!("https://herald:s3cret@127.0.0.1:{}", proxy.port());
+    let client = DeliveryClient::trusting(
+        &config_through(&proxy_url),
+        NetworkPolicy::new(true, false),
+        Arc::clone(&lookups) as Arc<dyn Lookups>,
+        vec![reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap()],
+    )
+    .unwrap();
+
+    // An http sink: the absolute-form request, its credentials and the signed body travel
+    // inside TLS to the proxy, which forwards it.
+    let http_target = format!("http://sink.test:{http_port}/hook?token=q");
+    let report = send(&client, &http_target).await;
+    assert_eq!(status(&report), Some(200), "{:?}", report.error);
+    // An https sink: CONNECT inside TLS to the proxy, then TLS with the endpoint in the tunnel.
+    let https_target = format!("https://localhost:{}/hook", endpoint.port);
+    let report = send(&client, &https_target).await;
+    assert_eq!(status(&report), Some(204), "{:?}", report.error);
+
+    let recorded = proxy.requests();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(
+        (recorded[0].method.as_str(), recorded[0].target.as_str()),
+        ("POST", http_target.as_str())
+    );
+    assert_eq!(recorded[1].method, "CONNECT");
+    assert_eq!(recorded[1].target, format!("localhost:{}", endpoint.port));
+    for request in &recorded {
+        assert_eq!(request.authorization.as_deref(), Some(BASIC_HERALD_S3CRET));
+    }
+    assert_eq!(
+        receiver.requests()[0].header("webhook-id"),
+        Some("msg_test")
+    );
+    let heads = endpoint.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].starts_with("POST /hook HTTP/1.1"), "{}", heads[0]);
+}
+
+#[tokio::test]
+async fn an_https_proxy_whose_certificate_herald_does_not_trust_is_a_connect_failure() {
+    let proxy_ca = TestCa::new("someone else's ca");
+    let receiver = TestReceiver::start().await;
+    let proxy = TestProxy::tls(&proxy_ca, &[]).await;
+    let lookups = TableLookups::with(&[]);
+    let client = DeliveryClient::trusting(
+        &config_through(&format!("https://127.0.0.1:{}", proxy.port())),
+        NetworkPolicy::new(true, false),
+        Arc::clone(&lookups) as Arc<dyn Lookups>,
+        vec![reqwest::Certificate::from_pem(TestCa::new("herald's ca").pem.as_bytes()).unwrap()],
+    )
+    .unwrap();
+    let report = send(&client, receiver.url()).await;
+    assert!(status(&report).is_none(), "{:?}", report.error);
+    assert_eq!(report.result.class_label(), "connect", "{:?}", report.error);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains(&format!("127.0.0.1:{}", proxy.port()))),
+        "{:?}",
+        report.error
+    );
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+    assert_eq!(receiver.count(), 0);
 }
 
 #[tokio::test]
