@@ -1,5 +1,7 @@
 //! Idle subscriptions park (drop their pull) and the next event stored for one wakes exactly it;
-//! a gap in the wake-ups wakes every parked subscription (`crates/herald-dispatcher/src/parking.rs`).
+//! a gap in the wake-ups wakes every parked subscription (`crates/herald-dispatcher/src/parking.rs`);
+//! an event handed to the pull a subscription dropped to park is delivered when it wakes, not
+//! an ack wait later (`worker.rs`).
 
 use std::time::Duration;
 
@@ -134,5 +136,77 @@ async fn a_gap_in_the_wake_ups_wakes_every_parked_subscription_which_parks_again
         .await;
     receivers[1].wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(receivers[0].count(), 0);
+    cluster.shutdown().await;
+}
+
+/// An event the server handed to a pull that is gone (as the pull a subscription drops to park
+/// can be handed one in the moment before it ends) is delivered when the subscription wakes,
+/// not an ack wait later. Here a pull of the test's own takes the event and drops it unread,
+/// standing in for that race; the ack wait is 67 s, and the event arrives well within it.
+#[tokio::test]
+async fn an_event_a_dropped_pull_was_handed_is_delivered_on_waking_not_after_the_ack_wait() {
+    use futures::StreamExt as _;
+
+    let mut config = crate::cluster::dispatcher_config();
+    // ack wait = 2 × request_timeout + connect_timeout + 5 s = 67 s.
+    config.request_timeout = Duration::from_secs(30);
+    let cluster = TestCluster::start_with(config).await;
+    let receiver = TestReceiver::start().await;
+    let subscription = cluster
+        .subscribe(receiver.url(), vec![exact_type("com.parked.race")])
+        .await;
+    // Parked after delivering something, so it parked by dropping a pull of its own.
+    wait_for_parked(&cluster, 1).await;
+    cluster
+        .post_structured(&structured_event("race-1", "com.parked.race"))
+        .await;
+    receiver.wait_for(1, Duration::from_secs(30)).await;
+    wait_for_parked(&cluster, 1).await;
+
+    // The only pull waiting on the consumer is the test's: the server hands it the next event.
+    let client = async_nats::connect(cluster.nats_server.url())
+        .await
+        .unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        async_nats::jetstream::new(client.clone())
+            .get_stream(herald_nats::EVENTS_STREAM)
+            .await
+            .unwrap()
+            .get_consumer(
+                &herald_core::WorkId::whole(
+                    herald_core::SubscriptionId::parse(&subscription.id).unwrap(),
+                )
+                .consumer_name(),
+            )
+            .await
+            .unwrap();
+    let mut taking = consumer
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(60))
+        .messages()
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let posted = tokio::time::Instant::now();
+    cluster
+        .post_structured(&structured_event("race-2", "com.parked.race"))
+        .await;
+    let taken = taking.next().await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&taken.payload).contains("race-2"),
+        "the test's pull took another event"
+    );
+    // Dropped unacknowledged and unread, as a pull that ended would.
+    drop(taken);
+    drop(taking);
+
+    let delivered = receiver.wait_for(2, Duration::from_secs(60)).await;
+    assert_eq!(delivered[1].json()["id"], "race-2");
+    assert!(
+        posted.elapsed() < Duration::from_secs(60),
+        "delivered {:?} after it was stored: only when the ack wait ran out",
+        posted.elapsed()
+    );
     cluster.shutdown().await;
 }

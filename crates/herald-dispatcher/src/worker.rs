@@ -188,6 +188,9 @@ pub(crate) async fn run(
         let mut retry_delay = Duration::from_millis(100);
         // Set up the pulls next time even if the consumer looks idle.
         let mut pull_next = false;
+        // The worker dropped its pull to park (whether it then parked or not) since its last
+        // set-up, and has held no event since.
+        let mut after_park = false;
         while !cancel.is_cancelled() {
             let permit = tokio::select! {
                 () = cancel.cancelled() => break,
@@ -217,6 +220,32 @@ pub(crate) async fn run(
                     continue;
                 }
             };
+            // An event the server handed to the pull this worker dropped to park (it arrived
+            // between the scheduler's last look and the pull's end) is nobody's now, yet
+            // JetStream would deliver it again only after the ack wait: 40 s late by default.
+            // The worker parks only after `park_after` with nothing running or waiting, so
+            // what is unacknowledged then is such events (or an event another process left, or
+            // a long nak a failed retry schedule left, each delivered early rather than late):
+            // the consumer starts again from its acknowledgement floor and delivers them now.
+            let consumer = if !ordered && after_park && consumer.ack_pending_at_start() > 0 {
+                tracing::debug!(
+                    unacknowledged = consumer.ack_pending_at_start(),
+                    "events handed out while parking; delivering them again at once"
+                );
+                drop(consumer);
+                match Box::pin(context.nats.renew_consumer(&spec)).await {
+                    Ok(consumer) => consumer,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "failed to renew the consumer; retrying");
+                        drop(permit);
+                        pause(&cancel, &mut retry_delay).await;
+                        continue;
+                    }
+                }
+            } else {
+                consumer
+            };
+            after_park = false;
             let resumed_after = consumer.resumed_after();
             let caught_up_at_start = consumer.pending_at_start() == 0;
             // Due retries are pulled only while the retry stream holds something of this
@@ -312,6 +341,7 @@ pub(crate) async fn run(
                 }
                 scheduler::Ending::Idle => {
                     pull_next = !Box::pin(park(&context, &mut routes, &cancel)).await;
+                    after_park = true;
                 }
             }
         }

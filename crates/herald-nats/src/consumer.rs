@@ -50,6 +50,8 @@ pub struct EventConsumer {
     resumed_after: Option<u64>,
     /// Events the consumer had yet to deliver when it was set up.
     pending_at_start: u64,
+    /// Events it had delivered and not yet seen acknowledged when it was set up.
+    ack_pending_at_start: u64,
     /// The largest message a pull may have to carry ([`max_message`]; 0 until the handle that
     /// set the consumer up says).
     pub(crate) max_message: usize,
@@ -118,6 +120,13 @@ impl EventConsumer {
     /// older than what arrives later is still to come).
     pub fn pending_at_start(&self) -> u64 {
         self.pending_at_start
+    }
+
+    /// How many events the consumer had delivered and not yet seen acknowledged when it was
+    /// set up: held by a pull that still runs, or by one that is gone (redelivered only after
+    /// the ack wait).
+    pub fn ack_pending_at_start(&self) -> u64 {
+        self.ack_pending_at_start
     }
 
     /// Streams deliveries, pulling up to `batch` messages and about `max_bytes` at a time (at
@@ -346,11 +355,13 @@ pub(crate) async fn ensure_from(
         .create_consumer(config)
         .await
         .map_err(Error::unavailable("failed to create or update a consumer"))?;
-    let pending_at_start = consumer.cached_info().num_pending;
+    let info = consumer.cached_info();
+    let (pending_at_start, ack_pending_at_start) = (info.num_pending, info.num_ack_pending as u64);
     Ok(EventConsumer {
         consumer,
         resumed_after: None,
         pending_at_start,
+        ack_pending_at_start,
         max_message: 0,
     })
 }
@@ -421,6 +432,7 @@ pub(crate) async fn progress(
         consumer,
         resumed_after: None,
         pending_at_start: 0,
+        ack_pending_at_start: 0,
         max_message: 0,
     }
     .progress()
