@@ -37,6 +37,9 @@ pub enum Error {
     },
     #[error("nats-server did not start listening within {0:?}; its log is at {1}")]
     StartTimeout(Duration, PathBuf),
+    /// It ended before it listened: a port taken meanwhile, say.
+    #[error("nats-server exited ({status}) before it listened; its log is at {log}")]
+    Exited { status: String, log: PathBuf },
 }
 
 /// How to run the server.
@@ -194,11 +197,18 @@ impl NatsServer {
             .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        let child = command.spawn().map_err(spawn_error)?;
+        let mut child = command.spawn().map_err(spawn_error)?;
         let timeout = Duration::from_secs(20);
-        let ports = wait_for_ports_file(&ports_dir, timeout)
-            .await
-            .ok_or_else(|| Error::StartTimeout(timeout, log_file.clone()))?;
+        let ports = match wait_for_ports_file(&ports_dir, &mut child, timeout).await {
+            Listening::Yes(ports) => ports,
+            Listening::Exited(status) => {
+                return Err(Error::Exited {
+                    status,
+                    log: log_file,
+                });
+            }
+            Listening::NotYet => return Err(Error::StartTimeout(timeout, log_file)),
+        };
         let url = ports.client;
         let port = url
             .rsplit(':')
@@ -269,9 +279,20 @@ struct Ports {
     monitor: Option<String>,
 }
 
-async fn wait_for_ports_file(dir: &Path, timeout: Duration) -> Option<Ports> {
+/// Whether a started server listens.
+enum Listening {
+    Yes(Ports),
+    /// It exited first, with this status.
+    Exited(String),
+    NotYet,
+}
+
+async fn wait_for_ports_file(dir: &Path, child: &mut Child, timeout: Duration) -> Listening {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Listening::Exited(status.to_string());
+        }
         if let Ok(mut entries) = std::fs::read_dir(dir) {
             let found = entries.find_map(|entry| {
                 let path = entry.ok()?.path();
@@ -281,18 +302,37 @@ async fn wait_for_ports_file(dir: &Path, timeout: Duration) -> Option<Ports> {
                 let monitor = ports["monitoring"][0].as_str().map(str::to_owned);
                 Some(Ports { client, monitor })
             });
-            if found.is_some() {
-                return found;
+            if let Some(ports) = found {
+                return Listening::Yes(ports);
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    None
+    Listening::NotYet
 }
 
 #[cfg(test)]
 mod tests {
-    use super::version_at_least;
+    use super::{Error, NatsServer, ServerOptions, version_at_least};
+
+    #[tokio::test]
+    async fn a_server_that_cannot_bind_its_port_is_reported_as_exited_at_once() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let options = ServerOptions {
+            host: "127.0.0.1".to_owned(),
+            port: taken.local_addr().unwrap().port(),
+            data_dir: dir.path().to_path_buf(),
+            config_file: None,
+        };
+        // Exited, not the start timeout: the exit is seen when it happens.
+        let result = NatsServer::start(&options).await;
+        assert!(
+            matches!(result, Err(Error::Exited { .. })),
+            "{:?}",
+            result.err()
+        );
+    }
 
     #[test]
     fn accepts_only_recent_servers() {

@@ -36,7 +36,26 @@ impl NatsCluster {
     /// agrees on a JetStream meta leader, so streams of `size` replicas can be created at once.
     pub async fn start(size: usize) -> NatsCluster {
         assert!(size > 0, "a cluster needs at least one node");
-        // Route ports must be known before any node starts: every node's routes name them all.
+        // Route ports are picked free before any node starts (every node's routes name them
+        // all), so another process may take one meanwhile: the node that cannot bind it exits,
+        // and the cluster starts again on new ports.
+        let mut attempts = 0;
+        let nodes = loop {
+            attempts += 1;
+            match NatsCluster::start_nodes(size).await {
+                Ok(nodes) => break nodes,
+                // Its log says why; the next try picks other ports.
+                Err(nats_server::Error::Exited { .. }) if attempts < 3 => {}
+                Err(err) => panic!("nats-server should start: {err}"),
+            }
+        };
+        let cluster = NatsCluster { nodes };
+        cluster.wait_for_meta_leader().await;
+        cluster
+    }
+
+    /// Starts every node on new ports; a node that fails stops them all (dropped, killed).
+    async fn start_nodes(size: usize) -> Result<Vec<Node>, nats_server::Error> {
         let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let mut starting = JoinSet::new();
         for index in 0..size {
@@ -62,16 +81,14 @@ impl NatsCluster {
             // Started together: a node alone waits for its peers, one after the other would
             // only add up their start-up times.
             starting.spawn(async move {
-                let server = nats_server::NatsServer::start_in_cluster(&options, &cluster)
-                    .await
-                    .unwrap_or_else(|err| panic!("nats-server {index} should start: {err}"));
-                (index, server, options, cluster, dir)
+                let started = nats_server::NatsServer::start_in_cluster(&options, &cluster).await;
+                started.map(|server| (index, server, options, cluster, dir))
             });
         }
         let mut nodes: Vec<Option<Node>> = (0..size).map(|_| None).collect();
         while let Some(started) = starting.join_next().await {
             let (index, server, options, cluster, dir) =
-                started.expect("starting a nats-server should not panic");
+                started.expect("starting a nats-server should not panic")?;
             // Restarts reuse the client and monitoring ports, so clients reconnect to the same
             // URLs.
             let options = ServerOptions {
@@ -89,11 +106,7 @@ impl NatsCluster {
                 _dir: dir,
             });
         }
-        let cluster = NatsCluster {
-            nodes: nodes.into_iter().flatten().collect(),
-        };
-        cluster.wait_for_meta_leader().await;
-        cluster
+        Ok(nodes.into_iter().flatten().collect())
     }
 
     /// Returns the number of nodes, running or not.
