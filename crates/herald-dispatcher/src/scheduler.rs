@@ -444,7 +444,18 @@ pub(crate) async fn run(
             }
         }
     }
-    // Waiting events are dropped unacknowledged: JetStream redelivers them.
+    // Waiting events were never attempted. An unordered subscription hands them back at once
+    // (a nak without delay), so whoever pulls next, this worker again or the subscription's
+    // next owner, gets them now: left unacknowledged they would fill the consumer's window
+    // (`max_ack_pending`) until the ack wait, and the next owner would deliver nothing
+    // meanwhile. An ordered subscription's next worker starts again from the floor anyway.
+    if route.subscription().delivery.ordering == Ordering::None {
+        for waiting in lanes.waiting_items() {
+            if let Err(err) = waiting.delivery.nak(std::time::Duration::ZERO).await {
+                tracing::debug!(error = %err, "failed to hand a waiting event back");
+            }
+        }
+    }
     drop(lanes);
     while running.next().await.is_some() {}
     while settling.next().await.is_some() {}
