@@ -25,27 +25,17 @@ async fn deliver_until(
     prefix: &str,
     accept: impl Fn(Option<&str>) -> bool,
 ) -> TlsRecorded {
-    let sent = std::sync::atomic::AtomicUsize::new(0);
-    let accept = &accept;
-    eventually(
-        &format!("a delivery of {prefix}"),
-        Duration::from_secs(60),
-        || {
-            let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            async move {
-                cluster.publish(&format!("{prefix}-{n}")).await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                endpoint.requests().into_iter().find(|recorded| {
-                    let id = serde_json::from_slice::<serde_json::Value>(&recorded.body)
-                        .ok()
-                        .and_then(|event| event["id"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    id.starts_with(prefix) && accept(recorded.client_fingerprint.as_deref())
-                })
-            }
-        },
-    )
-    .await
+    cluster
+        .publish_until(prefix, || {
+            endpoint.requests().into_iter().find(|recorded| {
+                let id = serde_json::from_slice::<serde_json::Value>(&recorded.body)
+                    .ok()
+                    .and_then(|event| event["id"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                id.starts_with(prefix) && accept(recorded.client_fingerprint.as_deref())
+            })
+        })
+        .await
 }
 
 async fn attempts_of(cluster: &SealedCluster, id: &str) -> Vec<herald_core::record::AttemptRecord> {

@@ -145,6 +145,26 @@ impl SealedCluster {
         self.nats.publisher().publish(&event).await.unwrap();
     }
 
+    /// Publishes events `prefix-1`, `prefix-2`, ... (one each 300 ms) until `found` finds what
+    /// it waits for, which it returns; panics after 60 s.
+    pub(crate) async fn publish_until<T>(&self, prefix: &str, found: impl Fn() -> Option<T>) -> T {
+        let sent = std::sync::atomic::AtomicUsize::new(0);
+        let found = &found;
+        eventually(
+            &format!("a delivery of {prefix}"),
+            Duration::from_secs(60),
+            || {
+                let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                async move {
+                    self.publish(&format!("{prefix}-{n}")).await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    found()
+                }
+            },
+        )
+        .await
+    }
+
     /// Returns the subscription's document as stored in the bucket.
     pub(crate) async fn stored(&self, id: &str) -> String {
         let store = self.nats.subscriptions().await.unwrap();
@@ -260,27 +280,16 @@ async fn deliver_until(
     prefix: &str,
     accept: impl Fn(&Recorded) -> bool,
 ) -> Recorded {
-    let sent = std::sync::atomic::AtomicUsize::new(0);
-    let accept = &accept;
-    eventually(
-        &format!("a delivery of {prefix}"),
-        Duration::from_secs(60),
-        || {
-            let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            let id = format!("{prefix}-{n}");
-            async move {
-                cluster.publish(&id).await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                receiver.requests().into_iter().find(|recorded| {
-                    recorded.json()["id"]
-                        .as_str()
-                        .is_some_and(|delivered| delivered.starts_with(prefix))
-                        && accept(recorded)
-                })
-            }
-        },
-    )
-    .await
+    cluster
+        .publish_until(prefix, || {
+            receiver.requests().into_iter().find(|recorded| {
+                recorded.json()["id"]
+                    .as_str()
+                    .is_some_and(|delivered| delivered.starts_with(prefix))
+                    && accept(recorded)
+            })
+        })
+        .await
 }
 
 fn signature_count(recorded: &Recorded) -> usize {

@@ -8,7 +8,6 @@
 //! `client_certificate.key`, or the `set_` forms of an update) and never quote what was given:
 //! the key is a secret, and so may be what a caller pasted into the wrong field.
 
-use sha2::Digest as _;
 use time::OffsetDateTime;
 
 use herald_core::subscription::client_certificate::MAX_PEM_LEN;
@@ -87,10 +86,7 @@ pub(crate) fn parse(
             "is not the private key of the first certificate",
         ));
     }
-    let fingerprint = sha2::Sha256::digest(leaf.as_ref())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let fingerprint = herald_core::digest::sha256_hex(leaf.as_ref());
     Ok(ClientCertificate {
         certificate: given.certificate.clone(),
         key: given.key.clone(),

@@ -13,7 +13,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use crate::subscription::RateLimit;
@@ -233,13 +232,10 @@ pub struct TokenHash(String);
 impl TokenHash {
     /// Returns the hash of `token`.
     pub fn of(token: &str) -> TokenHash {
-        let digest = Sha256::digest(token.as_bytes());
-        let mut text = String::with_capacity(7 + 64);
-        text.push_str("sha256:");
-        for byte in digest {
-            text.push_str(&format!("{byte:02x}"));
-        }
-        TokenHash(text)
+        TokenHash(format!(
+            "sha256:{}",
+            crate::digest::sha256_hex(token.as_bytes())
+        ))
     }
 
     /// Returns true when `token` hashes to this, comparing the hashes in constant time.

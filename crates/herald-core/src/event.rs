@@ -122,21 +122,13 @@ impl MessageId {
         let digest = hasher.finalize();
         let mut text = String::with_capacity(4 + 32);
         text.push_str("msg_");
-        for byte in digest.iter().take(16) {
-            text.push(hex_digit(byte >> 4));
-            text.push(hex_digit(byte & 0xf));
-        }
+        crate::digest::push_hex(&mut text, digest.get(..16).unwrap_or_default());
         MessageId(text)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// The lower-case hexadecimal digit of the low four bits of `nibble`.
-fn hex_digit(nibble: u8) -> char {
-    char::from_digit(u32::from(nibble & 0xf), 16).unwrap_or('0')
 }
 
 impl fmt::Display for MessageId {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod credential;
 pub mod delivery;
+pub mod digest;
 pub mod error;
 pub mod event;
 pub mod filter;

@@ -74,10 +74,7 @@ pub fn key_token(key: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(key.as_bytes());
     let mut token = String::with_capacity(32);
-    for byte in digest.iter().take(16) {
-        // Infallible: writing to a String.
-        let _ = write!(token, "{byte:02x}");
-    }
+    crate::digest::push_hex(&mut token, digest.get(..16).unwrap_or_default());
     token
 }
 

@@ -191,6 +191,9 @@ pub(crate) async fn run(
         keepalive_every,
     );
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // When the waiting events' ack wait was last restarted (at the latest: the pull started no
+    // earlier than this worker).
+    let mut kept_alive_at = tokio::time::Instant::now();
     let mut routes_open = true;
     // An ordered subscription that blocks keys on dead letters finds them blocked again after
     // a restart or a takeover: the dead letters are the record, and a purge unblocks.
@@ -410,7 +413,10 @@ pub(crate) async fn run(
                 }
             },
             () = wait_for(&mut wake), if wake.is_some() => wake = None,
-            _ = keepalive.tick() => settling.push(keep_alive(&lanes)),
+            _ = keepalive.tick() => {
+                kept_alive_at = tokio::time::Instant::now();
+                settling.push(keep_alive(&lanes));
+            }
             _ = dead_letter_check.tick() => {
                 let blocked = lanes.blocked_keys();
                 if !blocked.is_empty()
@@ -449,7 +455,11 @@ pub(crate) async fn run(
     // next owner, gets them now: left unacknowledged they would fill the consumer's window
     // (`max_ack_pending`) until the ack wait, and the next owner would deliver nothing
     // meanwhile. An ordered subscription's next worker starts again from the floor anyway.
-    if route.subscription().delivery.ordering == Ordering::None {
+    // Not once the ack wait may have run out since the last extension (a replica stopped past
+    // it, SIGSTOP say): JetStream has handed them to someone else, who may be attempting them.
+    if route.subscription().delivery.ordering == Ordering::None
+        && kept_alive_at.elapsed() < config.ack_wait()
+    {
         for waiting in lanes.waiting_items() {
             if let Err(err) = waiting.delivery.nak(std::time::Duration::ZERO).await {
                 tracing::debug!(error = %err, "failed to hand a waiting event back");

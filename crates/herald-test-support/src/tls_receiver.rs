@@ -17,7 +17,6 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 use bytes::Bytes;
-use sha2::Digest as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -153,7 +152,7 @@ async fn accept_loop(
                         .1
                         .peer_certificates()
                         .and_then(|chain| chain.first())
-                        .map(|leaf| hex(&sha2::Sha256::digest(leaf.as_ref())));
+                        .map(|leaf| herald_core::digest::sha256_hex(leaf.as_ref()));
                     let peer = Peer {
                         address,
                         client_fingerprint,
@@ -219,8 +218,4 @@ async fn record(
         body,
     });
     StatusCode::OK.into_response()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{RateLimit, Sink, SinkDigest, State, Subscription, SubscriptionId};
@@ -259,8 +258,7 @@ impl CallbackToken {
 
     /// Returns the hex SHA-256 of the secret, what is stored.
     pub fn hash(&self) -> String {
-        let digest = Sha256::digest(self.secret.as_bytes());
-        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+        crate::digest::sha256_hex(self.secret.as_bytes())
     }
 
     /// Returns the stored form of a callback made with this token, valid until `expires_at`.

@@ -8,7 +8,6 @@ use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{MAX_SINK_LEN, SubscriptionError};
 use crate::network::{self, NetworkPolicy};
@@ -122,8 +121,7 @@ impl SinkDigest {
     const HEX_LEN: usize = 64;
 
     fn of_url(url: &str) -> SinkDigest {
-        let digest = Sha256::digest(url.as_bytes());
-        SinkDigest(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+        SinkDigest(crate::digest::sha256_hex(url.as_bytes()))
     }
 
     /// Whether this is the digest of `sink`.

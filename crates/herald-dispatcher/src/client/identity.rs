@@ -33,9 +33,10 @@ struct Entry {
 }
 
 /// The certificate clients of subscriptions, bounded.
-#[derive(Default)]
 pub(crate) struct IdentityClients {
     entries: Mutex<Inner>,
+    /// Most subscriptions whose clients are kept.
+    capacity: usize,
 }
 
 #[derive(Default)]
@@ -44,30 +45,51 @@ struct Inner {
     uses: u64,
 }
 
+impl Default for IdentityClients {
+    fn default() -> IdentityClients {
+        IdentityClients::with_capacity(MAX_IDENTITY_CLIENTS)
+    }
+}
+
 impl IdentityClients {
+    /// Keeps the clients of at most `capacity` subscriptions.
+    pub(crate) fn with_capacity(capacity: usize) -> IdentityClients {
+        IdentityClients {
+            entries: Mutex::new(Inner::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The clients presenting `certificate` for `subscription`, built with `build` unless the
     /// subscription's are at hand for this certificate. A failed build is described without
-    /// the key.
+    /// the key. Building (which reads the platform's roots) happens outside the lock, so other
+    /// subscriptions' requests never wait for it; two first requests at once may both build,
+    /// and the later one's clients are kept.
     pub(crate) fn get_or_build(
         &self,
         subscription: &SubscriptionId,
         certificate: &ClientCertificate,
         build: impl FnOnce(reqwest::Identity) -> Result<ClientPair, String>,
     ) -> Result<ClientPair, String> {
-        let mut inner = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        inner.uses += 1;
-        let uses = inner.uses;
-        if let Some(entry) = inner.by_subscription.get_mut(subscription)
-            && entry.fingerprint == certificate.fingerprint
         {
-            entry.last_used = uses;
-            return Ok(entry.clients.clone());
+            let mut inner = self.lock();
+            inner.uses += 1;
+            let uses = inner.uses;
+            if let Some(entry) = inner.by_subscription.get_mut(subscription)
+                && entry.fingerprint == certificate.fingerprint
+            {
+                entry.last_used = uses;
+                return Ok(entry.clients.clone());
+            }
+            // The old certificate's clients (if any) are dropped here, whatever happens next.
+            inner.by_subscription.remove(subscription);
         }
-        // The old certificate's clients (if any) are dropped here, whatever happens next.
-        inner.by_subscription.remove(subscription);
         let mut pem = Vec::with_capacity(certificate.key.len() + certificate.certificate.len() + 1);
         pem.extend_from_slice(certificate.key.as_bytes());
         pem.push(b'\n');
@@ -76,7 +98,11 @@ impl IdentityClients {
         let identity = reqwest::Identity::from_pem(&pem)
             .map_err(|_| "the subscription's client certificate cannot be used".to_owned())?;
         let clients = build(identity)?;
-        if inner.by_subscription.len() >= MAX_IDENTITY_CLIENTS
+        let mut inner = self.lock();
+        inner.uses += 1;
+        let uses = inner.uses;
+        if !inner.by_subscription.contains_key(subscription)
+            && inner.by_subscription.len() >= self.capacity
             && let Some(oldest) = inner
                 .by_subscription
                 .iter()
@@ -98,20 +124,21 @@ impl IdentityClients {
 
     /// Drops the clients of `subscription` (deleted, or without a certificate now).
     pub(crate) fn forget(&self, subscription: &SubscriptionId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .by_subscription
-            .remove(subscription);
+        self.lock().by_subscription.remove(subscription);
     }
 
     /// How many subscriptions' clients are kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .by_subscription
-            .len()
+        self.lock().by_subscription.len()
+    }
+
+    /// Whether `subscription`'s clients are kept.
+    #[cfg(test)]
+    pub(crate) fn holds(&self, subscription: &SubscriptionId) -> bool {
+        self.lock().by_subscription.contains_key(subscription)
     }
 }
+
+#[cfg(test)]
+mod tests;
